@@ -1,0 +1,829 @@
+"""Semantic checks: Keras vocabulary, names, dataflow, losses vs outputs.
+
+Runs after the schema check on whatever IR there is — possibly schema-invalid —
+so every access is defensive: a malformed part is skipped here because the
+schema stage has already reported it. Every problem is collected; nothing stops
+at the first. Never imports TensorFlow: what it knows of Keras is the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import catalog
+from .diagnostics import Diagnostics, did_you_mean
+from .located import Positions, escape
+from .schema import show
+from .sources import SOURCES
+
+UNKNOWN = object()  # a value not known until run time (e.g. a block parameter)
+_TENSOR_KINDS = ("input", "node", "output")
+
+
+def _is(value: Any, key: str) -> bool:
+    return isinstance(value, dict) and key in value
+
+
+def _name(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+@dataclass
+class _Symbol:
+    kind: str  # "param" | "input" | "node" | "output" | "layer" | "block_param"
+    at: str  # pointer of the declaration
+    used: bool = False
+
+
+@dataclass
+class _Scope:
+    """Names visible in a model or block body (plus the spec's params)."""
+
+    symbols: dict[str, _Symbol] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)  # block params -> UNKNOWN
+    deps: dict[str, set[str]] = field(default_factory=dict)  # tensor name -> tensors used
+    block: str | None = None
+
+
+class Checker:
+    def __init__(
+        self,
+        ir: dict[str, Any],
+        positions: Positions,
+        diags: Diagnostics,
+        overrides: dict[str, Any] | None = None,
+    ):
+        self.ir = ir
+        self.pos = positions
+        self.diags = diags
+        self.overrides = overrides or {}
+        self.params: dict[str, _Symbol] = {}
+        self.param_values: dict[str, Any] = {}
+        self.blocks: dict[str, dict[str, Any]] = {}
+
+    # -- reporting --------------------------------------------------------------------
+
+    def error(self, code: str, message: str, at: str, hint: str | None = None,
+              key: bool = False) -> None:
+        span = self.pos.key(at) if key else self.pos.value(at)
+        self.diags.add(code, message, span, hint)
+
+    # -- entry point -------------------------------------------------------------------
+
+    def run(self) -> None:
+        ir = self.ir
+        self.check_params(ir.get("params"))
+        self.collect_blocks(ir.get("blocks"))
+        model = ir.get("model")
+        if isinstance(model, dict):
+            self.check_model(model, "/model")
+        for i, block in enumerate(ir.get("blocks") or []):
+            if isinstance(block, dict):
+                self.check_block(block, f"/blocks/{i}")
+        self.check_block_recursion()
+        data = ir.get("data")
+        if isinstance(data, dict):
+            self.check_data(data, "/data")
+        train = ir.get("train")
+        if isinstance(train, dict):
+            self.check_train(train, "/train", model if isinstance(model, dict) else None)
+        for section in ("distribute", "export"):
+            if section in ir:
+                self.check_refs(ir[section], f"/{section}")
+        for name, sym in self.params.items():
+            if not sym.used:
+                self.error("W401", f"param `{name}` is never used", sym.at, key=True,
+                           hint="remove it, or use it in a value")
+
+    # -- params and plain values ----------------------------------------------------------
+
+    def check_params(self, params: Any) -> None:
+        if not isinstance(params, dict):
+            params = {}
+        for name, value in params.items():
+            at = f"/params/{escape(name)}"
+            self.params[name] = _Symbol("param", at)
+            self.param_values[name] = value if not isinstance(value, (dict, list)) else (
+                value if isinstance(value, list) else UNKNOWN)
+        for name, override in self.overrides.items():
+            if name not in self.params:
+                hint = did_you_mean(name, self.params) or (
+                    "declare it with `param " + name + " = …`" if self.params else
+                    "this spec declares no params")
+                self.diags.add("E407", f"--set {name}=…: the spec has no param `{name}`",
+                               None, hint)
+                continue
+            declared = self.param_values[name]
+            at = self.params[name].at
+            problem = _override_problem(declared, override)
+            if problem:
+                self.error("E407", f"--set {name}={json.dumps(override)}: {problem}", at,
+                           hint=f"`{name}` is declared here as {show(declared)}")
+                continue
+            self.param_values[name] = override
+
+    def value(self, value: Any, at: str, scope: _Scope | None = None) -> Any:
+        """Check refs and operators in a plain value; return its constant or UNKNOWN."""
+        if isinstance(value, list):
+            return [self.value(v, f"{at}/{i}", scope) for i, v in enumerate(value)]
+        if not isinstance(value, dict):
+            return value
+        if "ref" in value:
+            return self.ref_value(value.get("ref"), at, scope)
+        if "op" in value:
+            return self.op(value, at, scope)
+        if "call" in value:
+            return UNKNOWN  # nested calls are checked by their owner
+        if "pipe" in value:
+            self.error("E406", "a pipe `|>` only makes sense inside a model or block body",
+                       at)
+            return UNKNOWN
+        return UNKNOWN
+
+    def ref_value(self, name: Any, at: str, scope: _Scope | None) -> Any:
+        if not isinstance(name, str):
+            return UNKNOWN
+        if scope is not None and name in scope.symbols:
+            sym = scope.symbols[name]
+            sym.used = True
+            if sym.kind == "block_param":
+                return UNKNOWN
+            self.error("E406", f"`{name}` is a {_KIND_WORDS[sym.kind]}, not a value", at,
+                       hint="only params and block parameters can be used as values")
+            return UNKNOWN
+        if name in self.params:
+            self.params[name].used = True
+            return self.param_values[name]
+        self.undefined(name, at, scope, values=True)
+        return UNKNOWN
+
+    def undefined(self, name: str, at: str, scope: _Scope | None, values: bool) -> None:
+        known = list(self.params)
+        if scope is not None:
+            known += [n for n, s in scope.symbols.items()
+                      if values == (s.kind in ("param", "block_param"))]
+        hint = did_you_mean(name, known)
+        if name in ("True", "False", "None"):
+            hint = f"write `{ {'True': 'true', 'False': 'false', 'None': 'null'}[name] }`"
+        elif hint is None and not values:
+            hint = "declare it first, e.g. `input " + name + ": float32[…]` or `" + name + " = …`"
+        elif hint is None and name.isidentifier():
+            hint = f'a bare name is a reference; write "{name}" for a string'
+        self.error("E400", f"undefined name `{name}`", at, hint)
+
+    def op(self, value: dict[str, Any], at: str, scope: _Scope | None) -> Any:
+        args = value.get("args")
+        if not isinstance(args, list):
+            return UNKNOWN
+        vals = [self.value(a, f"{at}/args/{i}", scope) for i, a in enumerate(args)]
+        if any(v is UNKNOWN for v in vals):
+            return UNKNOWN
+        for i, v in enumerate(vals):
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                self.error("E406", f"`{value.get('op')}` needs numbers. Received: {show(v)}",
+                           f"{at}/args/{i}")
+                return UNKNOWN
+        op = value.get("op")
+        try:
+            if op == "neg":
+                return -vals[0]
+            a, b = vals
+            return {"+": a + b, "-": a - b, "*": a * b}[op] if op != "/" else a / b
+        except ZeroDivisionError:
+            self.error("E406", "division by zero", at)
+        except (KeyError, ValueError):
+            pass
+        return UNKNOWN
+
+    def check_refs(self, value: Any, at: str) -> None:
+        """Walk a section, checking every ref and operator in it."""
+        if isinstance(value, dict):
+            if "ref" in value or "op" in value:
+                self.value(value, at)
+                return
+            for k, v in value.items():
+                self.check_refs(v, f"{at}/{escape(k)}")
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self.check_refs(v, f"{at}/{i}")
+
+    # -- calls against the catalog ---------------------------------------------------------
+
+    def call(self, call: dict[str, Any], at: str, category: str,
+             scope: _Scope | None = None) -> dict[str, Any] | None:
+        """Check a constructor call `Name(args…)` of `category`; return its entry."""
+        name = _name(call.get("call"))
+        if name is None:
+            return None
+        if category == "sources":
+            entry = SOURCES.get(name)
+            candidates = list(SOURCES)
+        else:
+            entry = catalog.lookup(category, name)
+            candidates = catalog.names(category)
+        if entry is None:
+            word = _CATEGORY_WORDS.get(category, category)
+            hint = did_you_mean(name, candidates)
+            if hint is None and category == "sources":
+                hint = "sources: " + ", ".join(f"`{s}(…)`" for s in SOURCES)
+            self.error("E300", f"unknown {word} `{name}`", f"{at}/call", hint)
+            self.args_values(call, at, scope)
+            return None
+        self.arguments(name, entry, call, at, category, scope)
+        return entry
+
+    def args_values(self, call: dict[str, Any], at: str, scope: _Scope | None) -> None:
+        for i, arg in enumerate(_list(call.get("args"))):
+            self.nested(arg, f"{at}/args/{i}", None, scope)
+        for key, arg in _dict(call.get("kwargs")).items():
+            self.nested(arg, f"{at}/kwargs/{escape(key)}", None, scope)
+
+    def arguments(self, name: str, entry: dict[str, Any], call: dict[str, Any], at: str,
+                  category: str, scope: _Scope | None) -> None:
+        params = [p for p in entry.get("params", []) if isinstance(p, dict)]
+        positional = [p for p in params if p.get("positional", True)]
+        args = _list(call.get("args"))
+        kwargs = _dict(call.get("kwargs"))
+        given: dict[str, str] = {}
+        if len(args) > len(positional) and not entry.get("var_positional"):
+            extra = args[len(positional)]
+            takes = len(positional)
+            self.error(
+                "E303",
+                f"`{name}` takes {takes} positional argument{'s' if takes != 1 else ''}. "
+                f"Received: {len(args)}",
+                f"{at}/args/{len(positional)}",
+                hint="pass the rest by keyword" if takes else f"pass {show(extra)} by keyword",
+            )
+        for i, arg in enumerate(args):
+            param = positional[i] if i < len(positional) else None
+            aat = f"{at}/args/{i}"
+            if param is not None:
+                given[param["name"]] = aat
+            self.argument(name, param, arg, aat, scope)
+        names = {p["name"]: p for p in params}
+        extras = {p["name"]: p for p in catalog.base_kwargs(category)} if (
+            entry.get("var_keyword") and category != "sources") else {}
+        for key, arg in kwargs.items():
+            kat = f"{at}/kwargs/{escape(key)}"
+            param = names.get(key) or extras.get(key)
+            if param is None:
+                hint = did_you_mean(key, list(names) + list(extras))
+                if hint is None and names:
+                    hint = f"`{name}` takes: " + ", ".join(f"`{n}`" for n in names)
+                self.error("E301", f"`{name}` has no argument `{key}`", kat, hint, key=True)
+                self.nested(arg, kat, None, scope)
+                continue
+            if key in given:
+                self.error("E304", f"`{name}` got `{key}` both by position and by keyword",
+                           kat, key=True)
+            given[key] = kat
+            self.argument(name, param, arg, kat, scope)
+        for p in params:
+            if p.get("required") and p["name"] not in given:
+                self.error("E302", f"`{name}` needs `{p['name']}`", f"{at}/call",
+                           hint=f"write `{name}({_call_example(params)})`")
+
+    def argument(self, owner: str, param: dict[str, Any] | None, arg: Any, at: str,
+                 scope: _Scope | None) -> None:
+        ptype = param.get("type") if param else None
+        kind = None
+        if param is not None:
+            kind = _TYPE_CATEGORY.get(ptype) if isinstance(ptype, str) else None
+            kind = kind or catalog.kind_for_param(param["name"])
+        value = self.nested(arg, at, kind, scope)
+        if ptype is None or value is UNKNOWN or _contains_unknown(value):
+            return
+        problem = catalog.check_value(ptype, value)
+        if problem:
+            pname = param["name"] if param else "argument"
+            via = ""
+            if _is(arg, "ref"):
+                via = f" (from `{arg['ref']}`)"
+            self.error("E305", f"`{pname}` must be {problem}. Received: {pname}={show(value)}"
+                       f"{via}", at)
+
+    def nested(self, arg: Any, at: str, kind: str | None, scope: _Scope | None) -> Any:
+        """Check an argument value; nested calls are checked in `kind`'s category."""
+        if _is(arg, "call"):
+            if kind == "layers":
+                self.layer_construction(arg, at, scope)
+            elif kind is not None:
+                self.call(arg, at, kind, scope)
+            else:
+                self.error("E406", f"`{show(arg)}` is not expected here", at,
+                           hint="only layer, activation, initializer, regularizer, constraint "
+                                "and schedule arguments take a call")
+            return UNKNOWN
+        if isinstance(arg, list):
+            return [self.nested(a, f"{at}/{i}", kind, scope) for i, a in enumerate(arg)]
+        return self.value(arg, at, scope)
+
+    # -- blocks ----------------------------------------------------------------------------
+
+    def collect_blocks(self, blocks: Any) -> None:
+        for i, block in enumerate(_list(blocks)):
+            name = _name(block.get("name")) if isinstance(block, dict) else None
+            if name is None:
+                continue
+            at = f"/blocks/{i}/name"
+            if name in self.blocks:
+                self.error("E401", f"block `{name}` is declared twice", at)
+            elif catalog.lookup("layers", name) is not None:
+                self.error("E401", f"block `{name}` has the name of a Keras layer", at,
+                           hint="rename the block, e.g. `" + name + "Block`")
+            else:
+                self.blocks[name] = block
+
+    def check_block(self, block: dict[str, Any], at: str) -> None:
+        scope = _Scope(block=_name(block.get("name")))
+        seen_default = False
+        for i, p in enumerate(_list(block.get("params"))):
+            if not isinstance(p, dict) or not _name(p.get("name")):
+                continue
+            pat = f"{at}/params/{i}"
+            pname = p["name"]
+            if pname in scope.symbols:
+                self.error("E401", f"block parameter `{pname}` is declared twice", pat)
+                continue
+            if "default" in p:
+                seen_default = True
+                self.value(p["default"], f"{pat}/default")
+            elif seen_default:
+                self.error("E408", f"block parameter `{pname}` without a default follows one "
+                           "with a default", pat, hint="put parameters with defaults last")
+            scope.symbols[pname] = _Symbol("block_param", pat, used=True)
+        self.body(block.get("body"), f"{at}/body", "block", scope)
+
+    def check_block_recursion(self) -> None:
+        uses = {name: _block_uses(b.get("body"), self.blocks) for name, b in self.blocks.items()}
+        for name in self.blocks:
+            path = _find_cycle(name, uses)
+            if path:
+                idx = next(i for i, b in enumerate(self.ir["blocks"]) if b is self.blocks[name])
+                self.error("E402", "blocks use each other in a cycle: " + " -> ".join(path),
+                           f"/blocks/{idx}/name", hint="a block cannot contain itself")
+                return
+
+    # -- models ----------------------------------------------------------------------------
+
+    def check_model(self, model: dict[str, Any], at: str) -> None:
+        kind = model.get("kind")
+        body = model.get("body")
+        if kind == "sequential":
+            self.sequential(_list(body), f"{at}/body")
+        elif kind in ("functional", "subclass"):
+            self.body(body, f"{at}/body", "model", _Scope())
+
+    def sequential(self, body: list[Any], at: str) -> None:
+        layers = 0
+        for i, stmt in enumerate(body):
+            sat = f"{at}/{i}"
+            if not isinstance(stmt, dict):
+                continue
+            if "input" in stmt:
+                if i != 0:
+                    self.error("E404", "a sequential model's `input` comes first", sat)
+                elif "shape" not in stmt:
+                    self.error("E404", "a sequential model's input needs a shape", sat,
+                               hint=f"write `input {stmt['input']}: float32[…]`")
+                continue
+            if "add" not in stmt:
+                word = next((k for k in ("layer", "node", "output") if k in stmt), "statement")
+                self.error(
+                    "E404", f"a sequential model is a list of layers; `{word}` statements "
+                    "belong in a functional model", sat,
+                    hint="write `model Name functional { … }` for named nodes, "
+                         "or list layers one per line")
+                continue
+            layers += 1
+            call = stmt["add"]
+            cat = f"{sat}/add"
+            if not _is(call, "call") or not isinstance(call.get("call"), str):
+                self.error("E404", "a sequential model's layers are calls such as "
+                           "`Dense(10)`; they are not applied to inputs", cat,
+                           hint="use a functional model to wire layers by hand")
+                continue
+            if call["call"] in self.blocks:
+                self.error("E404", f"block `{call['call']}` cannot be used in a sequential "
+                           "model", f"{cat}/call", hint="use a functional model")
+                continue
+            entry = self.call(call, cat, "layers")
+            if entry is not None and entry.get("inputs") == "list":
+                self.error("E404", f"`{call['call']}` merges several inputs, but a sequential "
+                           "model has one path", f"{cat}/call", hint="use a functional model")
+        if layers == 0:
+            self.error("E403", "a sequential model needs at least one layer", at)
+
+    def body(self, body: Any, at: str, owner: str, scope: _Scope) -> None:
+        stmts = _list(body)
+        outputs: list[tuple[str, str]] = []
+        inputs = 0
+        # Declarations first: the body is dataflow, so order does not matter for names.
+        for i, stmt in enumerate(stmts):
+            if not isinstance(stmt, dict):
+                continue
+            sat = f"{at}/{i}"
+            for kind in ("input", "layer", "node", "output"):
+                name = _name(stmt.get(kind))
+                if name is None:
+                    continue
+                if kind == "output" and "value" not in stmt:
+                    outputs.append((name, sat))
+                    break
+                self.declare(name, kind, f"{sat}/{kind}", scope)
+                if kind == "output":
+                    outputs.append((name, sat))
+                if kind == "input":
+                    inputs += 1
+                    if owner == "model" and "shape" not in stmt:
+                        self.error("E201", f"model input `{name}` needs a type and shape",
+                                   sat, hint=f"write `input {name}: float32[…]`")
+                    if owner == "block" and ("shape" in stmt or "dtype" in stmt):
+                        self.error("E408", "block inputs take their shape from the caller",
+                                   sat, hint=f"write `input {name}`")
+                break
+        for i, stmt in enumerate(stmts):
+            if not isinstance(stmt, dict):
+                continue
+            sat = f"{at}/{i}"
+            if "add" in stmt:
+                self.error("E404", "a bare layer in a functional model has no input", sat,
+                           hint="write `x = Dense(10)(previous)` or `x = previous |> Dense(10)`")
+                continue
+            if "layer" in stmt:
+                self.layer_value(stmt.get("value"), f"{sat}/value", scope)
+            elif "node" in stmt or ("output" in stmt and "value" in stmt):
+                name = _name(stmt.get("node", stmt.get("output")))
+                deps: set[str] = set()
+                self.flow(stmt.get("value"), f"{sat}/value", scope, deps)
+                if name is not None:
+                    scope.deps[name] = deps
+        for name, sat in outputs:
+            sym = scope.symbols.get(name)
+            if sym is None:
+                self.undefined(name, sat, scope, values=False)
+            elif sym.kind == "layer":
+                self.error("E406", f"`{name}` is a layer, not a tensor; outputs are tensors",
+                           sat)
+            else:
+                sym.used = True
+        if owner == "model" and inputs == 0:
+            self.error("E403", "the model has no `input`", at,
+                       hint="declare one, e.g. `input x: float32[4]`")
+        if not outputs:
+            self.error("E403", f"the {owner} has no `output`", at,
+                       hint="mark the result, e.g. `output y = Dense(1)(x)` or `output x`")
+        self.check_cycles(scope)
+        self.check_unused(scope, [n for n, _ in outputs])
+
+    def declare(self, name: str, kind: str, at: str, scope: _Scope) -> None:
+        if name in scope.symbols:
+            first = scope.symbols[name]
+            line = self.pos.value(first.at)
+            self.error("E401", f"`{name}` is already declared" +
+                       (f" at line {line.line}" if line else ""), at,
+                       hint="each input, layer and node needs its own name")
+            return
+        if name in self.params:
+            self.error("E401", f"`{name}` is also a param", at, hint="rename one of them")
+        if kind == "layer" and (name in self.blocks or catalog.lookup("layers", name)):
+            self.error("E401", f"layer `{name}` has the name of a Keras layer or block", at)
+        scope.symbols[name] = _Symbol(kind, at)
+
+    def layer_value(self, value: Any, at: str, scope: _Scope) -> None:
+        """`layer shared = Dense(64)`: a layer construction, not yet applied."""
+        if not _is(value, "call") or not isinstance(value.get("call"), str):
+            self.error("E406", "a named layer is a layer construction such as `Dense(64)`",
+                       at, hint="apply it where it is used: `y = shared(x)`")
+            return
+        self.layer_construction(value, at, scope)
+
+    def layer_construction(self, call: dict[str, Any], at: str, scope: _Scope | None) -> None:
+        name = call.get("call")
+        if isinstance(name, str) and name in self.blocks:
+            self.block_use(name, call, at, scope)
+        elif isinstance(name, str):
+            self.call(call, at, "layers", scope)
+        else:
+            self.error("E406", "expected a layer such as `LSTM(64)`, not an applied layer",
+                       at)
+
+    def block_use(self, name: str, call: dict[str, Any], at: str, scope: _Scope | None) -> None:
+        block = self.blocks[name]
+        params = [p for p in _list(block.get("params")) if isinstance(p, dict)]
+        entry = {"params": [{"name": p.get("name"), "required": "default" not in p,
+                             "positional": True} for p in params if _name(p.get("name"))]}
+        self.arguments(name, entry, call, at, "blocks", scope)
+
+    def flow(self, value: Any, at: str, scope: _Scope, deps: set[str]) -> None:
+        """A tensor expression: a node, a list of nodes, an application or a pipe."""
+        if _is(value, "ref"):
+            self.tensor_ref(value.get("ref"), at, scope, deps)
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self.flow(v, f"{at}/{i}", scope, deps)
+        elif _is(value, "pipe") and isinstance(value["pipe"], list):
+            stages = value["pipe"]
+            if stages:
+                self.flow(stages[0], f"{at}/pipe/0", scope, deps)
+            for i, stage in enumerate(stages[1:], 1):
+                self.layer_expr(stage, f"{at}/pipe/{i}", scope)
+        elif _is(value, "call"):
+            callee = value["call"]
+            if isinstance(callee, str) and callee in scope.symbols:
+                sym = scope.symbols[callee]
+                sym.used = True
+                if sym.kind != "layer":
+                    self.error("E406", f"`{callee}` is a {_KIND_WORDS[sym.kind]}; only "
+                               "layers can be applied", f"{at}/call")
+            elif isinstance(callee, (str, dict)):
+                if isinstance(callee, str):
+                    self.error(
+                        "E406", f"`{callee}(…)` builds a layer but does not apply it to a "
+                        "tensor", at,
+                        hint=f"write `{callee}(…)(x)` or `x |> {callee}(…)`")
+                    self.layer_expr(value, at, scope)
+                    return
+                self.layer_expr(callee, f"{at}/call", scope)
+            for i, arg in enumerate(_list(value.get("args"))):
+                self.flow(arg, f"{at}/args/{i}", scope, deps)
+            for key, arg in _dict(value.get("kwargs")).items():
+                kat = f"{at}/kwargs/{escape(key)}"
+                if _is(arg, "ref") and arg.get("ref") in scope.symbols:
+                    self.flow(arg, kat, scope, deps)
+                else:
+                    self.value(arg, kat, scope)
+        elif _is(value, "op"):
+            self.error("E406", "arithmetic is for values; tensors are combined with layers "
+                       "such as `Add()([a, b])`", at)
+        else:
+            self.error("E406", f"expected a tensor (an input or a node). Received: "
+                       f"{show(value)}", at)
+
+    def tensor_ref(self, name: Any, at: str, scope: _Scope, deps: set[str]) -> None:
+        if not isinstance(name, str):
+            return
+        sym = scope.symbols.get(name)
+        if sym is None:
+            if name in self.params:
+                self.error("E406", f"`{name}` is a param, not a tensor", at)
+                return
+            self.undefined(name, at, scope, values=False)
+            return
+        sym.used = True
+        if sym.kind not in _TENSOR_KINDS:
+            self.error("E406", f"`{name}` is a {_KIND_WORDS[sym.kind]}, not a tensor", at,
+                       hint=f"apply it: `{name}(x)`" if sym.kind == "layer" else None)
+            return
+        deps.add(name)
+
+    def layer_expr(self, value: Any, at: str, scope: _Scope) -> None:
+        """A pipe stage or callee: a layer construction or a named layer."""
+        if _is(value, "ref"):
+            name = value.get("ref")
+            sym = scope.symbols.get(name) if isinstance(name, str) else None
+            if sym is None:
+                if isinstance(name, str) and (name in self.blocks or
+                                              catalog.lookup("layers", name)):
+                    self.error("E406", f"`{name}` needs parentheses to build a layer", at,
+                               hint=f"write `{name}()`")
+                elif isinstance(name, str):
+                    self.undefined(name, at, scope, values=False)
+                return
+            sym.used = True
+            if sym.kind != "layer":
+                self.error("E406", f"`{name}` is a {_KIND_WORDS[sym.kind]}, not a layer", at)
+            return
+        if _is(value, "call") and isinstance(value["call"], str):
+            callee = value["call"]
+            sym = scope.symbols.get(callee)
+            if sym is not None:
+                self.error("E406", f"`{callee}` is already a layer; `{callee}(…)` applies it",
+                           at, hint=f"write `|> {callee}`")
+                sym.used = True
+                return
+            self.layer_construction(value, at, scope)
+            return
+        self.error("E406", f"expected a layer such as `Dense(10)`. Received: {show(value)}",
+                   at)
+
+    def check_cycles(self, scope: _Scope) -> None:
+        for name in scope.deps:
+            path = _find_cycle(name, scope.deps)
+            if path:
+                self.error("E402", "the graph has a cycle: " + " -> ".join(path),
+                           scope.symbols[name].at.rsplit("/", 1)[0] + "/value",
+                           hint="a node cannot depend on itself")
+                return
+
+    def check_unused(self, scope: _Scope, outputs: list[str]) -> None:
+        reachable: set[str] = set()
+        stack = list(outputs)
+        while stack:
+            name = stack.pop()
+            if name in reachable:
+                continue
+            reachable.add(name)
+            stack += scope.deps.get(name, ())
+        for name, sym in scope.symbols.items():
+            if sym.kind in ("input", "node") and name not in reachable:
+                where = "the block's" if scope.block else "the model's"
+                self.error("W400", f"`{name}` does not contribute to {where} outputs", sym.at,
+                           hint="remove it, or use it")
+            elif sym.kind == "layer" and not sym.used:
+                self.error("W400", f"layer `{name}` is never applied", sym.at)
+
+    # -- data and training ------------------------------------------------------------------
+
+    def check_data(self, data: dict[str, Any], at: str) -> None:
+        for key, value in data.items():
+            kat = f"{at}/{escape(key)}"
+            if key == "source" and _is(value, "call"):
+                self.call(value, kat, "sources")
+            elif key in ("preprocess", "augment") and isinstance(value, list):
+                for i, layer in enumerate(value):
+                    if _is(layer, "call"):
+                        self.call(layer, f"{kat}/{i}", "layers")
+            else:
+                self.check_refs(value, kat)
+
+    def check_train(self, train: dict[str, Any], at: str, model: dict[str, Any] | None) -> None:
+        outputs = _model_outputs(model)
+        for key, value in train.items():
+            kat = f"{at}/{escape(key)}"
+            if key == "optimizer":
+                self.named(value, kat, "optimizers")
+            elif key == "loss":
+                self.per_output(value, kat, "losses", outputs, "loss")
+            elif key == "metrics":
+                if isinstance(value, dict) and not _is(value, "call"):
+                    self.per_output(value, kat, "metrics", outputs, "metrics")
+                else:
+                    for i, m in enumerate(_list(value)):
+                        self.named(m, f"{kat}/{i}", "metrics")
+            elif key == "loss_weights":
+                if isinstance(value, dict):
+                    self.output_keys(value, kat, outputs, "loss_weights")
+                    for k, v in value.items():
+                        self.value(v, f"{kat}/{escape(k)}")
+                elif isinstance(value, list) and outputs is not None and len(value) != len(
+                        outputs):
+                    self.error("E405", f"`loss_weights` has {len(value)} entries but the model "
+                               f"has {len(outputs)} outputs", kat)
+            elif key == "callbacks":
+                for i, cb in enumerate(_list(value)):
+                    if _is(cb, "call"):
+                        self.call(cb, f"{kat}/{i}", "callbacks")
+            else:
+                self.check_refs(value, kat)
+
+    def named(self, value: Any, at: str, category: str) -> None:
+        """A string identifier ("adam") or a call (`Adam(…)`) of `category`."""
+        if _is(value, "call"):
+            self.call(value, at, category)
+        elif isinstance(value, str):
+            if catalog.lookup(category, value) is None:
+                word = _CATEGORY_WORDS[category]
+                self.error("E300", f"unknown {word} \"{value}\"", at,
+                           did_you_mean(value, catalog.names(category)))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                self.named(v, f"{at}/{i}", category)
+        else:
+            self.check_refs(value, at)
+
+    def per_output(self, value: Any, at: str, category: str, outputs: list[str] | None,
+                   what: str) -> None:
+        if isinstance(value, dict) and not _is(value, "call") and not _is(value, "ref"):
+            self.output_keys(value, at, outputs, what)
+            for k, v in value.items():
+                self.named(v, f"{at}/{escape(k)}", category)
+            if outputs and what == "loss":
+                missing = [o for o in outputs if o not in value]
+                if missing:
+                    self.error("E405", "no loss for output" + ("s " if len(missing) > 1 else " ")
+                               + ", ".join(f"`{m}`" for m in missing), at,
+                               hint="Keras needs a loss for every output; give each one")
+        else:
+            self.named(value, at, category)
+
+    def output_keys(self, value: dict[str, Any], at: str, outputs: list[str] | None,
+                    what: str) -> None:
+        if outputs is None:
+            return
+        for key in value:
+            if key not in outputs:
+                hint = did_you_mean(key, outputs) or (
+                    "the model's outputs: " + ", ".join(f"`{o}`" for o in outputs))
+                self.error("E405", f"`{what}` names `{key}`, which is not an output of the "
+                           "model", f"{at}/{escape(key)}", hint, key=True)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+_KIND_WORDS = {
+    "param": "param", "input": "model input", "node": "node", "output": "output",
+    "layer": "named layer", "block_param": "block parameter",
+}
+_CATEGORY_WORDS = {
+    "layers": "Keras layer", "optimizers": "optimizer", "losses": "loss", "metrics": "metric",
+    "callbacks": "callback", "activations": "activation", "initializers": "initializer",
+    "regularizers": "regularizer", "constraints": "constraint",
+    "schedules": "learning-rate schedule", "sources": "data source", "blocks": "block",
+}
+_TYPE_CATEGORY = {
+    "activation": "activations", "initializer": "initializers", "regularizer": "regularizers",
+    "constraint": "constraints", "layer": "layers", "learning_rate": "schedules",
+}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _contains_unknown(value: Any) -> bool:
+    if value is UNKNOWN:
+        return True
+    return isinstance(value, list) and any(_contains_unknown(v) for v in value)
+
+
+def _call_example(params: list[dict[str, Any]]) -> str:
+    return ", ".join(p["name"] + (" = …" if not p.get("positional", True) else "")
+                     for p in params if p.get("required"))
+
+
+def _override_problem(declared: Any, override: Any) -> str | None:
+    """Why `override` cannot replace a param declared as `declared` (None: it can)."""
+    def kind(v: Any) -> str:
+        if isinstance(v, bool):
+            return "a boolean"
+        if isinstance(v, int):
+            return "an integer"
+        if isinstance(v, float):
+            return "a number"
+        if isinstance(v, str):
+            return "a string"
+        if v is None:
+            return "null"
+        if isinstance(v, list):
+            return "a list"
+        return "a value"
+
+    want, got = kind(declared), kind(override)
+    if want == got or declared is None or declared is UNKNOWN:
+        return None
+    if want == "a number" and got == "an integer":
+        return None
+    return f"expected {want}. Received: {json.dumps(override)}"
+
+
+def _model_outputs(model: dict[str, Any] | None) -> list[str] | None:
+    if model is None or model.get("kind") == "sequential":
+        return None
+    outs = [s["output"] for s in _list(model.get("body"))
+            if isinstance(s, dict) and isinstance(s.get("output"), str)]
+    return outs or None
+
+
+def _block_uses(body: Any, blocks: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, dict):
+            if isinstance(v.get("call"), str) and v["call"] in blocks:
+                found.add(v["call"])
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    walk(body)
+    return found
+
+
+def _find_cycle(start: str, edges: dict[str, set[str]]) -> list[str] | None:
+    """A path start -> … -> start through `edges`, if there is one."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        node, path = stack.pop()
+        for nxt in sorted(edges.get(node, ())):
+            if nxt == start:
+                return path + [start]
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append((nxt, path + [nxt]))
+    return None
+
+
+def check_semantics(ir: dict[str, Any], positions: Positions, diags: Diagnostics,
+                    overrides: dict[str, Any] | None = None) -> None:
+    Checker(ir, positions, diags, overrides).run()

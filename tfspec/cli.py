@@ -1,0 +1,180 @@
+"""`tfspec` on the command line: a thin shell over the public API.
+
+Exit status: 0 clean, 1 the spec has errors (or `fmt --check` would change a
+file), 2 an internal error (a bug in tfspec: it prints one line, never a
+traceback, unless TFSPEC_DEBUG=1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import sys
+from typing import Any, Callable
+
+from . import __version__
+from .diagnostics import render_github, render_text
+from .files import write_atomic
+from .formatter import format_spec
+from .validate import Result, find_specs, parse_override, validate_file
+
+EXIT_OK, EXIT_ERRORS, EXIT_INTERNAL = 0, 1, 2
+
+
+def _print_diagnostics(results: list[Result], fmt: str, out=sys.stdout) -> None:
+    if fmt == "json":
+        items = [d.to_dict() for r in results for d in r.diagnostics]
+        print(json.dumps(items, indent=2), file=out)
+        return
+    for r in results:
+        if not len(r.diagnostics):
+            continue
+        if fmt == "github":
+            print(render_github(r.diagnostics), file=out)
+        else:
+            print(render_text(r.diagnostics, r.source), file=out)
+            print(file=out)
+
+
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    out = {}
+    for pair in pairs or []:
+        name, value = parse_override(pair)
+        out[name] = value
+    return out
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        overrides = _overrides(args.set)
+    except ValueError as exc:
+        print(f"tfspec: error: --set: {exc}", file=sys.stderr)
+        return EXIT_ERRORS
+    files = find_specs(args.paths)
+    results = [validate_file(path, overrides) for path in files]
+    _print_diagnostics(results, args.format)
+    errors = sum(1 for r in results for d in r.diagnostics if d.is_error)
+    warnings = sum(1 for r in results for d in r.diagnostics if not d.is_error)
+    if args.format == "text":
+        word = "spec" if len(files) == 1 else "specs"
+        print(f"checked {len(files)} {word}: {errors} error{'s' * (errors != 1)}, "
+              f"{warnings} warning{'s' * (warnings != 1)}", file=sys.stderr)
+    if not files:
+        print("tfspec: no *.tfspec or *.tfspec.json files found", file=sys.stderr)
+        return EXIT_ERRORS
+    failed = errors or (args.strict and warnings)
+    return EXIT_ERRORS if failed else EXIT_OK
+
+
+def _readable(result: Result) -> bool:
+    """Whether `fmt`/`convert` may print this spec: it parses and fits the schema."""
+    return result.ir is not None and not any(
+        d.is_error and d.code[:2] in ("E1", "E2") for d in result.diagnostics
+    )
+
+
+def render(ir: dict[str, Any], to_json: bool) -> str:
+    if to_json:
+        return json.dumps(ir, indent=2, ensure_ascii=False) + "\n"
+    return format_spec(ir)
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    status = EXIT_OK
+    for path in find_specs(args.paths):
+        result = validate_file(path)
+        if not _readable(result):
+            _print_diagnostics([result], "text", sys.stderr)
+            status = EXIT_ERRORS
+            continue
+        new = render(result.ir, str(path).endswith(".json"))
+        if new == result.source:
+            continue
+        if args.check or args.diff:
+            status = EXIT_ERRORS
+            print(f"would reformat {path}")
+            if args.diff:
+                sys.stdout.writelines(difflib.unified_diff(
+                    result.source.splitlines(True), new.splitlines(True),
+                    f"{path}", f"{path} (formatted)"))
+        else:
+            write_atomic(path, new)
+            print(f"reformatted {path}")
+    return status
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    result = validate_file(args.input)
+    if not _readable(result):
+        _print_diagnostics([result], "text", sys.stderr)
+        return EXIT_ERRORS
+    to_json = args.to == "json" if args.to else not args.input.endswith(".json")
+    text = render(result.ir, to_json)
+    if args.output:
+        write_atomic(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfspec",
+        description="Validate, format and compile declarative TensorFlow model specs.",
+    )
+    parser.add_argument("--version", action="version", version=f"tfspec {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check specs (no TensorFlow import)",
+                       description="Check spec files, or every *.tfspec / *.tfspec.json "
+                                   "under the given directories.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", choices=("text", "json", "github"), default="text",
+                   help="how to print diagnostics (github: Actions annotations)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                   help="override a param, type-checked against its declaration")
+    p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("fmt", help="rewrite specs in canonical form",
+                       description="Rewrite specs in canonical form, keeping comments.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--check", action="store_true",
+                   help="change nothing; exit 1 if a file would be reformatted")
+    p.add_argument("--diff", action="store_true", help="print the changes instead of writing")
+    p.set_defaults(func=cmd_fmt)
+
+    p = sub.add_parser("convert", help="convert a spec between .tfspec and JSON",
+                       description="Convert losslessly between the DSL and the JSON form.")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("--to", choices=("json", "tfspec"),
+                   help="target syntax (default: the other one)")
+    p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    p.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as exc:  # a bug in tfspec, not in the spec
+        if os.environ.get("TFSPEC_DEBUG"):
+            raise
+        print(f"tfspec: internal error: {type(exc).__name__}: {exc} "
+              "(set TFSPEC_DEBUG=1 for a traceback, and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+__all__ = ["main", "run", "build_parser"]

@@ -1,0 +1,221 @@
+"""Located diagnostics: the one error type every stage reports through.
+
+Every problem tfspec finds in a spec — syntax, schema, catalog, semantic — is a
+`Diagnostic` with a stable code, a severity, a `Span` and a message written for a
+Keras user ("expected … Received: …"), plus an optional hint. Stages collect
+them in a `Diagnostics` list and never stop at the first one; the renderers at
+the bottom turn the same list into text (with the source line and a caret),
+JSON, or GitHub Actions annotations.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+# Stable codes. Each one has an example under examples/invalid/ and a golden file.
+CODES: dict[str, str] = {
+    # E1xx: reading the file
+    "E100": "syntax error",
+    "E101": "invalid JSON",
+    "E102": "unsupported language version",
+    "E103": "file cannot be read",
+    # E2xx: structure (the JSON Schema)
+    "E200": "unknown key",
+    "E201": "wrong type",
+    "E202": "missing required key",
+    "E203": "value not allowed",
+    "E204": "value out of range",
+    "E205": "duplicate key",
+    # E3xx: the Keras vocabulary (the catalog)
+    "E300": "unknown Keras name",
+    "E301": "unknown argument",
+    "E302": "missing required argument",
+    "E303": "too many positional arguments",
+    "E304": "argument given twice",
+    "E305": "invalid argument value",
+    # E4xx: names and dataflow
+    "E400": "undefined name",
+    "E401": "duplicate name",
+    "E402": "cycle in the model graph",
+    "E403": "model has no output",
+    "E404": "sequential model rule",
+    "E405": "losses or metrics do not match the model's outputs",
+    "E406": "invalid expression",
+    "E407": "invalid --set override",
+    "E408": "block misuse",
+    # W4xx: warnings
+    "W400": "unused node",
+    "W401": "unused param",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source file; lines and columns are 1-based, end exclusive."""
+
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+
+    @classmethod
+    def point(cls, line: int, col: int) -> "Span":
+        return cls(line, col, line, col + 1)
+
+
+@dataclass(slots=True)
+class Diagnostic:
+    code: str
+    message: str
+    span: Span | None = None
+    hint: str | None = None
+    severity: str = "error"
+    file: str = "<spec>"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
+
+    def to_dict(self) -> dict:
+        out: dict = {
+            "file": self.file,
+            "line": self.span.line if self.span else None,
+            "col": self.span.col if self.span else None,
+            "end_line": self.span.end_line if self.span else None,
+            "end_col": self.span.end_col if self.span else None,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+        }
+        if self.hint:
+            out["hint"] = self.hint
+        return out
+
+
+@dataclass
+class Diagnostics:
+    """An ordered collection of diagnostics for one file."""
+
+    file: str = "<spec>"
+    items: list[Diagnostic] = field(default_factory=list)
+
+    def add(
+        self,
+        code: str,
+        message: str,
+        span: Span | None = None,
+        hint: str | None = None,
+        severity: str | None = None,
+    ) -> Diagnostic:
+        if severity is None:
+            severity = "warning" if code.startswith("W") else "error"
+        diag = Diagnostic(code, message, span, hint, severity, self.file)
+        self.items.append(diag)
+        return diag
+
+    def extend(self, other: Iterable[Diagnostic]) -> None:
+        for diag in other:
+            diag.file = self.file
+            self.items.append(diag)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.is_error for d in self.items)
+
+    def sorted(self) -> list[Diagnostic]:
+        def key(d: Diagnostic) -> tuple:
+            s = d.span
+            return (s.line, s.col) if s else (0, 0)
+
+        return sorted(self.items, key=key)
+
+    def __iter__(self) -> Iterator[Diagnostic]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class SpecError(Exception):
+    """Raised when a spec cannot be used; carries its diagnostics."""
+
+    def __init__(self, diagnostics: Diagnostics, source: str | None = None):
+        self.diagnostics = diagnostics
+        self.source = source
+        first = next((d for d in diagnostics if d.is_error), None)
+        super().__init__(render_one(first, source) if first else "invalid spec")
+
+
+def did_you_mean(name: str, candidates: Iterable[str], n: int = 1) -> str | None:
+    """A hint naming the closest candidate(s), or None when nothing is close."""
+    pool = list(candidates)
+    lowered = {c.lower(): c for c in pool}
+    if name.lower() in lowered and lowered[name.lower()] != name:
+        return f"did you mean `{lowered[name.lower()]}`?"
+    matches = difflib.get_close_matches(name, pool, n=n, cutoff=0.6)
+    if not matches:
+        matches = [
+            lowered[m]
+            for m in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)
+        ]
+    if not matches:
+        return None
+    return "did you mean " + " or ".join(f"`{m}`" for m in matches) + "?"
+
+
+# -- rendering -----------------------------------------------------------------
+
+
+def render_one(diag: Diagnostic, source: str | None) -> str:
+    """`file:line:col: severity[CODE]: message`, then the source line and a caret."""
+    span = diag.span
+    where = f"{diag.file}:{span.line}:{span.col}" if span else diag.file
+    lines = [f"{where}: {diag.severity}[{diag.code}]: {diag.message}"]
+    if span and source is not None:
+        src_lines = source.splitlines()
+        if 1 <= span.line <= len(src_lines):
+            text = src_lines[span.line - 1].expandtabs(1)
+            gutter = str(span.line)
+            pad = " " * len(gutter)
+            width = (span.end_col - span.col) if span.end_line == span.line else len(text) - span.col + 1
+            width = max(1, min(width, max(1, len(text) - span.col + 1)))
+            lines.append(f"{pad} |")
+            lines.append(f"{gutter} | {text}")
+            lines.append(f"{pad} | {' ' * (span.col - 1)}{'^' * width}")
+    if diag.hint:
+        lines.append(f"  = hint: {diag.hint}")
+    return "\n".join(lines)
+
+
+def render_text(diags: Iterable[Diagnostic], source: str | None) -> str:
+    return "\n\n".join(render_one(d, source) for d in diags)
+
+
+def render_github(diags: Iterable[Diagnostic]) -> str:
+    """GitHub Actions workflow commands: `::error file=…,line=…,col=…::message`."""
+
+    def esc(text: str) -> str:
+        return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+    out = []
+    for d in diags:
+        level = "error" if d.is_error else "warning"
+        props = [f"file={d.file}"]
+        if d.span:
+            props += [
+                f"line={d.span.line}",
+                f"col={d.span.col}",
+                f"endLine={d.span.end_line}",
+                f"endColumn={d.span.end_col}",
+            ]
+        props.append(f"title={d.code}")
+        msg = d.message + (f" ({d.hint})" if d.hint else "")
+        out.append(f"::{level} {','.join(props)}::{esc(msg)}")
+    return "\n".join(out)
+
+
+def render_json(diags: Iterable[Diagnostic]) -> str:
+    return json.dumps([d.to_dict() for d in diags], indent=2)

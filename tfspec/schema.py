@@ -1,0 +1,198 @@
+"""Structural checks: the IR against `spec/tfspec.schema.json`, as located diagnostics.
+
+jsonschema reports errors by JSON path; each one is turned into a message a
+Keras user can act on ("unknown key `epoch` in train; did you mean `epochs`?"),
+placed at the key or value it is about.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any, Iterable
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError, best_match
+
+from .diagnostics import Diagnostics, did_you_mean
+from .formatter import FormatError, inline
+from .located import Positions, escape
+from .resources import resource_path
+
+_TYPE_WORDS = {
+    "object": "a block `{ … }`",
+    "array": "a list `[ … ]`",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "`true` or `false`",
+    "null": "`null`",
+}
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict[str, Any]:
+    return json.loads(resource_path("spec", "tfspec.schema.json").read_text())
+
+
+@lru_cache(maxsize=1)
+def validator() -> Draft202012Validator:
+    return Draft202012Validator(schema())
+
+
+def show(value: Any) -> str:
+    """A value as the user would write it in the DSL, shortened."""
+    if isinstance(value, dict) and isinstance(value.get("call"), str):
+        return f"{value['call']}(…)"
+    try:
+        text = inline(value)
+    except FormatError:
+        text = "{ … }" if isinstance(value, dict) else json.dumps(value, default=str)
+    return text if len(text) <= 48 else text[:45] + "…"
+
+
+def _pointer(path: Iterable[Any]) -> str:
+    return "".join("/" + escape(p) for p in path)
+
+
+def _where(pointer: str) -> str:
+    """`train.epochs`, `model.body[3]` — a path the user recognises."""
+    out = ""
+    for part in pointer.split("/")[1:]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
+    return out or "the spec"
+
+
+def _resolve(ref: str) -> dict[str, Any]:
+    node: Any = schema()
+    for part in ref.lstrip("#/").split("/"):
+        node = node[part]
+    return node
+
+
+def _expected(sub: dict[str, Any], depth: int = 0) -> list[str]:
+    """Words for what a schema accepts, e.g. ["a positive integer", "a param name"]."""
+    if depth > 4:
+        return []
+    if "$ref" in sub:
+        target = _resolve(sub["$ref"])
+        return [target["title"]] if "title" in target else _expected(target, depth + 1)
+    if "title" in sub:
+        return [sub["title"]]
+    if "const" in sub:
+        return [json.dumps(sub["const"])]
+    if "enum" in sub:
+        return [" or ".join(json.dumps(v) for v in sub["enum"])]
+    if "anyOf" in sub or "oneOf" in sub:
+        words: list[str] = []
+        for alt in sub.get("anyOf", sub.get("oneOf", [])):
+            for w in _expected(alt, depth + 1):
+                if w not in words:
+                    words.append(w)
+        return words
+    kind = sub.get("type")
+    if isinstance(kind, list):
+        return [_TYPE_WORDS.get(k, k) for k in kind]
+    if kind == "integer" and sub.get("minimum") == 1:
+        return ["a positive integer"]
+    if kind:
+        return [_TYPE_WORDS.get(kind, kind)]
+    return []
+
+
+def _join(words: list[str]) -> str:
+    if len(words) <= 1:
+        return words[0] if words else "something else"
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def check_schema(ir: Any, positions: Positions, diags: Diagnostics) -> None:
+    """Report every structural problem in `ir`."""
+    seen: set[tuple[str, str]] = set()
+    errors = sorted(validator().iter_errors(ir), key=lambda e: list(map(str, e.absolute_path)))
+    for error in errors:
+        _report(error, ir, positions, diags, seen)
+
+
+def _report(
+    error: ValidationError,
+    ir: Any,
+    positions: Positions,
+    diags: Diagnostics,
+    seen: set[tuple[str, str]],
+) -> None:
+    kind = error.validator
+    at = _pointer(error.absolute_path)
+    where = _where(at)
+    if (at, str(kind)) in seen:
+        return
+    seen.add((at, str(kind)))
+    value = error.instance
+    if kind in ("anyOf", "oneOf"):
+        # Prefer a specific error from the alternative that fits best, when one goes deeper.
+        inner = best_match(error.context) if error.context else None
+        if inner is not None and len(inner.absolute_path) > len(error.absolute_path):
+            _report(inner, ir, positions, diags, seen)
+            return
+        words = _expected(error.schema)
+        diags.add(
+            "E201",
+            f"`{where}` must be {_join(words)}. Received: {show(value)}",
+            positions.value(at),
+        )
+        return
+    if kind == "additionalProperties":
+        allowed = list(error.schema.get("properties", {}))
+        for key in value:
+            if key in allowed:
+                continue
+            kat = f"{at}/{escape(key)}"
+            section = _where(at)
+            hint = did_you_mean(key, allowed)
+            if hint is None and allowed:
+                hint = "allowed here: " + ", ".join(f"`{k}`" for k in allowed)
+            diags.add("E200", f"unknown key `{key}` in {section}", positions.key(kat), hint)
+        return
+    if kind == "required":
+        missing = [k for k in error.validator_value if isinstance(value, dict) and k not in value]
+        for key in missing:
+            diags.add("E202", f"{where} needs `{key}`", positions.key(at) if at else None,
+                      _required_hint(key))
+        return
+    if kind == "type":
+        words = _expected(error.schema)
+        diags.add("E201", f"`{where}` must be {_join(words)}. Received: {show(value)}",
+                  positions.value(at))
+        return
+    if kind in ("enum", "const"):
+        options = error.validator_value if kind == "enum" else [error.validator_value]
+        hint = None
+        if isinstance(value, str):
+            hint = did_you_mean(value, [o for o in options if isinstance(o, str)])
+        words = ", ".join(json.dumps(o) for o in options)
+        diags.add("E203", f"`{where}` must be one of {words}. Received: {show(value)}",
+                  positions.value(at), hint)
+        return
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        bound = {
+            "minimum": "≥", "maximum": "≤", "exclusiveMinimum": ">", "exclusiveMaximum": "<",
+        }[kind]
+        diags.add("E204", f"`{where}` must be {bound} {error.validator_value}. "
+                  f"Received: {show(value)}", positions.value(at))
+        return
+    if kind in ("minItems", "maxItems", "minProperties", "maxProperties", "minLength"):
+        diags.add("E204", f"`{where}` {error.message}", positions.value(at))
+        return
+    if kind in ("pattern", "propertyNames"):
+        diags.add("E203", f"`{where}`: {error.message}", positions.value(at),
+                  "names start with a letter or `_` and hold letters, digits and `_`")
+        return
+    diags.add("E201", f"`{where}`: {error.message}", positions.value(at))
+
+
+def _required_hint(key: str) -> str | None:
+    return {
+        "tfspec": "a spec starts with `tfspec 1`",
+        "path": 'write the target as `<format> "<path>"`',
+    }.get(key)

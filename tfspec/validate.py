@@ -1,0 +1,114 @@
+"""The checking pipeline: read (DSL or JSON) -> schema -> catalog and semantics.
+
+This is what `tfspec validate` runs. It never imports TensorFlow or Keras
+(`tests/test_no_tensorflow.py` guards that), so it stays fast enough for
+pre-commit hooks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .check import check_semantics
+from .diagnostics import Diagnostics, Span
+from .jsonreader import parse_json
+from .located import Positions
+from .parser import Parsed, parse_dsl
+from .schema import check_schema
+
+SPEC_SUFFIXES = (".tfspec", ".tfspec.json")
+
+
+@dataclass
+class Result:
+    """A checked spec: its text, IR (None if unreadable), positions and diagnostics."""
+
+    file: str
+    source: str
+    ir: dict[str, Any] | None
+    positions: Positions
+    diagnostics: Diagnostics
+
+    @property
+    def ok(self) -> bool:
+        return self.ir is not None and not self.diagnostics.has_errors
+
+
+def is_json(filename: str) -> bool:
+    return filename.endswith(".json")
+
+
+def read(text: str, filename: str, diags: Diagnostics) -> Parsed:
+    """Parse `text` as JSON or DSL by its file name."""
+    try:
+        if is_json(filename):
+            return parse_json(text, diags)
+        return parse_dsl(text, diags)
+    except RecursionError:
+        diags.add("E101" if is_json(filename) else "E100",
+                  "the spec is nested too deeply to read", Span.point(1, 1))
+        return Parsed(None, Positions(), text)
+
+
+def validate_text(text: str, filename: str = "<spec>",
+                  overrides: dict[str, Any] | None = None) -> Result:
+    """Check a spec given as text; `filename` decides the syntax (`.json` or DSL)."""
+    diags = Diagnostics(filename)
+    parsed = read(text, filename, diags)
+    if parsed.ir is not None:
+        check_schema(parsed.ir, parsed.positions, diags)
+        try:
+            check_semantics(parsed.ir, parsed.positions, diags, overrides)
+        except RecursionError:
+            diags.add("E406", "the spec is nested too deeply to check", Span.point(1, 1))
+    diags.items = diags.sorted()
+    return Result(filename, text, parsed.ir, parsed.positions, diags)
+
+
+def validate_file(path: str | os.PathLike[str],
+                  overrides: dict[str, Any] | None = None) -> Result:
+    """Check one spec file."""
+    name = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        diags = Diagnostics(name)
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        diags.add("E103", f"cannot read the file: {reason}")
+        return Result(name, "", None, Positions(), diags)
+    return validate_text(text, name, overrides)
+
+
+def find_specs(paths: list[str]) -> list[Path]:
+    """Files named on the command line, and specs found under named directories."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found += sorted(
+                p for p in path.rglob("*")
+                if p.is_file() and p.name.endswith(SPEC_SUFFIXES)
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`name=value` from `--set`; the value is a tfspec/JSON literal, else a string."""
+    name, sep, raw = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise ValueError(f"expected name=value. Received: {text!r}")
+    raw = raw.strip()
+    literal = {"true": True, "false": False, "null": None, "None": None}
+    if raw in literal:
+        return name, literal[raw]
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw
