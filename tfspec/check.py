@@ -223,6 +223,13 @@ class Checker:
         else:
             entry = catalog.lookup(category, name)
             candidates = catalog.names(category)
+        if entry is not None and entry.get("string") and not entry.get("alias"):
+            # "adam" names Adam in `optimizer = "adam"`, but a call needs the class name
+            canonical = entry.get("name")
+            self.error("E300", f"`{name}(…)` is not a Keras class", f"{at}/call",
+                       f"did you mean `{canonical}`?" if canonical else None)
+            self.args_values(call, at, scope)
+            return None
         if entry is None:
             word = _CATEGORY_WORDS.get(category, category)
             hint = did_you_mean(name, candidates)
@@ -302,8 +309,11 @@ class Checker:
             via = ""
             if _is(arg, "ref"):
                 via = f" (from `{arg['ref']}`)"
+            hint = None
+            if isinstance(ptype, dict) and isinstance(value, str):
+                hint = did_you_mean(value, [v for v in ptype.get("enum", ()) if isinstance(v, str)])
             self.error("E305", f"`{pname}` must be {problem}. Received: {pname}={show(value)}"
-                       f"{via}", at)
+                       f"{via}", at, hint)
 
     def nested(self, arg: Any, at: str, kind: str | None, scope: _Scope | None) -> Any:
         """Check an argument value; nested calls are checked in `kind`'s category."""

@@ -93,7 +93,9 @@ def _expected(sub: dict[str, Any], depth: int = 0) -> list[str]:
         return words
     kind = sub.get("type")
     if isinstance(kind, list):
-        return [_TYPE_WORDS.get(k, k) for k in kind]
+        # `[T, "object"]` is a scalar field that also takes a param reference or expression
+        words = [_TYPE_WORDS.get(k, k) for k in kind if k != "object"]
+        return words + ["a param reference"] if "object" in kind and words else words
     if kind == "integer" and sub.get("minimum") == 1:
         return ["a positive integer"]
     if kind:
@@ -170,6 +172,11 @@ def _report(
         hint = None
         if isinstance(value, str):
             hint = did_you_mean(value, [o for o in options if isinstance(o, str)])
+        elif isinstance(value, dict) and isinstance(value.get("ref"), str):
+            hint = f'write "{value["ref"]}" in quotes: a bare name is a reference to a param'
+            close = did_you_mean(value["ref"], [o for o in options if isinstance(o, str)])
+            if close and close != f'did you mean `{value["ref"]}`?':
+                hint += f"; {close}"
         words = ", ".join(json.dumps(o) for o in options)
         diags.add("E203", f"`{where}` must be one of {words}. Received: {show(value)}",
                   positions.value(at), hint)

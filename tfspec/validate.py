@@ -65,8 +65,22 @@ def validate_text(text: str, filename: str = "<spec>",
             check_semantics(parsed.ir, parsed.positions, diags, overrides)
         except RecursionError:
             diags.add("E406", "the spec is nested too deeply to check", Span.point(1, 1))
-    diags.items = diags.sorted()
+    diags.items = _one_per_place(diags.sorted())
     return Result(filename, text, parsed.ir, parsed.positions, diags)
+
+
+def _one_per_place(items: list) -> list:
+    """Keep the first error at each exact span: a later stage's view of the same
+    mistake (an undefined name that the schema already rejected) only adds noise."""
+    seen: set = set()
+    out = []
+    for d in items:
+        key = (d.span, d.is_error)
+        if d.span is not None and key in seen:
+            continue
+        seen.add(key)
+        out.append(d)
+    return out
 
 
 def validate_file(path: str | os.PathLike[str],
@@ -83,18 +97,41 @@ def validate_file(path: str | os.PathLike[str],
     return validate_text(text, name, overrides)
 
 
+IGNORE_FILE = ".tfspecignore"
+
+
+def _ignored(root: Path) -> list[str]:
+    """Glob patterns (relative to `root`) from its `.tfspecignore`, like .gitignore lines."""
+    try:
+        lines = (root / IGNORE_FILE).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [ln.strip().rstrip("/") for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
 def find_specs(paths: list[str]) -> list[Path]:
-    """Files named on the command line, and specs found under named directories."""
+    """Files named on the command line, and specs found under named directories.
+
+    Directory walks skip what a `.tfspecignore` in the named directory lists
+    (e.g. `invalid` for a folder of deliberately broken specs); files named
+    explicitly are always checked.
+    """
     found: list[Path] = []
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            found += sorted(
-                p for p in path.rglob("*")
-                if p.is_file() and p.name.endswith(SPEC_SUFFIXES)
-            )
-        else:
+        if not path.is_dir():
             found.append(path)
+            continue
+        patterns = _ignored(path)
+        for p in sorted(path.rglob("*")):
+            if not (p.is_file() and p.name.endswith(SPEC_SUFFIXES)):
+                continue
+            rel = p.relative_to(path)
+            if any(rel.match(pat) or any(part.match(pat) for part in rel.parents
+                                         if str(part) != ".")
+                   for pat in patterns):
+                continue
+            found.append(p)
     return found
 
 
