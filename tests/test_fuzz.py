@@ -284,11 +284,14 @@ def mutated(draw, sources, extra_token) -> str:
     return "".join(parts)
 
 
-def test_examples_exist():
+def test_unmutated_examples():
     assert DSL_FILES, "no example specs under examples/"
     for path in DSL_FILES + JSON_FILES:
         text = path.read_text(encoding="utf-8")
-        check_result(tfspec.validate_text(text, path.name), text)
+        result = tfspec.validate_text(text, path.name)
+        check_result(result, text)
+        if result.ok:
+            check_round_trip(result)
 
 
 # -- the fuzzers ---------------------------------------------------------------------
@@ -369,6 +372,7 @@ PATHOLOGICAL = [
     "tfspec 1\nparam x = 1e999999\n",
     "tfspec 1\nparam x = " + "9" * 5000 + "\n",
     "tfspec 1\nparam " + "a" * 10000 + " = 1\n",
+    "tfspec 1\nmodel M functional { input x: float32[" + "9" * 5000 + "] output x }\n",
     "tfspec 1\nname \"\\ud800\"\n",
     "tfspec 1\nparam x = 1\nparam x = 2\n",
     "tfspec 1\nmodel M functional { output y = y }\n",
@@ -390,6 +394,8 @@ PATHOLOGICAL = [
     '{"tfspec": true}',
     '{"tfspec": 1, "name": "\\ud800"}',
     '{"tfspec": 1, "params": {"": 1}}',
+    '{"tfspec": 1, "params": {"x": ' + "9" * 5000 + "}}",
+    '{"tfspec": 1, "params": {"x": -1e999}}',
     '{"tfspec": 1, "params": {"~/": {"ref": "~/"}}}',
     '{"tfspec": 1, "comments": [{"at": "/nowhere", "text": "# x"}]}',
     '{"tfspec": 1, "params": ' + "[" * 5000 + "]" * 5000 + "}",
@@ -402,7 +408,7 @@ PATHOLOGICAL = [
 
 
 @pytest.mark.parametrize("filename", FILENAMES)
-@pytest.mark.parametrize("text", PATHOLOGICAL, ids=lambda t: repr(t[:24]))
+@pytest.mark.parametrize("text", PATHOLOGICAL, ids=lambda t: repr(t[:40]))
 def test_pathological(text, filename):
     result = validate_and_check(text, filename)
     if result.ok:

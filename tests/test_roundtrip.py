@@ -160,9 +160,9 @@ param units = 8
 model Tiny functional {
   input x: float32[4]
   output y = x
-      |> Dense(units)
-      |> Dropout(0.1)
-      |> Dense(1)  # the head
+    |> Dense(units)
+    |> Dropout(0.1)
+    |> Dense(1)  # the head
 }
 
 train { loss = "mse", epochs = 2 }
@@ -176,7 +176,7 @@ def test_fmt_rewrites_a_file_once(tmp_path, capsys):
     assert spec.read_text(encoding="utf-8") == UNFORMATTED  # --check changes nothing
     status, out, _ = cli(capsys, "fmt", "--diff", str(spec))
     assert status == 1
-    assert "+      |> Dropout(0.1)\n" in out and "-param units=8\n" in out
+    assert "+    |> Dropout(0.1)\n" in out and "-param units=8\n" in out
     assert spec.read_text(encoding="utf-8") == UNFORMATTED  # neither does --diff
     assert cli(capsys, "fmt", str(spec)) == (0, f"reformatted {spec}\n", "")
     assert spec.read_text(encoding="utf-8") == FORMATTED

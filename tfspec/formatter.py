@@ -53,8 +53,8 @@ class _Formatter:
     # -- helpers -------------------------------------------------------------------
 
     def has_comments(self, at: str) -> bool:
-        """Whether any comment is anchored at `at` or inside it."""
-        return any(a == at or a.startswith(at + "/") for a in self.anchors)
+        """Whether any comment is anchored inside `at` (not on `at` itself)."""
+        return any(a.startswith(at + "/") for a in self.anchors)
 
     def lead(self, at: str, indent: str) -> list[str]:
         return [indent + text for text in self.leading.get(at, ())]
@@ -115,7 +115,7 @@ class _Formatter:
     def section(self, key: str, obj: dict[str, Any], at: str, indent: str) -> list[str]:
         head = f"{indent}{key} {{"
         inline = self.inline_object(obj, at)
-        if inline is not None and len(head) + len(inline) + 3 + len(self.trail(at)) <= WIDTH:
+        if inline is not None and len(head) + len(inline) + 3 <= WIDTH:
             return [f"{head} {inline} }}{self.trail(at)}"]
         out = [head + self.trail(at)]
         out += self.entries(obj, at, indent + INDENT)
@@ -125,7 +125,7 @@ class _Formatter:
 
     def inline_object(self, obj: dict[str, Any], at: str) -> str | None:
         """`a = 1, b = 2` for a small object of scalars with no comments inside."""
-        if not obj or self.has_comments(at) or len(obj) > 4:
+        if not obj or self.has_comments(at) or self.ends.get(at) or len(obj) > 4:
             return None
         parts = []
         for key, value in obj.items():
@@ -162,7 +162,7 @@ class _Formatter:
 
     def section_body(self, head: str, obj: dict[str, Any], at: str, indent: str) -> list[str]:
         inline = self.inline_object(obj, at)
-        if inline is not None and len(head) + len(inline) + 5 + len(self.trail(at)) <= WIDTH:
+        if inline is not None and len(head) + len(inline) + 5 <= WIDTH:
             return [f"{head} {{ {inline} }}{self.trail(at)}"]
         out = [f"{head} {{{self.trail(at)}"]
         out += self.entries(obj, at, indent + INDENT)
@@ -231,7 +231,8 @@ class _Formatter:
         """`prefix` + value at `indent`, broken over lines when needed; `trail` goes last."""
         if not self.has_comments(at):
             text = self.inline(value)
-            if len(indent) + len(prefix) + len(text) + len(trail) <= WIDTH and not (
+            # a trailing comment may run past WIDTH: it never breaks the value it follows
+            if len(indent) + len(prefix) + len(text) <= WIDTH and not (
                 _is_pipe(value) and len(value["pipe"]) > 3
             ):
                 return [indent + prefix + text + trail]
@@ -258,7 +259,7 @@ class _Formatter:
             first = self.lines("", stages[0], f"{at}/pipe/0", indent, self.trail(f"{at}/pipe/0"))
             first[0] = first[0][len(indent):]
             out = first
-            pipe_indent = indent + INDENT * 2
+            pipe_indent = indent + INDENT
             for i, stage in enumerate(stages[1:], 1):
                 sat = f"{at}/pipe/{i}"
                 out += self.lead(sat, pipe_indent)

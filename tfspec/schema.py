@@ -11,9 +11,7 @@ import json
 from functools import lru_cache
 from typing import Any, Iterable
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
-
+from .fastschema import compile_schema
 from .diagnostics import Diagnostics, did_you_mean
 from .formatter import FormatError, inline
 from .located import Positions, escape
@@ -36,7 +34,16 @@ def schema() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def validator() -> Draft202012Validator:
+def is_valid():
+    """The compiled yes/no check (fast path)."""
+    return compile_schema(schema())
+
+
+@lru_cache(maxsize=1)
+def validator():
+    """jsonschema's validator, imported only when a spec has structural errors."""
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(schema())
 
 
@@ -111,6 +118,8 @@ def _join(words: list[str]) -> str:
 
 def check_schema(ir: Any, positions: Positions, diags: Diagnostics) -> None:
     """Report every structural problem in `ir`."""
+    if is_valid()(ir):
+        return
     seen: set[tuple[str, str]] = set()
     errors = sorted(validator().iter_errors(ir), key=lambda e: list(map(str, e.absolute_path)))
     for error in errors:
@@ -118,7 +127,7 @@ def check_schema(ir: Any, positions: Positions, diags: Diagnostics) -> None:
 
 
 def _report(
-    error: ValidationError,
+    error: Any,
     ir: Any,
     positions: Positions,
     diags: Diagnostics,
@@ -133,6 +142,8 @@ def _report(
     value = error.instance
     if kind in ("anyOf", "oneOf"):
         # Prefer a specific error from the alternative that fits best, when one goes deeper.
+        from jsonschema.exceptions import best_match
+
         inner = best_match(error.context) if error.context else None
         if inner is not None and len(inner.absolute_path) > len(error.absolute_path):
             _report(inner, ir, positions, diags, seen)
