@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 # Stable codes. Each one has an example under examples/invalid/ and a golden file.
 CODES: dict[str, str] = {
@@ -52,9 +52,11 @@ CODES: dict[str, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Span:
-    """A region of a source file; lines and columns are 1-based, end exclusive."""
+class Span(NamedTuple):
+    """A region of a source file; lines and columns are 1-based, end exclusive.
+
+    A NamedTuple rather than a frozen dataclass: the parser makes one per token.
+    """
 
     line: int
     col: int
@@ -62,7 +64,7 @@ class Span:
     end_col: int
 
     @classmethod
-    def point(cls, line: int, col: int) -> "Span":
+    def point(cls, line: int, col: int) -> Span:
         return cls(line, col, line, col + 1)
 
 

@@ -83,11 +83,7 @@ class Compiler:
             if method is None:
                 raise ValueError(f"fastschema does not support the keyword {key!r}")
             checks.append(method(value, schema))
-        if not checks:
-            return lambda x: True
-        if len(checks) == 1:
-            return checks[0]
-        return lambda x: all(c(x) for c in checks)
+        return _all(checks)
 
     # -- keywords, one method each ---------------------------------------------------------
 
@@ -96,7 +92,9 @@ class Compiler:
 
     def kw_type(self, value: str | list[str], schema: dict) -> Check:
         tests = [_TYPES[t] for t in ([value] if isinstance(value, str) else value)]
-        return lambda x: any(t(x) for t in tests)
+        if len(tests) == 1:
+            return tests[0]
+        return _any(tests)
 
     def kw_enum(self, value: list[Any], schema: dict) -> Check:
         return lambda x: any(equal(x, v) for v in value)
@@ -108,9 +106,12 @@ class Compiler:
         props = {k: self.compile(v) for k, v in value.items()}
 
         def check(x: Any) -> bool:
-            if not isinstance(x, dict):
-                return True
-            return all(props[k](v) for k, v in x.items() if k in props)
+            if isinstance(x, dict):
+                for k, v in x.items():
+                    c = props.get(k)
+                    if c is not None and not c(v):
+                        return False
+            return True
         return check
 
     def kw_additionalProperties(self, value: Any, schema: dict) -> Check:
@@ -152,7 +153,14 @@ class Compiler:
     def kw_items(self, value: Any, schema: dict) -> Check:
         item = self.compile(value)
         skip = len(schema.get("prefixItems", ()))
-        return lambda x: not isinstance(x, list) or all(item(v) for v in x[skip:])
+
+        def check(x: Any) -> bool:
+            if isinstance(x, list):
+                for v in x[skip:] if skip else x:
+                    if not item(v):
+                        return False
+            return True
+        return check
 
     def kw_prefixItems(self, value: list[Any], schema: dict) -> Check:
         items = [self.compile(v) for v in value]
@@ -200,12 +208,10 @@ class Compiler:
         return self._bound(lambda x: x < value)
 
     def kw_allOf(self, value: list[Any], schema: dict) -> Check:
-        subs = [self.compile(s) for s in value]
-        return lambda x: all(s(x) for s in subs)
+        return _all([self.compile(s) for s in value])
 
     def kw_anyOf(self, value: list[Any], schema: dict) -> Check:
-        subs = [self.compile(s) for s in value]
-        return lambda x: any(s(x) for s in subs)
+        return _any([self.compile(s) for s in value])
 
     def kw_oneOf(self, value: list[Any], schema: dict) -> Check:
         subs = [self.compile(s) for s in value]
@@ -220,6 +226,29 @@ class Compiler:
         then = self.compile(schema.get("then", True))
         other = self.compile(schema.get("else", True))
         return lambda x: then(x) if cond(x) else other(x)
+
+
+def _all(checks: list[Check]) -> Check:
+    if not checks:
+        return lambda x: True
+    if len(checks) == 1:
+        return checks[0]
+
+    def check(x: Any) -> bool:
+        for c in checks:
+            if not c(x):
+                return False
+        return True
+    return check
+
+
+def _any(checks: list[Check]) -> Check:
+    def check(x: Any) -> bool:
+        for c in checks:
+            if c(x):
+                return True
+        return False
+    return check
 
 
 def compile_schema(schema: dict[str, Any]) -> Check:

@@ -32,6 +32,9 @@ class Positions:
     keys: dict[str, Span] = field(default_factory=dict)
     # pointer of a container -> span of its closing brace (for end-of-block comments)
     ends: dict[str, Span] = field(default_factory=dict)
+    # pointers of statement-like places (entries, statements, list items, pipe
+    # stages) in source order: where comments can attach
+    items: list[str] = field(default_factory=list)
 
     def value(self, pointer: str) -> Span | None:
         """The span of the value at `pointer`, or of its nearest ancestor."""
@@ -58,6 +61,10 @@ def unwrap(node: Node, positions: Positions, at: str = "") -> Any:
     positions.values[at] = node.span
     if node.key_span is not None:
         positions.keys[at] = node.key_span
+    if node.item:
+        positions.items.append(at)
+    if node.end is not None:
+        positions.ends[at] = node.end
     value = node.value
     if isinstance(value, dict):
         return {k: unwrap(v, positions, f"{at}/{escape(k)}") for k, v in value.items()}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from .diagnostics import Diagnostics, Span, did_you_mean
@@ -36,13 +36,19 @@ class Parsed:
 
 @lru_cache(maxsize=1)
 def grammar() -> Lark:
+    """The parser; its embedded transformer builds `Node`s while it parses (no tree)."""
     return Lark(
-        resource_path("grammars", "tfspec.lark").read_text(),
+        _grammar_text(),
         parser="lalr",
-        propagate_positions=True,
         maybe_placeholders=True,
+        transformer=_TRANSFORMER,
         lexer_callbacks={"COMMENT": _on_comment},
     )
+
+
+@lru_cache(maxsize=1)
+def _grammar_text() -> str:
+    return resource_path("grammars", "tfspec.lark").read_text()
 
 
 # Comments are %ignored by the grammar; the lexer hands each one to `_on_comment`,
@@ -60,8 +66,13 @@ def tok_span(tok: Token) -> Span:
     return Span(tok.line, tok.column, tok.end_line, tok.end_column)
 
 
-def meta_span(meta: Any) -> Span:
-    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+def span_of(x: Node | Token) -> Span:
+    return x.span if isinstance(x, Node) else tok_span(x)
+
+
+def join(first: Node | Token, last: Node | Token) -> Span:
+    a, b = span_of(first), span_of(last)
+    return Span(a.line, a.col, b.end_line, b.end_col)
 
 
 def item(node: Node) -> Node:
@@ -69,24 +80,39 @@ def item(node: Node) -> Node:
     return node
 
 
-@v_args(meta=True)
-class _ToIR(Transformer):
-    """lark tree -> `Node` tree, collecting IR-shape errors as it goes."""
+_LITERALS = {"KW_TRUE": True, "KW_FALSE": False, "KW_NULL": None, "KW_NONE": None}
+# Binding strength of the binary operators; `|>` binds loosest.
+_PRECEDENCE = {"|>": 0, "+": 1, "-": 1, "*": 2, "/": 2}
 
-    def __init__(self, diags: Diagnostics):
-        super().__init__()
-        self.diags = diags
+
+class _ToIR(Transformer):
+    """Parser callbacks: tokens and children -> `Node`s, collecting IR-shape errors.
+
+    Runs inside the LALR parser (lark's embedded transformer), so each method
+    receives its rule's children: `Node`s for inner rules, `Token`s for terminals
+    (an expression that is a single literal or name arrives as a bare token).
+    """
+
+    diags: Diagnostics = Diagnostics()
 
     # -- literals and expressions ------------------------------------------------
 
-    def number(self, meta, children):
-        (tok,) = children
-        text = str(tok)
-        value: int | float = int(text) if text.isdigit() else float(text)
-        return Node(value, tok_span(tok))
+    def v(self, x: Any) -> Node:
+        """A value: bare tokens (numbers, strings, names, literals) become `Node`s."""
+        if isinstance(x, Node):
+            return x
+        kind = x.type
+        span = tok_span(x)
+        if kind == "NUMBER":
+            text = str(x)
+            return Node(int(text) if text.isdigit() else float(text), span)
+        if kind == "STRING":
+            return self.string(x)
+        if kind == "NAME":
+            return Node({"ref": Node(str(x), span)}, span)
+        return Node(_LITERALS[kind], span)
 
-    def string(self, meta, children):
-        (tok,) = children
+    def string(self, tok: Token) -> Node:
         try:
             value = json.loads(tok)
         except json.JSONDecodeError as exc:
@@ -99,27 +125,22 @@ class _ToIR(Transformer):
             value = str(tok)[1:-1]
         return Node(value, tok_span(tok))
 
-    def true(self, meta, children):
-        return Node(True, meta_span(meta))
+    def list(self, children):
+        lsqb, *items, rsqb = children
+        values = [item(self.v(c)) for c in items if c is not None]
+        return Node(values, join(lsqb, rsqb))
 
-    def false(self, meta, children):
-        return Node(False, meta_span(meta))
+    def group(self, children):
+        (inner,) = children
+        node = self.v(inner)
+        # `(x |> A())` is one unit: stop the enclosing pipe from flattening into it
+        if isinstance(node.value, dict) and "pipe" in node.value:
+            node.item = True
+        return node
 
-    def null(self, meta, children):
-        return Node(None, meta_span(meta))
-
-    def list(self, meta, children):
-        items = [item(c) for c in children if c is not None]
-        return Node(items, meta_span(meta))
-
-    def ref(self, meta, children):
-        (tok,) = children
-        return Node({"ref": Node(str(tok), tok_span(tok))}, tok_span(tok))
-
-    def call(self, meta, children):
-        callee, *args = children
-        if isinstance(callee, Token):
-            callee = Node(str(callee), tok_span(callee))
+    def call(self, children):
+        callee, *args, rpar = children
+        callee = Node(str(callee), tok_span(callee)) if isinstance(callee, Token) else callee
         positional: list[Node] = []
         keywords: dict[str, Node] = {}
         for arg in args:
@@ -137,6 +158,7 @@ class _ToIR(Transformer):
                     continue
                 keywords[key] = value
             else:
+                arg = self.v(arg)
                 if keywords:
                     self.diags.add(
                         "E100",
@@ -146,179 +168,185 @@ class _ToIR(Transformer):
                     )
                 positional.append(arg)
         value: dict[str, Node] = {"call": callee}
-        span = meta_span(meta)
         if positional:
             value["args"] = Node(positional, positional[0].span)
         if keywords:
             first = next(iter(keywords.values()))
             value["kwargs"] = Node(keywords, first.key_span or first.span)
-        return Node(value, span)
+        return Node(value, join(callee, rpar))
 
-    def kwarg(self, meta, children):
+    def kwarg(self, children):
         key, value = children
+        value = self.v(value)
         value.key_span = tok_span(key)
         return (str(key), value)
 
-    def _op(self, op: str, meta, args: list[Node]) -> Node:
-        span = meta_span(meta)
-        return Node({"op": Node(op, span), "args": Node(args, span)}, span)
+    def binop(self, children):
+        (tok,) = children
+        return tok
 
-    def add(self, meta, children):
-        return self._op("+", meta, children)
-
-    def sub(self, meta, children):
-        return self._op("-", meta, children)
-
-    def mul(self, meta, children):
-        return self._op("*", meta, children)
-
-    def div(self, meta, children):
-        return self._op("/", meta, children)
-
-    def neg(self, meta, children):
+    def neg(self, children):
         (operand,) = children
+        operand = self.v(operand)
         value = operand.value
+        span = operand.span  # the `-` is anonymous; widen by one column below
+        span = Span(span.line, max(1, span.col - 1), span.end_line, span.end_col)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return Node(-value, meta_span(meta))  # fold `-3` into the literal
-        return self._op("neg", meta, [operand])
+            return Node(-value, span)  # fold `-3` into the literal
+        return Node({"op": Node("neg", span), "args": Node([operand], span)}, span)
 
-    def pipe_stage(self, meta, children):
-        left, stage = children
-        if isinstance(left.value, dict) and "pipe" in left.value and not left.item:
-            stages = left.value["pipe"].value
-        else:
-            stages = [item(left)]
-        stages = stages + [item(stage)]
-        span = meta_span(meta)
-        return Node({"pipe": Node(stages, span)}, span)
+    def expr(self, children):
+        """`a op b op c …` -> a tree by precedence (all operators are left-associative)."""
+        operands = [self.v(children[0])]
+        ops: list[str] = []
+
+        def reduce() -> None:
+            op = ops.pop()
+            right = operands.pop()
+            left = operands.pop()
+            operands.append(self.binary(op, left, right))
+
+        for i in range(1, len(children), 2):
+            op = str(children[i])
+            while ops and _PRECEDENCE[ops[-1]] >= _PRECEDENCE[op]:
+                reduce()
+            ops.append(op)
+            operands.append(self.v(children[i + 1]))
+        while ops:
+            reduce()
+        return operands[0]
+
+    def binary(self, op: str, left: Node, right: Node) -> Node:
+        span = join(left, right)
+        if op == "|>":
+            if isinstance(left.value, dict) and "pipe" in left.value and not left.item:
+                stages = left.value["pipe"].value
+            else:
+                stages = [item(left)]
+            stages = stages + [item(right)]
+            return Node({"pipe": Node(stages, span)}, span)
+        return Node({"op": Node(op, span), "args": Node([left, right], span)}, span)
 
     # -- models and blocks ---------------------------------------------------------
 
-    def dim(self, meta, children):
-        (tok,) = children
-        text = str(tok)
-        if not text.isdigit():
-            self.diags.add(
-                "E201",
-                f"a dimension must be a positive integer or None. Received: {text}",
-                tok_span(tok),
-            )
-            return Node(None, tok_span(tok))
-        return Node(int(text), tok_span(tok))
+    def shape(self, children):
+        lsqb, *dims, rsqb = children
+        out = []
+        for tok in dims:
+            if tok is None:
+                continue
+            text = str(tok)
+            if tok.type == "NUMBER" and not text.isdigit():
+                self.diags.add(
+                    "E201",
+                    f"a dimension must be a positive integer or None. Received: {text}",
+                    tok_span(tok),
+                )
+            out.append(Node(int(text) if text.isdigit() else None, tok_span(tok)))
+        return Node(out, join(lsqb, rsqb))
 
-    def unknown_dim(self, meta, children):
-        return Node(None, meta_span(meta))
-
-    def shape(self, meta, children):
-        return Node([c for c in children if c is not None], meta_span(meta))
-
-    def input_type(self, meta, children):
-        dtype, shape = children
-        return (dtype, shape)
-
-    def input_stmt(self, meta, children):
-        name, typ = children
+    def input_stmt(self, children):
+        kw, name, dtype, shape = children
         value: dict[str, Node] = {"input": Node(str(name), tok_span(name))}
-        if typ is not None:
-            dtype, shape = typ
-            if dtype is not None:
-                value["dtype"] = Node(str(dtype), tok_span(dtype))
+        if dtype is not None:
+            value["dtype"] = Node(str(dtype), tok_span(dtype))
+        if shape is not None:
             value["shape"] = shape
-        return item(Node(value, meta_span(meta)))
+        return item(Node(value, join(kw, shape or name)))
 
-    def layer_stmt(self, meta, children):
-        name, expr = children
-        return item(Node({"layer": Node(str(name), tok_span(name)), "value": expr}, meta_span(meta)))
+    def layer_stmt(self, children):
+        kw, name, expr = children
+        expr = self.v(expr)
+        return item(Node({"layer": Node(str(name), tok_span(name)), "value": expr},
+                         join(kw, expr)))
 
-    def output_stmt(self, meta, children):
-        name, expr = children
+    def output_stmt(self, children):
+        kw, name, expr = children
         value = {"output": Node(str(name), tok_span(name))}
         if expr is not None:
-            value["value"] = expr
-        return item(Node(value, meta_span(meta)))
+            value["value"] = expr = self.v(expr)
+        return item(Node(value, join(kw, expr if expr is not None else name)))
 
-    def node_stmt(self, meta, children):
+    def node_stmt(self, children):
         name, expr = children
-        return item(Node({"node": Node(str(name), tok_span(name)), "value": expr}, meta_span(meta)))
+        expr = self.v(expr)
+        return item(Node({"node": Node(str(name), tok_span(name)), "value": expr},
+                         join(name, expr)))
 
-    def add_stmt(self, meta, children):
+    def add_stmt(self, children):
         (call,) = children
-        return item(Node({"add": call}, meta_span(meta)))
+        return item(Node({"add": call}, call.span))
 
-    def stmts(self, meta, children):
-        span = meta_span(meta) if not meta.empty else Span(1, 1, 1, 1)
-        return Node(list(children), span)
+    def _body(self, stmts: list[Node], first: Token, rbrace: Token) -> Node:
+        return Node(stmts, stmts[0].span if stmts else join(first, rbrace))
 
-    def model_decl(self, meta, children):
-        name, kind, body = children
-        span = meta_span(meta)
-        if meta.empty is False and body.span == Span(1, 1, 1, 1):
-            body.span = span
+    def model_decl(self, children):
+        kw, name, kind, *stmts, rbrace = children
         node = Node(
             {
                 "name": Node(str(name), tok_span(name)),
                 "kind": Node(str(kind), tok_span(kind)),
-                "body": body,
+                "body": self._body(stmts, kind, rbrace),
             },
-            span,
+            join(kw, rbrace),
         )
-        node.end = Span(span.end_line, span.end_col - 1, span.end_line, span.end_col)
-        return ("model", Token("NAME", "model"), item(node), meta)
+        node.end = tok_span(rbrace)
+        return ("model", kw, item(node))
 
-    def block_param(self, meta, children):
+    def block_param(self, children):
         name, default = children
         value: dict[str, Node] = {"name": Node(str(name), tok_span(name))}
+        span = tok_span(name)
         if default is not None:
-            value["default"] = default
-        return item(Node(value, meta_span(meta)))
+            value["default"] = default = self.v(default)
+            span = join(name, default)
+        return ("block_param", item(Node(value, span)))
 
-    def block_decl(self, meta, children):
-        name, *params, body = children
-        span = meta_span(meta)
-        params = [p for p in params if p is not None]
-        if body.span == Span(1, 1, 1, 1):
-            body.span = span
+    def block_decl(self, children):
+        kw, name, *rest = children
+        rbrace = rest.pop()
+        params = [c[1] for c in rest if isinstance(c, tuple)]
+        stmts = [c for c in rest if isinstance(c, Node)]
         node = Node(
             {
                 "name": Node(str(name), tok_span(name)),
                 "params": Node(params, params[0].span if params else tok_span(name)),
-                "body": body,
+                "body": self._body(stmts, name, rbrace),
             },
-            span,
+            join(kw, rbrace),
         )
-        node.end = Span(span.end_line, span.end_col - 1, span.end_line, span.end_col)
-        return ("block", name, item(node), meta)
+        node.end = tok_span(rbrace)
+        return ("block", name, item(node))
 
     # -- sections --------------------------------------------------------------------
 
-    def assign(self, meta, children):
+    def assign(self, children):
         key, value = children
-        return ("assign", key, value, meta)
+        value = self.v(value)
+        return ("assign", key, value, join(key, value))
 
-    def subsection(self, meta, children):
-        key, entries = children
-        return ("subsection", key, self._object(entries, meta), meta)
+    def subsection(self, children):
+        key, *entries, rbrace = children
+        node = self._object(entries, join(key, rbrace))
+        node.end = tok_span(rbrace)
+        return ("subsection", key, node, join(key, rbrace))
 
-    def target(self, meta, children):
-        fmt, path, entries = children
-        span = meta_span(meta)
-        members = {"format": Node(str(fmt), tok_span(fmt))}
-        members["format"].key_span = tok_span(fmt)
-        members["path"] = self.string(meta, [path])
+    def target(self, children):
+        fmt, path, *entries, rbrace = children
+        members = {"format": Node(str(fmt), tok_span(fmt), key_span=tok_span(fmt))}
+        members["path"] = self.string(path)
         members["path"].key_span = tok_span(path)
-        if entries is not None:
-            members.update(self._object(entries, meta).value)
-        node = Node(members, span)
-        if entries is not None:
-            node.end = Span(span.end_line, span.end_col - 1, span.end_line, span.end_col)
-        return ("target", fmt, node, meta)
+        end = rbrace if rbrace is not None else path
+        if rbrace is not None:
+            members.update(self._object(entries, join(fmt, rbrace)).value)
+        node = Node(members, join(fmt, end))
+        if rbrace is not None:
+            node.end = tok_span(rbrace)
+        return ("target", fmt, node, join(fmt, end))
 
-    def entries(self, meta, children):
-        return list(children)
-
-    def _object(self, entries: list, meta) -> Node:
+    def _object(self, entries: list, span: Span) -> Node:
         members: dict[str, Node] = {}
-        for kind, key, value, entry_meta in entries:
+        for kind, key, value, entry_span in entries:
             name = str(key)
             if kind == "target":
                 self.diags.add(
@@ -337,21 +365,18 @@ class _ToIR(Transformer):
                 )
                 continue
             value.key_span = tok_span(key)
-            value.span = meta_span(entry_meta) if kind == "subsection" else value.span
-            members[name] = item(value)
             if kind == "subsection":
-                s = value.span
-                value.end = Span(s.end_line, s.end_col - 1, s.end_line, s.end_col)
-        span = meta_span(meta)
+                value.span = entry_span
+            members[name] = item(value)
         return Node(members, span)
 
-    def section(self, meta, children):
-        key, entries = children
+    def section(self, children):
+        key, *entries, rbrace = children
         name = str(key)
-        span = meta_span(meta)
+        span = join(key, rbrace)
         if name == "export":
             targets = []
-            for kind, tkey, value, entry_meta in entries:
+            for kind, tkey, value, _ in entries:
                 if kind != "target":
                     self.diags.add(
                         "E100",
@@ -364,21 +389,22 @@ class _ToIR(Transformer):
                 targets.append(item(value))
             node = Node(targets, span)
         else:
-            node = self._object(entries, meta)
-        node.end = Span(span.end_line, span.end_col - 1, span.end_line, span.end_col)
-        return ("section", key, item(node), meta)
+            node = self._object(entries, span)
+        node.end = tok_span(rbrace)
+        return ("section", key, item(node), span)
 
-    def name_decl(self, meta, children):
-        (tok,) = children
-        return ("name", Token("NAME", "name"), item(self.string(meta, [tok])), meta)
+    def name_decl(self, children):
+        kw, tok = children
+        return ("name", kw, item(self.string(tok)), join(kw, tok))
 
-    def param_decl(self, meta, children):
-        name, value = children
-        return ("param", name, value, meta)
+    def param_decl(self, children):
+        kw, name, value = children
+        value = self.v(value)
+        return ("param", name, value, join(kw, value))
 
-    def header(self, meta, children):
-        (tok,) = children
-        version = self.number(meta, [tok])
+    def header(self, children):
+        kw, tok = children
+        version = self.v(tok)
         if version.value != LANGUAGE_VERSION:
             self.diags.add(
                 "E102",
@@ -387,16 +413,21 @@ class _ToIR(Transformer):
                 tok_span(tok),
                 hint=f"write `tfspec {LANGUAGE_VERSION}` or upgrade tfspec",
             )
+        version.span = join(kw, tok)
         return version
 
-    def start(self, meta, children):
+    def start(self, children):
         header, *items = children
         top: dict[str, Node] = {"tfspec": item(header)}
         header.key_span = header.span
         params: dict[str, Node] = {}
         blocks: list[Node] = []
-        for kind, key, value, item_meta in items:
-            span = meta_span(item_meta)
+        for entry in items:
+            if entry[0] in ("model", "block"):
+                kind, key, value = entry
+                span = value.span
+            else:
+                kind, key, value, span = entry
             name = str(key)
             if kind == "param":
                 if name in params:
@@ -409,7 +440,6 @@ class _ToIR(Transformer):
                     continue
                 value.key_span = tok_span(key)
                 params[name] = item(value)
-                value.span = value.span
                 if "params" not in top:
                     top["params"] = Node(params, span)
                 continue
@@ -430,7 +460,10 @@ class _ToIR(Transformer):
             value.key_span = tok_span(key) if kind == "section" else span
             value.span = span
             top[name] = value
-        return Node(top, meta_span(meta))
+        return Node(top, join(header, items[-1][2] if items else header))
+
+
+_TRANSFORMER = _ToIR()
 
 
 # -- syntax errors ---------------------------------------------------------------------
@@ -448,6 +481,8 @@ _TOKEN_NAMES = {
     "COMMA": "`,`",
     "EQUAL": "`=`",
     "COLON": "`:`",
+    "MINUS": "`-`",
+    "QMARK": "`?`",
     "$END": "the end of the file",
 }
 
@@ -484,9 +519,27 @@ _EXAMPLES: dict[str, list[str]] = {
 }
 
 
+def _parse_example(text: str) -> Any:
+    """Parse one of `_EXAMPLES` for match_examples, keeping its callbacks' noise away."""
+    saved = _TRANSFORMER.diags
+    _TRANSFORMER.diags = Diagnostics()
+    try:
+        return grammar().parse(text)
+    finally:
+        _TRANSFORMER.diags = saved
+
+
+def _token_name(t: str) -> str:
+    if t in _TOKEN_NAMES:
+        return _TOKEN_NAMES[t]
+    if t.startswith("KW_"):
+        return "`None`" if t == "KW_NONE" else f"`{t[3:].lower()}`"
+    return f"`{t.lower()}`" if t.isalpha() else t
+
+
 def _expected(exc: UnexpectedInput) -> str:
-    names = sorted({_TOKEN_NAMES.get(t, f"`{t.lower()}`" if t.isalpha() else t) for t in
-                    getattr(exc, "expected", set()) or set() if not t.startswith("__")})
+    names = sorted({_token_name(t) for t in getattr(exc, "expected", set()) or set()
+                    if not t.startswith("__")})
     if not names:
         return ""
     if len(names) > 6:
@@ -512,7 +565,7 @@ def _syntax_error(exc: UnexpectedInput, text: str, diags: Diagnostics) -> None:
         return
     token = getattr(exc, "token", None)
     label = exc.match_examples(
-        lambda s: grammar().parse(s), _EXAMPLES, use_accepts=True
+        _parse_example, _EXAMPLES, use_accepts=True
     ) if isinstance(exc, (UnexpectedToken, UnexpectedEOF)) else None
     if isinstance(exc, UnexpectedEOF) or (token is not None and token.type == "$END"):
         where = "the end of the file"
@@ -575,47 +628,24 @@ def _attach_comments(
     return out
 
 
-def _collect(node: Node, at: str, items: list[str], ends: dict[str, Span]) -> None:
-    """Record which pointers are comment anchors and where blocks close."""
-    if node.item:
-        items.append(at)
-    if node.end is not None:
-        ends[at] = node.end
-    value = node.value
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _collect(v, f"{at}/{k.replace('~', '~0').replace('/', '~1')}", items, ends)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            _collect(v, f"{at}/{i}", items, ends)
-
-
 def parse_dsl(text: str, diags: Diagnostics) -> Parsed:
     """Parse `.tfspec` text; problems go to `diags`, the IR is None if unparsable."""
     comments: list[Token] = []
     positions = Positions()
+    _TRANSFORMER.diags = diags
+    _COMMENTS.append(comments)
     try:
-        tree = _parse(text, comments)
+        root = grammar().parse(text)
     except UnexpectedInput as exc:
         _syntax_error(exc, text, diags)
         return Parsed(None, positions, text)
-    root = _ToIR(diags).transform(tree)
-    ir = unwrap(root, positions)
-    items: list[str] = []
-    _collect(root, "", items, positions.ends)
-    ends = positions.ends
-    ends[""] = Span.point(text.count("\n") + 2, 1)  # past the last line
-    if comments:
-        ir["comments"] = _attach_comments(comments, positions, items, text)
-    return Parsed(ir, positions, text)
-
-
-def _parse(text: str, comments: list[Token]):
-    _COMMENTS.append(comments)
-    try:
-        return grammar().parse(text)
     finally:
         _COMMENTS.pop()
+    ir = unwrap(root, positions)
+    positions.ends[""] = Span.point(text.count("\n") + 2, 1)  # past the last line
+    if comments:
+        ir["comments"] = _attach_comments(comments, positions, positions.items, text)
+    return Parsed(ir, positions, text)
 
 
 __all__ = ["Parsed", "parse_dsl", "grammar", "did_you_mean", "TOP_LEVEL_SECTIONS"]
