@@ -42,6 +42,8 @@ def grammar() -> Lark:
         parser="lalr",
         maybe_placeholders=True,
         transformer=_TRANSFORMER,
+        # the LALR tables take ~0.2 s to build; lark caches them in the temp dir
+        cache=True,
         lexer_callbacks={"COMMENT": _on_comment},
     )
 
