@@ -338,6 +338,19 @@ def test_mutated_dsl_examples(text, filename):
         check_round_trip(result)
 
 
+@fuzz_settings(400)
+@given(st.data(), st.sampled_from(["# a comment\n", " # a comment\n", "\n# a comment\n"]))
+def test_comment_anywhere_in_an_example(data, comment):
+    """A comment may sit between any two tokens; fmt keeps it, and keeps it where it is."""
+    texts = dsl_sources()
+    parts = tokens_of(texts[data.draw(st.integers(0, len(texts) - 1))])
+    i = data.draw(st.integers(0, len(parts)))
+    text = "".join(parts[:i]) + comment + "".join(parts[i:])
+    result = validate_and_check(text, "x.tfspec")
+    if result.ok:
+        check_round_trip(result)
+
+
 @fuzz_settings(700)
 @given(mutated(json_sources, json_token), st.sampled_from(FILENAMES))
 def test_mutated_json_examples(text, filename):

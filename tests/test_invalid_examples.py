@@ -23,7 +23,9 @@ here rather than shipped as an example.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -179,18 +181,24 @@ def test_unreadable_missing_file(tmp_path, capsys):
     missing = tmp_path / "nope.tfspec"
     assert main(["validate", str(missing)]) == 1
     captured = capsys.readouterr()
-    assert captured.out == (
-        f"{missing}: error[E103]: cannot read the file: No such file or directory\n\n")
+    reason = os.strerror(errno.ENOENT)
+    assert captured.out == f"{missing}: error[E103]: cannot read the file: {reason}\n\n"
     assert "Traceback" not in captured.err
     assert main(["validate", "--format", "json", str(missing)]) == 1
     [diag] = json.loads(capsys.readouterr().out)
     assert (diag["code"], diag["file"], diag["line"]) == ("E103", str(missing), None)
 
 
-def test_unreadable_directory(tmp_path):
+def test_unreadable_directory(tmp_path, capsys):
+    # the API reads what it is given: a directory is a file it cannot read
     result = validate_file(tmp_path)
     assert [d.code for d in result.diagnostics] == ["E103"]
     assert result.ir is None and not result.ok
+    # the command line searches a directory instead; finding no spec there is an error too
+    assert main(["validate", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.endswith("tfspec: no *.tfspec or *.tfspec.json files found\n")
+    assert "Traceback" not in captured.err
 
 
 def test_unreadable_encoding(tmp_path, capsys):

@@ -235,7 +235,7 @@ BLOCK_USED_TWICE = {
 ALL_EXPORTS = {
     "tfspec": 1,
     "name": "exports",
-    "params": {"out": "runs/out"},
+    "params": {"tol": 1e-6},
     "data": {"source": call("synthetic", shape=[4], classes=3, count=64)},
     "model": {
         "name": "Tiny",
@@ -249,11 +249,11 @@ ALL_EXPORTS = {
     "export": [
         {
             "format": "saved_model",
-            "path": ref("out"),
+            "path": "runs/out",
             "version": 2,
             "signature": "serving_default",
             "verify": True,
-            "tolerance": 1e-6,
+            "tolerance": ref("tol"),
         },
         {"format": "keras", "path": "runs/out/model.keras"},
         {

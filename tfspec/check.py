@@ -92,8 +92,9 @@ class Checker:
         for section in ("distribute", "export"):
             if section in ir:
                 self.check_refs(ir[section], f"/{section}")
+        mentioned = _refs(ir)
         for name, sym in self.params.items():
-            if not sym.used:
+            if not sym.used and name not in mentioned:
                 self.error("W401", f"param `{name}` is never used", sym.at, key=True,
                            hint="remove it, or use it in a value")
 
@@ -255,14 +256,13 @@ class Checker:
         kwargs = _dict(call.get("kwargs"))
         given: dict[str, str] = {}
         if len(args) > len(positional) and not entry.get("var_positional"):
-            extra = args[len(positional)]
             takes = len(positional)
             self.error(
                 "E303",
                 f"`{name}` takes {takes} positional argument{'s' if takes != 1 else ''}. "
                 f"Received: {len(args)}",
                 f"{at}/args/{len(positional)}",
-                hint="pass the rest by keyword" if takes else f"pass {show(extra)} by keyword",
+                hint=_positional_hint(name, positional, args, params),
             )
         for i, arg in enumerate(args):
             param = positional[i] if i < len(positional) else None
@@ -311,7 +311,8 @@ class Checker:
                 via = f" (from `{arg['ref']}`)"
             hint = None
             if isinstance(ptype, dict) and isinstance(value, str):
-                hint = did_you_mean(value, [v for v in ptype.get("enum", ()) if isinstance(v, str)])
+                hint = did_you_mean(value, [v for v in ptype.get("enum", ()) if isinstance(v, str)],
+                                    string=True)
             self.error("E305", f"`{pname}` must be {problem}. Received: {pname}={show(value)}"
                        f"{via}", at, hint)
 
@@ -431,6 +432,8 @@ class Checker:
         stmts = _list(body)
         outputs: list[tuple[str, str]] = []
         inputs = 0
+        errors_before = sum(1 for d in self.diags if d.is_error)
+        duplicates: set[int] = set()
         # Declarations first: the body is dataflow, so order does not matter for names.
         for i, stmt in enumerate(stmts):
             if not isinstance(stmt, dict):
@@ -443,17 +446,13 @@ class Checker:
                 if kind == "output" and "value" not in stmt:
                     outputs.append((name, sat))
                     break
-                self.declare(name, kind, f"{sat}/{kind}", scope)
+                if not self.declare(name, kind, f"{sat}/{kind}", scope):
+                    duplicates.add(i)
+                    break
                 if kind == "output":
                     outputs.append((name, sat))
                 if kind == "input":
                     inputs += 1
-                    if owner == "model" and "shape" not in stmt:
-                        self.error("E201", f"model input `{name}` needs a type and shape",
-                                   sat, hint=f"write `input {name}: float32[…]`")
-                    if owner == "block" and ("shape" in stmt or "dtype" in stmt):
-                        self.error("E408", "block inputs take their shape from the caller",
-                                   sat, hint=f"write `input {name}`")
                 break
         for i, stmt in enumerate(stmts):
             if not isinstance(stmt, dict):
@@ -469,12 +468,16 @@ class Checker:
                 name = _name(stmt.get("node", stmt.get("output")))
                 deps: set[str] = set()
                 self.flow(stmt.get("value"), f"{sat}/value", scope, deps)
-                if name is not None:
+                if name is not None and i not in duplicates:
                     scope.deps[name] = deps
         for name, sat in outputs:
             sym = scope.symbols.get(name)
-            if sym is None:
-                self.undefined(name, sat, scope, values=False)
+            if sym is None and name in self.params:
+                self.params[name].used = True
+                self.error("E406", f"`{name}` is a param, not a tensor; outputs are tensors",
+                           f"{sat}/output")
+            elif sym is None:
+                self.undefined(name, f"{sat}/output", scope, values=False)
             elif sym.kind == "layer":
                 self.error("E406", f"`{name}` is a layer, not a tensor; outputs are tensors",
                            sat)
@@ -487,21 +490,26 @@ class Checker:
             self.error("E403", f"the {owner} has no `output`", at,
                        hint="mark the result, e.g. `output y = Dense(1)(x)` or `output x`")
         self.check_cycles(scope)
-        self.check_unused(scope, [n for n, _ in outputs])
+        if sum(1 for d in self.diags if d.is_error) == errors_before:
+            # unused-node warnings after an error in the same body are mostly its echo
+            self.check_unused(scope, [n for n, _ in outputs])
 
-    def declare(self, name: str, kind: str, at: str, scope: _Scope) -> None:
+    def declare(self, name: str, kind: str, at: str, scope: _Scope) -> bool:
+        """Add `name` to the scope; False (and E401) when it is already there."""
         if name in scope.symbols:
             first = scope.symbols[name]
             line = self.pos.value(first.at)
             self.error("E401", f"`{name}` is already declared" +
                        (f" at line {line.line}" if line else ""), at,
-                       hint="each input, layer and node needs its own name")
-            return
+                       hint="each input, layer and node needs its own name; "
+                            "nodes are not variables and cannot be reassigned")
+            return False
         if name in self.params:
             self.error("E401", f"`{name}` is also a param", at, hint="rename one of them")
         if kind == "layer" and (name in self.blocks or catalog.lookup("layers", name)):
             self.error("E401", f"layer `{name}` has the name of a Keras layer or block", at)
         scope.symbols[name] = _Symbol(kind, at)
+        return True
 
     def layer_value(self, value: Any, at: str, scope: _Scope) -> None:
         """`layer shared = Dense(64)`: a layer construction, not yet applied."""
@@ -550,6 +558,12 @@ class Checker:
                     self.error("E406", f"`{callee}` is a {_KIND_WORDS[sym.kind]}; only "
                                "layers can be applied", f"{at}/call")
             elif isinstance(callee, (str, dict)):
+                if isinstance(callee, str) and self.tensors_in_args(value, scope, deps):
+                    self.error(
+                        "E406", f"`{callee}(…)` is given tensors as constructor arguments",
+                        at, hint=f"build the layer, then apply it: `{callee}()([…])` or "
+                                 f"`{callee}(…)(x)`")
+                    return
                 if isinstance(callee, str):
                     self.error(
                         "E406", f"`{callee}(…)` builds a layer but does not apply it to a "
@@ -572,6 +586,19 @@ class Checker:
         else:
             self.error("E406", f"expected a tensor (an input or a node). Received: "
                        f"{show(value)}", at)
+
+    def tensors_in_args(self, call: dict[str, Any], scope: _Scope, deps: set[str]) -> bool:
+        """Whether a layer construction was passed tensors (`Add(a, b)`): mark them used."""
+        found = False
+        for arg in _list(call.get("args")) + list(_dict(call.get("kwargs")).values()):
+            for v in arg if isinstance(arg, list) else [arg]:
+                name = v.get("ref") if _is(v, "ref") else None
+                sym = scope.symbols.get(name) if isinstance(name, str) else None
+                if sym is not None and sym.kind in _TENSOR_KINDS:
+                    sym.used = True
+                    deps.add(name)
+                    found = True
+        return found
 
     def tensor_ref(self, name: Any, at: str, scope: _Scope, deps: set[str]) -> None:
         if not isinstance(name, str):
@@ -698,7 +725,7 @@ class Checker:
             if catalog.lookup(category, value) is None:
                 word = _CATEGORY_WORDS[category]
                 self.error("E300", f"unknown {word} \"{value}\"", at,
-                           did_you_mean(value, catalog.names(category)))
+                           did_you_mean(value, catalog.names(category), string=True))
         elif isinstance(value, list):
             for i, v in enumerate(value):
                 self.named(v, f"{at}/{i}", category)
@@ -708,10 +735,10 @@ class Checker:
     def per_output(self, value: Any, at: str, category: str, outputs: list[str] | None,
                    what: str) -> None:
         if isinstance(value, dict) and not _is(value, "call") and not _is(value, "ref"):
-            self.output_keys(value, at, outputs, what)
+            unknown = self.output_keys(value, at, outputs, what)
             for k, v in value.items():
                 self.named(v, f"{at}/{escape(k)}", category)
-            if outputs and what == "loss":
+            if outputs and what == "loss" and not unknown:
                 missing = [o for o in outputs if o not in value]
                 if missing:
                     self.error("E405", "no loss for output" + ("s " if len(missing) > 1 else " ")
@@ -721,15 +748,19 @@ class Checker:
             self.named(value, at, category)
 
     def output_keys(self, value: dict[str, Any], at: str, outputs: list[str] | None,
-                    what: str) -> None:
+                    what: str) -> int:
+        """Report keys that are not outputs of the model; return how many."""
         if outputs is None:
-            return
+            return 0
+        unknown = 0
         for key in value:
             if key not in outputs:
                 hint = did_you_mean(key, outputs) or (
                     "the model's outputs: " + ", ".join(f"`{o}`" for o in outputs))
                 self.error("E405", f"`{what}` names `{key}`, which is not an output of the "
                            "model", f"{at}/{escape(key)}", hint, key=True)
+                unknown += 1
+        return unknown
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -762,6 +793,19 @@ def _contains_unknown(value: Any) -> bool:
     if value is UNKNOWN:
         return True
     return isinstance(value, list) and any(_contains_unknown(v) for v in value)
+
+
+def _positional_hint(name: str, positional: list[dict[str, Any]], args: list[Any],
+                     params: list[dict[str, Any]]) -> str | None:
+    if len(positional) == 1 and positional[0].get("type") in ("shape", "size", "axis"):
+        items = ", ".join(show(a) for a in args)
+        return f"`{positional[0]['name']}` is one list: write `{name}([{items}])`"
+    keywords = [p["name"] for p in params if not p.get("positional", True)]
+    if keywords:
+        return "pass the rest by keyword: " + ", ".join(f"`{k}`" for k in keywords[:6])
+    if not params:
+        return f"`{name}` takes no arguments"
+    return None
 
 
 def _call_example(params: list[dict[str, Any]]) -> str:
@@ -800,6 +844,21 @@ def _model_outputs(model: dict[str, Any] | None) -> list[str] | None:
     outs = [s["output"] for s in _list(model.get("body"))
             if isinstance(s, dict) and isinstance(s.get("output"), str)]
     return outs or None
+
+
+def _refs(value: Any) -> set[str]:
+    """Every name referenced anywhere in `value`."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, dict):
+            if isinstance(v.get("ref"), str):
+                found.add(v["ref"])
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return found
 
 
 def _block_uses(body: Any, blocks: dict[str, Any]) -> set[str]:

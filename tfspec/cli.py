@@ -23,7 +23,8 @@ from .validate import Result, find_specs, parse_override, validate_file
 EXIT_OK, EXIT_ERRORS, EXIT_INTERNAL = 0, 1, 2
 
 
-def _print_diagnostics(results: list[Result], fmt: str, out=sys.stdout) -> None:
+def _print_diagnostics(results: list[Result], fmt: str, out=None) -> None:
+    out = out if out is not None else sys.stdout
     if fmt == "json":
         items = [d.to_dict() for r in results for d in r.diagnostics]
         print(json.dumps(items, indent=2), file=out)

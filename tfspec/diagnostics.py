@@ -151,21 +151,48 @@ class SpecError(Exception):
         super().__init__(render_one(first, source) if first else "invalid spec")
 
 
-def did_you_mean(name: str, candidates: Iterable[str], n: int = 1) -> str | None:
-    """A hint naming the closest candidate(s), or None when nothing is close."""
-    pool = list(candidates)
-    lowered = {c.lower(): c for c in pool}
-    if name.lower() in lowered and lowered[name.lower()] != name:
-        return f"did you mean `{lowered[name.lower()]}`?"
-    matches = difflib.get_close_matches(name, pool, n=n, cutoff=0.6)
-    if not matches:
-        matches = [
-            lowered[m]
-            for m in difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=0.6)
-        ]
-    if not matches:
+def _distance(a: str, b: str) -> int:
+    """Edit distance counting a swap of neighbours as one edit (optimal string alignment)."""
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[-1]
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate a typo most likely meant, or None when nothing is close."""
+    pool = [c for c in candidates if c != name]
+    if not pool:
         return None
-    return "did you mean " + " or ".join(f"`{m}`" for m in matches) + "?"
+    lowered = name.lower()
+    for c in pool:
+        if c.lower() == lowered:
+            return c
+    limit = max(1, min(3, len(name) // 3))
+    # closest first; on a tie, the one written in the same case style ("adam" for "adma")
+    scored = sorted(
+        (_distance(lowered, c.lower()), c[:1].isupper() != name[:1].isupper(),
+         -difflib.SequenceMatcher(None, lowered, c.lower()).ratio(), c)
+        for c in pool if abs(len(c) - len(name)) <= limit
+    )
+    if scored and scored[0][0] <= limit:
+        return scored[0][-1]
+    matches = difflib.get_close_matches(name, pool, n=1, cutoff=0.75)
+    return matches[0] if matches else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str], string: bool = False) -> str | None:
+    """A "did you mean …?" hint, or None. `string`: the names are string values."""
+    best = closest(name, candidates)
+    if best is None:
+        return None
+    return f'did you mean "{best}"?' if string else f"did you mean `{best}`?"
 
 
 # -- rendering -----------------------------------------------------------------

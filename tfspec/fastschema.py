@@ -22,6 +22,7 @@ Check = Callable[[Any], bool]
 _ANNOTATIONS = {
     "$schema", "$id", "$comment", "$defs", "title", "description", "default", "examples",
     "enumDescriptions", "markdownDescription", "deprecated", "readOnly", "writeOnly", "format",
+    "x-message",  # tfspec's own: the message for an error raised by this subschema
 }
 
 

@@ -265,6 +265,16 @@ class _Formatter:
                 out += self.lead(sat, pipe_indent)
                 out += self.lines("|> ", stage, sat, pipe_indent, self.trail(sat))
             return out
+        callee = value.get("call") if isinstance(value, dict) else None
+        if _is_call(callee) and (callee.get("args") or callee.get("kwargs")) and not (
+            self.has_comments(f"{at}/args") or self.has_comments(f"{at}/kwargs")
+        ):
+            # `Dense(…long…)(x)`: break the layer's arguments and keep `(x)` on its `)`
+            lines = self.broken(callee, f"{at}/call", indent)
+            parts = [self.inline(a) for a in value.get("args", [])]
+            parts += [f"{k} = {self.inline(v)}" for k, v in value.get("kwargs", {}).items()]
+            lines[-1] += f"({', '.join(parts)})"
+            return lines
         if _is_call(value) and (value.get("args") or value.get("kwargs")):
             callee = value["call"]
             head = self.inline(callee) if isinstance(callee, dict) else callee

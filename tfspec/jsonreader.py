@@ -90,11 +90,12 @@ class _Reader:
         pos = self.ws(start + 1)
         if self.text.startswith("}", pos):
             return Node(members, self.span(start, pos + 1)), pos + 1
+        comma = -1
         while True:
             pos = self.ws(pos)
             if not self.text.startswith('"', pos):
-                if self.text.startswith("}", pos):
-                    raise _Error("trailing comma before `}`", pos, "JSON allows no trailing comma")
+                if self.text.startswith("}", pos) and comma >= 0:
+                    raise _Error("trailing comma before `}`", comma, "JSON allows no trailing comma")
                 raise _Error("expected a key in double quotes", pos)
             key_node, pos = self.string(pos)
             key = key_node.value
@@ -115,6 +116,7 @@ class _Reader:
                 members[key] = value
             pos = self.ws(pos)
             if self.text.startswith(",", pos):
+                comma = pos
                 pos += 1
                 continue
             if self.text.startswith("}", pos):

@@ -415,13 +415,12 @@ class _ToIR(Transformer):
                 tok_span(tok),
                 hint=f"write `tfspec {LANGUAGE_VERSION}` or upgrade tfspec",
             )
-        version.span = join(kw, tok)
+        version.key_span = join(kw, tok)
         return version
 
     def start(self, children):
         header, *items = children
         top: dict[str, Node] = {"tfspec": item(header)}
-        header.key_span = header.span
         params: dict[str, Node] = {}
         blocks: list[Node] = []
         for entry in items:
@@ -484,35 +483,48 @@ _TOKEN_NAMES = {
     "EQUAL": "`=`",
     "COLON": "`:`",
     "MINUS": "`-`",
+    "PLUS": "`+`",
+    "STAR": "`*`",
+    "SLASH": "`/`",
     "QMARK": "`?`",
     "$END": "the end of the file",
 }
 
 # Common mistakes, recognised by the parser state they leave it in (lark's match_examples).
+# What can follow an unfinished construct: a closing brace, the next entry, a string…
+_NEXT = [" }", "\n  loss = 1 }", '\n  "x" }', "\n  3 }", "\n  output y }", "\n  y = x }"]
+
 _EXAMPLES: dict[str, list[str]] = {
     "a spec starts with `tfspec 1`": ["name \"x\"", "data { }", "model M functional { }"],
     "expected `=` after the key": [
-        "tfspec 1\ndata { batch 64 }",
-        "tfspec 1\ntrain { epochs: 3 }",
+        *(f"tfspec 1\n{s} {{ {pre}batch 64 }}" for s in ("data", "train")
+          for pre in ("", "a = 1\n", "a = f(1)\n", 'a = "x"\n', "a = [1]\n")),
+        *(f"tfspec 1\n{s} {{ {pre}epochs: 3 }}" for s in ("data", "train")
+          for pre in ("", "a = 1\n", "a = f(1)\n", 'a = "x"\n')),
         "tfspec 1\nparam lr 0.1",
     ],
     "missing `)` to close the argument list": [
-        "tfspec 1\nmodel M functional { x = Dense(3 }",
-        "tfspec 1\ntrain { optimizer = Adam(learning_rate = 0.1 }",
+        *(f"tfspec 1\ntrain {{ optimizer = Adam({arg}{nxt}" for arg in
+          ("learning_rate = 0.1", "0.1", "x", '"x"', "f(1)", "[1]") for nxt in _NEXT),
+        *(f"tfspec 1\nmodel M functional {{ x = Dense({arg}{nxt}" for arg in
+          ("3", "units = 3", "a", '"x"') for nxt in _NEXT),
         "tfspec 1\nmodel M sequential { Dense(3 Dense(4) }",
     ],
     "missing `]` to close the list": [
-        "tfspec 1\ntrain { metrics = [\"accuracy\" }",
-        "tfspec 1\ntrain { metrics = [\"accuracy\", \"mae\" }",
+        *(f"tfspec 1\ntrain {{ metrics = [{items}{nxt}" for items in
+          ('"accuracy"', '"accuracy", "mae"', "AUC()", "x", "1") for nxt in _NEXT),
     ],
     "missing `}` to close the block": [
         "tfspec 1\ndata { batch = 3 ",
         "tfspec 1\nmodel M functional { x = y",
+        "tfspec 1\nmodel M functional { x = y\n output x",
     ],
     "a value is missing after `=`": [
         "tfspec 1\ndata { batch = }",
+        "tfspec 1\ndata { a = 1\nbatch = }",
         "tfspec 1\nparam lr =",
         "tfspec 1\nmodel M functional { x = }",
+        "tfspec 1\nmodel M functional { input a: float32[1]\nx = }",
     ],
     "a model is declared as `model Name sequential|functional|subclass { … }`": [
         "tfspec 1\nmodel functional { }",
@@ -521,14 +533,40 @@ _EXAMPLES: dict[str, list[str]] = {
 }
 
 
-def _parse_example(text: str) -> Any:
-    """Parse one of `_EXAMPLES` for match_examples, keeping its callbacks' noise away."""
+@lru_cache(maxsize=1)
+def _example_states() -> list[tuple[Any, frozenset[str], str]]:
+    """(LALR state, acceptable tokens, label) for every example mistake.
+
+    Like lark's `match_examples`, but keyed on the state alone: lark also compares
+    the depth of the parse stack, so a mistake would only be recognised at the
+    nesting depth of its example.
+    """
     saved = _TRANSFORMER.diags
-    _TRANSFORMER.diags = Diagnostics()
+    _TRANSFORMER.diags = Diagnostics()  # the examples' callbacks must not report
+    out = []
     try:
-        return grammar().parse(text)
+        for label, examples in _EXAMPLES.items():
+            for text in examples:
+                try:
+                    grammar().parse(text)
+                except UnexpectedInput as exc:
+                    state = getattr(exc, "state", None)
+                    if state is not None:
+                        out.append((state.position, frozenset(exc.accepts or ()), label))
     finally:
         _TRANSFORMER.diags = saved
+    return out
+
+
+def _label(exc: UnexpectedInput) -> str | None:
+    state = getattr(exc, "state", None)
+    if state is None:
+        return None
+    accepts = frozenset(getattr(exc, "accepts", None) or ())
+    for position, ex_accepts, label in _example_states():
+        if position == state.position and ex_accepts == accepts:
+            return label
+    return None
 
 
 def _token_name(t: str) -> str:
@@ -566,9 +604,7 @@ def _syntax_error(exc: UnexpectedInput, text: str, diags: Diagnostics) -> None:
         diags.add("E100", message, Span.point(line, col), hint)
         return
     token = getattr(exc, "token", None)
-    label = exc.match_examples(
-        _parse_example, _EXAMPLES, use_accepts=True
-    ) if isinstance(exc, (UnexpectedToken, UnexpectedEOF)) else None
+    label = _label(exc)
     if isinstance(exc, UnexpectedEOF) or (token is not None and token.type == "$END"):
         where = "the end of the file"
         line = text.count("\n") + 1
@@ -586,9 +622,43 @@ def _syntax_error(exc: UnexpectedInput, text: str, diags: Diagnostics) -> None:
     allowed = _expected(exc)
     if label:
         message = f"{label} (found {where})"
+        if label.startswith("missing") and token is not None and token.type != "$END":
+            span = _after_previous(text, token.start_pos) or span
     elif allowed:
         message += f"; {allowed}"
     diags.add("E100", message, span, hint)
+
+
+def _after_previous(text: str, pos: int) -> Span | None:
+    """Where something missing belongs: just after the code before `pos`, when that
+    code is on an earlier line (the token that revealed the mistake is elsewhere)."""
+    lines = text[:pos].split("\n")
+    if len(lines) < 2 or lines[-1].strip():
+        return None
+    for back in range(len(lines) - 2, -1, -1):
+        code = lines[back]
+        hash_at = _comment_start(code)
+        code = code[:hash_at].rstrip() if hash_at is not None else code.rstrip()
+        if code:
+            return Span.point(back + 1, len(code) + 1)
+    return None
+
+
+def _comment_start(line: str) -> int | None:
+    in_string = escaped = False
+    for i, ch in enumerate(line):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "#":
+            return i
+    return None
 
 
 # -- comments --------------------------------------------------------------------------

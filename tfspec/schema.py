@@ -8,6 +8,7 @@ placed at the key or value it is about.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from typing import Any, Iterable
 
@@ -102,9 +103,13 @@ def _expected(sub: dict[str, Any], depth: int = 0) -> list[str]:
     if isinstance(kind, list):
         # `[T, "object"]` is a scalar field that also takes a param reference or expression
         words = [_TYPE_WORDS.get(k, k) for k in kind if k != "object"]
+        if "integer" in kind and sub.get("minimum") == 1:
+            words = ["a positive integer" if w == "an integer" else w for w in words]
         return words + ["a param reference"] if "object" in kind and words else words
     if kind == "integer" and sub.get("minimum") == 1:
         return ["a positive integer"]
+    if kind == "number" and sub.get("exclusiveMinimum") == 0:
+        return ["a positive number"]
     if kind:
         return [_TYPE_WORDS.get(kind, kind)]
     return []
@@ -140,6 +145,25 @@ def _report(
         return
     seen.add((at, str(kind)))
     value = error.instance
+    custom = error.schema.get("x-message") if isinstance(error.schema, dict) else None
+    if custom:
+        code = "E202" if kind == "required" else "E203"
+        diags.add(code, f"`{where}`: {custom}", positions.value(at))
+        return
+    in_block_input = _BLOCK_STMT.match(at) and isinstance(value, dict) and "input" in value
+    if kind == "additionalProperties" and in_block_input and {"dtype", "shape"} & set(value):
+        diags.add("E408", "block inputs take their shape from the caller",
+                  positions.value(at), f"write `input {value['input']}`")
+        return
+    if kind == "required" and isinstance(value, dict) and "input" in value and (
+            "shape" in error.validator_value):
+        name = value["input"]
+        diags.add("E201", f"model input `{name}` needs a type and shape", positions.value(at),
+                  f"write `input {name}: float32[…]`")
+        return
+    if kind == "enum" and "propertyNames" in error.relative_schema_path:
+        _report_expression(at, where, ir, positions, diags)
+        return
     if kind in ("anyOf", "oneOf"):
         # Prefer a specific error from the alternative that fits best, when one goes deeper.
         from jsonschema.exceptions import best_match
@@ -170,7 +194,7 @@ def _report(
     if kind == "required":
         missing = [k for k in error.validator_value if isinstance(value, dict) and k not in value]
         for key in missing:
-            diags.add("E202", f"{where} needs `{key}`", positions.key(at) if at else None,
+            diags.add("E202", f"{where} needs `{key}`", positions.key(at),
                       _required_hint(key))
         return
     if kind == "type":
@@ -182,11 +206,12 @@ def _report(
         options = error.validator_value if kind == "enum" else [error.validator_value]
         hint = None
         if isinstance(value, str):
-            hint = did_you_mean(value, [o for o in options if isinstance(o, str)])
+            hint = did_you_mean(value, [o for o in options if isinstance(o, str)], string=True)
         elif isinstance(value, dict) and isinstance(value.get("ref"), str):
             hint = f'write "{value["ref"]}" in quotes: a bare name is a reference to a param'
-            close = did_you_mean(value["ref"], [o for o in options if isinstance(o, str)])
-            if close and close != f'did you mean `{value["ref"]}`?':
+            close = did_you_mean(value["ref"], [o for o in options if isinstance(o, str)],
+                                 string=True)
+            if close:
                 hint += f"; {close}"
         words = ", ".join(json.dumps(o) for o in options)
         diags.add("E203", f"`{where}` must be one of {words}. Received: {show(value)}",
@@ -207,6 +232,27 @@ def _report(
                   "names start with a letter or `_` and hold letters, digits and `_`")
         return
     diags.add("E201", f"`{where}`: {error.message}", positions.value(at))
+
+
+_BLOCK_STMT = re.compile(r"^/blocks/\d+/body/\d+$")
+_EXPRESSION_WORDS = {"call": "a call", "pipe": "a pipe `|>`", "op": "arithmetic",
+                     "ref": "a reference"}
+
+
+def _report_expression(at: str, where: str, ir: Any, positions: Positions,
+                       diags: Diagnostics) -> None:
+    """An expression object where this kind of expression is not allowed (`seed = Foo()`)."""
+    node = ir
+    for part in at.split("/")[1:]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        node = node[int(part)] if isinstance(node, list) else node.get(part)
+    kind = next((k for k in _EXPRESSION_WORDS if isinstance(node, dict) and k in node), None)
+    if kind is None:
+        diags.add("E201", f"`{where}` is not a valid value. Received: {show(node)}",
+                  positions.value(at))
+        return
+    diags.add("E201", f"`{where}` cannot be {_EXPRESSION_WORDS[kind]}. Received: {show(node)}",
+              positions.value(at), "write a literal value or the name of a param")
 
 
 def _required_hint(key: str) -> str | None:
