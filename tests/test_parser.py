@@ -39,14 +39,20 @@ def test_grammar_has_no_collisions():
         ("lr", {"ref": "lr"}),
         ("1 / 16", {"op": "/", "args": [1, 16]}),
         ("-lr", {"op": "neg", "args": [{"ref": "lr"}]}),
-        ("(a + b) * 2", {"op": "*", "args": [{"op": "+", "args": [{"ref": "a"}, {"ref": "b"}]}, 2]}),
+        (
+            "(a + b) * 2",
+            {"op": "*", "args": [{"op": "+", "args": [{"ref": "a"}, {"ref": "b"}]}, 2]},
+        ),
         ("Adam()", {"call": "Adam"}),
         (
             'Dense(10, activation = "relu")',
             {"call": "Dense", "args": [10], "kwargs": {"activation": "relu"}},
         ),
         ("Dense(3)(x)", {"call": {"call": "Dense", "args": [3]}, "args": [{"ref": "x"}]}),
-        ("Bidirectional(LSTM(4))", {"call": "Bidirectional", "args": [{"call": "LSTM", "args": [4]}]}),
+        (
+            "Bidirectional(LSTM(4))",
+            {"call": "Bidirectional", "args": [{"call": "LSTM", "args": [4]}]},
+        ),
     ],
 )
 def test_values(expr, ir):
@@ -138,7 +144,9 @@ def test_language_version_is_checked():
 
 
 def test_duplicate_keys_and_kwargs_are_reported_all_at_once():
-    _, diags = dsl("tfspec 1\ndata { batch = 1, batch = 2 }\nparam p = Dense(1, units = 2, units = 3)\n")
+    _, diags = dsl(
+        "tfspec 1\ndata { batch = 1, batch = 2 }\nparam p = Dense(1, units = 2, units = 3)\n"
+    )
     assert sorted(d.code for d in diags) == ["E205", "E304"]
 
 

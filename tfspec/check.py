@@ -92,11 +92,26 @@ class Checker:
         for section in ("distribute", "export"):
             if section in ir:
                 self.check_refs(ir[section], f"/{section}")
+        self.check_comments(ir.get("comments"))
         mentioned = _refs(ir)
         for name, sym in self.params.items():
             if not sym.used and name not in mentioned:
                 self.error("W401", f"param `{name}` is never used", sym.at, key=True,
                            hint="remove it, or use it in a value")
+
+    def check_comments(self, comments: Any) -> None:
+        """A comment's `at` must name a place in the spec (JSON specs write it by hand)."""
+        for i, c in enumerate(_list(comments)):
+            at = c.get("at") if isinstance(c, dict) else None
+            if not isinstance(at, str) or at == "" or at.startswith("/comments"):
+                if isinstance(at, str) and at.startswith("/comments"):
+                    self.error("E203", "a comment cannot be anchored in `comments`",
+                               f"/comments/{i}/at")
+                continue
+            if at not in self.pos.values:
+                self.error("E203", f"comment anchored at `{at}`, which is not in the spec",
+                           f"/comments/{i}/at",
+                           hint='use the JSON pointer of an item, e.g. "/train/epochs"')
 
     # -- params and plain values ----------------------------------------------------------
 

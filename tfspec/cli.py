@@ -12,7 +12,8 @@ import difflib
 import json
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import __version__
 from .diagnostics import render_github, render_text

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, NamedTuple
+from typing import NamedTuple
 
 # Stable codes. Each one has an example under examples/invalid/ and a golden file.
 CODES: dict[str, str] = {
@@ -151,6 +152,18 @@ class SpecError(Exception):
         super().__init__(render_one(first, source) if first else "invalid spec")
 
 
+MAX_DIGITS = 100  # longer numbers are certainly mistakes (and slow to convert)
+
+
+def number(text: str) -> int | float | None:
+    """The value of a numeric literal, or None when it is out of range."""
+    digits = text.lstrip("-")
+    if digits.isdigit():
+        return int(text) if len(digits) <= MAX_DIGITS else None
+    value = float(text) if len(text) <= 2 * MAX_DIGITS else float("inf")
+    return value if value not in (float("inf"), float("-inf")) else None
+
+
 def _distance(a: str, b: str) -> int:
     """Edit distance counting a swap of neighbours as one edit (optimal string alignment)."""
     prev2: list[int] = []
@@ -209,7 +222,10 @@ def render_one(diag: Diagnostic, source: str | None) -> str:
             text = src_lines[span.line - 1].expandtabs(1)
             gutter = str(span.line)
             pad = " " * len(gutter)
-            width = (span.end_col - span.col) if span.end_line == span.line else len(text) - span.col + 1
+            if span.end_line == span.line:
+                width = span.end_col - span.col
+            else:  # a multi-line span: underline to the end of its first line
+                width = len(text) - span.col + 1
             width = max(1, min(width, max(1, len(text) - span.col + 1)))
             lines.append(f"{pad} |")
             lines.append(f"{gutter} | {text}")

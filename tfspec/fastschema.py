@@ -14,7 +14,8 @@ loosen the check.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 Check = Callable[[Any], bool]
 
@@ -46,7 +47,7 @@ def equal(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return isinstance(a, bool) and isinstance(b, bool) and a == b
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
     if _is_number(a) and _is_number(b):
@@ -165,7 +166,9 @@ class Compiler:
 
     def kw_prefixItems(self, value: list[Any], schema: dict) -> Check:
         items = [self.compile(v) for v in value]
-        return lambda x: not isinstance(x, list) or all(c(v) for c, v in zip(items, x))
+        return lambda x: not isinstance(x, list) or all(
+            c(v) for c, v in zip(items, x, strict=False)
+        )
 
     def kw_minItems(self, value: int, schema: dict) -> Check:
         return lambda x: not isinstance(x, list) or len(x) >= value

@@ -46,7 +46,10 @@ class _Formatter:
         self.ends: dict[str, list[str]] = defaultdict(list)
         for c in comments:
             text = c["text"] if c["text"].startswith("#") else "# " + c["text"]
-            table = self.ends if c.get("end") else self.trailing if c.get("trailing") else self.leading
+            if c.get("end"):
+                table = self.ends
+            else:
+                table = self.trailing if c.get("trailing") else self.leading
             table[c["at"]].append(text)
         self.anchors = set(self.leading) | set(self.trailing) | set(self.ends)
 
@@ -117,10 +120,10 @@ class _Formatter:
         inline = self.inline_object(obj, at)
         if inline is not None and len(head) + len(inline) + 3 <= WIDTH:
             return [f"{head} {inline} }}{self.trail(at)}"]
-        out = [head + self.trail(at)]
+        out = [head]
         out += self.entries(obj, at, indent + INDENT)
         out += self.end(at, indent + INDENT)
-        out.append(indent + "}")
+        out.append(indent + "}" + self.trail(at))
         return out
 
     def inline_object(self, obj: dict[str, Any], at: str) -> str | None:
@@ -146,7 +149,7 @@ class _Formatter:
         return out
 
     def export(self, targets: list[dict[str, Any]], at: str) -> list[str]:
-        out = ["export {" + self.trail(at)]
+        out = ["export {"]
         for i, target in enumerate(targets):
             tat = f"{at}/{i}"
             out += self.lead(tat, INDENT)
@@ -157,26 +160,26 @@ class _Formatter:
             else:
                 out += self.section_body(head, rest, tat, INDENT)
         out += self.end(at, INDENT)
-        out.append("}")
+        out.append("}" + self.trail(at))
         return out
 
     def section_body(self, head: str, obj: dict[str, Any], at: str, indent: str) -> list[str]:
         inline = self.inline_object(obj, at)
         if inline is not None and len(head) + len(inline) + 5 <= WIDTH:
             return [f"{head} {{ {inline} }}{self.trail(at)}"]
-        out = [f"{head} {{{self.trail(at)}"]
+        out = [f"{head} {{"]
         out += self.entries(obj, at, indent + INDENT)
         out += self.end(at, indent + INDENT)
-        out.append(indent + "}")
+        out.append(indent + "}" + self.trail(at))
         return out
 
     # -- models and blocks ---------------------------------------------------------------
 
     def model(self, model: dict[str, Any], at: str) -> list[str]:
-        out = [f"model {model['name']} {model['kind']} {{{self.trail(at)}"]
+        out = [f"model {model['name']} {model['kind']} {{"]
         out += self.body(model.get("body", []), f"{at}/body", INDENT)
         out += self.end(at, INDENT)
-        out.append("}")
+        out.append("}" + self.trail(at))
         return out
 
     def block(self, block: dict[str, Any], at: str) -> list[str]:
@@ -186,10 +189,10 @@ class _Formatter:
                 p["name"] if "default" not in p else f"{p['name']} = {self.inline(p['default'])}"
             )
         out = self.lead(at, "")
-        out.append(f"block {block['name']}({', '.join(params)}) {{{self.trail(at)}")
+        out.append(f"block {block['name']}({', '.join(params)}) {{")
         out += self.body(block.get("body", []), f"{at}/body", INDENT)
         out += self.end(at, INDENT)
-        out.append("}")
+        out.append("}" + self.trail(at))
         return out
 
     def body(self, stmts: list[dict[str, Any]], at: str, indent: str) -> list[str]:

@@ -12,7 +12,7 @@ import json
 import re
 from json.decoder import scanstring  # type: ignore[attr-defined]
 
-from .diagnostics import Diagnostics, Span
+from .diagnostics import Diagnostics, Span, number
 from .located import Node, Positions, unwrap
 from .parser import Parsed
 
@@ -69,7 +69,9 @@ class _Reader:
         m = _NUMBER.match(text, pos)
         if m and m.end() > pos:
             raw = m.group(0)
-            num: int | float = float(raw) if (m.group(1) or m.group(2)) else int(raw)
+            num = number(raw)
+            if num is None:
+                raise _Error(f"number out of range. Received: {raw[:24]}", pos)
             return Node(num, self.span(pos, m.end())), m.end()
         if ch == "'":
             raise _Error("JSON strings use double quotes", pos)
@@ -95,7 +97,9 @@ class _Reader:
             pos = self.ws(pos)
             if not self.text.startswith('"', pos):
                 if self.text.startswith("}", pos) and comma >= 0:
-                    raise _Error("trailing comma before `}`", comma, "JSON allows no trailing comma")
+                    raise _Error(
+                        "trailing comma before `}`", comma, "JSON allows no trailing comma"
+                    )
                 raise _Error("expected a key in double quotes", pos)
             key_node, pos = self.string(pos)
             key = key_node.value

@@ -22,6 +22,7 @@ class Node:
     key_span: Span | None = None  # for object members: where the key is written
     item: bool = False  # a statement-like place a comment can attach to
     end: Span | None = None  # for blocks: where the closing brace is
+    grouped: bool = False  # written in parentheses: `(a |> B()) |> C()` keeps its pipe
 
 
 @dataclass

@@ -15,9 +15,9 @@ from functools import lru_cache
 from typing import Any
 
 from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
-from .diagnostics import Diagnostics, Span, did_you_mean
+from .diagnostics import Diagnostics, Span, did_you_mean, number
 from .located import Node, Positions, unwrap
 from .resources import resource_path
 
@@ -106,8 +106,12 @@ class _ToIR(Transformer):
         kind = x.type
         span = tok_span(x)
         if kind == "NUMBER":
-            text = str(x)
-            return Node(int(text) if text.isdigit() else float(text), span)
+            value = number(str(x))
+            if value is None:
+                self.diags.add("E204", f"number out of range. Received: {str(x)[:24]}…"
+                               if len(x) > 24 else f"number out of range. Received: {x}", span)
+                value = 0
+            return Node(value, span)
         if kind == "STRING":
             return self.string(x)
         if kind == "NAME":
@@ -136,8 +140,7 @@ class _ToIR(Transformer):
         (inner,) = children
         node = self.v(inner)
         # `(x |> A())` is one unit: stop the enclosing pipe from flattening into it
-        if isinstance(node.value, dict) and "pipe" in node.value:
-            node.item = True
+        node.grouped = True
         return node
 
     def call(self, children):
@@ -221,10 +224,12 @@ class _ToIR(Transformer):
     def binary(self, op: str, left: Node, right: Node) -> Node:
         span = join(left, right)
         if op == "|>":
-            if isinstance(left.value, dict) and "pipe" in left.value and not left.item:
+            if isinstance(left.value, dict) and "pipe" in left.value and not left.grouped:
                 stages = left.value["pipe"].value
             else:
-                stages = [item(left)]
+                # the pipe's input is not a comment anchor: a comment before it belongs
+                # to the statement, one after it to the first stage
+                stages = [left]
             stages = stages + [item(right)]
             return Node({"pipe": Node(stages, span)}, span)
         return Node({"op": Node(op, span), "args": Node([left, right], span)}, span)
@@ -238,13 +243,15 @@ class _ToIR(Transformer):
             if tok is None:
                 continue
             text = str(tok)
-            if tok.type == "NUMBER" and not text.isdigit():
+            dim = number(text) if tok.type == "NUMBER" else None
+            if tok.type == "NUMBER" and not isinstance(dim, int):
                 self.diags.add(
                     "E201",
-                    f"a dimension must be a positive integer or None. Received: {text}",
+                    f"a dimension must be a positive integer or None. Received: {text[:24]}",
                     tok_span(tok),
                 )
-            out.append(Node(int(text) if text.isdigit() else None, tok_span(tok)))
+                dim = None
+            out.append(Node(dim, tok_span(tok)))
         return Node(out, join(lsqb, rsqb))
 
     def input_stmt(self, children):
@@ -302,7 +309,7 @@ class _ToIR(Transformer):
         if default is not None:
             value["default"] = default = self.v(default)
             span = join(name, default)
-        return ("block_param", item(Node(value, span)))
+        return ("block_param", Node(value, span))
 
     def block_decl(self, children):
         kw, name, *rest = children
@@ -671,7 +678,7 @@ def _attach_comments(
     lines = text.splitlines()
     out: list[dict[str, Any]] = []
     starts = sorted(
-        ((positions.values[p].line, positions.values[p].col, len(p), p) for p in items)
+        (positions.values[p].line, positions.values[p].col, len(p), p) for p in items
     )
     ends = sorted((s.line, s.col, p) for p, s in positions.ends.items())
     for tok in comments:
@@ -697,6 +704,16 @@ def _attach_comments(
             out.append({"at": nxt[2], **entry})
         else:
             out.append({"at": "", **entry, "end": True})
+
+    def printed_at(c: dict[str, Any]) -> tuple[int, int, int]:
+        # where `fmt` prints the comment, so that the IR lists comments in that order
+        if c.get("end"):
+            s = positions.ends.get(c["at"]) or Span.point(1 << 30, 0)
+            return (s.line, s.col, -1)
+        s = positions.values[c["at"]]
+        return (s.end_line, s.end_col, 1) if c.get("trailing") else (s.line, s.col, 0)
+
+    out.sort(key=printed_at)
     return out
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Any, Iterable
+from typing import Any
 
-from .fastschema import compile_schema
 from .diagnostics import Diagnostics, did_you_mean
+from .fastschema import compile_schema
 from .formatter import FormatError, inline
 from .located import Positions, escape
 from .resources import resource_path

@@ -56,7 +56,8 @@ SOURCES: dict[str, dict[str, Any]] = {
         ],
     },
     "text": {
-        "doc": "a folder of class sub-folders of .txt files (keras.utils.text_dataset_from_directory)",
+        "doc": "a folder of class sub-folders of .txt files "
+        "(keras.utils.text_dataset_from_directory)",
         "params": [
             _p("directory", True, "string"),
             _p("labels", type="string", default="inferred"),

@@ -451,7 +451,10 @@ CLASS_TYPES: dict[tuple[str, str], dict[str, Any]] = {
     ("layers", "Masking"): {"mask_value": "number"},
     ("layers", "RandAugment"): {"factor": None},
     ("layers", "ReversibleEmbedding"): {"logit_soft_cap": "number", "reverse_dtype": "dtype"},
-    ("layers", "ActivityRegularization"): {"l1": "non_negative_number", "l2": "non_negative_number"},
+    ("layers", "ActivityRegularization"): {
+        "l1": "non_negative_number",
+        "l2": "non_negative_number",
+    },
     ("layers", "Input"): {"sparse": "bool", "ragged": "bool", "tensor": None},
     ("layers", "InputLayer"): {"sparse": "bool", "ragged": "bool", "input_tensor": None},
     ("optimizers", "Lion"): {
