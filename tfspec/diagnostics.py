@@ -47,6 +47,8 @@ CODES: dict[str, str] = {
     "E406": "invalid expression",
     "E407": "invalid --set override",
     "E408": "block misuse",
+    # E5xx: building the model (reported by compile --check, plan, graph, run)
+    "E500": "Keras cannot build the model",
     # W4xx: warnings
     "W400": "unused node",
     "W401": "unused param",

@@ -1,0 +1,103 @@
+"""Run generated code, and report what Keras rejects at the spec's own lines.
+
+This is the one place (with the commands that train and export) that imports
+TensorFlow. Like Jinja2's `debug.py`, it reads the traceback of an exception
+raised by generated code, finds the deepest generated line, and maps it through
+the line table back to the spec: `model.tfspec:12:5: error[E500]: …`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import types
+from typing import Any
+
+from .compiler import Compiled
+from .diagnostics import Diagnostics, SpecError
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ start-up chatter out of the user's terminal."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def load_program(compiled: Compiled) -> dict[str, Any]:
+    """Execute the generated module; returns its namespace."""
+    quiet_tensorflow()
+    module = types.ModuleType("tfspec_program")
+    module.__file__ = compiled.filename
+    code = compile(compiled.source, compiled.filename, "exec")
+    try:
+        exec(code, module.__dict__)
+    except Exception as exc:
+        raise located_error(exc, compiled) from None
+    return module.__dict__
+
+
+def build_model(compiled: Compiled) -> Any:
+    """The Keras model of a compiled spec; Keras errors become located SpecErrors."""
+    namespace = load_program(compiled)
+    try:
+        return namespace["build_model"]()
+    except Exception as exc:
+        raise located_error(exc, compiled) from None
+
+
+def generated_line(exc: BaseException, compiled: Compiled) -> int | None:
+    """The deepest line of generated code in the exception's traceback."""
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == compiled.filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def keras_message(exc: BaseException) -> str:
+    """Keras's message, first paragraph, without the noise of its call-stack dump."""
+    text = str(exc).strip() or type(exc).__name__
+    text = text.split("\n\nArguments received by")[0]
+    text = re.sub(r"\s*\n\s*", " ", text)
+    return text if len(text) <= 400 else text[:397] + "…"
+
+
+def located_error(exc: BaseException, compiled: Compiled) -> SpecError:
+    """A SpecError at the spec location of the generated line that raised `exc`."""
+    diags = Diagnostics(compiled.spec_file)
+    line = generated_line(exc, compiled)
+    span = None
+    if line is not None:
+        # a multi-line statement raises at its first line, which is mapped
+        for candidate in range(line, 0, -1):
+            if candidate in compiled.origins:
+                span = compiled.origins[candidate]
+                break
+    layer = _layer_at(compiled, span)
+    what = f"`{layer}`" if layer else "the model"
+    diags.add(
+        "E500",
+        f"Keras cannot build {what}: {keras_message(exc)}",
+        span,
+        hint=_hint(exc),
+    )
+    return SpecError(diags, compiled.spec_source)
+
+
+def _layer_at(compiled: Compiled, span: Any) -> str | None:
+    if span is None:
+        return None
+    for info in compiled.layers:
+        if compiled.positions.value(info.at) == span:
+            return info.name
+    return None
+
+
+def _hint(exc: BaseException) -> str | None:
+    text = str(exc)
+    if "incompatible with the layer" in text or "expected ndim" in text or "rank" in text:
+        return "check the shapes flowing into this layer with `tfspec plan`"
+    if "must be unique" in text or "unique" in text and "name" in text:
+        return "give each layer its own `name`"
+    return None

@@ -1,0 +1,733 @@
+"""The code generator: a checked spec -> a standalone Keras program (Python text).
+
+One backend (DESIGN.md rule 4): what `tfspec compile` prints is what every
+later command runs. The program depends only on Keras/TensorFlow and exposes
+`build_model()`. Each model kind has its own method (`model_sequential`,
+`model_functional`, `model_subclass`), chosen by name rather than by an `if`
+ladder; the layer-by-layer dataflow is shared by `_Body`, which either writes
+layers inline (functional code) or as attributes built in `__init__` and used in
+`call` (subclassed code).
+
+Importing this module never imports TensorFlow: generating code is text work.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__, catalog
+from .diagnostics import Span, SpecError
+from .located import Positions, escape
+from .validate import Result, validate_file, validate_text
+from .writer import INDENT, CodeWriter
+
+_MODULES = {
+    "layers": "keras.layers",
+    "optimizers": "keras.optimizers",
+    "losses": "keras.losses",
+    "metrics": "keras.metrics",
+    "callbacks": "keras.callbacks",
+    "activations": "keras.activations",
+    "initializers": "keras.initializers",
+    "regularizers": "keras.regularizers",
+    "constraints": "keras.constraints",
+    "schedules": "keras.optimizers.schedules",
+}
+_TYPE_CATEGORY = {
+    "activation": "activations", "initializer": "initializers", "regularizer": "regularizers",
+    "constraint": "constraints", "layer": "layers", "learning_rate": "schedules",
+}
+INDENT_WIDTH = len(INDENT)
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3}
+_RESERVED = {"keras", "build_model", "inputs", "self", "training", "name", "model", "config"}
+
+
+@dataclass
+class LayerInfo:
+    """One Keras layer the program creates, and where the spec asked for it."""
+
+    name: str
+    cls: str
+    at: str  # JSON pointer of the construction in the IR
+    node: str | None = None  # the spec node it computes (or is part of)
+    block: str | None = None  # the block use it belongs to
+
+
+@dataclass
+class Compiled:
+    """A generated program and what is needed to relate it to its spec."""
+
+    spec_file: str
+    spec_source: str
+    ir: dict[str, Any]
+    positions: Positions
+    source: str
+    origins: dict[int, Span]  # generated line -> spec span
+    layers: list[LayerInfo] = field(default_factory=list)
+
+    @property
+    def filename(self) -> str:
+        """The name generated code is compiled under (tracebacks show it)."""
+        return f"<tfspec: {self.spec_file}>"
+
+
+def compile_result(result: Result) -> Compiled:
+    """Generate the program of a checked spec; raises SpecError if it has errors."""
+    if not result.ok or result.ir is None:
+        raise SpecError(result.diagnostics, result.source)
+    gen = Generator(result)
+    source = gen.program()
+    return Compiled(result.file, result.source, result.ir, result.positions, source,
+                    gen.w.origins, gen.layers)
+
+
+def compile_text(text: str, filename: str = "<spec>",
+                 overrides: dict[str, Any] | None = None) -> Compiled:
+    return compile_result(validate_text(text, filename, overrides))
+
+
+def compile_file(path: str | Path, overrides: dict[str, Any] | None = None) -> Compiled:
+    return compile_result(validate_file(path, overrides))
+
+
+# -- names ---------------------------------------------------------------------------
+
+
+def snake(name: str) -> str:
+    """`MaxPooling2D` -> `max_pooling2d`, `ReLU` -> `re_lu`: Keras's own auto-names
+    (`keras.src.utils.naming.to_snake_case`), so generated names look familiar."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def identifier(name: str, taken: set[str] | None = None) -> str:
+    """A Python identifier for a spec name that cannot clash with keywords or our names."""
+    out = re.sub(r"\W", "_", name)
+    if not out or out[0].isdigit():
+        out = "_" + out
+    if keyword.iskeyword(out) or out in _RESERVED or (taken and out in taken):
+        out += "_"
+    return out
+
+
+def py_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def call_text(head: str, args: list[str], budget: int) -> str:
+    """`head(a, b)` on one line when it fits in `budget`, else one argument per line."""
+    one = f"{head}({', '.join(args)})"
+    if "\n" not in one and (len(one) <= budget or len(args) <= 1):
+        return one
+    body = "".join(INDENT + a.replace("\n", "\n" + INDENT) + ",\n" for a in args)
+    return f"{head}(\n{body})"
+
+
+# -- the generator -------------------------------------------------------------------------
+
+
+class Generator:
+    def __init__(self, result: Result):
+        self.result = result
+        self.ir = result.ir or {}
+        self.pos = result.positions
+        self.w = CodeWriter()
+        self.layers: list[LayerInfo] = []
+        params = self.ir.get("params") or {}
+        self.consts: dict[str, str] = {}
+        taken: set[str] = set()
+        for name in params:
+            const = re.sub(r"\W", "_", name).upper()
+            while const in taken or keyword.iskeyword(const):
+                const += "_"
+            taken.add(const)
+            self.consts[name] = const
+        self.blocks = {b["name"]: b for b in self.ir.get("blocks") or []}
+
+    def span(self, at: str) -> Span | None:
+        return self.pos.value(at)
+
+    def where(self, at: str) -> str:
+        span = self.span(at)
+        return f"{self.result.file}:{span.line}" if span else self.result.file
+
+    # -- the program ----------------------------------------------------------------------
+
+    def program(self) -> str:
+        w = self.w
+        model = self.ir.get("model")
+        title = self.ir.get("name") or (model or {}).get("name") or "spec"
+        w.line('"""' + f"{title}: compiled from {self.result.file} by tfspec {__version__}.")
+        w.line()
+        w.line("Edit the spec, not this file: `tfspec compile` writes it again.")
+        w.line('"""')
+        w.blank()
+        w.line("import keras")
+        if self.consts:
+            w.blank(2)
+            w.line("# Params: `tfspec run --set NAME=VALUE` overrides them.")
+            for name, const in self.consts.items():
+                w.line(f"{const} = {self.literal(self.ir['params'][name])}",
+                       self.span(f"/params/{escape(name)}"))
+        if model:
+            getattr(self, f"model_{model['kind']}")(model, "/model")
+        self.line_table()
+        return w.text()
+
+    def line_table(self) -> None:
+        """The generated-line -> spec-line table, for reporting errors at the spec."""
+        w = self.w
+        w.blank(2)
+        w.line("# Where each line of this program comes from in the spec (generated line:")
+        w.line("# spec line:column), so that errors can point at the spec.")
+        w.line(f"TFSPEC_SPEC = {py_string(self.result.file)}")
+        pairs = [f"{g}:{s.line}:{s.col}" for g, s in sorted(self.w.origins.items())]
+        chunks = [" ".join(pairs[i:i + 8]) for i in range(0, len(pairs), 8)] or [""]
+        w.line("TFSPEC_LINES = (")
+        with w.indented():
+            for i, chunk in enumerate(chunks):
+                w.line(py_string(chunk + (" " if i < len(chunks) - 1 else "")))
+        w.line(")")
+
+    # -- values ------------------------------------------------------------------------------
+
+    def literal(self, v: Any) -> str:
+        if v is None:
+            return "None"
+        if v is True or v is False:
+            return str(v)
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, str):
+            return py_string(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(self.literal(x) for x in v) + "]"
+        raise ValueError(f"not a literal: {v!r}")
+
+    def value(self, v: Any, at: str, scope: _Scope, param: dict | None = None,
+              prec: int = 0, right: bool = False) -> str:
+        """A Python expression for a spec value (a constructor argument)."""
+        if isinstance(v, dict):
+            if "ref" in v:
+                name = v["ref"]
+                return scope.values.get(name) or self.consts[name]
+            if "op" in v:
+                op, args = v["op"], v["args"]
+                p = _PRECEDENCE[op]
+                if op == "neg":
+                    text = "-" + self.value(args[0], f"{at}/args/0", scope, prec=p)
+                else:
+                    left = self.value(args[0], f"{at}/args/0", scope, prec=p)
+                    rhs = self.value(args[1], f"{at}/args/1", scope, prec=p, right=True)
+                    text = f"{left} {op} {rhs}"
+                return f"({text})" if p < prec or (right and p == prec) else text
+            if "call" in v:
+                kind = None
+                if param is not None:
+                    ptype = param.get("type")
+                    kind = _TYPE_CATEGORY.get(ptype) if isinstance(ptype, str) else None
+                    kind = kind or catalog.kind_for_param(param["name"])
+                return self.construct(v, at, kind or "layers", scope)
+        if isinstance(v, list):
+            return "[" + ", ".join(
+                self.value(x, f"{at}/{i}", scope, param) for i, x in enumerate(v)) + "]"
+        if param is not None and param.get("float") and isinstance(v, int) and not isinstance(
+                v, bool):
+            return repr(float(v))  # Keras rejects ints for some rates (`learning_rate=1`)
+        return self.literal(v)
+
+    def arguments(self, call: dict[str, Any], at: str, category: str,
+                  scope: _Scope) -> tuple[str, list[str]]:
+        """The canonical Keras name of `call` and its Python argument list."""
+        entry = catalog.lookup(category, call["call"]) or {}
+        name = entry.get("name") or call["call"]
+        params = [p for p in entry.get("params", []) if p.get("positional", True)]
+        by_name = {p["name"]: p for p in entry.get("params", [])}
+        by_name.update({p["name"]: p for p in catalog.base_kwargs(category)})
+        out = []
+        for i, arg in enumerate(call.get("args", [])):
+            param = params[i] if i < len(params) else None
+            out.append(self.value(arg, f"{at}/args/{i}", scope, param))
+        for key, arg in call.get("kwargs", {}).items():
+            out.append(f"{key}={self.value(arg, f'{at}/kwargs/{escape(key)}', scope, by_name.get(key))}")
+        return name, out
+
+    def construct(self, call: dict[str, Any], at: str, category: str, scope: _Scope,
+                  extra: list[str] | None = None, budget: int = 80) -> str:
+        """`keras.<module>.<Class>(args)` for a constructor call in the spec."""
+        name, args = self.arguments(call, at, category, scope)
+        return call_text(f"{_MODULES[category]}.{name}", args + (extra or []), budget)
+
+    # -- models --------------------------------------------------------------------------------
+
+    def input_call(self, stmt: dict[str, Any]) -> str:
+        dims = ["None" if d is None else str(d) for d in stmt.get("shape", [])]
+        shape = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+        dtype = stmt.get("dtype", "float32")
+        return f'keras.Input(shape={shape}, dtype="{dtype}", name={py_string(stmt["input"])})'
+
+    def model_sequential(self, model: dict[str, Any], at: str) -> None:
+        w = self.w
+        w.blank(2)
+        w.line("def build_model():")
+        with w.indented():
+            w.line(f'"""`{model["name"]}`: a keras.Sequential model ({self.where(at)})."""')
+            w.line("return keras.Sequential(", self.span(f"{at}/name"))
+            with w.indented():
+                w.line("[")
+                used: set[str] = set()
+                scope = _Scope(values={})
+                with w.indented():
+                    for i, stmt in enumerate(model["body"]):
+                        sat = f"{at}/body/{i}"
+                        if "input" in stmt:
+                            w.line(self.input_call(stmt) + ",", self.span(sat))
+                            continue
+                        call = stmt["add"]
+                        extra = []
+                        cls = (catalog.lookup("layers", call["call"]) or {}).get("name",
+                                                                                 call["call"])
+                        lname = self.user_name(call)
+                        if lname is None:
+                            lname = _fresh(snake(cls), used)
+                            extra = [f"name={py_string(lname)}"]
+                        else:
+                            used.add(lname)
+                        self.layers.append(LayerInfo(lname, cls, f"{sat}/add"))
+                        text = self.construct(call, f"{sat}/add", "layers", scope, extra,
+                                              w.width - 8)
+                        w.line(text + ",", self.span(f"{sat}/add"))
+                w.line("],")
+                w.line(f"name={py_string(model['name'])},")
+            w.line(")")
+
+    def user_name(self, call: dict[str, Any]) -> str | None:
+        name = call.get("kwargs", {}).get("name")
+        return name if isinstance(name, str) else None
+
+    def model_functional(self, model: dict[str, Any], at: str) -> None:
+        self.block_functions(model)
+        w = self.w
+        w.blank(2)
+        w.line("def build_model():")
+        with w.indented():
+            w.line(f'"""`{model["name"]}`: a functional keras.Model ({self.where(at)})."""')
+            body = _Body(self, model["body"], f"{at}/body", w, mode="inline")
+            body.emit()
+            ins = body.inputs_expr()
+            outs = body.outputs_expr()
+            w.line(call_text("return keras.Model", [f"inputs={ins}", f"outputs={outs}",
+                                                     f"name={py_string(model['name'])}"],
+                             w.width), self.span(f"{at}/name"))
+
+    def model_subclass(self, model: dict[str, Any], at: str) -> None:
+        self.block_classes(model)
+        w = self.w
+        cls = identifier(model["name"])
+        body = _Body(self, model["body"], f"{at}/body", CodeWriter(), mode="attr")
+        w.blank(2)
+        w.line('@keras.saving.register_keras_serializable(package="tfspec")')
+        w.line(f"class {cls}(keras.Model):", self.span(f"{at}/name"))
+        with w.indented():
+            w.line(f'"""`{model["name"]}`: a subclassed keras.Model ({self.where(at)})."""')
+            w.blank()
+            w.line("def __init__(self, **kwargs):")
+            with w.indented():
+                w.line("super().__init__(**kwargs)")
+                body.emit()
+                for text, span in body.init_lines:
+                    w.line(text, span)
+            w.blank()
+            w.line("def call(self, inputs, training=None):")
+            with w.indented():
+                names = [s["input"] for s in model["body"] if "input" in s]
+                if len(names) == 1:
+                    w.line(f"{body.var(names[0])} = inputs")
+                else:
+                    for n in names:
+                        w.line(f"{body.var(n)} = inputs[{py_string(n)}]")
+                # Keras passes `training` on to the layers that use it (Dropout,
+                # BatchNormalization…) through its call context.
+                for text, span in body.call_lines:
+                    w.line(text, span)
+                w.line(f"return {body.outputs_expr()}")
+        w.blank(2)
+        w.line("def build_model():")
+        with w.indented():
+            w.line(f'"""Create `{cls}` and build its weights on symbolic inputs."""')
+            w.line(f"model = {cls}(name={py_string(model['name'])})")
+            inputs = [s for s in model["body"] if "input" in s]
+            if len(inputs) == 1:
+                w.line(f"model({self.input_call(inputs[0])})")
+            else:
+                w.line("model(")
+                with w.indented():
+                    w.line("{")
+                    with w.indented():
+                        for s in inputs:
+                            w.line(f"{py_string(s['input'])}: {self.input_call(s)},")
+                    w.line("}")
+                w.line(")")
+            w.line("return model")
+
+    # -- blocks --------------------------------------------------------------------------------
+
+    def used_blocks(self, model: dict[str, Any]) -> list[str]:
+        """Blocks the model uses, directly or through other blocks, in spec order."""
+        found: set[str] = set()
+
+        def walk(v: Any) -> None:
+            if isinstance(v, dict):
+                callee = v.get("call")
+                if isinstance(callee, str) and callee in self.blocks and callee not in found:
+                    found.add(callee)
+                    walk(self.blocks[callee]["body"])
+                for x in v.values():
+                    walk(x)
+            elif isinstance(v, list):
+                for x in v:
+                    walk(x)
+
+        walk(model["body"])
+        return [b for b in self.blocks if b in found]
+
+    def block_signature(self, block: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """(input names, parameter declarations) of a block's Python form."""
+        ins = [s["input"] for s in block["body"] if "input" in s]
+        scope = _Scope(values={})
+        params = []
+        for i, p in enumerate(block.get("params", [])):
+            pname = identifier(p["name"])
+            if "default" in p:
+                default = self.value(p["default"], f"/blocks/{i}/default", scope)
+                params.append(f"{pname}={default}")
+            else:
+                params.append(pname)
+        return ins, params
+
+    def block_functions(self, model: dict[str, Any]) -> None:
+        for name in self.used_blocks(model):
+            block = self.blocks[name]
+            at = f"/blocks/{list(self.blocks).index(name)}"
+            w = self.w
+            ins, params = self.block_signature(block)
+            body = _Body(self, block["body"], f"{at}/body", w, mode="inline", block=block)
+            first = "inputs" if len(ins) != 1 else body.var(ins[0])
+            w.blank(2)
+            w.line(f"def {_block_function(name)}({', '.join([first, *params, '*', 'name'])}):",
+                   self.span(f"{at}/name"))
+            with w.indented():
+                w.line(f'"""Block `{name}` ({self.where(at)}): its layers are named '
+                       f'`<name>_…`."""')
+                if len(ins) > 1:
+                    w.line(f"{', '.join(body.var(n) for n in ins)} = inputs")
+                body.emit()
+                w.line(f"return {body.outputs_expr()}")
+
+    def block_classes(self, model: dict[str, Any]) -> None:
+        for name in self.used_blocks(model):
+            block = self.blocks[name]
+            at = f"/blocks/{list(self.blocks).index(name)}"
+            w = self.w
+            ins, params = self.block_signature(block)
+            pnames = [identifier(p["name"]) for p in block.get("params", [])]
+            body = _Body(self, block["body"], f"{at}/body", CodeWriter(), mode="attr",
+                         block=block)
+            body.emit()
+            first = "inputs" if len(ins) != 1 else body.var(ins[0])
+            w.blank(2)
+            w.line('@keras.saving.register_keras_serializable(package="tfspec")')
+            w.line(f"class {identifier(name)}(keras.layers.Layer):", self.span(f"{at}/name"))
+            with w.indented():
+                w.line(f'"""Block `{name}` ({self.where(at)})."""')
+                w.blank()
+                w.line(f"def __init__(self, {', '.join([*params, '**kwargs'])}):")
+                with w.indented():
+                    w.line("super().__init__(**kwargs)")
+                    for p in pnames:
+                        w.line(f"self.{p} = {p}")
+                    for text, span in body.init_lines:
+                        w.line(text, span)
+                w.blank()
+                w.line(f"def call(self, {first}, training=None):")
+                with w.indented():
+                    if len(ins) > 1:
+                        w.line(f"{', '.join(body.var(n) for n in ins)} = inputs")
+                    for text, span in body.call_lines:
+                        w.line(text, span)
+                    w.line(f"return {body.outputs_expr()}")
+                w.blank()
+                w.line("def get_config(self):")
+                with w.indented():
+                    w.line("config = super().get_config()")
+                    if pnames:
+                        items = ", ".join(f"{py_string(p)}: self.{p}" for p in pnames)
+                        w.line(f"config.update({{{items}}})")
+                    w.line("return config")
+
+
+def _block_function(name: str) -> str:
+    return identifier(snake(name) + "_block")
+
+
+def _fresh(base: str, used: set[str]) -> str:
+    name, n = base, 1
+    while name in used:
+        n += 1
+        name = f"{base}_{n}"
+    used.add(name)
+    return name
+
+
+@dataclass
+class _Scope:
+    values: dict[str, str]  # spec name -> Python expression (block params)
+
+
+class _Body:
+    """The dataflow of a model or block body, as Python.
+
+    mode "inline": layers are built where they are applied (functional code).
+    mode "attr": layers become attributes (`self.x_dense = …`, collected in
+    `init_lines`) and are applied in `call_lines` (subclassed code).
+    Inside a block's function, layer names are prefixed with its `name` argument.
+    """
+
+    def __init__(self, gen: Generator, stmts: list[dict[str, Any]], at: str, w: CodeWriter,
+                 mode: str, block: dict[str, Any] | None = None):
+        self.gen, self.stmts, self.at, self.w, self.mode = gen, stmts, at, w, mode
+        self.block = block
+        self.prefixed = block is not None and mode == "inline"
+        self.used: set[str] = set()  # Keras layer names (suffixes, inside a block function)
+        self.init_lines: list[tuple[str, Span | None]] = []
+        self.call_lines: list[tuple[str, Span | None]] = []
+        values = {}
+        if block is not None:
+            values = {p["name"]: (f"self.{identifier(p['name'])}" if mode == "attr"
+                                  else identifier(p["name"])) for p in block.get("params", [])}
+        self.scope = _Scope(values=values)
+        self.tensors: dict[str, str] = {}  # spec tensor name -> Python variable
+        self.layer_vars: dict[str, str] = {}  # named layer -> Python expression
+        taken = set(gen.consts.values()) | {_block_function(b) for b in gen.blocks}
+        for stmt in stmts:
+            for kind in ("input", "node", "output"):
+                if isinstance(stmt.get(kind), str) and (kind != "output" or "value" in stmt):
+                    self.tensors[stmt[kind]] = identifier(stmt[kind], taken)
+
+    def var(self, name: str) -> str:
+        return self.tensors[name]
+
+    def out(self, text: str, span: Span | None) -> None:
+        if self.mode == "attr":
+            self.call_lines.append((text, span))
+        else:
+            self.w.line(text, span)
+
+    # -- layer names -------------------------------------------------------------------------
+
+    def layer_name(self, base: str) -> tuple[str, str]:
+        """(Python expression for the layer's name, the name itself for the manifest)."""
+        name = _fresh(base, self.used)
+        if self.prefixed:
+            return f'f"{{name}}_{name}"', name
+        return py_string(name), name
+
+    def final_name(self, node: str) -> tuple[str, str]:
+        if self.prefixed:
+            # the block's output layer takes the block use's own name
+            return ("name", node) if self.is_output(node) else self.layer_name(node)
+        self.used.add(node)
+        return py_string(node), node
+
+    def is_output(self, node: str) -> bool:
+        return any(s.get("output") == node for s in self.stmts)
+
+    # -- statements ----------------------------------------------------------------------------
+
+    def emit(self) -> None:
+        gen = self.gen
+        for i, stmt in enumerate(self.stmts):
+            if "input" in stmt and self.block is None and self.mode == "inline":
+                self.w.line(f"{self.var(stmt['input'])} = {gen.input_call(stmt)}",
+                            gen.span(f"{self.at}/{i}"))
+        for i, stmt in enumerate(self.stmts):
+            if "layer" in stmt:
+                sat = f"{self.at}/{i}"
+                self.named_layer(stmt["layer"], stmt["value"], f"{sat}/value")
+        for i in self.order():
+            stmt = self.stmts[i]
+            sat = f"{self.at}/{i}"
+            name = stmt.get("node", stmt.get("output"))
+            expr = self.tensor(stmt["value"], f"{sat}/value", name, final=True)
+            self.out(f"{self.var(name)} = {expr}", gen.span(f"{sat}/value"))
+
+    def order(self) -> list[int]:
+        """Statements with values in dependency order (source order where free)."""
+        pending = [i for i, s in enumerate(self.stmts) if "value" in s and "layer" not in s]
+        defined = {s["input"] for s in self.stmts if "input" in s}
+        out: list[int] = []
+        while pending:
+            for i in pending:
+                if _tensor_refs(self.stmts[i]["value"], self.tensors) <= defined:
+                    out.append(i)
+                    pending.remove(i)
+                    stmt = self.stmts[i]
+                    defined.add(stmt.get("node", stmt.get("output")))
+                    break
+            else:  # a cycle: the checker reports it; keep going in source order
+                out += pending
+                break
+        return out
+
+    def named_layer(self, name: str, call: dict[str, Any], at: str) -> None:
+        gen = self.gen
+        user = gen.user_name(call)
+        lname, manifest = (py_string(user), user) if user else self.layer_name(name)
+        if not user:
+            self.used.add(name)
+        text = self.build(call, at, lname, manifest, node=None)
+        var = identifier(name, set(self.tensors.values()))
+        if self.mode == "attr":
+            self.init_lines.append((f"self.{var} = {text}", gen.span(at)))
+            self.layer_vars[name] = f"self.{var}"
+        else:
+            self.w.line(f"{var} = {text}", gen.span(at))
+            self.layer_vars[name] = var
+
+    def build(self, call: dict[str, Any], at: str, lname: str, manifest: str,
+              node: str | None, inputs: str | None = None, budget: int = 60) -> str:
+        """The construction of a layer named `lname` (a Python expression).
+
+        A block is a class in subclassed code (`Residual(32, name="x")`) and a
+        function applied to `inputs` in functional code (`residual_block(x, 32, …)`).
+        """
+        gen = self.gen
+        callee = call["call"]
+        if callee in gen.blocks:
+            args = [gen.value(a, f"{at}/args/{i}", self.scope)
+                    for i, a in enumerate(call.get("args", []))]
+            args += [f"{k}={gen.value(v, f'{at}/kwargs/{escape(k)}', self.scope)}"
+                     for k, v in call.get("kwargs", {}).items()]
+            gen.layers.append(LayerInfo(manifest, callee, at, node, manifest))
+            if inputs is not None:
+                return call_text(_block_function(callee), [inputs, *args, f"name={lname}"],
+                                 budget)
+            return call_text(identifier(callee), args + [f"name={lname}"], budget)
+        has_name = "name" in call.get("kwargs", {})
+        extra = [] if has_name else [f"name={lname}"]
+        cls = (catalog.lookup("layers", callee) or {}).get("name", callee)
+        gen.layers.append(LayerInfo(manifest, cls, at, node,
+                                    self.block and self.block.get("name")))
+        return gen.construct(call, at, "layers", self.scope, extra, budget)
+
+    # -- tensors ---------------------------------------------------------------------------------
+
+    def tensor(self, v: Any, at: str, node: str, final: bool) -> str:
+        """A Python expression for a tensor value; pipes write their steps as lines."""
+        if isinstance(v, dict) and "ref" in v:
+            return self.tensors[v["ref"]]
+        if isinstance(v, list):
+            return "[" + ", ".join(self.tensor(x, f"{at}/{i}", node, False)
+                                   for i, x in enumerate(v)) + "]"
+        if "pipe" in v:
+            stages = v["pipe"]
+            current = self.step(self.tensor(stages[0], f"{at}/pipe/0", node, False), node,
+                                f"{at}/pipe/0")
+            for i, stage in enumerate(stages[1:], 1):
+                sat = f"{at}/pipe/{i}"
+                last = i == len(stages) - 1
+                expr = self.apply(stage, [current], {}, sat, node, final and last)
+                if last:
+                    return expr
+                self.out(f"{self.var(node)} = {expr}", self.gen.span(sat))
+                current = self.var(node)
+        callee = v["call"]
+        inputs = [self.tensor(a, f"{at}/args/{i}", node, False)
+                  for i, a in enumerate(v.get("args", []))]
+        if len(inputs) == 1:  # `A()(B()(x))`: B's result gets its own line
+            inputs = [self.step(inputs[0], node, f"{at}/args/0")]
+        kwargs = {}
+        for k, a in v.get("kwargs", {}).items():
+            kat = f"{at}/kwargs/{escape(k)}"
+            is_tensor = isinstance(a, dict) and a.get("ref") in self.tensors
+            kwargs[k] = (self.tensor(a, kat, node, False) if is_tensor
+                         else self.gen.value(a, kat, self.scope))
+        layer = {"ref": callee} if isinstance(callee, str) else callee
+        return self.apply(layer, inputs, kwargs, f"{at}/call", node, final)
+
+    def step(self, expr: str, node: str, at: str) -> str:
+        """Write an application as its own line (into the node's variable): `x = A()(x)`."""
+        if "(" not in expr or expr.startswith("["):
+            return expr
+        self.out(f"{self.var(node)} = {expr}", self.gen.span(at))
+        return self.var(node)
+
+    def apply(self, layer: Any, inputs: list[str], kwargs: dict[str, str], at: str,
+              node: str, final: bool) -> str:
+        """Apply a layer (a named layer, or a construction) to Python input expressions."""
+        args = ", ".join(inputs + [f"{k}={v}" for k, v in kwargs.items()])
+        if isinstance(layer, dict) and "ref" in layer:
+            return f"{self.layer_vars[layer['ref']]}({args})"
+        callee = layer["call"]
+        user = self.gen.user_name(layer)
+        if user:
+            lname, manifest = py_string(user), user
+            self.used.add(user)
+        elif final:
+            lname, manifest = self.final_name(node)
+        else:
+            cls = callee if callee in self.gen.blocks else (
+                catalog.lookup("layers", callee) or {}).get("name", callee)
+            lname, manifest = self.layer_name(f"{node}_{snake(cls)}")
+        if self.mode == "attr":
+            attr = identifier(manifest)
+            budget = self.w.width - INDENT_WIDTH - len(f"self.{attr} = ")
+        else:
+            budget = self.w.width - len(f"{self.var(node)} = ") - len(args) - 2
+        if self.mode == "inline" and callee in self.gen.blocks:
+            return self.build(layer, at, lname, manifest, node, inputs=args,
+                              budget=budget + len(args) + 2)
+        text = self.build(layer, at, lname, manifest, node, budget=budget)
+        if self.mode == "attr":
+            self.init_lines.append((f"self.{attr} = {text}", self.gen.span(at)))
+            return f"self.{attr}({args})"
+        return f"{text}({args})"
+
+    # -- model ends ------------------------------------------------------------------------------
+
+    def inputs_expr(self) -> str:
+        names = [s["input"] for s in self.stmts if "input" in s]
+        if len(names) == 1:
+            return self.var(names[0])
+        return "{" + ", ".join(f"{py_string(n)}: {self.var(n)}" for n in names) + "}"
+
+    def outputs_expr(self) -> str:
+        names = [s["output"] for s in self.stmts if "output" in s]
+        if len(names) == 1:
+            return self.output_var(names[0])
+        if self.block is not None:
+            return ", ".join(self.output_var(n) for n in names)
+        return "{" + ", ".join(f"{py_string(n)}: {self.output_var(n)}" for n in names) + "}"
+
+    def output_var(self, name: str) -> str:
+        return self.tensors[name]
+
+
+def _tensor_refs(v: Any, tensors: dict[str, str]) -> set[str]:
+    found: set[str] = set()
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            if isinstance(x.get("ref"), str) and x["ref"] in tensors:
+                found.add(x["ref"])
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return found
