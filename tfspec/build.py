@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+import tempfile
 import types
 from typing import Any
 
@@ -18,8 +20,37 @@ from .diagnostics import Diagnostics, SpecError
 
 
 def quiet_tensorflow() -> None:
-    """Keep TensorFlow's C++ start-up chatter out of the user's terminal."""
+    """Import Keras (and TensorFlow) without their C++ start-up chatter on stderr.
+
+    TensorFlow's native libraries log before absl's logging is initialised, so
+    TF_CPP_MIN_LOG_LEVEL cannot silence them: stderr is diverted during the
+    import and replayed only if the import fails.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "keras" in sys.modules:
+        return
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured)
+        import keras  # noqa: F401
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), fd)
+        try:
+            import keras  # noqa: F401
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # probes CUDA, which logs when absent
+        except BaseException:
+            os.dup2(saved, fd)
+            tmp.seek(0)
+            sys.stderr.write(tmp.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
 
 
 def load_program(compiled: Compiled) -> dict[str, Any]:
@@ -86,12 +117,16 @@ def located_error(exc: BaseException, compiled: Compiled) -> SpecError:
 
 
 def _layer_at(compiled: Compiled, span: Any) -> str | None:
+    """The layer whose construction sits in `span` (the last one, for a pipe line)."""
     if span is None:
         return None
+    found = None
     for info in compiled.layers:
-        if compiled.positions.value(info.at) == span:
-            return info.name
-    return None
+        s = compiled.positions.value(info.at)
+        if s is not None and (span.line, span.col) <= (s.line, s.col) and (
+                (s.end_line, s.end_col) <= (span.end_line, span.end_col)):
+            found = info.name
+    return found
 
 
 def _hint(exc: BaseException) -> str | None:

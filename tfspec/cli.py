@@ -16,9 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from . import __version__
-from .diagnostics import render_github, render_text
+from .diagnostics import SpecError, render_github, render_text
 from .files import write_atomic
 from .formatter import format_spec
+from .compiler import Compiled
 from .validate import Result, find_specs, parse_override, validate_file
 
 EXIT_OK, EXIT_ERRORS, EXIT_INTERNAL = 0, 1, 2
@@ -121,6 +122,86 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _report(error: SpecError, fmt: str = "text") -> int:
+    diags = error.diagnostics
+    if fmt == "json":
+        print(json.dumps([d.to_dict() for d in diags], indent=2))
+    elif fmt == "github":
+        print(render_github(diags))
+    else:
+        print(render_text(diags, error.source), file=sys.stderr)
+    return EXIT_ERRORS
+
+
+def _compile(args: argparse.Namespace) -> Compiled:
+    from .compiler import compile_file
+
+    return compile_file(args.spec, _overrides(args.set))
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    try:
+        compiled = _compile(args)
+        if args.check:
+            from .build import build_model
+
+            build_model(compiled)
+    except SpecError as exc:
+        return _report(exc)
+    if args.output:
+        write_atomic(args.output, compiled.source)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(compiled.source)
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .plan import plan, render_text as render_plan
+
+    try:
+        result = plan(_compile(args))
+    except SpecError as exc:
+        return _report(exc, args.format)
+    print(json.dumps(result, indent=2) if args.format == "json" else render_plan(result))
+    return EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from .graph import GraphvizMissing, write_graph
+
+    try:
+        written = write_graph(_compile(args), args.output)
+    except SpecError as exc:
+        return _report(exc)
+    except GraphvizMissing as exc:
+        print(f"tfspec: {exc}", file=sys.stderr)
+        return EXIT_ERRORS
+    for path in written:
+        print(f"wrote {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .importer import import_to_text
+
+    try:
+        text = import_to_text(args.model)
+    except SpecError as exc:
+        return _report(exc)
+    if args.output:
+        write_atomic(args.output, text)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                   help="override a param, type-checked against its declaration")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfspec",
@@ -155,6 +236,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target syntax (default: the other one)")
     p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("compile", help="write the Keras program of a spec",
+                       description="Generate the standalone Keras program of a spec "
+                                   "(no TensorFlow import unless --check).")
+    p.add_argument("spec", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    p.add_argument("--check", action="store_true",
+                   help="also build the model, reporting Keras errors at the spec")
+    _add_set(p)
+    p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("plan", help="build the model and show shapes, params and FLOPs",
+                       description="Build the model (no data, no training) and print per "
+                                   "layer: output shape, dtype, params, FLOPs, spec line.")
+    p.add_argument("spec", metavar="FILE")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    _add_set(p)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("graph", help="draw the model graph (DOT, SVG or PNG)",
+                       description="Draw the model graph; SVG and PNG need Graphviz.")
+    p.add_argument("spec", metavar="FILE")
+    p.add_argument("-o", "--output", metavar="OUT", required=True,
+                   help="out.dot, out.svg or out.png")
+    _add_set(p)
+    p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("import", help="turn a Keras model into a spec",
+                       description="Write the spec of a Sequential or Functional Keras "
+                                   "model (.keras file or config.json).")
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    p.set_defaults(func=cmd_import)
     return parser
 
 

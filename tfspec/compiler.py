@@ -139,7 +139,9 @@ class Generator:
         self.pos = result.positions
         self.w = CodeWriter()
         self.layers: list[LayerInfo] = []
-        params = self.ir.get("params") or {}
+        # the params' values, with `--set` overrides (already type-checked)
+        self.params = {**(self.ir.get("params") or {}), **result.overrides}
+        params = self.params
         self.consts: dict[str, str] = {}
         taken: set[str] = set()
         for name in params:
@@ -173,7 +175,7 @@ class Generator:
             w.blank(2)
             w.line("# Params: `tfspec run --set NAME=VALUE` overrides them.")
             for name, const in self.consts.items():
-                w.line(f"{const} = {self.literal(self.ir['params'][name])}",
+                w.line(f"{const} = {self.literal(self.params[name])}",
                        self.span(f"/params/{escape(name)}"))
         if model:
             getattr(self, f"model_{model['kind']}")(model, "/model")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ class Result:
     ir: dict[str, Any] | None
     positions: Positions
     diagnostics: Diagnostics
+    overrides: dict[str, Any] = field(default_factory=dict)  # checked `--set` values
 
     @property
     def ok(self) -> bool:
@@ -66,7 +67,7 @@ def validate_text(text: str, filename: str = "<spec>",
         except RecursionError:
             diags.add("E406", "the spec is nested too deeply to check", Span.point(1, 1))
     diags.items = _one_per_place(diags.sorted())
-    return Result(filename, text, parsed.ir, parsed.positions, diags)
+    return Result(filename, text, parsed.ir, parsed.positions, diags, dict(overrides or {}))
 
 
 def _one_per_place(items: list) -> list:
