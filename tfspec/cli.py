@@ -16,10 +16,10 @@ from collections.abc import Callable
 from typing import Any
 
 from . import __version__
+from .compiler import Compiled
 from .diagnostics import SpecError, render_github, render_text
 from .files import write_atomic
 from .formatter import format_spec
-from .compiler import Compiled
 from .validate import Result, find_specs, parse_override, validate_file
 
 EXIT_OK, EXIT_ERRORS, EXIT_INTERNAL = 0, 1, 2
@@ -157,7 +157,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .plan import plan, render_text as render_plan
+    from .plan import plan
+    from .plan import render_text as render_plan
 
     try:
         result = plan(_compile(args))

@@ -55,7 +55,10 @@ class LayerInfo:
     cls: str
     at: str  # JSON pointer of the construction in the IR
     node: str | None = None  # the spec node it computes (or is part of)
-    block: str | None = None  # the block use it belongs to
+    block: str | None = None  # the block it belongs to (a block use: the use's name)
+    # inside a block's function the real name is `<use name>_<name>` (or the use's
+    # name itself for the block's output layer, recorded as name "")
+    template: bool = False
 
 
 @dataclass
@@ -172,7 +175,7 @@ class Generator:
         w.blank()
         w.line("import keras")
         if self.consts:
-            w.blank(2)
+            w.blank(1)  # isort style: one blank line between imports and constants
             w.line("# Params: `tfspec run --set NAME=VALUE` overrides them.")
             for name, const in self.consts.items():
                 w.line(f"{const} = {self.literal(self.params[name])}",
@@ -257,7 +260,8 @@ class Generator:
             param = params[i] if i < len(params) else None
             out.append(self.value(arg, f"{at}/args/{i}", scope, param))
         for key, arg in call.get("kwargs", {}).items():
-            out.append(f"{key}={self.value(arg, f'{at}/kwargs/{escape(key)}', scope, by_name.get(key))}")
+            kat = f"{at}/kwargs/{escape(key)}"
+            out.append(f"{key}={self.value(arg, kat, scope, by_name.get(key))}")
         return name, out
 
     def construct(self, call: dict[str, Any], at: str, category: str, scope: _Scope,
@@ -543,7 +547,7 @@ class _Body:
     def final_name(self, node: str) -> tuple[str, str]:
         if self.prefixed:
             # the block's output layer takes the block use's own name
-            return ("name", node) if self.is_output(node) else self.layer_name(node)
+            return ("name", "") if self.is_output(node) else self.layer_name(node)
         self.used.add(node)
         return py_string(node), node
 
@@ -625,7 +629,8 @@ class _Body:
         extra = [] if has_name else [f"name={lname}"]
         cls = (catalog.lookup("layers", callee) or {}).get("name", callee)
         gen.layers.append(LayerInfo(manifest, cls, at, node,
-                                    self.block and self.block.get("name")))
+                                    self.block and self.block.get("name"),
+                                    template=self.prefixed))
         return gen.construct(call, at, "layers", self.scope, extra, budget)
 
     # -- tensors ---------------------------------------------------------------------------------

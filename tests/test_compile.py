@@ -1,0 +1,204 @@
+"""The code generator: golden programs, lint-clean output, models that build.
+
+Regenerate the golden programs after an intended change with
+
+    python tests/test_compile.py --update
+"""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tfspec
+import tfspec.cli
+from tfspec.compiler import compile_file, compile_text
+from tfspec.formatter import format_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "compile"
+EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.tfspec"))
+
+
+def example(name: str) -> str:
+    return f"examples/{name}"
+
+
+@pytest.fixture(autouse=True)
+def _in_repo(monkeypatch):
+    monkeypatch.chdir(ROOT)  # golden files name specs by their path from the repo root
+
+
+@pytest.fixture(scope="module")
+def built():
+    """Every example's compiled program and built Keras model, built once."""
+    from tfspec.build import build_model
+
+    cwd = Path.cwd()
+    try:
+        import os
+
+        os.chdir(ROOT)
+        out = {}
+        for name in EXAMPLES:
+            compiled = compile_file(example(name))
+            out[name] = (compiled, build_model(compiled))
+        return out
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_generated_program_matches_golden(name):
+    source = compile_file(example(name)).source
+    golden = GOLDEN / name.replace(".tfspec", ".py")
+    assert golden.exists(), f"no golden file; run: python {Path(__file__).name} --update"
+    assert source == golden.read_text(), f"{name}: run `python tests/test_compile.py --update`"
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_generation_is_deterministic_and_valid_python(name):
+    first = compile_file(example(name)).source
+    second = compile_file(example(name)).source
+    assert first == second
+    compile(first, name, "exec")  # the program is valid Python
+
+
+def test_generated_programs_are_ruff_clean(tmp_path):
+    for name in EXAMPLES:
+        (tmp_path / name.replace(".tfspec", ".py")).write_text(
+            compile_file(example(name)).source)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--isolated", "--no-cache",
+         "--select", "E,F,W,I,B,UP", "--line-length", "100", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compiling_imports_no_tensorflow():
+    code = (
+        "import sys, tfspec.compiler as c\n"
+        f"for n in {EXAMPLES!r}: c.compile_file('examples/' + n)\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
+        "assert not bad, bad[:5]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_every_example_builds(built, name):
+    compiled, model = built[name]
+    assert model.count_params() > 0
+    # every layer the generator names (outside block templates) exists under that name
+    named = {info.name for info in compiled.layers if not info.template}
+    assert named <= _nested_names(model)
+
+
+def _nested_names(model) -> set[str]:
+    names = set()
+    for layer in model.layers:
+        names.add(layer.name)
+        for sub in getattr(layer, "_layers", []):
+            names.add(sub.name)
+    return names
+
+
+def test_layer_names_follow_the_spec(built):
+    _, model = built["digits_cnn.tfspec"]
+    assert [layer.name for layer in model.layers] == [
+        "image", "x_rescaling", "x_conv2d", "x_max_pooling2d", "x_flatten", "x", "digit",
+    ]
+    _, model = built["two_tower.tfspec"]
+    assert model.get_layer("encoder") is not None  # the shared layer keeps its spec name
+    assert sorted(model.output_names) == ["category", "score"]
+
+
+def test_overrides_reach_the_program():
+    source = compile_file(example("iris_mlp.tfspec"), {"hidden": 64}).source
+    assert "HIDDEN = 64" in source
+
+
+def twin(name: str, kind: str):
+    """The same network as another model kind: compile and build it."""
+    from tfspec.build import build_model
+
+    result = tfspec.validate_file(example(name))
+    ir = copy.deepcopy(result.ir)
+    ir["model"]["kind"] = kind
+    compiled = compile_text(format_spec(ir), f"{kind}_{name}")
+    return build_model(compiled)
+
+
+@pytest.mark.parametrize("name", ["subclassed_mlp.tfspec", "resnet_blocks.tfspec",
+                                  "two_tower.tfspec"])
+def test_functional_and_subclassed_twins_agree(name):
+    functional = twin(name, "functional")
+    subclassed = twin(name, "subclass")
+    assert functional.count_params() == subclassed.count_params()
+    weighted = [layer for layer in functional.layers if layer.weights]
+    names = {layer.name for layer in subclassed.layers}
+    if all(layer.name in names for layer in weighted):
+        for layer in weighted:  # same layer names: copy layer by layer
+            subclassed.get_layer(layer.name).set_weights(layer.get_weights())
+    else:  # blocks are nested layers in subclassed code: same creation order
+        weights = functional.get_weights()
+        assert [w.shape for w in weights] == [w.shape for w in subclassed.get_weights()]
+        subclassed.set_weights(weights)
+    rng = np.random.default_rng(0)
+    inputs = functional.inputs
+    if len(inputs) == 1:
+        batch = rng.normal(size=(3, *inputs[0].shape[1:])).astype("float32")
+    else:
+        batch = {t.name.split(":")[0]: rng.normal(size=(3, *t.shape[1:])).astype("float32")
+                 for t in inputs}
+        batch = {name: batch[name] for name in batch}
+    a = functional(batch, training=False)
+    b = subclassed(batch, training=False)
+    if isinstance(a, dict):
+        for key in a:
+            np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]))
+    else:
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_keras_errors_are_reported_at_the_spec(tmp_path, capsys):
+    spec = tmp_path / "shapes.tfspec"
+    spec.write_text(
+        "tfspec 1\nmodel M functional {\n  input a: float32[8]\n  input b: float32[4, 4]\n"
+        "  h = a |> Dense(16)\n  joint = Concatenate()([h, b])\n  output y = Dense(1)(joint)\n}\n"
+    )
+    status = tfspec.cli.main(["compile", "--check", str(spec)])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert f"{spec}:6:11: error[E500]: Keras cannot build `joint`" in err
+    assert "matching shapes" in err  # Keras's own words
+    assert "Traceback" not in err
+
+
+def test_subclassed_model_saves_and_loads(built, tmp_path):
+    import keras
+
+    _, model = built["subclassed_mlp.tfspec"]
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    x = np.ones((2, 8, 8, 1), "float32")
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(loaded(x)), atol=1e-6)
+
+
+if __name__ == "__main__":
+    if "--update" in sys.argv:
+        import os
+
+        os.chdir(ROOT)
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        for name in EXAMPLES:
+            out = GOLDEN / name.replace(".tfspec", ".py")
+            out.write_text(compile_file(example(name)).source)
+            print(f"wrote {out.relative_to(ROOT)}")

@@ -1,0 +1,901 @@
+"""Keras model -> tfspec spec: what `tfspec import` runs.
+
+The importer reads a Keras 3 model *config* (the JSON that `model.get_config()`
+returns and that a `.keras` file keeps in its `config.json`) and writes the IR of
+an equivalent spec: one `input` per `InputLayer`, one node per layer call, a
+named `layer` for a layer called several times, and `output`s in the model's
+order. It is pure Python: it never imports TensorFlow or Keras, and it never
+loads weights (a `.keras` file is read as a zip). What it knows of Keras — which
+names exist, which arguments they take and their defaults — is the catalog.
+
+Layer names are kept exactly, so that weights can be copied from the original
+model to the compiled one by layer name: a node is named after its layer, and a
+layer whose Keras name is not a spec identifier gets `name = "<original>"`.
+Arguments equal to their Keras default are left out, so the spec stays short.
+
+Anything a spec cannot express — subclassed models, `Lambda` layers, custom
+layers, nested models, layers that return several tensors — is reported as a
+`SpecError`, every problem at once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import os
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from . import catalog
+from .diagnostics import Diagnostics, SpecError
+from .formatter import format_spec
+
+__all__ = ["import_config", "import_file", "import_to_text"]
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Words the DSL reads as literals, and words that start a statement.
+_LITERALS = frozenset({"true", "false", "null", "None"})
+_STATEMENT_WORDS = frozenset({"input", "layer", "output"})
+# Input dtypes a spec can declare (docs/ir.md).
+_DTYPES = frozenset({
+    "float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
+    "uint8", "bool", "string",
+})
+_MODEL_CLASSES = frozenset({"Functional", "Model", "Sequential"})
+# Catalog layers whose config holds code or an external artefact, not arguments.
+_NOT_IMPORTABLE = {
+    "Lambda": "a `Lambda` layer holds a Python function",
+    "TFSMLayer": "a `TFSMLayer` wraps a SavedModel from disk",
+    "JaxLayer": "a `JaxLayer` wraps a JAX function",
+    "FlaxLayer": "a `FlaxLayer` wraps a Flax module",
+    "TorchModuleWrapper": "a `TorchModuleWrapper` wraps a PyTorch module",
+    "Input": "`Input` is not a layer",
+}
+_CUSTOM_HINT = ("custom layers cannot be expressed in a spec: replace it with Keras "
+                "layers, or keep this part of the model in Python")
+_POLICIES = frozenset({"DTypePolicy", "FloatDTypePolicy"})
+# `keras.ops` functions applied to symbolic tensors (`x + 3.0`) become operations in
+# a functional model. Element-wise ones map onto layers: with two tensors, the
+# merging layer; with a tensor and a number, `Rescaling` (x * scale + offset).
+_OP_LAYERS = {"Add": "Add", "Subtract": "Subtract", "Multiply": "Multiply",
+              "Maximum": "Maximum", "Minimum": "Minimum"}
+_FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+
+
+class _Unsupported(Exception):
+    """Internal: the current layer cannot be imported (already reported)."""
+
+
+_DROP = object()  # a converted value that means "leave the argument out"
+
+
+def import_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The IR of a spec for the model saved in `path` (`.keras`, or a `.json` config).
+
+    A `.keras` file is read as the zip it is: only its `config.json`, no weights,
+    no Keras import. Raises `SpecError` when the file cannot be read or holds
+    something a spec cannot express.
+    """
+    name = str(path)
+    config = _read_config(Path(path), name)
+    return import_config(config, filename=name)
+
+
+def import_to_text(path: str | os.PathLike[str]) -> str:
+    """The canonical `.tfspec` text of `import_file(path)`."""
+    return format_spec(import_file(path))
+
+
+def import_config(config: dict[str, Any], name: str | None = None, *,
+                  filename: str = "<config>") -> dict[str, Any]:
+    """The IR of a spec for a Keras 3 model config.
+
+    `config` is what `model.get_config()` returns, or a whole serialized model
+    (`{"class_name": "Functional" | "Sequential" | "Model", "config": {…}}`, the
+    content of a `.keras` file's `config.json` or of `model.to_json()`). `name` is
+    the spec's `name` (default: the Keras model's name). `filename` is where
+    diagnostics say the problem is. Raises `SpecError`.
+    """
+    diags = Diagnostics(filename)
+    importer = _Importer(diags)
+    try:
+        ir = importer.run(config, name)
+    except _Unsupported:
+        ir = None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        diags.add("E103", f"not a Keras model config: {_describe(exc)}",
+                  hint="give a `.keras` file, or the JSON of `model.get_config()`")
+        ir = None
+    if ir is None or diags.has_errors:
+        if not diags.has_errors:
+            diags.add("E103", "not a Keras model config")
+        raise SpecError(diags)
+    return ir
+
+
+# -- reading files ---------------------------------------------------------------------------
+
+
+def _read_config(path: Path, name: str) -> dict[str, Any]:
+    def fail(message: str, hint: str | None = None) -> SpecError:
+        diags = Diagnostics(name)
+        diags.add("E103", message, hint=hint)
+        return SpecError(diags)
+
+    if path.is_dir():
+        raise fail("cannot import a directory (a SavedModel?)",
+                   "save the model with `model.save(\"model.keras\")` and import that file")
+    suffix = path.suffix.lower()
+    if suffix in (".h5", ".hdf5"):
+        raise fail("cannot import a legacy HDF5 file",
+                   "load it in Keras and save it again with `model.save(\"model.keras\")`")
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                try:
+                    raw = archive.read("config.json")
+                except KeyError:
+                    raise fail("the archive has no config.json: not a .keras file") from None
+            text = raw.decode("utf-8")
+        elif suffix == ".keras":
+            raise fail("not a .keras file (a .keras file is a zip archive)")
+        else:
+            text = path.read_text(encoding="utf-8")
+    except SpecError:
+        raise
+    except (OSError, UnicodeDecodeError, zipfile.BadZipFile, RuntimeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise fail(f"cannot read the file: {reason}") from None
+    try:
+        config = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise fail(f"cannot read the model config: invalid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise fail("not a Keras model config: the JSON is not an object")
+    return config
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing key {exc}"
+    return str(exc) or type(exc).__name__
+
+
+# -- names -------------------------------------------------------------------------------
+
+
+def _class_names() -> frozenset[str]:
+    """Class names a spec calls: a node named like one would shadow it."""
+    names: set[str] = set()
+    for category in ("layers", "initializers", "regularizers", "constraints"):
+        names.update(n for n in catalog.names(category) if n[:1].isupper())
+    return frozenset(names)
+
+
+def _sanitize(name: str) -> str:
+    text = re.sub(r"[^A-Za-z0-9_]", "_", name) or "_"
+    return "_" + text if text[0].isdigit() else text
+
+
+class _Names:
+    """One namespace of spec names: inputs, nodes and named layers share it."""
+
+    def __init__(self) -> None:
+        self.classes = _class_names()
+        self.used: set[str] = set()
+
+    def ok(self, name: str, kind: str) -> bool:
+        """Whether `name` is free and can name an `input`, a `node` or a `layer`."""
+        if not _IDENT.match(name) or name in self.used or name in _LITERALS:
+            return False
+        if kind == "layer":  # a named layer cannot take any Keras layer's name (`add`)
+            return catalog.lookup("layers", name) is None and name not in self.classes
+        if kind == "node" and name in _STATEMENT_WORDS:
+            return False  # `input = …` would read as an input statement
+        return name not in self.classes
+
+    def claim(self, wanted: str, kind: str) -> str:
+        """`wanted` if it is free, else a sanitized, de-duplicated variant of it."""
+        if self.ok(wanted, kind):
+            self.used.add(wanted)
+            return wanted
+        base = _sanitize(wanted)
+        if not self.ok(base, kind) and base not in self.used:
+            base += "_layer" if kind == "layer" else "_"
+        candidate, n = base, 1
+        while not self.ok(candidate, kind):
+            n += 1
+            candidate = f"{base}_{n}"
+        self.used.add(candidate)
+        return candidate
+
+
+# -- the importer -------------------------------------------------------------------------
+
+
+class _Importer:
+    def __init__(self, diags: Diagnostics):
+        self.diags = diags
+        self.comments: list[dict[str, Any]] = []
+
+    def error(self, code: str, message: str, hint: str | None = None) -> None:
+        self.diags.add(code, message, hint=hint)
+
+    # -- the document ------------------------------------------------------------------
+
+    def run(self, config: dict[str, Any], spec_name: str | None) -> dict[str, Any] | None:
+        if not isinstance(config, dict):
+            raise TypeError("the config is not an object")
+        if "class_name" in config and isinstance(config.get("config"), dict):
+            cls, inner = config["class_name"], config["config"]
+            module = config.get("module")
+            if cls not in _MODEL_CLASSES or not _keras_module(module, "keras"):
+                self.error("E300", f"`{cls}` is not a Sequential or Functional model; "
+                           "subclassed models cannot be imported",
+                           hint="a spec describes a Sequential or Functional model: rebuild "
+                                "the model with the functional API, or write the spec by hand")
+                return None
+        else:
+            inner = config
+            cls = "Functional" if "input_layers" in inner else "Sequential"
+        if not isinstance(inner.get("layers"), list):
+            raise KeyError("layers")
+        keras_name = inner.get("name")
+        if not isinstance(keras_name, str) or not keras_name:
+            keras_name = "model"
+        if cls == "Sequential":
+            model = self.sequential(inner, keras_name)
+        else:
+            model = self.functional(inner, keras_name)
+        if model is None or self.diags.has_errors:
+            return None
+        ir: dict[str, Any] = {"tfspec": 1, "name": spec_name or keras_name, "model": model}
+        if self.comments:
+            ir["comments"] = self.comments
+        return ir
+
+    # -- sequential --------------------------------------------------------------------
+
+    def sequential(self, inner: dict[str, Any], keras_name: str) -> dict[str, Any] | None:
+        layers = [entry for entry in inner["layers"] if isinstance(entry, dict)]
+        body: list[dict[str, Any]] = []
+        first = layers[0] if layers else None
+        if first is not None and first.get("class_name") == "InputLayer":
+            layers = layers[1:]
+            cfg = first.get("config") or {}
+            wanted = cfg.get("name") or "input"
+            ident = _Names().claim(wanted, "input")
+            stmt = self.input_statement(ident, cfg, wanted, 0)
+        else:
+            cfg = (first or {}).get("config") or {}
+            shape = cfg.get("batch_input_shape") or cfg.get("batch_shape") or inner.get(
+                "build_input_shape")
+            if not isinstance(shape, list) or not shape:
+                self.error("E202", f"the Sequential model `{keras_name}` has no input shape",
+                           hint="build the model with `keras.Input(shape=…)` as its first "
+                                "layer, then save it again")
+                return None
+            stmt = self.input_statement("input", {"batch_shape": shape,
+                                                  "dtype": cfg.get("dtype")}, None, 0)
+        if stmt is not None:
+            body.append(stmt)
+        if not layers:
+            self.error("E403", f"the Sequential model `{keras_name}` has no layers")
+        for entry in layers:
+            name = _layer_name(entry)
+            try:
+                call = self.layer_call(entry, name)
+            except _Unsupported:
+                continue
+            body.append({"add": call})
+        return {"name": self.model_name(keras_name), "kind": "sequential", "body": body}
+
+    def model_name(self, keras_name: str) -> str:
+        return keras_name if _IDENT.match(keras_name) else _sanitize(keras_name)
+
+    def input_statement(self, ident: str, cfg: dict[str, Any], original: str | None,
+                        index: int) -> dict[str, Any] | None:
+        """`input NAME: DTYPE[DIMS]` from an InputLayer config."""
+        label = original or ident
+        shape = cfg.get("batch_shape", cfg.get("batch_input_shape"))
+        if not isinstance(shape, list) or not shape:
+            self.error("E202", f"input `{label}` has no shape")
+            return None
+        if not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+                   for d in shape[1:]):
+            self.error("E305", f"input `{label}` has an invalid shape {json.dumps(shape)}")
+            return None
+        dtype = _dtype_name(cfg.get("dtype")) or "float32"
+        if dtype not in _DTYPES:
+            self.error("E305", f"input `{label}` has dtype `{dtype}`, which a spec cannot "
+                       "declare", hint="spec inputs take " + ", ".join(sorted(_DTYPES)))
+            return None
+        for flag in ("sparse", "ragged", "optional"):
+            if cfg.get(flag):
+                self.error("E305", f"input `{label}` is {flag}; a spec input cannot be",
+                           hint="declare a dense input instead")
+                return None
+        if original is not None and original != ident:
+            self.comments.append({
+                "at": f"/model/body/{index}",
+                "text": f"# imported from the Keras input {json.dumps(original)}",
+            })
+        return {"input": ident, "dtype": dtype, "shape": list(shape[1:])}
+
+    # -- functional --------------------------------------------------------------------
+
+    def functional(self, inner: dict[str, Any], keras_name: str) -> dict[str, Any] | None:
+        entries: dict[str, dict[str, Any]] = {}
+        order: dict[str, int] = {}
+        for entry in inner["layers"]:
+            if not isinstance(entry, dict):
+                raise TypeError("a layer entry is not an object")
+            name = _layer_name(entry)
+            if name in entries:
+                raise ValueError(f"two layers are named {name!r}")
+            entries[name] = entry
+            order[name] = len(order)
+        input_refs = _histories(inner.get("input_layers"))
+        output_refs = _histories(inner.get("output_layers"))
+        if not input_refs or not output_refs:
+            raise KeyError("input_layers" if not input_refs else "output_layers")
+
+        # Calls: (layer name, node index) -> (args, kwargs) as Keras recorded them.
+        calls: dict[tuple[str, int], tuple[list[Any], dict[str, Any]]] = {}
+        inputs: list[str] = []
+        for name, entry in entries.items():
+            if entry.get("class_name") == "InputLayer":
+                inputs.append(name)
+                continue
+            for k, node in enumerate(entry.get("inbound_nodes") or []):
+                calls[(name, k)] = _node_arguments(node)
+        for ref in input_refs:
+            if ref[0] not in inputs:
+                raise ValueError(f"model input {ref[0]!r} is not an InputLayer")
+
+        # Names: original names where they are valid, then the rest.
+        names = _Names()
+        counts: dict[str, int] = {}
+        for layer, _ in calls:
+            counts[layer] = counts.get(layer, 0) + 1
+        shared = {layer for layer, n in counts.items() if n > 1}
+        kinds = {name: "input" if name in inputs else "layer" if name in shared else "node"
+                 for name in entries if name in inputs or name in counts}
+        layer_idents: dict[str, str] = {}
+        for name, kind in kinds.items():
+            if names.ok(name, kind):
+                layer_idents[name] = names.claim(name, kind)
+        for name, kind in kinds.items():
+            if name not in layer_idents:
+                layer_idents[name] = names.claim(name, kind)
+        idents: dict[tuple[str, int], str] = {}
+        for name in kinds:
+            if name in shared:
+                for k in range(counts[name]):
+                    idents[(name, k)] = names.claim(f"{layer_idents[name]}_call{k + 1}",
+                                                    "node")
+            else:
+                idents[(name, 0)] = layer_idents[name]
+
+        # Statements.
+        body: list[dict[str, Any]] = []
+        for ref in input_refs:
+            entry = entries[ref[0]]
+            stmt = self.input_statement(idents[(ref[0], 0)], entry.get("config") or {},
+                                        ref[0], len(body))
+            if stmt is not None:
+                body.append(stmt)
+        values: dict[tuple[str, int], dict[str, Any]] = {}
+        deps: dict[tuple[str, int], set[tuple[str, int]]] = {}
+        layer_values: dict[str, dict[str, Any]] = {}
+        for (name, k), (args, kwargs) in calls.items():
+            entry = entries[name]
+            try:
+                converted = self.application(entry, name, args, kwargs, idents)
+                if name in shared:
+                    if name not in layer_values:
+                        layer_values[name] = self.layer_call(entry, self._keras_name(
+                            name, layer_idents[name]))
+                    converted = {"call": layer_idents[name], "args": converted["args"],
+                                 **({"kwargs": converted["kwargs"]}
+                                    if converted.get("kwargs") else {})}
+                else:
+                    layer = self.layer_call(entry, self._keras_name(name, idents[(name, k)]),
+                                            op=converted.pop("op", None))
+                    converted = {"call": layer, **converted}
+            except _Unsupported:
+                continue
+            values[(name, k)] = converted
+            deps[(name, k)] = {key for key in _tensor_keys([args, kwargs])
+                               if key[0] not in inputs}
+        if self.diags.has_errors:
+            return None
+
+        outputs = [(ref[0], ref[1]) for ref in output_refs]
+        for ref in output_refs:
+            if ref[2] != 0:
+                self.multi_output(ref[0], entries[ref[0]])
+        if len(set(outputs)) != len(outputs):
+            self.error("E401", "the model returns the same tensor twice",
+                       hint="a spec names each output once")
+            return None
+        if self.diags.has_errors:
+            return None
+
+        # Nodes in dataflow order: a stable topological sort by position in the config.
+        used = {d for ds in deps.values() for d in ds}
+        placed: set[str] = set()
+        inline = self.inline_outputs(outputs, used, values, order, deps)
+        for key in _topological(values, deps, order):
+            name = key[0]
+            if name in shared and name not in placed:
+                placed.add(name)
+                body.append({"layer": layer_idents[name], "value": layer_values[name]})
+            kind = "output" if key in inline else "node"
+            body.append({kind: idents[key], "value": values[key]})
+        for key in outputs:
+            if key not in inline:
+                body.append({"output": idents[key]})
+        return {"name": self.model_name(keras_name), "kind": "functional", "body": body}
+
+    @staticmethod
+    def _keras_name(original: str, ident: str) -> str | None:
+        """The `name` kwarg a functional layer needs: only when its node is renamed."""
+        return None if original == ident else original
+
+    def inline_outputs(self, outputs: list[tuple[str, int]], used: set[tuple[str, int]],
+                       values: dict, order: dict[str, int], deps: dict) -> set[tuple[str, int]]:
+        """Outputs that can be written `output NAME = …` in place, keeping their order."""
+        candidates = {key for key in outputs if key in values and key not in used}
+        ranked = _topological(values, deps, order)
+        position = {key: i for i, key in enumerate(ranked)}
+        inline_order = sorted(candidates, key=position.__getitem__)
+        markers = [key for key in outputs if key not in candidates]
+        if inline_order + markers == outputs:
+            return candidates
+        return set()
+
+    def multi_output(self, name: str, entry: dict[str, Any]) -> None:
+        self.error("E406", f"layer `{name}` (`{entry.get('class_name')}`) returns several "
+                   "tensors; a spec node holds one tensor",
+                   hint="tfspec cannot import layers with several outputs (such as "
+                        "`return_state = true`)")
+
+    def application(self, entry: dict[str, Any], name: str, args: list[Any],
+                    kwargs: dict[str, Any], idents: dict) -> dict[str, Any]:
+        """The tensor arguments of one call: `{"args": […], "kwargs"?: {…}}`."""
+        cls = entry.get("class_name")
+        module = entry.get("module")
+        if _is_op(module):
+            return self.op_application(entry, name, args, kwargs, idents)
+        if (entry.get("config") or {}).get("return_state") is True:
+            self.multi_output(name, entry)
+            raise _Unsupported
+        out_args = [self.tensor_arg(a, name, idents) for a in args]
+        out_kwargs: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if value is None or (key == "training" and value is False):
+                continue  # the defaults Keras records; the model's call decides
+            if key in ("return_state", "return_attention_scores") and value is True:
+                self.multi_output(name, entry)
+                raise _Unsupported
+            if _has_tensor(value):
+                out_kwargs[key] = self.tensor_arg(value, name, idents)
+                continue
+            self.error("E406", f"layer `{name}` (`{cls}`) is called with "
+                       f"`{key}={json.dumps(value)}`, which a spec cannot pass",
+                       hint="tfspec applies layers to tensors only")
+            raise _Unsupported
+        if not out_args:
+            self.error("E406", f"layer `{name}` (`{cls}`) is called without a tensor")
+            raise _Unsupported
+        result: dict[str, Any] = {"args": out_args}
+        if out_kwargs:
+            result["kwargs"] = out_kwargs
+        return result
+
+    def tensor_arg(self, value: Any, name: str, idents: dict) -> Any:
+        if _is_tensor(value):
+            layer, k, t = _history(value)
+            if t != 0:
+                self.error("E406", f"layer `{name}` uses output {t} of layer `{layer}`; a "
+                           "spec node holds one tensor",
+                           hint="tfspec cannot import layers with several outputs")
+                raise _Unsupported
+            if (layer, k) not in idents:
+                raise ValueError(f"layer {name!r} uses an unknown tensor of {layer!r}")
+            return {"ref": idents[(layer, k)]}
+        if isinstance(value, list):
+            return [self.tensor_arg(v, name, idents) for v in value]
+        self.error("E406", f"layer `{name}` is called with {json.dumps(value)} where a "
+                   "spec passes tensors")
+        raise _Unsupported
+
+    def op_application(self, entry: dict[str, Any], name: str, args: list[Any],
+                       kwargs: dict[str, Any], idents: dict) -> dict[str, Any]:
+        """`x + 3.0`, `a * b` (keras.ops on symbolic tensors) as a layer application."""
+        cls = entry.get("class_name")
+        values = list(args) + [v for v in kwargs.values() if v is not None]
+        tensors = [v for v in values if _is_tensor(v)]
+        numbers = [v for v in values if _is_number(v)]
+        hint = ("write it with a layer (`Add()([a, b])`, `Rescaling(…)`, `Reshape(…)`…) "
+                "and save the model again")
+        if cls not in _OP_LAYERS and cls not in ("Divide", "TrueDivide"):
+            self.error("E300", f"`{name}` is the Keras operation `{cls}` (from "
+                       f"`{entry.get('module')}`), which has no layer form in tfspec", hint)
+            raise _Unsupported
+        if len(values) != 2 or len(tensors) + len(numbers) != 2 or not tensors:
+            self.error("E300", f"`{name}` (the Keras operation `{cls}`) has arguments a "
+                       "spec cannot express", hint)
+            raise _Unsupported
+        if len(tensors) == 2:
+            if cls not in _OP_LAYERS:
+                self.error("E300", f"`{name}` divides two tensors; tfspec has no layer for "
+                           "that", hint)
+                raise _Unsupported
+            return {"args": [[self.tensor_arg(t, name, idents) for t in tensors]],
+                    "op": (_OP_LAYERS[cls], None)}
+        tensor, number = tensors[0], numbers[0]
+        dtype = (tensor.get("config") or {}).get("dtype")
+        if dtype not in _FLOAT_DTYPES:
+            self.error("E300", f"`{name}` applies `{cls}` to a `{dtype}` tensor and a "
+                       "number; tfspec writes that as `Rescaling`, which needs a float tensor",
+                       hint)
+            raise _Unsupported
+        first = _is_tensor(values[0])
+        number = float(number)
+        if cls == "Add":
+            scale, offset = 1.0, number
+        elif cls == "Subtract":
+            scale, offset = (1.0, -number) if first else (-1.0, number)
+        elif cls == "Multiply":
+            scale, offset = number, 0.0
+        elif cls in ("Divide", "TrueDivide") and first and number != 0:
+            scale, offset = 1.0 / number, 0.0
+        else:
+            self.error("E300", f"`{name}` (the Keras operation `{cls}`) has no layer form "
+                       "in tfspec", hint)
+            raise _Unsupported
+        return {"args": [self.tensor_arg(tensor, name, idents)],
+                "op": ("Rescaling", {"scale": scale, "offset": offset})}
+
+    # -- layer constructions -------------------------------------------------------------
+
+    def layer_call(self, entry: dict[str, Any], keras_name: str | None,
+                   op: tuple[str, dict[str, Any] | None] | None = None,
+                   nested: bool = False) -> dict[str, Any]:
+        """`Class(args…, kwargs…)` for a serialized layer; `name` only if given."""
+        if op is not None:
+            cls, config = op
+            config = dict(config or {})
+            label = keras_name or _layer_name(entry)
+        else:
+            if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
+                raise TypeError("a layer is not a serialized Keras object")
+            cls = entry["class_name"]
+            config = entry.get("config")
+            label = keras_name or (config or {}).get("name") or cls
+            if not isinstance(config, dict):
+                raise TypeError(f"layer {label!r} has no config")
+            self.check_layer_class(cls, entry, label)
+        found = catalog.lookup("layers", cls)
+        if found is None:  # a check_layer_class bug guard
+            raise _Unsupported
+        call = self.construct(found, config, "layers", label)
+        if cls == "Bidirectional":
+            _simplify_bidirectional(call)
+        if keras_name is not None and not nested:
+            call.setdefault("kwargs", {})["name"] = keras_name
+        return call
+
+    def check_layer_class(self, cls: str, entry: dict[str, Any], label: str) -> None:
+        module = entry.get("module")
+        registered = entry.get("registered_name")
+        if cls in _MODEL_CLASSES:
+            self.error("E300", f"layer `{label}` is a nested model (`{cls}`); a spec model "
+                       "cannot contain another model",
+                       hint="build the outer model from the inner model's layers "
+                            "(a flat functional model), then import it")
+            raise _Unsupported
+        found = catalog.lookup("layers", cls)
+        builtin = _keras_module(module, "keras.layers") and registered in (None, cls)
+        if found is None or not builtin or found.get("string"):
+            where = f" from `{module}`" if module else ""
+            self.error("E300", f"layer `{label}` is the custom class `{cls}`{where}, which "
+                       "is not a Keras layer", _CUSTOM_HINT)
+            raise _Unsupported
+        if found["name"] in _NOT_IMPORTABLE:
+            self.error("E300", f"layer `{label}` cannot be imported: "
+                       f"{_NOT_IMPORTABLE[found['name']]}", _CUSTOM_HINT)
+            raise _Unsupported
+
+    def construct(self, found: dict[str, Any], config: dict[str, Any], category: str,
+                  label: str) -> dict[str, Any]:
+        """A call of catalog entry `found` from a Keras config, defaults left out."""
+        cls = found.get("alias") or found["name"]
+        params = {p["name"]: p for p in found.get("params", [])}
+        base = {p["name"]: p for p in catalog.base_kwargs(category)} if found.get(
+            "var_keyword") else {}
+        values: dict[str, Any] = {}
+        for key, raw in config.items():
+            if key == "name":
+                continue
+            param = params.get(key) or base.get(key)
+            if param is None:
+                continue  # Keras state that is not a constructor argument
+            value = self.value(raw, key, f"`{key}` of `{label}`")
+            if value is _DROP or _is_default(value, param, config, category):
+                continue
+            values[key] = value
+        call: dict[str, Any] = {"call": cls}
+        args: list[Any] = []
+        for p in found.get("params", []):
+            if not (p.get("positional", True) and p.get("required")) or p["name"] not in values:
+                break
+            args.append(values.pop(p["name"]))
+        ordered = {k: values[k] for k in list(params) + list(base) if k in values}
+        if args:
+            call["args"] = args
+        if ordered:
+            call["kwargs"] = ordered
+        return call
+
+    def value(self, raw: Any, param: str, where: str) -> Any:
+        """A config value as an IR value (or `_DROP`)."""
+        if isinstance(raw, dict):
+            return self.keras_object(raw, param, where)
+        if isinstance(raw, list):
+            items = [self.value(v, param, where) for v in raw]
+            if any(v is _DROP for v in items):
+                self.error("E305", f"{where} holds a value a spec cannot write")
+                raise _Unsupported
+            return items
+        if isinstance(raw, float) and not math.isfinite(raw):
+            self.error("E305", f"{where} is {raw}, which has no literal in tfspec")
+            raise _Unsupported
+        return raw
+
+    def keras_object(self, raw: dict[str, Any], param: str, where: str) -> Any:
+        cls = raw.get("class_name")
+        config = raw.get("config")
+        if cls == "__tuple__" and isinstance(config, dict):
+            return self.value(list(config.get("value") or []), param, where)
+        if cls == "__numpy__" and isinstance(config, dict):
+            return self.value(config.get("value"), param, where)
+        if cls in _POLICIES and isinstance(config, dict):
+            policy = config.get("name")
+            if not isinstance(policy, str):
+                raise TypeError(f"{where}: a dtype policy without a name")
+            return _DROP if policy == "float32" else policy
+        kind = catalog.kind_for_param(param)
+        if not isinstance(cls, str) or not isinstance(config, (dict, str)):
+            self.error("E305", f"{where} is a mapping, which a spec cannot write")
+            raise _Unsupported
+        module = raw.get("module")
+        if cls == "function" and isinstance(config, str) and kind == "activations" and \
+                _keras_module(module, "keras.activations") and \
+                catalog.lookup("activations", config) is not None:
+            return config
+        if kind == "layers":
+            return self.layer_call(raw, None, nested=True)
+        if kind is None or not isinstance(config, dict):
+            self.error("E300", f"{where} is a `{cls}` object, which a spec cannot write",
+                       hint="tfspec writes only layers, activations, initializers, "
+                            "regularizers and constraints as nested calls")
+            raise _Unsupported
+        found = catalog.lookup(kind, cls)
+        expected = "keras." + kind
+        if found is None or found.get("string") or not _keras_module(module, expected):
+            self.error("E300", f"{where} is `{cls}`, which is not in `{expected}`",
+                       hint="custom Keras objects cannot be expressed in a spec")
+            raise _Unsupported
+        call = self.construct(found, config, kind, where)
+        if "args" in call or "kwargs" in call:
+            return call
+        return _identifier(kind, call["call"]) or call
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _keras_module(module: Any, prefix: str) -> bool:
+    """Whether a serialized object's `module` is Keras's own (legacy configs have none)."""
+    if module is None:
+        return True
+    if not isinstance(module, str):
+        return False
+    public = prefix.replace("keras.", "keras.src.", 1) if prefix != "keras" else "keras.src"
+    return module in (prefix, "keras") or module.startswith((prefix + ".", public))
+
+
+def _is_op(module: Any) -> bool:
+    return isinstance(module, str) and module.startswith(("keras.src.ops", "keras.ops"))
+
+
+def _layer_name(entry: dict[str, Any]) -> str:
+    name = entry.get("name")
+    if not isinstance(name, str):
+        name = (entry.get("config") or {}).get("name")
+    if not isinstance(name, str) or not name:
+        raise KeyError("name")
+    return name
+
+
+def _dtype_name(dtype: Any) -> str | None:
+    if isinstance(dtype, dict):
+        dtype = (dtype.get("config") or {}).get("name")
+    return dtype if isinstance(dtype, str) else None
+
+
+def _is_tensor(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _has_tensor(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_has_tensor(v) for v in value)
+    return _is_tensor(value)
+
+
+def _history(tensor: dict[str, Any]) -> tuple[str, int, int]:
+    layer, node, index = tensor["config"]["keras_history"]
+    if not isinstance(layer, str) or not isinstance(node, int) or not isinstance(index, int):
+        raise TypeError("a malformed keras_history")
+    return layer, node, index
+
+
+def _unwrap(value: Any) -> Any:
+    """Keras's `__tuple__` wrappers as plain lists."""
+    if isinstance(value, dict) and value.get("class_name") == "__tuple__":
+        return [_unwrap(v) for v in (value.get("config") or {}).get("value", [])]
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    if isinstance(value, dict) and not _is_tensor(value):
+        return {k: _unwrap(v) for k, v in value.items()}
+    return value
+
+
+def _node_arguments(node: Any) -> tuple[list[Any], dict[str, Any]]:
+    """(args, kwargs) of one inbound node, Keras 3 or legacy (Keras 2) format."""
+    if isinstance(node, dict):
+        args = _unwrap(node.get("args", []))
+        kwargs = _unwrap(node.get("kwargs", {}))
+        if not isinstance(args, list) or not isinstance(kwargs, dict):
+            raise TypeError("a malformed inbound node")
+        return args, kwargs
+    if isinstance(node, list):  # [[layer, node, tensor, kwargs], …]
+        tensors = []
+        kwargs: dict[str, Any] = {}
+        for item in node:
+            tensors.append({"class_name": "__keras_tensor__",
+                            "config": {"keras_history": list(item[:3])}})
+            if len(item) > 3 and isinstance(item[3], dict):
+                kwargs.update(item[3])
+        return [tensors[0] if len(tensors) == 1 else tensors], kwargs
+    raise TypeError("a malformed inbound node")
+
+
+def _histories(value: Any) -> list[tuple[str, int, int]]:
+    """`[name, node, tensor]` triples from `input_layers`/`output_layers`, in order."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str) and \
+            all(isinstance(v, int) for v in value[1:]):
+        return [(value[0], value[1], value[2])]
+    if isinstance(value, list):
+        return [h for v in value for h in _histories(v)]
+    if isinstance(value, dict):
+        if value.get("class_name") == "__tuple__":
+            return _histories((value.get("config") or {}).get("value"))
+        return [h for v in value.values() for h in _histories(v)]
+    raise TypeError("malformed input_layers or output_layers")
+
+
+def _tensor_keys(value: Any) -> set[tuple[str, int]]:
+    """The (layer, node index) of every Keras tensor in a node's arguments."""
+    if _is_tensor(value):
+        layer, k, _ = _history(value)
+        return {(layer, k)}
+    if isinstance(value, list):
+        return {key for v in value for key in _tensor_keys(v)}
+    if isinstance(value, dict):
+        return {key for v in value.values() for key in _tensor_keys(v)}
+    return set()
+
+
+def _topological(values: dict[tuple[str, int], Any], deps: dict[tuple[str, int], set],
+                 order: dict[str, int]) -> list[tuple[str, int]]:
+    """Keys in dataflow order; ties broken by position in the config, then call index."""
+    waiting = {key: {d for d in deps.get(key, ()) if d in values} for key in values}
+    users: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    for key, ds in waiting.items():
+        for d in ds:
+            users.setdefault(d, []).append(key)
+    heap = [(order[key[0]], key[1], key) for key, ds in waiting.items() if not ds]
+    heapq.heapify(heap)
+    out: list[tuple[str, int]] = []
+    while heap:
+        _, _, key = heapq.heappop(heap)
+        out.append(key)
+        for user in users.get(key, ()):
+            waiting[user].discard(key)
+            if not waiting[user]:
+                heapq.heappush(heap, (order[user[0]], user[1], user))
+    if len(out) != len(values):
+        raise ValueError("the layer graph has a cycle")
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that keeps booleans apart from numbers (JSON `true` is not 1)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if _is_number(a) and _is_number(b):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+
+
+def _is_default(value: Any, param: dict[str, Any], config: dict[str, Any],
+                category: str) -> bool:
+    """Whether `value` means what leaving the argument out means."""
+    if "default" not in param:
+        return False
+    default = param["default"]
+    name = param["name"]
+    if _same(value, default):
+        return True
+    if isinstance(value, list) and value and _is_number(default) and all(
+            _same(v, default) for v in value):
+        return True  # strides = [1, 1] is strides = 1
+    kind = catalog.kind_for_param(name)
+    if kind == "activations" and value in ("linear", None) and default in ("linear", None):
+        return True
+    if name == "data_format" and value == "channels_last" and default is None:
+        return True  # Keras's default image data format
+    if name == "strides" and default is None and "pool_size" in config:
+        return _same(value, config["pool_size"])  # pooling strides default to pool_size
+    if kind is not None and isinstance(default, str) and isinstance(value, (str, dict)):
+        wanted = catalog.lookup(kind, default)
+        if isinstance(value, str):
+            got = catalog.lookup(kind, value)
+            return bool(wanted and got and wanted["name"] == got["name"])
+        return bool(wanted and value.get("call") == wanted["name"] and not value.get("args")
+                    and not value.get("kwargs"))
+    return False
+
+
+def _identifier(kind: str, cls: str) -> str | None:
+    """The string identifier Keras resolves to `cls()` ("he_normal" for HeNormal)."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls).lower()
+    found = catalog.lookup(kind, snake)
+    if found is not None and found.get("name") == cls and found.get("string"):
+        return snake
+    candidates = [n for n in catalog.names(kind) if n.islower()
+                  and (catalog.lookup(kind, n) or {}).get("name") == cls]
+    return max(candidates, key=len) if candidates else None
+
+
+def _simplify_bidirectional(call: dict[str, Any]) -> None:
+    """Drop `backward_layer` when it is the forward layer run backwards (Keras's default)."""
+    kwargs = call.get("kwargs") or {}
+    backward = kwargs.get("backward_layer")
+    forward = (call.get("args") or [None])[0]
+    if not isinstance(backward, dict) or not isinstance(forward, dict):
+        return
+    back_kwargs = dict(backward.get("kwargs") or {})
+    back_reversed = back_kwargs.pop("go_backwards", False)
+    forward_kwargs = dict(forward.get("kwargs") or {})
+    forward_reversed = forward_kwargs.pop("go_backwards", False)
+    if (backward.get("call") == forward.get("call")
+            and backward.get("args") == forward.get("args")
+            and back_kwargs == forward_kwargs and back_reversed is not forward_reversed):
+        del kwargs["backward_layer"]
+        if not kwargs:
+            call.pop("kwargs", None)
