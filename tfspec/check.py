@@ -382,6 +382,13 @@ class Checker:
                            "with a default", pat, hint="put parameters with defaults last")
             scope.symbols[pname] = _Symbol("block_param", pat, used=True)
         self.body(block.get("body"), f"{at}/body", "block", scope)
+        outputs = [i for i, s in enumerate(_list(block.get("body")))
+                   if isinstance(s, dict) and "output" in s]
+        if len(outputs) > 1:
+            self.error("E408", "a block has one output, used like a layer's",
+                       f"{at}/body/{outputs[1]}",
+                       hint="combine the results with a layer (e.g. `Concatenate()`), or "
+                            "split the block in two")
 
     def check_block_recursion(self) -> None:
         uses = {name: _block_uses(b.get("body"), self.blocks) for name, b in self.blocks.items()}
@@ -397,6 +404,9 @@ class Checker:
 
     def check_model(self, model: dict[str, Any], at: str) -> None:
         kind = model.get("kind")
+        if model.get("name") in self.blocks:
+            self.error("E401", f"the model and a block are both named `{model['name']}`",
+                       f"{at}/name", hint="rename one of them")
         body = model.get("body")
         if kind == "sequential":
             self.sequential(_list(body), f"{at}/body")

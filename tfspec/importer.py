@@ -484,11 +484,14 @@ class _Importer:
                 raise _Unsupported
             if _has_tensor(value):
                 out_kwargs[key] = self.tensor_arg(value, name, idents)
-                continue
-            self.error("E406", f"layer `{name}` (`{cls}`) is called with "
-                       f"`{key}={json.dumps(value)}`, which a spec cannot pass",
-                       hint="tfspec applies layers to tensors only")
-            raise _Unsupported
+            elif _is_literal(value):
+                out_kwargs[key] = value  # `use_causal_mask = true`
+            else:
+                self.error("E406", f"layer `{name}` (`{cls}`) is called with "
+                           f"`{key}={json.dumps(value)}`, which a spec cannot pass",
+                           hint="a spec passes tensors, numbers, strings and booleans "
+                                "when it applies a layer")
+                raise _Unsupported
         if not out_args:
             self.error("E406", f"layer `{name}` (`{cls}`) is called without a tensor")
             raise _Unsupported
@@ -736,6 +739,14 @@ def _is_tensor(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_literal(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_is_literal(v) for v in value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, (str, int, bool)) or value is None
 
 
 def _has_tensor(value: Any) -> bool:
