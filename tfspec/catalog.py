@@ -29,14 +29,24 @@ __all__ = [
     "names",
 ]
 
-CATEGORIES: tuple[str, ...] = (
-    "layers", "optimizers", "losses", "metrics", "callbacks", "activations",
-    "initializers", "regularizers", "constraints", "schedules",
-)
+# category -> the Keras namespace it mirrors (generated code writes `<namespace>.<Name>`)
+NAMESPACES: dict[str, str] = {
+    "layers": "keras.layers",
+    "optimizers": "keras.optimizers",
+    "losses": "keras.losses",
+    "metrics": "keras.metrics",
+    "callbacks": "keras.callbacks",
+    "activations": "keras.activations",
+    "initializers": "keras.initializers",
+    "regularizers": "keras.regularizers",
+    "constraints": "keras.constraints",
+    "schedules": "keras.optimizers.schedules",
+}
+CATEGORIES: tuple[str, ...] = tuple(NAMESPACES)
 
 # Types whose values are Keras objects: a nested call is how a spec writes one, and
 # the checker validates that call against this category instead of check_value.
-_TYPE_KIND = {
+TYPE_CATEGORY = {
     "activation": "activations", "initializer": "initializers",
     "regularizer": "regularizers", "constraint": "constraints", "layer": "layers",
     "learning_rate": "schedules",
@@ -158,7 +168,7 @@ def _param_kinds() -> dict[str, str]:
 
 def _kinds_in(type_spec: Any) -> list[str]:
     if isinstance(type_spec, str):
-        return [_TYPE_KIND[type_spec]] if type_spec in _TYPE_KIND else []
+        return [TYPE_CATEGORY[type_spec]] if type_spec in TYPE_CATEGORY else []
     if isinstance(type_spec, dict):
         if "any_of" in type_spec:
             return [k for t in type_spec["any_of"] for k in _kinds_in(t)]
@@ -264,7 +274,7 @@ def _check(type_spec: Any, value: Any, known: Callable[[str, str], bool]) -> boo
         if "ref" in value or "op" in value or "pipe" in value:
             return None
         if "call" in value and isinstance(type_spec, str):
-            return None if type_spec in _TYPE_KIND else False
+            return None if type_spec in TYPE_CATEGORY else False
     if isinstance(type_spec, dict):
         if "any_of" in type_spec:
             results = [_check(t, value, known) for t in type_spec["any_of"]]

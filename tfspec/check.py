@@ -313,7 +313,7 @@ class Checker:
         ptype = param.get("type") if param else None
         kind = None
         if param is not None:
-            kind = _TYPE_CATEGORY.get(ptype) if isinstance(ptype, str) else None
+            kind = catalog.TYPE_CATEGORY.get(ptype) if isinstance(ptype, str) else None
             kind = kind or catalog.kind_for_param(param["name"])
         value = self.nested(arg, at, kind, scope)
         if ptype is None or value is UNKNOWN or _contains_unknown(value):
@@ -799,10 +799,6 @@ _CATEGORY_WORDS = {
     "callbacks": "callback", "activations": "activation", "initializers": "initializer",
     "regularizers": "regularizer", "constraints": "constraint",
     "schedules": "learning-rate schedule", "sources": "data source", "blocks": "block",
-}
-_TYPE_CATEGORY = {
-    "activation": "activations", "initializer": "initializers", "regularizer": "regularizers",
-    "constraint": "constraints", "layer": "layers", "learning_rate": "schedules",
 }
 
 

@@ -26,22 +26,6 @@ from .located import Positions, escape
 from .validate import Result, validate_file, validate_text
 from .writer import INDENT, CodeWriter
 
-_MODULES = {
-    "layers": "keras.layers",
-    "optimizers": "keras.optimizers",
-    "losses": "keras.losses",
-    "metrics": "keras.metrics",
-    "callbacks": "keras.callbacks",
-    "activations": "keras.activations",
-    "initializers": "keras.initializers",
-    "regularizers": "keras.regularizers",
-    "constraints": "keras.constraints",
-    "schedules": "keras.optimizers.schedules",
-}
-_TYPE_CATEGORY = {
-    "activation": "activations", "initializer": "initializers", "regularizer": "regularizers",
-    "constraint": "constraints", "layer": "layers", "learning_rate": "schedules",
-}
 INDENT_WIDTH = len(INDENT)
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3}
 _RESERVED = {"keras", "build_model", "inputs", "self", "training", "name", "model", "config"}
@@ -236,7 +220,7 @@ class Generator:
                 kind = None
                 if param is not None:
                     ptype = param.get("type")
-                    kind = _TYPE_CATEGORY.get(ptype) if isinstance(ptype, str) else None
+                    kind = catalog.TYPE_CATEGORY.get(ptype) if isinstance(ptype, str) else None
                     kind = kind or catalog.kind_for_param(param["name"])
                 return self.construct(v, at, kind or "layers", scope)
         if isinstance(v, list):
@@ -268,7 +252,7 @@ class Generator:
                   extra: list[str] | None = None, budget: int = 80) -> str:
         """`keras.<module>.<Class>(args)` for a constructor call in the spec."""
         name, args = self.arguments(call, at, category, scope)
-        return call_text(f"{_MODULES[category]}.{name}", args + (extra or []), budget)
+        return call_text(f"{catalog.NAMESPACES[category]}.{name}", args + (extra or []), budget)
 
     # -- models --------------------------------------------------------------------------------
 

@@ -62,6 +62,8 @@ _POLICIES = frozenset({"DTypePolicy", "FloatDTypePolicy"})
 # merging layer; with a tensor and a number, `Rescaling` (x * scale + offset).
 _OP_LAYERS = {"Add": "Add", "Subtract": "Subtract", "Multiply": "Multiply",
               "Maximum": "Maximum", "Minimum": "Minimum"}
+# Arguments whose default (None) means "the same as that other argument".
+_SAME_AS = {"strides": "pool_size", "value_dim": "key_dim"}
 _FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
 
 
@@ -870,8 +872,9 @@ def _is_default(value: Any, param: dict[str, Any], config: dict[str, Any],
         return True
     if name == "data_format" and value == "channels_last" and default is None:
         return True  # Keras's default image data format
-    if name == "strides" and default is None and "pool_size" in config:
-        return _same(value, config["pool_size"])  # pooling strides default to pool_size
+    twin = _SAME_AS.get(name)
+    if twin is not None and default is None and twin in config:
+        return _same(value, config[twin])
     if kind is not None and isinstance(default, str) and isinstance(value, (str, dict)):
         wanted = catalog.lookup(kind, default)
         if isinstance(value, str):

@@ -82,19 +82,7 @@ def quiet_stderr() -> Iterator[None]:
 
 runtime = _load_runtime()
 
-# category -> keras namespace. Order is the order of CATEGORIES in tfspec/catalog.py.
-NAMESPACES: dict[str, str] = {
-    "layers": "keras.layers",
-    "optimizers": "keras.optimizers",
-    "losses": "keras.losses",
-    "metrics": "keras.metrics",
-    "callbacks": "keras.callbacks",
-    "activations": "keras.activations",
-    "initializers": "keras.initializers",
-    "regularizers": "keras.regularizers",
-    "constraints": "keras.constraints",
-    "schedules": "keras.optimizers.schedules",
-}
+NAMESPACES: dict[str, str] = runtime.NAMESPACES  # category -> keras namespace
 
 # Utilities every namespace exports; they are not things a spec constructs.
 UTILITIES = {"get", "serialize", "deserialize"}
