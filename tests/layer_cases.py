@@ -6,10 +6,6 @@ minimal call, the inputs it is applied to and, where it is not applied as
 layers, a list for `Add()([a, b])`). `UNSUPPORTED` names the layers a spec cannot
 build, each with the reason. tests/test_every_layer.py builds every case with
 TensorFlow, and docs/layers.md lists both.
-
-A case whose layer should work but does not, because of a tfspec bug, is wrapped in
-`pytest.param(…, marks=pytest.mark.xfail(strict=True, reason="compiler bug: …"))`
-until the bug is fixed.
 """
 
 from __future__ import annotations
@@ -51,12 +47,6 @@ def spec_text(case: Case, savedmodel: str = "savedmodel") -> str:
     return f"tfspec 1\n\nmodel M {case.kind} {{\n{lines}}}\n"
 
 
-def xfail(case: Case, reason: str):
-    """A case that fails because of a tfspec bug (`reason` says which)."""
-    return pytest.param(case, id=case.layer,
-                        marks=pytest.mark.xfail(strict=True, reason=f"compiler bug: {reason}"))
-
-
 # Input declarations used by many cases.
 VEC = "input x: float32[4]"
 SEQ = "input x: float32[6, 3]"  # (steps, features)
@@ -78,10 +68,6 @@ def _function(name: str, extra: str = "") -> Case:
     """The functional form of a merge layer: `add([a, b])`."""
     return Case(name, f"{name}([a, b]{extra})", PAIR, f"{name}([a, b]{extra})")
 
-
-_TENSOR_ARGS_BUG = ("the checker rejects the function form of a merge layer, "
-                    "`add([a, b])` is E406 'given tensors as constructor arguments' "
-                    "although layers.json marks `inputs` as a tensor argument")
 
 CASES = [
     # -- core ---------------------------------------------------------------------------
@@ -157,14 +143,14 @@ CASES = [
     _merge("Minimum"),
     _merge("Multiply"),
     _merge("Subtract"),
-    xfail(_function("add"), _TENSOR_ARGS_BUG),
-    xfail(_function("average"), _TENSOR_ARGS_BUG),
-    xfail(_function("concatenate"), _TENSOR_ARGS_BUG),
-    xfail(_function("dot", ", axes = 1"), _TENSOR_ARGS_BUG),
-    xfail(_function("maximum"), _TENSOR_ARGS_BUG),
-    xfail(_function("minimum"), _TENSOR_ARGS_BUG),
-    xfail(_function("multiply"), _TENSOR_ARGS_BUG),
-    xfail(_function("subtract"), _TENSOR_ARGS_BUG),
+    _function("add"),
+    _function("average"),
+    _function("concatenate"),
+    _function("dot", ", axes = 1"),
+    _function("maximum"),
+    _function("minimum"),
+    _function("multiply"),
+    _function("subtract"),
     # -- attention ----------------------------------------------------------------------
     Case("AdditiveAttention", "AdditiveAttention()", QV, "AdditiveAttention()([q, v])"),
     Case("Attention", "Attention()", QV, "Attention()([q, v])"),
@@ -294,8 +280,8 @@ WRAPPER_CASES = [
 
 UNSUPPORTED: dict[str, str] = {
     "Lambda": "needs a Python function",
-    "FlaxLayer": "needs a Flax module (a Python object), and runs only on the JAX backend",
-    "JaxLayer": "needs a JAX function (`call_fn`), and runs only on the JAX backend",
+    "FlaxLayer": "needs a Flax module, a Python object that a spec cannot write",
+    "JaxLayer": "needs JAX functions (`call_fn`, `init_fn`), Python code that a spec cannot write",
     "TorchModuleWrapper": "needs a PyTorch module (a Python object), and runs only on the "
                           "PyTorch backend",
     "Input": "a spec declares inputs with `input x: float32[…]`, not with `Input(…)`",

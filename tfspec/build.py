@@ -105,6 +105,10 @@ def located_error(exc: BaseException, compiled: Compiled) -> SpecError:
             if candidate in compiled.origins:
                 span = compiled.origins[candidate]
                 break
+    duplicate = re.search(r'name "([^"]+)" is used \d+ times', str(exc))
+    for info in compiled.layers if duplicate else ():
+        if info.name == duplicate.group(1) and not info.template:
+            span = compiled.positions.value(info.at)  # the second layer of that name
     layer = _layer_at(compiled, span)
     what = f"`{layer}`" if layer else "the model"
     diags.add(

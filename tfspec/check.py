@@ -334,6 +334,8 @@ class Checker:
     def nested(self, arg: Any, at: str, kind: str | None, scope: _Scope | None) -> Any:
         """Check an argument value; nested calls are checked in `kind`'s category."""
         if _is(arg, "call"):
+            if kind == "activations" and _activation_layer(arg.get("call")):
+                kind = "layers"  # `activation = LeakyReLU(0.2)`: Keras takes a layer here
             if kind == "layers":
                 self.layer_construction(arg, at, scope)
             elif kind is not None:
@@ -450,6 +452,14 @@ class Checker:
             if entry is not None and entry.get("inputs") == "list":
                 self.error("E404", f"`{call['call']}` merges several inputs, but a sequential "
                            "model has one path", f"{cat}/call", hint="use a functional model")
+            elif entry is not None and entry.get("kind") == "function":
+                self.error("E404", f"`{call['call']}` is a function, not a layer", f"{cat}/call",
+                           hint="declare the input with `input x: float32[…]`"
+                           if call["call"] == "Input" else "use a functional model")
+            elif entry is not None and entry.get("inputs") == "none" and layers > 1:
+                self.error("E404", f"`{call['call']}` can only be a sequential model's first "
+                           "layer", f"{cat}/call",
+                           hint="or declare the input with `input x: float32[…]`")
         if layers == 0:
             self.error("E403", "a sequential model needs at least one layer", at)
 
@@ -544,10 +554,36 @@ class Checker:
             return
         self.layer_construction(value, at, scope)
 
+    def tensor_function(self, name: str, call: dict[str, Any], at: str, scope: _Scope,
+                        deps: set[str]) -> None:
+        """`add([a, b])`, `dot([a, b], axes = 1)`: Keras's functional merge helpers."""
+        args = _list(call.get("args"))
+        if len(args) != 1:
+            self.error("E303", f"`{name}` takes one positional argument, the list of tensors. "
+                       f"Received: {len(args)}", f"{at}/call",
+                       hint=f"write `{name}([a, b])`")
+        for i, arg in enumerate(args):
+            self.flow(arg, f"{at}/args/{i}", scope, deps)
+        entry = catalog.lookup("layers", name) or {}
+        self.arguments(name, entry, {"call": name, "kwargs": _dict(call.get("kwargs"))}, at,
+                       "layers", scope)
+
     def layer_construction(self, call: dict[str, Any], at: str, scope: _Scope | None) -> None:
         name = call.get("call")
+        entry = catalog.lookup("layers", name) if isinstance(name, str) else None
         if isinstance(name, str) and name in self.blocks:
             self.block_use(name, call, at, scope)
+        elif entry is not None and entry.get("kind") == "function":
+            if name == "Input":
+                self.error("E406", "`Input(…)` is not a layer", f"{at}/call",
+                           hint="declare inputs with `input x: float32[…]`")
+            else:
+                self.error("E406", f"`{name}` is a function of tensors, not a layer",
+                           f"{at}/call", hint=f"write `{name}([a, b])`, or the layer "
+                           f"`{_class_of(name)}()([a, b])`")
+        elif entry is not None and entry.get("inputs") == "none":
+            self.error("E406", f"`{name}` is not applied to tensors", f"{at}/call",
+                       hint="declare inputs with `input x: float32[…]`")
         elif isinstance(name, str):
             self.call(call, at, "layers", scope)
         else:
@@ -582,6 +618,9 @@ class Checker:
                 if sym.kind != "layer":
                     self.error("E406", f"`{callee}` is a {_KIND_WORDS[sym.kind]}; only "
                                "layers can be applied", f"{at}/call")
+            elif isinstance(callee, str) and _function_of_tensors(callee):
+                self.tensor_function(callee, value, at, scope, deps)
+                return
             elif isinstance(callee, (str, dict)):
                 if isinstance(callee, str) and self.tensors_in_args(value, scope, deps):
                     self.error(
@@ -865,6 +904,25 @@ def _model_outputs(model: dict[str, Any] | None) -> list[str] | None:
     outs = [s["output"] for s in _list(model.get("body"))
             if isinstance(s, dict) and isinstance(s.get("output"), str)]
     return outs or None
+
+
+def _function_of_tensors(name: str) -> bool:
+    entry = catalog.lookup("layers", name)
+    return entry is not None and entry.get("kind") == "function" and bool(
+        entry.get("tensor_args"))
+
+
+def _class_of(function: str) -> str:
+    """`add` -> `Add`: the layer class behind a Keras merge function."""
+    for name in catalog.names("layers"):
+        if name.lower() == function.lower() and name != function:
+            return name
+    return function
+
+
+def _activation_layer(name: Any) -> bool:
+    return isinstance(name, str) and catalog.lookup("activations", name) is None and (
+        catalog.lookup("layers", name) or {}).get("kind") == "class"
 
 
 def _refs(value: Any) -> set[str]:

@@ -171,6 +171,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_graph(args: argparse.Namespace) -> int:
     from .graph import GraphvizMissing, write_graph
 
+    if not args.output.endswith((".dot", ".svg", ".png")):
+        print(f"tfspec: error: -o must end in .dot, .svg or .png. Received: {args.output}",
+              file=sys.stderr)
+        return EXIT_ERRORS
     try:
         written = write_graph(_compile(args), args.output)
     except SpecError as exc:

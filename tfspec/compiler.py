@@ -56,6 +56,7 @@ class Compiled:
     source: str
     origins: dict[int, Span]  # generated line -> spec span
     layers: list[LayerInfo] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)  # the `--set` values used
 
     @property
     def filename(self) -> str:
@@ -70,7 +71,7 @@ def compile_result(result: Result) -> Compiled:
     gen = Generator(result)
     source = gen.program()
     return Compiled(result.file, result.source, result.ir, result.positions, source,
-                    gen.w.origins, gen.layers)
+                    gen.w.origins, gen.layers, dict(result.overrides))
 
 
 def compile_text(text: str, filename: str = "<spec>",
@@ -222,6 +223,8 @@ class Generator:
                     ptype = param.get("type")
                     kind = catalog.TYPE_CATEGORY.get(ptype) if isinstance(ptype, str) else None
                     kind = kind or catalog.kind_for_param(param["name"])
+                if kind == "activations" and catalog.lookup("activations", v["call"]) is None:
+                    kind = "layers"  # `activation = LeakyReLU(0.2)`: a layer as activation
                 return self.construct(v, at, kind or "layers", scope)
         if isinstance(v, list):
             return "[" + ", ".join(
@@ -462,6 +465,14 @@ class Generator:
                     w.line("return config")
 
 
+def _class_of(function: str) -> str:
+    """`add` -> `Add`: the layer class behind a Keras merge function."""
+    for name in catalog.names("layers"):
+        if name.lower() == function.lower() and name != function:
+            return name
+    return function
+
+
 def _block_function(name: str) -> str:
     return identifier(snake(name) + "_block")
 
@@ -503,12 +514,14 @@ class _Body:
                                   else identifier(p["name"])) for p in block.get("params", [])}
         self.scope = _Scope(values=values)
         self.tensors: dict[str, str] = {}  # spec tensor name -> Python variable
+        self.temps: set[str] = set()  # extra variables for intermediate tensors
         self.layer_vars: dict[str, str] = {}  # named layer -> Python expression
         taken = set(gen.consts.values()) | {_block_function(b) for b in gen.blocks}
         for stmt in stmts:
             for kind in ("input", "node", "output"):
                 if isinstance(stmt.get(kind), str) and (kind != "output" or "value" in stmt):
                     self.tensors[stmt[kind]] = identifier(stmt[kind], taken)
+        self.temps |= set(self.tensors.values())
 
     def var(self, name: str) -> str:
         return self.tensors[name]
@@ -578,9 +591,11 @@ class _Body:
     def named_layer(self, name: str, call: dict[str, Any], at: str) -> None:
         gen = self.gen
         user = gen.user_name(call)
-        lname, manifest = (py_string(user), user) if user else self.layer_name(name)
-        if not user:
-            self.used.add(name)
+        if user:
+            lname, manifest = (f'f"{{name}}_{user}"' if self.prefixed else py_string(user)), user
+            self.used.add(user)
+        else:
+            lname, manifest = self.layer_name(name)
         text = self.build(call, at, lname, manifest, node=None)
         var = identifier(name, set(self.tensors.values()))
         if self.mode == "attr":
@@ -610,6 +625,9 @@ class _Body:
                                  budget)
             return call_text(identifier(callee), args + [f"name={lname}"], budget)
         has_name = "name" in call.get("kwargs", {})
+        if has_name and self.prefixed:  # `name = "fixed"` in a block: `<use>_fixed`
+            call = {**call, "kwargs": {k: v for k, v in call["kwargs"].items() if k != "name"}}
+            has_name = False
         extra = [] if has_name else [f"name={lname}"]
         cls = (catalog.lookup("layers", callee) or {}).get("name", callee)
         gen.layers.append(LayerInfo(manifest, cls, at, node,
@@ -624,8 +642,15 @@ class _Body:
         if isinstance(v, dict) and "ref" in v:
             return self.tensors[v["ref"]]
         if isinstance(v, list):
-            return "[" + ", ".join(self.tensor(x, f"{at}/{i}", node, False)
-                                   for i, x in enumerate(v)) + "]"
+            items = []
+            for i, x in enumerate(v):
+                expr = self.tensor(x, f"{at}/{i}", node, False)
+                if "(" in expr:  # an application inside a list gets its own variable
+                    temp = _fresh(f"{self.var(node)}_{i + 1}", self.temps)
+                    self.out(f"{temp} = {expr}", self.gen.span(f"{at}/{i}"))
+                    expr = temp
+                items.append(expr)
+            return "[" + ", ".join(items) + "]"
         if "pipe" in v:
             stages = v["pipe"]
             current = self.step(self.tensor(stages[0], f"{at}/pipe/0", node, False), node,
@@ -639,6 +664,13 @@ class _Body:
                 self.out(f"{self.var(node)} = {expr}", self.gen.span(sat))
                 current = self.var(node)
         callee = v["call"]
+        entry = catalog.lookup("layers", callee) if isinstance(callee, str) else None
+        if entry is not None and entry.get("kind") == "function" and (
+                callee not in self.layer_vars):
+            # `add([a, b], name = …)` is the layer `Add(name = …)` applied to `[a, b]`
+            layer = {"call": _class_of(callee), "kwargs": v.get("kwargs", {})}
+            inputs = [self.tensor(v["args"][0], f"{at}/args/0", node, False)]
+            return self.apply(layer, inputs, {}, at, node, final)
         inputs = [self.tensor(a, f"{at}/args/{i}", node, False)
                   for i, a in enumerate(v.get("args", []))]
         if len(inputs) == 1:  # `A()(B()(x))`: B's result gets its own line
@@ -667,9 +699,16 @@ class _Body:
             return f"{self.layer_vars[layer['ref']]}({args})"
         callee = layer["call"]
         user = self.gen.user_name(layer)
-        if user:
+        if user and self.prefixed:  # every use of a block needs its own names
+            lname, manifest = f'f"{{name}}_{user}"', user
+            self.used.add(user)
+        elif user:
             lname, manifest = py_string(user), user
             self.used.add(user)
+        elif final and self.prefixed and callee in self.gen.blocks:
+            # a block whose output is another block's use: the inner use gets its own
+            # prefix, or both blocks' layers would be named `<name>_…`
+            lname, manifest = self.layer_name(node)
         elif final:
             lname, manifest = self.final_name(node)
         else:

@@ -20,7 +20,7 @@ from .compiler import Compiled
 from .files import write_atomic
 from .plan import Analysis, Locator, analyze, plan_from
 
-FORMATS = {".dot": None, ".gv": None, ".svg": "svg", ".png": "png"}
+FORMATS = {".dot": None, ".svg": "svg", ".png": "png"}
 
 _INPUT_FILL = "#d9f2d9"
 _OUTPUT_FILL = "#fde2c8"

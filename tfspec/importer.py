@@ -104,10 +104,11 @@ def import_config(config: dict[str, Any], name: str | None = None, *,
     diags = Diagnostics(filename)
     importer = _Importer(diags)
     try:
-        ir = importer.run(config, name)
+        ir = importer.run(_plain(config), name)
     except _Unsupported:
         ir = None
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+            RecursionError) as exc:
         diags.add("E103", f"not a Keras model config: {_describe(exc)}",
                   hint="give a `.keras` file, or the JSON of `model.get_config()`")
         ir = None
@@ -135,7 +136,9 @@ def _read_config(path: Path, name: str) -> dict[str, Any]:
         raise fail("cannot import a legacy HDF5 file",
                    "load it in Keras and save it again with `model.save(\"model.keras\")`")
     try:
-        if zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            is_zip = f.read(4) == b"PK\x03\x04"
+        if is_zip:
             with zipfile.ZipFile(path) as archive:
                 try:
                     raw = archive.read("config.json")
@@ -393,8 +396,11 @@ class _Importer:
         values: dict[tuple[str, int], dict[str, Any]] = {}
         deps: dict[tuple[str, int], set[tuple[str, int]]] = {}
         layer_values: dict[str, dict[str, Any]] = {}
+        failed: set[str] = set()  # shared layers already reported
         for (name, k), (args, kwargs) in calls.items():
             entry = entries[name]
+            if name in failed:
+                continue
             try:
                 converted = self.application(entry, name, args, kwargs, idents)
                 if name in shared:
@@ -409,6 +415,7 @@ class _Importer:
                                             op=converted.pop("op", None))
                     converted = {"call": layer, **converted}
             except _Unsupported:
+                failed.add(name)
                 continue
             values[(name, k)] = converted
             deps[(name, k)] = {key for key in _tensor_keys([args, kwargs])
@@ -620,7 +627,7 @@ class _Importer:
     def construct(self, found: dict[str, Any], config: dict[str, Any], category: str,
                   label: str) -> dict[str, Any]:
         """A call of catalog entry `found` from a Keras config, defaults left out."""
-        cls = found.get("alias") or found["name"]
+        cls = found["name"]  # the canonical class, not an alias (`Conv2D`, not `Convolution2D`)
         params = {p["name"]: p for p in found.get("params", [])}
         base = {p["name"]: p for p in catalog.base_kwargs(category)} if found.get(
             "var_keyword") else {}
@@ -684,6 +691,10 @@ class _Importer:
                 _keras_module(module, "keras.activations") and \
                 catalog.lookup("activations", config) is not None:
             return config
+        if cls == "function" and isinstance(config, str):
+            self.error("E300", f"{where} is the custom function `{config}`",
+                       hint="custom Keras objects cannot be expressed in a spec")
+            raise _Unsupported
         if kind == "layers":
             return self.layer_call(raw, None, nested=True)
         if kind is None or not isinstance(config, dict):
@@ -704,6 +715,19 @@ class _Importer:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """A copy of a config as JSON would give it: tuples become lists.
+
+    `model.get_config()` holds tuples (`kernel_size=(3, 3)`, a call's arguments)
+    where the saved JSON has lists; both import the same.
+    """
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _keras_module(module: Any, prefix: str) -> bool:
@@ -870,6 +894,8 @@ def _is_default(value: Any, param: dict[str, Any], config: dict[str, Any],
     kind = catalog.kind_for_param(name)
     if kind == "activations" and value in ("linear", None) and default in ("linear", None):
         return True
+    if name == "dtype" and value == "float32" and default is None:
+        return True  # the float32 policy is Keras's default
     if name == "data_format" and value == "channels_last" and default is None:
         return True  # Keras's default image data format
     twin = _SAME_AS.get(name)

@@ -22,22 +22,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .compiler import Compiled, Generator, LayerInfo
-from .diagnostics import Diagnostics
+from .diagnostics import Diagnostics, SpecError
 from .validate import Result
 
 # -- the functional twin of a subclassed model ------------------------------------------------
 
 
-def functional_twin(compiled: Compiled) -> Compiled:
+def functional_twin(compiled: Compiled, params: dict[str, Any] | None = None) -> Compiled:
     """The same spec compiled as a functional model.
 
     The IR keeps its shape (only `/model/kind` changes), so the twin's layer
-    manifest points into the original spec's positions.
+    manifest points into the original spec's positions. `params` are the values
+    the original program uses (with its `--set` overrides: `Compiled` does not
+    keep those, so `analyze` reads them back from the program).
     """
     ir = copy.deepcopy(compiled.ir)
     ir["model"]["kind"] = "functional"
     result = Result(compiled.spec_file, compiled.spec_source, ir, compiled.positions,
-                    Diagnostics(compiled.spec_file))
+                    Diagnostics(compiled.spec_file), overrides=dict(params or {}))
     gen = Generator(result)
     source = gen.program()
     return Compiled(compiled.spec_file, compiled.spec_source, ir, compiled.positions, source,
@@ -61,12 +63,18 @@ class Analysis:
 
 def analyze(compiled: Compiled) -> Analysis:
     """Build the model of `compiled` (and its functional twin when it is subclassed)."""
-    from .build import build_model
+    from .build import build_model, load_program, located_error
 
-    model = build_model(compiled)
+    namespace = load_program(compiled)
+    try:
+        model = namespace["build_model"]()
+    except Exception as exc:
+        raise located_error(exc, compiled) from None
+    if not model.built:
+        raise _unbuilt(compiled)
     detail, detail_compiled = model, compiled
     if compiled.ir["model"]["kind"] == "subclass":
-        detail_compiled = functional_twin(compiled)
+        detail_compiled = functional_twin(compiled, _program_params(compiled, namespace))
         detail = build_model(detail_compiled)
     analysis = Analysis(compiled, model, detail, detail_compiled)
     owned = _model_node_keys(detail)
@@ -76,6 +84,23 @@ def analyze(compiled: Compiled) -> Analysis:
             if owned is None or _node_key(layer, i) in owned
         ]
     return analysis
+
+
+def _program_params(compiled: Compiled, namespace: dict[str, Any]) -> dict[str, Any]:
+    """The param values a generated program runs with (its `--set` overrides included)."""
+    result = Result(compiled.spec_file, compiled.spec_source, compiled.ir, compiled.positions,
+                    Diagnostics(compiled.spec_file))
+    consts = Generator(result).consts  # param name -> the program's constant
+    return {name: namespace[const] for name, const in consts.items() if const in namespace}
+
+
+def _unbuilt(compiled: Compiled) -> SpecError:
+    """A model with no input shape has no weights or shapes to describe yet."""
+    diags = Diagnostics(compiled.spec_file)
+    diags.add("E500", "Keras cannot build the model before it sees data: it has no `input` "
+                      "with a shape", compiled.positions.key("/model/name"),
+              hint="declare the input first, e.g. `input features: float32[4]`")
+    return SpecError(diags, compiled.spec_source)
 
 
 def graph_owner(model: Any) -> Any:
@@ -170,6 +195,11 @@ class Locator:
                                      depth + 1)
                 if inner is not None:
                     return Origin(inner.info, [(real, info), *inner.chain])
+        for info in infos:  # a block whose output is another block's use: same prefix
+            if self.is_use(info) and not info.name:
+                inner = self.resolve(name, self.block_prefix(info), outer, depth + 1)
+                if inner is not None:
+                    return Origin(inner.info, [(outer, info), *inner.chain])
         return None
 
     def block_prefix(self, use: LayerInfo) -> str:
@@ -214,7 +244,10 @@ def _unknown(dims: Any) -> bool:
 
 
 def _nonlinear(layer: Any) -> bool:
-    act = layer.get_config().get("activation")
+    try:
+        act = layer.get_config().get("activation")
+    except Exception:  # a custom layer without a config: assume an activation
+        return True
     return act not in (None, "linear")
 
 
@@ -396,7 +429,10 @@ def estimate(layer: Any, ins: list[Any], outs: list[Any]) -> tuple[int | None, s
         note = None
         if any(_unknown(_dims(s)) for s in [*ins, *outs]):
             note = "a dimension of unknown size counts as 1"
-        flops = rule(layer, ins, outs)
+        try:
+            flops = rule(layer, ins, outs)
+        except Exception:  # a layer configured in a way the rule does not know
+            return None, None
         return (None, None) if flops is None else (int(flops), note)
     return None, None
 
