@@ -8,11 +8,13 @@ the line table back to the spec: `model.tfspec:12:5: error[E500]: …`.
 
 from __future__ import annotations
 
+import linecache
 import os
 import re
 import sys
 import tempfile
 import types
+from pathlib import Path
 from typing import Any
 
 from .compiler import Compiled
@@ -57,7 +59,12 @@ def load_program(compiled: Compiled) -> dict[str, Any]:
     """Execute the generated module; returns its namespace."""
     quiet_tensorflow()
     module = types.ModuleType("tfspec_program")
-    module.__file__ = compiled.filename
+    # AutoGraph (tf.data map functions) reads the program's source and module
+    linecache.cache[compiled.filename] = (
+        len(compiled.source), None, compiled.source.splitlines(True), compiled.filename)
+    sys.modules[module.__name__] = module
+    # the program finds data relative to its own file: run it as if beside the spec
+    module.__file__ = str(Path(compiled.spec_file).resolve().parent / "program.py")
     code = compile(compiled.source, compiled.filename, "exec")
     try:
         exec(code, module.__dict__)

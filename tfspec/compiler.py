@@ -150,25 +150,114 @@ class Generator:
     # -- the program ----------------------------------------------------------------------
 
     def program(self) -> str:
-        w = self.w
+        # The model and data parts are written first, into their own writers: what
+        # they use decides the imports at the top.
+        body = self.w
         model = self.ir.get("model")
+        if model:
+            getattr(self, f"model_{model['kind']}")(model, "/model")
+        imports = set()
+        if isinstance(self.ir.get("data"), dict) and model:
+            from .datagen import DataGenerator
+
+            data = DataGenerator(self, self.ir["data"])
+            data.emit(body)
+            imports = data.imports
+        self.w = w = CodeWriter()
         title = self.ir.get("name") or (model or {}).get("name") or "spec"
         w.line('"""' + f"{title}: compiled from {self.result.file} by tfspec {__version__}.")
         w.line()
         w.line("Edit the spec, not this file: `tfspec compile` writes it again.")
         w.line('"""')
         w.blank()
+        std = [m for m in ("csv", "pathlib") if m in imports or (m == "pathlib" and imports)]
+        for m in std:
+            w.line(f"import {m}")
+        if std:
+            w.blank()
         w.line("import keras")
+        if "numpy" in imports:
+            w.line("import numpy as np")
+        if "tensorflow" in imports:
+            w.line("import tensorflow as tf")
+        if "tensorflow_datasets" in imports:
+            w.line("import tensorflow_datasets as tfds")
+        local = sorted(m.split(":", 1)[1] for m in imports if m.startswith("module:"))
+        if local:
+            w.blank()
+            for m in local:
+                w.line(f"import {m}  # allowed with --allow-module {m}")
+        if imports:
+            w.blank(1)
+            w.line("# Paths in the spec are relative to the spec's folder.")
+            w.line("SPEC_DIR = pathlib.Path(__file__).resolve().parent")
         if self.consts:
             w.blank(1)  # isort style: one blank line between imports and constants
             w.line("# Params: `tfspec run --set NAME=VALUE` overrides them.")
             for name, const in self.consts.items():
                 w.line(f"{const} = {self.literal(self.params[name])}",
                        self.span(f"/params/{escape(name)}"))
-        if model:
-            getattr(self, f"model_{model['kind']}")(model, "/model")
+        if imports:
+            w.blank(1)
+            w.line("# The model's inputs (shape per example, dtype) and outputs, by name.")
+            inputs = [s for s in (model or {}).get("body", []) if "input" in s]
+            items = []
+            for s in inputs:
+                dims = ", ".join("None" if d is None else str(d) for d in s.get("shape", []))
+                shape = f"({dims}{',' if len(s.get('shape', [])) == 1 else ''})"
+                items.append(f"{py_string(s['input'])}: ({shape}, "
+                             f"{py_string(s.get('dtype', 'float32'))})")
+            w.line("INPUTS = {" + ", ".join(items) + "}")
+            w.line("OUTPUTS = [" + ", ".join(py_string(n) for n in self.model_names("outputs"))
+                   + "]")
+        losses = self.losses()
+        if losses is not None and imports:
+            w.blank(1)
+            w.line("# The loss of each output, for checking the data before training.")
+            w.line(f"LOSSES = {losses}", self.span("/train/loss"))
+        w.extend(body)
         self.line_table()
         return w.text()
+
+    def losses(self) -> str | None:
+        """`{"output": "loss_name"}` for the spec's losses, as Python text."""
+        loss = (self.ir.get("train") or {}).get("loss")
+        if loss is None:
+            return None
+        outputs = self.model_names("outputs")
+
+        def name(v: Any) -> str:
+            if isinstance(v, dict) and isinstance(v.get("call"), str):
+                return snake(v["call"])
+            return v if isinstance(v, str) else "loss"
+
+        if isinstance(loss, dict) and "call" not in loss and "ref" not in loss:
+            table = {k: name(v) for k, v in loss.items()}
+        else:
+            table = {o: name(loss) for o in outputs}
+        return "{" + ", ".join(f"{py_string(k)}: {py_string(v)}" for k, v in table.items()) + "}"
+
+    def model_names(self, side: str) -> list[str]:
+        """The model's input or output names, as Keras will know them."""
+        model = self.ir.get("model") or {}
+        body = model.get("body", [])
+        if side == "inputs":
+            return [s["input"] for s in body if "input" in s]
+        if model.get("kind") == "sequential":
+            last = [info.name for info in self.layers if info.at.startswith("/model/")]
+            return last[-1:] or ["output"]
+        return [s["output"] for s in body if "output" in s]
+
+    def has_state(self, info: LayerInfo) -> bool:
+        """Whether a layer was given what it would otherwise learn (`vocabulary = …`)."""
+        from .datagen import ADAPTED_BY
+
+        node: Any = self.ir
+        for part in info.at.split("/")[1:]:
+            part = part.replace("~1", "/").replace("~0", "~")
+            node = node[int(part)] if isinstance(node, list) else node.get(part)
+        kwargs = node.get("kwargs", {}) if isinstance(node, dict) else {}
+        return any(k in kwargs for k in ADAPTED_BY.get(info.cls, ()))
 
     def line_table(self) -> None:
         """The generated-line -> spec-line table, for reporting errors at the spec."""

@@ -46,6 +46,13 @@ class CodeWriter:
         """Columns left on a line at the current indent (for an 88-column budget)."""
         return 88 - len(INDENT) * self.level
 
+    def extend(self, other: CodeWriter) -> None:
+        """Append another writer's lines (and where they came from)."""
+        offset = len(self.lines)
+        self.lines.extend(other.lines)
+        for line, span in other.origins.items():
+            self.origins[line + offset] = span
+
     def text(self) -> str:
         while self.lines and not self.lines[-1]:
             self.lines.pop()

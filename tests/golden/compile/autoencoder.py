@@ -3,10 +3,24 @@
 Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
+import pathlib
+
 import keras
+import numpy as np
+import tensorflow as tf
+
+# Paths in the spec are relative to the spec's folder.
+SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
 # Params: `tfspec run --set NAME=VALUE` overrides them.
 CODE = 8
+
+# The model's inputs (shape per example, dtype) and outputs, by name.
+INPUTS = {"pixels": ((64,), "float32")}
+OUTPUTS = ["reconstruction"]
+
+# The loss of each output, for checking the data before training.
+LOSSES = {"reconstruction": "mse"}
 
 
 def build_model():
@@ -33,11 +47,160 @@ def build_model():
     return keras.Model(inputs=pixels, outputs=reconstruction, name="AutoEncoder")
 
 
+def load_splits():
+    """The arrays of the `.npz` archive, split (examples/autoencoder.tfspec:8)."""
+    with np.load(SPEC_DIR / "data/digits.npz") as archive:
+        features = archive["flat"]
+        labels = archive["flat"]
+    return split_arrays(features, labels, validation=0.1, test=0.0, seed=3)
+
+
+def pipeline(dataset, training):
+    """One split, tuned as TensorFlow's tf.data guide recommends: cache what is
+    loaded, shuffle the training set every epoch, batch, augment whole batches
+    in parallel, and prefetch so that input overlaps training."""
+    dataset = dataset.cache()
+    if training:
+        size = int(dataset.cardinality())
+        # the whole split when it is known and small, else 10,000
+        buffer = size if 0 < size <= 10_000 else 10_000
+        dataset = dataset.shuffle(buffer, seed=3)
+    dataset = dataset.batch(128, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_datasets():
+    """The batched `train`, `validation` and `test` pipelines that exist."""
+    return {
+        name: pipeline(dataset, training=name == "train")
+        for name, dataset in load_splits().items()
+    }
+
+
+def adapt(model, train):
+    """Fit the layers that learn from data (their vocabulary, mean…) to the
+    training split, inside the model: the exported model takes raw inputs."""
+    del model, train  # no layer of this model learns from data
+
+
+def split_arrays(features, labels, validation, test, seed):
+    """Shuffle once with `seed` and hold out the last fractions: the same every run."""
+    count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
+    order = np.random.default_rng(seed).permutation(count)
+    n_test = int(round(count * test))
+    n_validation = int(round(count * validation))
+    n_train = count - n_validation - n_test
+    parts = {
+        "train": order[:n_train],
+        "validation": order[n_train:n_train + n_validation],
+        "test": order[n_train + n_validation:],
+    }
+
+    def take(tree, index):
+        if isinstance(tree, dict):
+            return {key: value[index] for key, value in tree.items()}
+        return tree[index]
+
+    return {
+        name: tf.data.Dataset.from_tensor_slices((take(features, index), take(labels, index)))
+        for name, index in parts.items()
+        if len(index)
+    }
+
+
+def check_data(model, dataset, losses):
+    """Stop before training when the data cannot feed the model (names, ranks, dtypes,
+    labels against each loss), naming both sides."""
+    features, labels = dataset.element_spec
+    if isinstance(features, dict):
+        for name in INPUTS:
+            if name not in features:
+                raise ValueError(
+                    f"the model input `{name}` has no data: the data has the features "
+                    f"{sorted(features)}"
+                )
+        pairs = [(name, features[name]) for name in INPUTS]
+    else:
+        if len(INPUTS) != 1:
+            raise ValueError(
+                f"the data has one feature tensor but the model has {len(INPUTS)} inputs "
+                f"{sorted(INPUTS)}: give the source one array per input"
+            )
+        pairs = [(next(iter(INPUTS)), features)]
+    for name, spec in pairs:
+        want, dtype = INPUTS[name]
+        got = tuple(spec.shape[1:])
+        if len(want) != len(got) or any(w is not None and g is not None and w != g
+                                         for w, g in zip(want, got, strict=True)):
+            raise ValueError(
+                f"the data for model input `{name}` has shape {got} per example, "
+                f"but `{name}` is declared with shape {want}"
+            )
+        if (spec.dtype == tf.string) != (dtype == "string"):
+            raise ValueError(
+                f"the data for model input `{name}` is {spec.dtype.name}, "
+                f"but `{name}` is declared {dtype}"
+            )
+    outputs = model_outputs(model)
+    label_specs = labels if isinstance(labels, dict) else {name: labels for name in outputs}
+    for name, loss in losses.items():
+        if name not in label_specs or name not in outputs:
+            continue
+        label, output = label_specs[name], outputs[name]
+        units = output.shape[-1]
+        sparse = "sparse" in loss
+        if sparse and len(label.shape) == len(output.shape) and label.shape[-1] not in (1, None):
+            raise ValueError(
+                f"`{loss}` expects integer class ids for output `{name}`, "
+                f"but the labels have shape {tuple(label.shape[1:])} (one-hot?): "
+                f"use `categorical_crossentropy`"
+            )
+        if "categorical" in loss and not sparse and len(label.shape) < len(output.shape):
+            raise ValueError(
+                f"`{loss}` expects one-hot labels of shape {tuple(output.shape[1:])} for "
+                f"output `{name}`, but the labels are class ids: use "
+                f"`sparse_categorical_crossentropy`"
+            )
+        if sparse and units is not None and label.dtype.is_integer:
+            largest = int(dataset.take(64).reduce(
+                tf.constant(0, tf.int64),
+                lambda top, batch, name=name: tf.maximum(top, tf.cast(tf.reduce_max(
+                    batch[1] if not isinstance(batch[1], dict) else batch[1][name]), tf.int64)),
+            ))
+            if largest >= units:
+                raise ValueError(
+                    f"the labels of output `{name}` go up to {largest}, but it has "
+                    f"{units} units: it needs at least {largest + 1}"
+                )
+
+
+def model_outputs(model):
+    """The model's output tensors by output name, for every kind of model."""
+    try:
+        structure = model.output
+    except AttributeError:  # keras.Sequential keeps its graph inside
+        structure = model.outputs[0]
+    return structure if isinstance(structure, dict) else {OUTPUTS[0]: structure}
+
+
 # Where each line of this program comes from in the spec (generated line:
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/autoencoder.tfspec"
 TFSPEC_LINES = (
-    "9:5:14 14:14:3 15:16:8 16:17:8 17:17:8 18:17:8 19:17:8 20:17:8 "
-    "21:15:14 22:20:8 23:20:8 24:20:8 25:20:8 26:20:8 27:21:8 28:21:8 "
-    "29:21:8 30:21:8 31:21:8 32:19:27 33:13:7"
+    "16:5:14 23:27:10 28:14:3 29:16:8 30:17:8 31:17:8 32:17:8 33:17:8 "
+    "34:17:8 35:15:14 36:20:8 37:20:8 38:20:8 39:20:8 40:20:8 41:21:8 "
+    "42:21:8 43:21:8 44:21:8 45:21:8 46:19:27 47:13:7 50:8:12 52:8:12 "
+    "55:9:3 58:8:12 68:10:11 72:8:12 80:8:12 86:8:12 87:8:12 88:8:12 "
+    "89:8:12 90:8:12 91:8:12 92:8:12 93:8:12 94:8:12 95:8:12 96:8:12 "
+    "97:8:12 98:8:12 99:8:12 100:8:12 101:8:12 102:8:12 103:8:12 104:8:12 "
+    "105:8:12 106:8:12 107:8:12 108:8:12 111:8:12 112:8:12 113:8:12 114:8:12 "
+    "115:8:12 116:8:12 117:8:12 118:8:12 119:8:12 120:8:12 121:8:12 122:8:12 "
+    "123:8:12 124:8:12 125:8:12 126:8:12 127:8:12 128:8:12 129:8:12 130:8:12 "
+    "131:8:12 132:8:12 133:8:12 134:8:12 135:8:12 136:8:12 137:8:12 138:8:12 "
+    "139:8:12 140:8:12 141:8:12 142:8:12 143:8:12 144:8:12 145:8:12 146:8:12 "
+    "147:8:12 148:8:12 149:8:12 150:8:12 151:8:12 152:8:12 153:8:12 154:8:12 "
+    "155:8:12 156:8:12 157:8:12 158:8:12 159:8:12 160:8:12 161:8:12 162:8:12 "
+    "163:8:12 164:8:12 165:8:12 166:8:12 167:8:12 168:8:12 169:8:12 170:8:12 "
+    "171:8:12 172:8:12 173:8:12 174:8:12 177:8:12 178:8:12 179:8:12 180:8:12 "
+    "181:8:12 182:8:12 183:8:12"
 )

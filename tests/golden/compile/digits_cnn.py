@@ -3,11 +3,25 @@
 Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
+import pathlib
+
 import keras
+import numpy as np
+import tensorflow as tf
+
+# Paths in the spec are relative to the spec's folder.
+SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
 # Params: `tfspec run --set NAME=VALUE` overrides them.
 LR = 0.001
 EPOCHS = 10
+
+# The model's inputs (shape per example, dtype) and outputs, by name.
+INPUTS = {"image": ((8, 8, 1), "float32")}
+OUTPUTS = ["digit"]
+
+# The loss of each output, for checking the data before training.
+LOSSES = {"digit": "sparse_categorical_crossentropy"}
 
 
 def build_model():
@@ -28,10 +42,157 @@ def build_model():
     return keras.Model(inputs=image, outputs=digit, name="Net")
 
 
+def load_splits():
+    """The arrays of the `.npz` archive, split (examples/digits_cnn.tfspec:9)."""
+    with np.load(SPEC_DIR / "data/digits.npz") as archive:
+        features = archive["images"]
+        labels = archive["labels"]
+    return split_arrays(features, labels, validation=0.2, test=0.1, seed=7)
+
+
+def pipeline(dataset, training):
+    """One split, tuned as TensorFlow's tf.data guide recommends: cache what is
+    loaded, shuffle the training set every epoch, batch, augment whole batches
+    in parallel, and prefetch so that input overlaps training."""
+    dataset = dataset.cache()
+    if training:
+        buffer = 2048
+        dataset = dataset.shuffle(buffer, seed=7)
+    dataset = dataset.batch(64, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_datasets():
+    """The batched `train`, `validation` and `test` pipelines that exist."""
+    return {
+        name: pipeline(dataset, training=name == "train")
+        for name, dataset in load_splits().items()
+    }
+
+
+def adapt(model, train):
+    """Fit the layers that learn from data (their vocabulary, mean…) to the
+    training split, inside the model: the exported model takes raw inputs."""
+    del model, train  # no layer of this model learns from data
+
+
+def split_arrays(features, labels, validation, test, seed):
+    """Shuffle once with `seed` and hold out the last fractions: the same every run."""
+    count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
+    order = np.random.default_rng(seed).permutation(count)
+    n_test = int(round(count * test))
+    n_validation = int(round(count * validation))
+    n_train = count - n_validation - n_test
+    parts = {
+        "train": order[:n_train],
+        "validation": order[n_train:n_train + n_validation],
+        "test": order[n_train + n_validation:],
+    }
+
+    def take(tree, index):
+        if isinstance(tree, dict):
+            return {key: value[index] for key, value in tree.items()}
+        return tree[index]
+
+    return {
+        name: tf.data.Dataset.from_tensor_slices((take(features, index), take(labels, index)))
+        for name, index in parts.items()
+        if len(index)
+    }
+
+
+def check_data(model, dataset, losses):
+    """Stop before training when the data cannot feed the model (names, ranks, dtypes,
+    labels against each loss), naming both sides."""
+    features, labels = dataset.element_spec
+    if isinstance(features, dict):
+        for name in INPUTS:
+            if name not in features:
+                raise ValueError(
+                    f"the model input `{name}` has no data: the data has the features "
+                    f"{sorted(features)}"
+                )
+        pairs = [(name, features[name]) for name in INPUTS]
+    else:
+        if len(INPUTS) != 1:
+            raise ValueError(
+                f"the data has one feature tensor but the model has {len(INPUTS)} inputs "
+                f"{sorted(INPUTS)}: give the source one array per input"
+            )
+        pairs = [(next(iter(INPUTS)), features)]
+    for name, spec in pairs:
+        want, dtype = INPUTS[name]
+        got = tuple(spec.shape[1:])
+        if len(want) != len(got) or any(w is not None and g is not None and w != g
+                                         for w, g in zip(want, got, strict=True)):
+            raise ValueError(
+                f"the data for model input `{name}` has shape {got} per example, "
+                f"but `{name}` is declared with shape {want}"
+            )
+        if (spec.dtype == tf.string) != (dtype == "string"):
+            raise ValueError(
+                f"the data for model input `{name}` is {spec.dtype.name}, "
+                f"but `{name}` is declared {dtype}"
+            )
+    outputs = model_outputs(model)
+    label_specs = labels if isinstance(labels, dict) else {name: labels for name in outputs}
+    for name, loss in losses.items():
+        if name not in label_specs or name not in outputs:
+            continue
+        label, output = label_specs[name], outputs[name]
+        units = output.shape[-1]
+        sparse = "sparse" in loss
+        if sparse and len(label.shape) == len(output.shape) and label.shape[-1] not in (1, None):
+            raise ValueError(
+                f"`{loss}` expects integer class ids for output `{name}`, "
+                f"but the labels have shape {tuple(label.shape[1:])} (one-hot?): "
+                f"use `categorical_crossentropy`"
+            )
+        if "categorical" in loss and not sparse and len(label.shape) < len(output.shape):
+            raise ValueError(
+                f"`{loss}` expects one-hot labels of shape {tuple(output.shape[1:])} for "
+                f"output `{name}`, but the labels are class ids: use "
+                f"`sparse_categorical_crossentropy`"
+            )
+        if sparse and units is not None and label.dtype.is_integer:
+            largest = int(dataset.take(64).reduce(
+                tf.constant(0, tf.int64),
+                lambda top, batch, name=name: tf.maximum(top, tf.cast(tf.reduce_max(
+                    batch[1] if not isinstance(batch[1], dict) else batch[1][name]), tf.int64)),
+            ))
+            if largest >= units:
+                raise ValueError(
+                    f"the labels of output `{name}` go up to {largest}, but it has "
+                    f"{units} units: it needs at least {largest + 1}"
+                )
+
+
+def model_outputs(model):
+    """The model's output tensors by output name, for every kind of model."""
+    try:
+        structure = model.output
+    except AttributeError:  # keras.Sequential keeps its graph inside
+        structure = model.outputs[0]
+    return structure if isinstance(structure, dict) else {OUTPUTS[0]: structure}
+
+
 # Where each line of this program comes from in the spec (generated line:
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/digits_cnn.tfspec"
 TFSPEC_LINES = (
-    "9:5:12 10:6:16 15:17:3 16:19:8 17:20:8 18:20:8 19:20:8 20:20:8 "
-    "21:20:8 22:20:8 23:20:8 24:21:8 25:22:8 26:18:7 27:24:18 28:16:7"
+    "16:5:12 17:6:16 24:30:10 29:17:3 30:19:8 31:20:8 32:20:8 33:20:8 "
+    "34:20:8 35:20:8 36:20:8 37:20:8 38:21:8 39:22:8 40:18:7 41:24:18 "
+    "42:16:7 45:9:12 47:9:12 50:10:3 53:9:12 57:13:11 60:12:13 61:11:11 "
+    "65:9:12 73:9:12 79:9:12 80:9:12 81:9:12 82:9:12 83:9:12 84:9:12 "
+    "85:9:12 86:9:12 87:9:12 88:9:12 89:9:12 90:9:12 91:9:12 92:9:12 "
+    "93:9:12 94:9:12 95:9:12 96:9:12 97:9:12 98:9:12 99:9:12 100:9:12 "
+    "101:9:12 104:9:12 105:9:12 106:9:12 107:9:12 108:9:12 109:9:12 110:9:12 "
+    "111:9:12 112:9:12 113:9:12 114:9:12 115:9:12 116:9:12 117:9:12 118:9:12 "
+    "119:9:12 120:9:12 121:9:12 122:9:12 123:9:12 124:9:12 125:9:12 126:9:12 "
+    "127:9:12 128:9:12 129:9:12 130:9:12 131:9:12 132:9:12 133:9:12 134:9:12 "
+    "135:9:12 136:9:12 137:9:12 138:9:12 139:9:12 140:9:12 141:9:12 142:9:12 "
+    "143:9:12 144:9:12 145:9:12 146:9:12 147:9:12 148:9:12 149:9:12 150:9:12 "
+    "151:9:12 152:9:12 153:9:12 154:9:12 155:9:12 156:9:12 157:9:12 158:9:12 "
+    "159:9:12 160:9:12 161:9:12 162:9:12 163:9:12 164:9:12 165:9:12 166:9:12 "
+    "167:9:12 170:9:12 171:9:12 172:9:12 173:9:12 174:9:12 175:9:12 176:9:12"
 )

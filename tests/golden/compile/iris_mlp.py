@@ -3,10 +3,25 @@
 Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
+import csv
+import pathlib
+
 import keras
+import numpy as np
+import tensorflow as tf
+
+# Paths in the spec are relative to the spec's folder.
+SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
 # Params: `tfspec run --set NAME=VALUE` overrides them.
 HIDDEN = 32
+
+# The model's inputs (shape per example, dtype) and outputs, by name.
+INPUTS = {"features": ((4,), "float32")}
+OUTPUTS = ["dense_3"]
+
+# The loss of each output, for checking the data before training.
+LOSSES = {"dense_3": "sparse_categorical_crossentropy"}
 
 
 def build_model():
@@ -23,9 +38,179 @@ def build_model():
     )
 
 
+def load_splits():
+    """The columns of the CSV file, split (examples/iris_mlp.tfspec:8)."""
+    columns = read_csv(SPEC_DIR / "data/iris.csv")
+    labels = columns.pop("species")
+    # one model input: the feature columns side by side, as float32
+    features = np.stack(list(columns.values()), axis=-1).astype("float32")
+    return split_arrays(features, labels, validation=0.2, test=0.0, seed=42)
+
+
+def pipeline(dataset, training):
+    """One split, tuned as TensorFlow's tf.data guide recommends: cache what is
+    loaded, shuffle the training set every epoch, batch, augment whole batches
+    in parallel, and prefetch so that input overlaps training."""
+    dataset = dataset.cache()
+    if training:
+        size = int(dataset.cardinality())
+        # the whole split when it is known and small, else 10,000
+        buffer = size if 0 < size <= 10_000 else 10_000
+        dataset = dataset.shuffle(buffer, seed=42)
+    dataset = dataset.batch(16, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_datasets():
+    """The batched `train`, `validation` and `test` pipelines that exist."""
+    return {
+        name: pipeline(dataset, training=name == "train")
+        for name, dataset in load_splits().items()
+    }
+
+
+def adapt(model, train):
+    """Fit the layers that learn from data (their vocabulary, mean…) to the
+    training split, inside the model: the exported model takes raw inputs."""
+    del model, train  # no layer of this model learns from data
+
+
+def read_csv(path, delimiter=",", header=True, na_value=""):
+    """Columns of a CSV file as numpy arrays: numbers where every cell is one."""
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file, delimiter=delimiter))
+    names = rows.pop(0) if header else [f"column_{i}" for i in range(len(rows[0]))]
+    columns = {}
+    for i, name in enumerate(names):
+        cells = [row[i] if row[i] != na_value else "nan" for row in rows]
+        try:
+            values = np.array([float(cell) for cell in cells])
+        except ValueError:
+            columns[name] = np.array(cells)
+            continue
+        whole = np.all(np.isfinite(values)) and np.all(values == np.round(values))
+        columns[name] = values.astype("int64" if whole else "float32")
+    return columns
+
+
+def split_arrays(features, labels, validation, test, seed):
+    """Shuffle once with `seed` and hold out the last fractions: the same every run."""
+    count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
+    order = np.random.default_rng(seed).permutation(count)
+    n_test = int(round(count * test))
+    n_validation = int(round(count * validation))
+    n_train = count - n_validation - n_test
+    parts = {
+        "train": order[:n_train],
+        "validation": order[n_train:n_train + n_validation],
+        "test": order[n_train + n_validation:],
+    }
+
+    def take(tree, index):
+        if isinstance(tree, dict):
+            return {key: value[index] for key, value in tree.items()}
+        return tree[index]
+
+    return {
+        name: tf.data.Dataset.from_tensor_slices((take(features, index), take(labels, index)))
+        for name, index in parts.items()
+        if len(index)
+    }
+
+
+def check_data(model, dataset, losses):
+    """Stop before training when the data cannot feed the model (names, ranks, dtypes,
+    labels against each loss), naming both sides."""
+    features, labels = dataset.element_spec
+    if isinstance(features, dict):
+        for name in INPUTS:
+            if name not in features:
+                raise ValueError(
+                    f"the model input `{name}` has no data: the data has the features "
+                    f"{sorted(features)}"
+                )
+        pairs = [(name, features[name]) for name in INPUTS]
+    else:
+        if len(INPUTS) != 1:
+            raise ValueError(
+                f"the data has one feature tensor but the model has {len(INPUTS)} inputs "
+                f"{sorted(INPUTS)}: give the source one array per input"
+            )
+        pairs = [(next(iter(INPUTS)), features)]
+    for name, spec in pairs:
+        want, dtype = INPUTS[name]
+        got = tuple(spec.shape[1:])
+        if len(want) != len(got) or any(w is not None and g is not None and w != g
+                                         for w, g in zip(want, got, strict=True)):
+            raise ValueError(
+                f"the data for model input `{name}` has shape {got} per example, "
+                f"but `{name}` is declared with shape {want}"
+            )
+        if (spec.dtype == tf.string) != (dtype == "string"):
+            raise ValueError(
+                f"the data for model input `{name}` is {spec.dtype.name}, "
+                f"but `{name}` is declared {dtype}"
+            )
+    outputs = model_outputs(model)
+    label_specs = labels if isinstance(labels, dict) else {name: labels for name in outputs}
+    for name, loss in losses.items():
+        if name not in label_specs or name not in outputs:
+            continue
+        label, output = label_specs[name], outputs[name]
+        units = output.shape[-1]
+        sparse = "sparse" in loss
+        if sparse and len(label.shape) == len(output.shape) and label.shape[-1] not in (1, None):
+            raise ValueError(
+                f"`{loss}` expects integer class ids for output `{name}`, "
+                f"but the labels have shape {tuple(label.shape[1:])} (one-hot?): "
+                f"use `categorical_crossentropy`"
+            )
+        if "categorical" in loss and not sparse and len(label.shape) < len(output.shape):
+            raise ValueError(
+                f"`{loss}` expects one-hot labels of shape {tuple(output.shape[1:])} for "
+                f"output `{name}`, but the labels are class ids: use "
+                f"`sparse_categorical_crossentropy`"
+            )
+        if sparse and units is not None and label.dtype.is_integer:
+            largest = int(dataset.take(64).reduce(
+                tf.constant(0, tf.int64),
+                lambda top, batch, name=name: tf.maximum(top, tf.cast(tf.reduce_max(
+                    batch[1] if not isinstance(batch[1], dict) else batch[1][name]), tf.int64)),
+            ))
+            if largest >= units:
+                raise ValueError(
+                    f"the labels of output `{name}` go up to {largest}, but it has "
+                    f"{units} units: it needs at least {largest + 1}"
+                )
+
+
+def model_outputs(model):
+    """The model's output tensors by output name, for every kind of model."""
+    try:
+        structure = model.output
+    except AttributeError:  # keras.Sequential keeps its graph inside
+        structure = model.outputs[0]
+    return structure if isinstance(structure, dict) else {OUTPUTS[0]: structure}
+
+
 # Where each line of this program comes from in the spec (generated line:
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/iris_mlp.tfspec"
 TFSPEC_LINES = (
-    "9:5:16 14:14:7 16:15:3 17:16:3 18:17:3 19:18:3 20:19:3"
+    "17:5:16 24:24:10 29:14:7 31:15:3 32:16:3 33:17:3 34:18:3 35:19:3 "
+    "41:8:12 43:8:12 47:9:3 50:8:12 60:10:11 64:8:12 72:8:12 78:8:12 "
+    "79:8:12 80:8:12 81:8:12 82:8:12 83:8:12 84:8:12 85:8:12 86:8:12 "
+    "87:8:12 88:8:12 89:8:12 90:8:12 91:8:12 92:8:12 93:8:12 96:8:12 "
+    "97:8:12 98:8:12 99:8:12 100:8:12 101:8:12 102:8:12 103:8:12 104:8:12 "
+    "105:8:12 106:8:12 107:8:12 108:8:12 109:8:12 110:8:12 111:8:12 112:8:12 "
+    "113:8:12 114:8:12 115:8:12 116:8:12 117:8:12 118:8:12 121:8:12 122:8:12 "
+    "123:8:12 124:8:12 125:8:12 126:8:12 127:8:12 128:8:12 129:8:12 130:8:12 "
+    "131:8:12 132:8:12 133:8:12 134:8:12 135:8:12 136:8:12 137:8:12 138:8:12 "
+    "139:8:12 140:8:12 141:8:12 142:8:12 143:8:12 144:8:12 145:8:12 146:8:12 "
+    "147:8:12 148:8:12 149:8:12 150:8:12 151:8:12 152:8:12 153:8:12 154:8:12 "
+    "155:8:12 156:8:12 157:8:12 158:8:12 159:8:12 160:8:12 161:8:12 162:8:12 "
+    "163:8:12 164:8:12 165:8:12 166:8:12 167:8:12 168:8:12 169:8:12 170:8:12 "
+    "171:8:12 172:8:12 173:8:12 174:8:12 175:8:12 176:8:12 177:8:12 178:8:12 "
+    "179:8:12 180:8:12 181:8:12 182:8:12 183:8:12 184:8:12 187:8:12 188:8:12 "
+    "189:8:12 190:8:12 191:8:12 192:8:12 193:8:12"
 )

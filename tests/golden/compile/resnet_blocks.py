@@ -3,10 +3,24 @@
 Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
+import pathlib
+
 import keras
+import numpy as np
+import tensorflow as tf
+
+# Paths in the spec are relative to the spec's folder.
+SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
 # Params: `tfspec run --set NAME=VALUE` overrides them.
 WIDTH = 16
+
+# The model's inputs (shape per example, dtype) and outputs, by name.
+INPUTS = {"image": ((8, 8, 1), "float32")}
+OUTPUTS = ["digit"]
+
+# The loss of each output, for checking the data before training.
+LOSSES = {"digit": "sparse_categorical_crossentropy"}
 
 
 def residual_block(x, filters, stride=1, *, name):
@@ -54,13 +68,162 @@ def build_model():
     return keras.Model(inputs=image, outputs=digit, name="ResNet")
 
 
+def load_splits():
+    """The arrays of the `.npz` archive, split (examples/resnet_blocks.tfspec:20)."""
+    with np.load(SPEC_DIR / "data/digits.npz") as archive:
+        features = archive["images"]
+        labels = archive["labels"]
+    return split_arrays(features, labels, validation=0.2, test=0.0, seed=7)
+
+
+def pipeline(dataset, training):
+    """One split, tuned as TensorFlow's tf.data guide recommends: cache what is
+    loaded, shuffle the training set every epoch, batch, augment whole batches
+    in parallel, and prefetch so that input overlaps training."""
+    dataset = dataset.cache()
+    if training:
+        size = int(dataset.cardinality())
+        # the whole split when it is known and small, else 10,000
+        buffer = size if 0 < size <= 10_000 else 10_000
+        dataset = dataset.shuffle(buffer, seed=7)
+    dataset = dataset.batch(64, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_datasets():
+    """The batched `train`, `validation` and `test` pipelines that exist."""
+    return {
+        name: pipeline(dataset, training=name == "train")
+        for name, dataset in load_splits().items()
+    }
+
+
+def adapt(model, train):
+    """Fit the layers that learn from data (their vocabulary, mean…) to the
+    training split, inside the model: the exported model takes raw inputs."""
+    del model, train  # no layer of this model learns from data
+
+
+def split_arrays(features, labels, validation, test, seed):
+    """Shuffle once with `seed` and hold out the last fractions: the same every run."""
+    count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
+    order = np.random.default_rng(seed).permutation(count)
+    n_test = int(round(count * test))
+    n_validation = int(round(count * validation))
+    n_train = count - n_validation - n_test
+    parts = {
+        "train": order[:n_train],
+        "validation": order[n_train:n_train + n_validation],
+        "test": order[n_train + n_validation:],
+    }
+
+    def take(tree, index):
+        if isinstance(tree, dict):
+            return {key: value[index] for key, value in tree.items()}
+        return tree[index]
+
+    return {
+        name: tf.data.Dataset.from_tensor_slices((take(features, index), take(labels, index)))
+        for name, index in parts.items()
+        if len(index)
+    }
+
+
+def check_data(model, dataset, losses):
+    """Stop before training when the data cannot feed the model (names, ranks, dtypes,
+    labels against each loss), naming both sides."""
+    features, labels = dataset.element_spec
+    if isinstance(features, dict):
+        for name in INPUTS:
+            if name not in features:
+                raise ValueError(
+                    f"the model input `{name}` has no data: the data has the features "
+                    f"{sorted(features)}"
+                )
+        pairs = [(name, features[name]) for name in INPUTS]
+    else:
+        if len(INPUTS) != 1:
+            raise ValueError(
+                f"the data has one feature tensor but the model has {len(INPUTS)} inputs "
+                f"{sorted(INPUTS)}: give the source one array per input"
+            )
+        pairs = [(next(iter(INPUTS)), features)]
+    for name, spec in pairs:
+        want, dtype = INPUTS[name]
+        got = tuple(spec.shape[1:])
+        if len(want) != len(got) or any(w is not None and g is not None and w != g
+                                         for w, g in zip(want, got, strict=True)):
+            raise ValueError(
+                f"the data for model input `{name}` has shape {got} per example, "
+                f"but `{name}` is declared with shape {want}"
+            )
+        if (spec.dtype == tf.string) != (dtype == "string"):
+            raise ValueError(
+                f"the data for model input `{name}` is {spec.dtype.name}, "
+                f"but `{name}` is declared {dtype}"
+            )
+    outputs = model_outputs(model)
+    label_specs = labels if isinstance(labels, dict) else {name: labels for name in outputs}
+    for name, loss in losses.items():
+        if name not in label_specs or name not in outputs:
+            continue
+        label, output = label_specs[name], outputs[name]
+        units = output.shape[-1]
+        sparse = "sparse" in loss
+        if sparse and len(label.shape) == len(output.shape) and label.shape[-1] not in (1, None):
+            raise ValueError(
+                f"`{loss}` expects integer class ids for output `{name}`, "
+                f"but the labels have shape {tuple(label.shape[1:])} (one-hot?): "
+                f"use `categorical_crossentropy`"
+            )
+        if "categorical" in loss and not sparse and len(label.shape) < len(output.shape):
+            raise ValueError(
+                f"`{loss}` expects one-hot labels of shape {tuple(output.shape[1:])} for "
+                f"output `{name}`, but the labels are class ids: use "
+                f"`sparse_categorical_crossentropy`"
+            )
+        if sparse and units is not None and label.dtype.is_integer:
+            largest = int(dataset.take(64).reduce(
+                tf.constant(0, tf.int64),
+                lambda top, batch, name=name: tf.maximum(top, tf.cast(tf.reduce_max(
+                    batch[1] if not isinstance(batch[1], dict) else batch[1][name]), tf.int64)),
+            ))
+            if largest >= units:
+                raise ValueError(
+                    f"the labels of output `{name}` go up to {largest}, but it has "
+                    f"{units} units: it needs at least {largest + 1}"
+                )
+
+
+def model_outputs(model):
+    """The model's output tensors by output name, for every kind of model."""
+    try:
+        structure = model.output
+    except AttributeError:  # keras.Sequential keeps its graph inside
+        structure = model.outputs[0]
+    return structure if isinstance(structure, dict) else {OUTPUTS[0]: structure}
+
+
 # Where each line of this program comes from in the spec (generated line:
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/resnet_blocks.tfspec"
 TFSPEC_LINES = (
-    "9:5:15 12:7:7 14:10:8 15:10:8 16:10:8 17:10:8 18:10:8 19:10:8 "
-    "20:10:8 21:10:8 22:11:8 23:12:8 24:13:8 25:13:8 26:13:8 27:13:8 "
-    "28:13:8 29:13:8 30:13:8 31:9:7 32:15:14 33:15:14 34:15:14 35:15:14 "
-    "36:15:14 37:15:14 38:15:14 39:16:16 40:16:16 46:26:3 47:28:8 48:29:8 "
-    "49:30:8 50:31:8 51:27:7 52:33:23 53:33:18 54:25:7"
+    "16:5:15 23:41:10 26:7:7 28:10:8 29:10:8 30:10:8 31:10:8 32:10:8 "
+    "33:10:8 34:10:8 35:10:8 36:11:8 37:12:8 38:13:8 39:13:8 40:13:8 "
+    "41:13:8 42:13:8 43:13:8 44:13:8 45:9:7 46:15:14 47:15:14 48:15:14 "
+    "49:15:14 50:15:14 51:15:14 52:15:14 53:16:16 54:16:16 60:26:3 61:28:8 "
+    "62:29:8 63:30:8 64:31:8 65:27:7 66:33:23 67:33:18 68:25:7 71:20:12 "
+    "73:20:12 76:21:3 79:20:12 89:22:11 93:20:12 101:20:12 107:20:12 108:20:12 "
+    "109:20:12 110:20:12 111:20:12 112:20:12 113:20:12 114:20:12 115:20:12 116:20:12 "
+    "117:20:12 118:20:12 119:20:12 120:20:12 121:20:12 122:20:12 123:20:12 124:20:12 "
+    "125:20:12 126:20:12 127:20:12 128:20:12 129:20:12 132:20:12 133:20:12 134:20:12 "
+    "135:20:12 136:20:12 137:20:12 138:20:12 139:20:12 140:20:12 141:20:12 142:20:12 "
+    "143:20:12 144:20:12 145:20:12 146:20:12 147:20:12 148:20:12 149:20:12 150:20:12 "
+    "151:20:12 152:20:12 153:20:12 154:20:12 155:20:12 156:20:12 157:20:12 158:20:12 "
+    "159:20:12 160:20:12 161:20:12 162:20:12 163:20:12 164:20:12 165:20:12 166:20:12 "
+    "167:20:12 168:20:12 169:20:12 170:20:12 171:20:12 172:20:12 173:20:12 174:20:12 "
+    "175:20:12 176:20:12 177:20:12 178:20:12 179:20:12 180:20:12 181:20:12 182:20:12 "
+    "183:20:12 184:20:12 185:20:12 186:20:12 187:20:12 188:20:12 189:20:12 190:20:12 "
+    "191:20:12 192:20:12 193:20:12 194:20:12 195:20:12 198:20:12 199:20:12 200:20:12 "
+    "201:20:12 202:20:12 203:20:12 204:20:12"
 )

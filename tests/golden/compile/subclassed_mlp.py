@@ -3,7 +3,21 @@
 Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
+import pathlib
+
 import keras
+import numpy as np
+import tensorflow as tf
+
+# Paths in the spec are relative to the spec's folder.
+SPEC_DIR = pathlib.Path(__file__).resolve().parent
+
+# The model's inputs (shape per example, dtype) and outputs, by name.
+INPUTS = {"image": ((8, 8, 1), "float32")}
+OUTPUTS = ["digit"]
+
+# The loss of each output, for checking the data before training.
+LOSSES = {"digit": "sparse_categorical_crossentropy"}
 
 
 @keras.saving.register_keras_serializable(package="tfspec")
@@ -38,10 +52,159 @@ def build_model():
     return model
 
 
+def load_splits():
+    """The arrays of the `.npz` archive, split (examples/subclassed_mlp.tfspec:6)."""
+    with np.load(SPEC_DIR / "data/digits.npz") as archive:
+        features = archive["images"]
+        labels = archive["labels"]
+    return split_arrays(features, labels, validation=0.2, test=0.0, seed=7)
+
+
+def pipeline(dataset, training):
+    """One split, tuned as TensorFlow's tf.data guide recommends: cache what is
+    loaded, shuffle the training set every epoch, batch, augment whole batches
+    in parallel, and prefetch so that input overlaps training."""
+    dataset = dataset.cache()
+    if training:
+        size = int(dataset.cardinality())
+        # the whole split when it is known and small, else 10,000
+        buffer = size if 0 < size <= 10_000 else 10_000
+        dataset = dataset.shuffle(buffer, seed=7)
+    dataset = dataset.batch(64, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_datasets():
+    """The batched `train`, `validation` and `test` pipelines that exist."""
+    return {
+        name: pipeline(dataset, training=name == "train")
+        for name, dataset in load_splits().items()
+    }
+
+
+def adapt(model, train):
+    """Fit the layers that learn from data (their vocabulary, mean…) to the
+    training split, inside the model: the exported model takes raw inputs."""
+    del model, train  # no layer of this model learns from data
+
+
+def split_arrays(features, labels, validation, test, seed):
+    """Shuffle once with `seed` and hold out the last fractions: the same every run."""
+    count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
+    order = np.random.default_rng(seed).permutation(count)
+    n_test = int(round(count * test))
+    n_validation = int(round(count * validation))
+    n_train = count - n_validation - n_test
+    parts = {
+        "train": order[:n_train],
+        "validation": order[n_train:n_train + n_validation],
+        "test": order[n_train + n_validation:],
+    }
+
+    def take(tree, index):
+        if isinstance(tree, dict):
+            return {key: value[index] for key, value in tree.items()}
+        return tree[index]
+
+    return {
+        name: tf.data.Dataset.from_tensor_slices((take(features, index), take(labels, index)))
+        for name, index in parts.items()
+        if len(index)
+    }
+
+
+def check_data(model, dataset, losses):
+    """Stop before training when the data cannot feed the model (names, ranks, dtypes,
+    labels against each loss), naming both sides."""
+    features, labels = dataset.element_spec
+    if isinstance(features, dict):
+        for name in INPUTS:
+            if name not in features:
+                raise ValueError(
+                    f"the model input `{name}` has no data: the data has the features "
+                    f"{sorted(features)}"
+                )
+        pairs = [(name, features[name]) for name in INPUTS]
+    else:
+        if len(INPUTS) != 1:
+            raise ValueError(
+                f"the data has one feature tensor but the model has {len(INPUTS)} inputs "
+                f"{sorted(INPUTS)}: give the source one array per input"
+            )
+        pairs = [(next(iter(INPUTS)), features)]
+    for name, spec in pairs:
+        want, dtype = INPUTS[name]
+        got = tuple(spec.shape[1:])
+        if len(want) != len(got) or any(w is not None and g is not None and w != g
+                                         for w, g in zip(want, got, strict=True)):
+            raise ValueError(
+                f"the data for model input `{name}` has shape {got} per example, "
+                f"but `{name}` is declared with shape {want}"
+            )
+        if (spec.dtype == tf.string) != (dtype == "string"):
+            raise ValueError(
+                f"the data for model input `{name}` is {spec.dtype.name}, "
+                f"but `{name}` is declared {dtype}"
+            )
+    outputs = model_outputs(model)
+    label_specs = labels if isinstance(labels, dict) else {name: labels for name in outputs}
+    for name, loss in losses.items():
+        if name not in label_specs or name not in outputs:
+            continue
+        label, output = label_specs[name], outputs[name]
+        units = output.shape[-1]
+        sparse = "sparse" in loss
+        if sparse and len(label.shape) == len(output.shape) and label.shape[-1] not in (1, None):
+            raise ValueError(
+                f"`{loss}` expects integer class ids for output `{name}`, "
+                f"but the labels have shape {tuple(label.shape[1:])} (one-hot?): "
+                f"use `categorical_crossentropy`"
+            )
+        if "categorical" in loss and not sparse and len(label.shape) < len(output.shape):
+            raise ValueError(
+                f"`{loss}` expects one-hot labels of shape {tuple(output.shape[1:])} for "
+                f"output `{name}`, but the labels are class ids: use "
+                f"`sparse_categorical_crossentropy`"
+            )
+        if sparse and units is not None and label.dtype.is_integer:
+            largest = int(dataset.take(64).reduce(
+                tf.constant(0, tf.int64),
+                lambda top, batch, name=name: tf.maximum(top, tf.cast(tf.reduce_max(
+                    batch[1] if not isinstance(batch[1], dict) else batch[1][name]), tf.int64)),
+            ))
+            if largest >= units:
+                raise ValueError(
+                    f"the labels of output `{name}` go up to {largest}, but it has "
+                    f"{units} units: it needs at least {largest + 1}"
+                )
+
+
+def model_outputs(model):
+    """The model's output tensors by output name, for every kind of model."""
+    try:
+        structure = model.output
+    except AttributeError:  # keras.Sequential keeps its graph inside
+        structure = model.outputs[0]
+    return structure if isinstance(structure, dict) else {OUTPUTS[0]: structure}
+
+
 # Where each line of this program comes from in the spec (generated line:
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/subclassed_mlp.tfspec"
 TFSPEC_LINES = (
-    "10:11:7 15:14:8 16:15:8 17:15:8 18:15:8 19:15:8 20:15:8 21:15:8 "
-    "22:16:8 23:17:18 27:14:8 28:15:8 29:13:12 30:17:18"
+    "20:23:10 24:11:7 29:14:8 30:15:8 31:15:8 32:15:8 33:15:8 34:15:8 "
+    "35:15:8 36:16:8 37:17:18 41:14:8 42:15:8 43:13:12 44:17:18 55:6:12 "
+    "57:6:12 60:7:3 63:6:12 73:8:11 77:6:12 85:6:12 91:6:12 92:6:12 "
+    "93:6:12 94:6:12 95:6:12 96:6:12 97:6:12 98:6:12 99:6:12 100:6:12 "
+    "101:6:12 102:6:12 103:6:12 104:6:12 105:6:12 106:6:12 107:6:12 108:6:12 "
+    "109:6:12 110:6:12 111:6:12 112:6:12 113:6:12 116:6:12 117:6:12 118:6:12 "
+    "119:6:12 120:6:12 121:6:12 122:6:12 123:6:12 124:6:12 125:6:12 126:6:12 "
+    "127:6:12 128:6:12 129:6:12 130:6:12 131:6:12 132:6:12 133:6:12 134:6:12 "
+    "135:6:12 136:6:12 137:6:12 138:6:12 139:6:12 140:6:12 141:6:12 142:6:12 "
+    "143:6:12 144:6:12 145:6:12 146:6:12 147:6:12 148:6:12 149:6:12 150:6:12 "
+    "151:6:12 152:6:12 153:6:12 154:6:12 155:6:12 156:6:12 157:6:12 158:6:12 "
+    "159:6:12 160:6:12 161:6:12 162:6:12 163:6:12 164:6:12 165:6:12 166:6:12 "
+    "167:6:12 168:6:12 169:6:12 170:6:12 171:6:12 172:6:12 173:6:12 174:6:12 "
+    "175:6:12 176:6:12 177:6:12 178:6:12 179:6:12 182:6:12 183:6:12 184:6:12 "
+    "185:6:12 186:6:12 187:6:12 188:6:12"
 )

@@ -3,11 +3,24 @@
 Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
+import pathlib
+
 import keras
+import tensorflow as tf
+
+# Paths in the spec are relative to the spec's folder.
+SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
 # Params: `tfspec run --set NAME=VALUE` overrides them.
 VOCAB = 2000
 SEQ_LEN = 64
+
+# The model's inputs (shape per example, dtype) and outputs, by name.
+INPUTS = {"text": ((), "string")}
+OUTPUTS = ["positive"]
+
+# The loss of each output, for checking the data before training.
+LOSSES = {"positive": "binary_crossentropy"}
 
 
 def build_model():
@@ -25,10 +38,160 @@ def build_model():
     return keras.Model(inputs=text, outputs=positive, name="Sentiment")
 
 
+def load_splits():
+    """Texts from class folders (keras.utils.text_dataset_from_directory)
+    (examples/text_lstm.tfspec:9)."""
+    dataset = keras.utils.text_dataset_from_directory(
+        SPEC_DIR / "data/reviews",
+        label_mode="binary",
+        batch_size=None,
+        shuffle=False,
+    )
+    return split_dataset(dataset, validation=0.2, test=0.0, seed=1)
+
+
+def pipeline(dataset, training):
+    """One split, tuned as TensorFlow's tf.data guide recommends: cache what is
+    loaded, shuffle the training set every epoch, batch, augment whole batches
+    in parallel, and prefetch so that input overlaps training."""
+    dataset = dataset.cache()
+    if training:
+        size = int(dataset.cardinality())
+        # the whole split when it is known and small, else 10,000
+        buffer = size if 0 < size <= 10_000 else 10_000
+        dataset = dataset.shuffle(buffer, seed=1)
+    dataset = dataset.batch(32, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_datasets():
+    """The batched `train`, `validation` and `test` pipelines that exist."""
+    return {
+        name: pipeline(dataset, training=name == "train")
+        for name, dataset in load_splits().items()
+    }
+
+
+def adapt(model, train):
+    """Fit the layers that learn from data (their vocabulary, mean…) to the
+    training split, inside the model: the exported model takes raw inputs."""
+    features = train.map(lambda x, y: x)
+    layer = model.get_layer("tokens")
+    # the tensors that reach the layer, computed from the raw features
+    reach = keras.Model(model.inputs, layer.input)
+    layer.adapt(features.map(reach))
+
+
+def split_dataset(dataset, validation, test, seed):
+    """Fractions of a dataset: one seeded shuffle (the same every run), then take/skip."""
+    count = int(dataset.cardinality())
+    if count < 0:  # unknown (files, generators): count once
+        count = int(dataset.reduce(0, lambda n, _: n + 1))
+    dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=False)
+    n_test = int(round(count * test))
+    n_validation = int(round(count * validation))
+    n_train = count - n_validation - n_test
+    parts = {
+        "train": dataset.take(n_train),
+        "validation": dataset.skip(n_train).take(n_validation),
+        "test": dataset.skip(n_train + n_validation),
+    }
+    sizes = {"train": n_train, "validation": n_validation, "test": n_test}
+    return {name: part for name, part in parts.items() if sizes[name]}
+
+
+def check_data(model, dataset, losses):
+    """Stop before training when the data cannot feed the model (names, ranks, dtypes,
+    labels against each loss), naming both sides."""
+    features, labels = dataset.element_spec
+    if isinstance(features, dict):
+        for name in INPUTS:
+            if name not in features:
+                raise ValueError(
+                    f"the model input `{name}` has no data: the data has the features "
+                    f"{sorted(features)}"
+                )
+        pairs = [(name, features[name]) for name in INPUTS]
+    else:
+        if len(INPUTS) != 1:
+            raise ValueError(
+                f"the data has one feature tensor but the model has {len(INPUTS)} inputs "
+                f"{sorted(INPUTS)}: give the source one array per input"
+            )
+        pairs = [(next(iter(INPUTS)), features)]
+    for name, spec in pairs:
+        want, dtype = INPUTS[name]
+        got = tuple(spec.shape[1:])
+        if len(want) != len(got) or any(w is not None and g is not None and w != g
+                                         for w, g in zip(want, got, strict=True)):
+            raise ValueError(
+                f"the data for model input `{name}` has shape {got} per example, "
+                f"but `{name}` is declared with shape {want}"
+            )
+        if (spec.dtype == tf.string) != (dtype == "string"):
+            raise ValueError(
+                f"the data for model input `{name}` is {spec.dtype.name}, "
+                f"but `{name}` is declared {dtype}"
+            )
+    outputs = model_outputs(model)
+    label_specs = labels if isinstance(labels, dict) else {name: labels for name in outputs}
+    for name, loss in losses.items():
+        if name not in label_specs or name not in outputs:
+            continue
+        label, output = label_specs[name], outputs[name]
+        units = output.shape[-1]
+        sparse = "sparse" in loss
+        if sparse and len(label.shape) == len(output.shape) and label.shape[-1] not in (1, None):
+            raise ValueError(
+                f"`{loss}` expects integer class ids for output `{name}`, "
+                f"but the labels have shape {tuple(label.shape[1:])} (one-hot?): "
+                f"use `categorical_crossentropy`"
+            )
+        if "categorical" in loss and not sparse and len(label.shape) < len(output.shape):
+            raise ValueError(
+                f"`{loss}` expects one-hot labels of shape {tuple(output.shape[1:])} for "
+                f"output `{name}`, but the labels are class ids: use "
+                f"`sparse_categorical_crossentropy`"
+            )
+        if sparse and units is not None and label.dtype.is_integer:
+            largest = int(dataset.take(64).reduce(
+                tf.constant(0, tf.int64),
+                lambda top, batch, name=name: tf.maximum(top, tf.cast(tf.reduce_max(
+                    batch[1] if not isinstance(batch[1], dict) else batch[1][name]), tf.int64)),
+            ))
+            if largest >= units:
+                raise ValueError(
+                    f"the labels of output `{name}` go up to {largest}, but it has "
+                    f"{units} units: it needs at least {largest + 1}"
+                )
+
+
+def model_outputs(model):
+    """The model's output tensors by output name, for every kind of model."""
+    try:
+        structure = model.output
+    except AttributeError:  # keras.Sequential keeps its graph inside
+        structure = model.outputs[0]
+    return structure if isinstance(structure, dict) else {OUTPUTS[0]: structure}
+
+
 # Where each line of this program comes from in the spec (generated line:
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/text_lstm.tfspec"
 TFSPEC_LINES = (
-    "9:5:15 10:6:17 15:15:3 16:16:12 17:16:12 18:16:12 19:16:12 20:16:12 "
-    "21:19:8 22:20:8 23:18:7 24:22:21 25:14:7"
+    "15:5:15 16:6:17 23:27:10 28:15:3 29:16:12 30:16:12 31:16:12 32:16:12 "
+    "33:16:12 34:19:8 35:20:8 36:18:7 37:22:21 38:14:7 41:9:12 44:9:12 "
+    "45:9:12 46:9:12 47:9:12 48:9:12 49:9:12 50:10:3 53:9:12 63:11:11 "
+    "67:9:12 75:9:12 79:17:8 85:9:12 86:9:12 87:9:12 88:9:12 89:9:12 "
+    "90:9:12 91:9:12 92:9:12 93:9:12 94:9:12 95:9:12 96:9:12 97:9:12 "
+    "98:9:12 99:9:12 100:9:12 103:9:12 104:9:12 105:9:12 106:9:12 107:9:12 "
+    "108:9:12 109:9:12 110:9:12 111:9:12 112:9:12 113:9:12 114:9:12 115:9:12 "
+    "116:9:12 117:9:12 118:9:12 119:9:12 120:9:12 121:9:12 122:9:12 123:9:12 "
+    "124:9:12 125:9:12 126:9:12 127:9:12 128:9:12 129:9:12 130:9:12 131:9:12 "
+    "132:9:12 133:9:12 134:9:12 135:9:12 136:9:12 137:9:12 138:9:12 139:9:12 "
+    "140:9:12 141:9:12 142:9:12 143:9:12 144:9:12 145:9:12 146:9:12 147:9:12 "
+    "148:9:12 149:9:12 150:9:12 151:9:12 152:9:12 153:9:12 154:9:12 155:9:12 "
+    "156:9:12 157:9:12 158:9:12 159:9:12 160:9:12 161:9:12 162:9:12 163:9:12 "
+    "164:9:12 165:9:12 166:9:12 169:9:12 170:9:12 171:9:12 172:9:12 173:9:12 "
+    "174:9:12 175:9:12"
 )
