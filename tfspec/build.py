@@ -64,7 +64,10 @@ def load_program(compiled: Compiled) -> dict[str, Any]:
         len(compiled.source), None, compiled.source.splitlines(True), compiled.filename)
     sys.modules[module.__name__] = module
     # the program finds data relative to its own file: run it as if beside the spec
-    module.__file__ = str(Path(compiled.spec_file).resolve().parent / "program.py")
+    spec_dir = Path(compiled.spec_file).resolve().parent
+    module.__file__ = str(spec_dir / "program.py")
+    if str(spec_dir) not in sys.path:  # allowed generator modules live beside the spec
+        sys.path.insert(0, str(spec_dir))
     code = compile(compiled.source, compiled.filename, "exec")
     try:
         exec(code, module.__dict__)
@@ -97,12 +100,20 @@ def keras_message(exc: BaseException) -> str:
     """Keras's message, first paragraph, without the noise of its call-stack dump."""
     text = str(exc).strip() or type(exc).__name__
     text = text.split("\n\nArguments received by")[0]
+    # TensorFlow wraps errors raised inside tf.data / tf.function with its plumbing
+    text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
+    text = text.split("Traceback (most recent call last)")[0].strip()
     text = re.sub(r"\s*\n\s*", " ", text)
     return text if len(text) <= 400 else text[:397] + "…"
 
 
-def located_error(exc: BaseException, compiled: Compiled) -> SpecError:
-    """A SpecError at the spec location of the generated line that raised `exc`."""
+def located_error(exc: BaseException, compiled: Compiled, code: str = "E500",
+                  what: str | None = None) -> SpecError:
+    """A SpecError at the spec location of the generated line that raised `exc`.
+
+    E500 (the default) words it as Keras failing to build a layer; other codes
+    (E501, the data) give their own `what`.
+    """
     diags = Diagnostics(compiled.spec_file)
     line = generated_line(exc, compiled)
     span = None
@@ -116,6 +127,9 @@ def located_error(exc: BaseException, compiled: Compiled) -> SpecError:
     for info in compiled.layers if duplicate else ():
         if info.name == duplicate.group(1) and not info.template:
             span = compiled.positions.value(info.at)  # the second layer of that name
+    if code != "E500":
+        diags.add(code, f"{what}: {keras_message(exc)}" if what else keras_message(exc), span)
+        return SpecError(diags, compiled.spec_source)
     layer = _layer_at(compiled, span)
     what = f"`{layer}`" if layer else "the model"
     diags.add(

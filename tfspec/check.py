@@ -54,7 +54,9 @@ class Checker:
         positions: Positions,
         diags: Diagnostics,
         overrides: dict[str, Any] | None = None,
+        allow_modules: tuple[str, ...] = (),
     ):
+        self.allow_modules = allow_modules
         self.ir = ir
         self.pos = positions
         self.diags = diags
@@ -744,12 +746,33 @@ class Checker:
             kat = f"{at}/{escape(key)}"
             if key == "source" and _is(value, "call"):
                 self.call(value, kat, "sources")
+                if value.get("call") == "generator":
+                    self.generator_target(value, kat)
             elif key in ("preprocess", "augment") and isinstance(value, list):
                 for i, layer in enumerate(value):
                     if _is(layer, "call"):
                         self.call(layer, f"{kat}/{i}", "layers")
             else:
                 self.check_refs(value, kat)
+
+    def generator_target(self, call: dict[str, Any], at: str) -> None:
+        """`generator("module:function")` runs user code: only modules allowed by name."""
+        args = _list(call.get("args"))
+        target, tat = (args[0], f"{at}/args/0") if args else (
+            _dict(call.get("kwargs")).get("target"), f"{at}/kwargs/target")
+        if not isinstance(target, str):
+            return
+        module, sep, function = target.partition(":")
+        if not sep or not module or not function or not all(
+                part.isidentifier() for part in [*module.split("."), function]):
+            self.error("E305", f'`target` must be "module:function". Received: "{target}"',
+                       tat, hint='e.g. generator("mydata.readers:examples")')
+            return
+        if module not in self.allow_modules:
+            self.error("E409", f"the spec imports the Python module `{module}`, which was "
+                       "not allowed", tat,
+                       hint=f"a spec runs no code unless you allow it: pass "
+                            f"`--allow-module {module}`")
 
     def check_train(self, train: dict[str, Any], at: str, model: dict[str, Any] | None) -> None:
         outputs = _model_outputs(model)
@@ -973,5 +996,6 @@ def _find_cycle(start: str, edges: dict[str, set[str]]) -> list[str] | None:
 
 
 def check_semantics(ir: dict[str, Any], positions: Positions, diags: Diagnostics,
-                    overrides: dict[str, Any] | None = None) -> None:
-    Checker(ir, positions, diags, overrides).run()
+                    overrides: dict[str, Any] | None = None,
+                    allow_modules: tuple[str, ...] = ()) -> None:
+    Checker(ir, positions, diags, overrides, allow_modules).run()

@@ -56,7 +56,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         print(f"tfspec: error: --set: {exc}", file=sys.stderr)
         return EXIT_ERRORS
     files = find_specs(args.paths)
-    results = [validate_file(path, overrides) for path in files]
+    results = [validate_file(path, overrides, tuple(args.allow_module)) for path in files]
     _print_diagnostics(results, args.format)
     errors = sum(1 for r in results for d in r.diagnostics if d.is_error)
     warnings = sum(1 for r in results for d in r.diagnostics if not d.is_error)
@@ -136,7 +136,7 @@ def _report(error: SpecError, fmt: str = "text") -> int:
 def _compile(args: argparse.Namespace) -> Compiled:
     from .compiler import compile_file
 
-    return compile_file(args.spec, _overrides(args.set))
+    return compile_file(args.spec, _overrides(args.set), tuple(args.allow_module))
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
@@ -205,6 +205,20 @@ def cmd_import(args: argparse.Namespace) -> int:
 def _add_set(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                    help="override a param, type-checked against its declaration")
+    p.add_argument("--allow-module", action="append", metavar="MODULE", default=[],
+                   help="let a generator(\"MODULE:function\") source import MODULE")
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .dataview import preview
+    from .dataview import render_text as render_data
+
+    try:
+        view = preview(_compile(args), args.examples)
+    except SpecError as exc:
+        return _report(exc, args.format)
+    print(json.dumps(view, indent=2) if args.format == "json" else render_data(view))
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,8 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--format", choices=("text", "json", "github"), default="text",
                    help="how to print diagnostics (github: Actions annotations)")
-    p.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
-                   help="override a param, type-checked against its declaration")
+    _add_set(p)
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
     p.set_defaults(func=cmd_validate)
 
@@ -259,6 +272,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text")
     _add_set(p)
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("data", help="preview the data: element spec, sizes, examples",
+                       description="Load the spec's data as the program would (no model, "
+                                   "no training) and show what it holds.")
+    p.add_argument("spec", metavar="FILE")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--examples", type=int, default=3, help="training examples to show")
+    _add_set(p)
+    p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("graph", help="draw the model graph (DOT, SVG or PNG)",
                        description="Draw the model graph; SVG and PNG need Graphviz.")

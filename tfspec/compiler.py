@@ -75,12 +75,14 @@ def compile_result(result: Result) -> Compiled:
 
 
 def compile_text(text: str, filename: str = "<spec>",
-                 overrides: dict[str, Any] | None = None) -> Compiled:
-    return compile_result(validate_text(text, filename, overrides))
+                 overrides: dict[str, Any] | None = None,
+                 allow_modules: tuple[str, ...] = ()) -> Compiled:
+    return compile_result(validate_text(text, filename, overrides, allow_modules))
 
 
-def compile_file(path: str | Path, overrides: dict[str, Any] | None = None) -> Compiled:
-    return compile_result(validate_file(path, overrides))
+def compile_file(path: str | Path, overrides: dict[str, Any] | None = None,
+                 allow_modules: tuple[str, ...] = ()) -> Compiled:
+    return compile_result(validate_file(path, overrides, allow_modules))
 
 
 # -- names ---------------------------------------------------------------------------
@@ -211,10 +213,11 @@ class Generator:
             w.line("OUTPUTS = [" + ", ".join(py_string(n) for n in self.model_names("outputs"))
                    + "]")
         losses = self.losses()
-        if losses is not None and imports:
+        if imports:
             w.blank(1)
             w.line("# The loss of each output, for checking the data before training.")
-            w.line(f"LOSSES = {losses}", self.span("/train/loss"))
+            w.line(f"LOSSES = {losses or '{}'}",
+                   self.span("/train/loss") if losses else None)
         w.extend(body)
         self.line_table()
         return w.text()

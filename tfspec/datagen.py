@@ -470,11 +470,15 @@ class DataGenerator:
         self.need("model_outputs")
         w.line("features = {n: tf.TensorSpec(s, d) for n, (s, d) in INPUTS.items()}",
                self.span())
-        w.line("labels = {")
+        w.line("labels = {}")
+        w.line("for name, tensor in model_outputs(build_model()).items():")
         with w.indented():
-            w.line("n: tf.TensorSpec(t.shape[1:], t.dtype)")
-            w.line("for n, t in model_outputs(build_model()).items()")
-        w.line("}")
+            w.line("if \"sparse\" in LOSSES.get(name, \"\"):  # class ids, not one-hot")
+            with w.indented():
+                w.line("labels[name] = tf.TensorSpec(tensor.shape[1:-1], tf.int64)")
+            w.line("else:")
+            with w.indented():
+                w.line("labels[name] = tf.TensorSpec(tensor.shape[1:], tensor.dtype)")
         w.line("signature = (")
         with w.indented():
             w.line("next(iter(features.values())) if len(features) == 1 else features,")

@@ -47,8 +47,10 @@ CODES: dict[str, str] = {
     "E406": "invalid expression",
     "E407": "invalid --set override",
     "E408": "block misuse",
+    "E409": "module not allowed",
     # E5xx: building the model (reported by compile --check, plan, graph, run)
     "E500": "Keras cannot build the model",
+    "E501": "the data does not fit the model",
     # W4xx: warnings
     "W400": "unused node",
     "W401": "unused param",

@@ -56,14 +56,19 @@ def read(text: str, filename: str, diags: Diagnostics) -> Parsed:
 
 
 def validate_text(text: str, filename: str = "<spec>",
-                  overrides: dict[str, Any] | None = None) -> Result:
-    """Check a spec given as text; `filename` decides the syntax (`.json` or DSL)."""
+                  overrides: dict[str, Any] | None = None,
+                  allow_modules: tuple[str, ...] = ()) -> Result:
+    """Check a spec given as text; `filename` decides the syntax (`.json` or DSL).
+
+    `allow_modules`: Python modules a `generator("module:function")` source may
+    import (DESIGN.md rule 5: a spec never runs code the user did not allow).
+    """
     diags = Diagnostics(filename)
     parsed = read(text, filename, diags)
     if parsed.ir is not None:
         check_schema(parsed.ir, parsed.positions, diags)
         try:
-            check_semantics(parsed.ir, parsed.positions, diags, overrides)
+            check_semantics(parsed.ir, parsed.positions, diags, overrides, allow_modules)
         except RecursionError:
             diags.add("E406", "the spec is nested too deeply to check", Span.point(1, 1))
     diags.items = _one_per_place(diags.sorted())
@@ -85,7 +90,8 @@ def _one_per_place(items: list) -> list:
 
 
 def validate_file(path: str | os.PathLike[str],
-                  overrides: dict[str, Any] | None = None) -> Result:
+                  overrides: dict[str, Any] | None = None,
+                  allow_modules: tuple[str, ...] = ()) -> Result:
     """Check one spec file."""
     name = str(path)
     try:
@@ -95,7 +101,7 @@ def validate_file(path: str | os.PathLike[str],
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         diags.add("E103", f"cannot read the file: {reason}")
         return Result(name, "", None, Positions(), diags)
-    return validate_text(text, name, overrides)
+    return validate_text(text, name, overrides, allow_modules)
 
 
 IGNORE_FILE = ".tfspecignore"
