@@ -749,6 +749,10 @@ class Checker:
                 if value.get("call") == "generator":
                     self.generator_target(value, kat)
             elif key in ("preprocess", "augment") and isinstance(value, list):
+                if key == "preprocess" and value and self.model_inputs() > 1:
+                    self.error("E406", "`preprocess` applies to a model with one input", kat,
+                               hint="with several inputs, apply preprocessing layers to "
+                                    "each input in the model body")
                 for i, layer in enumerate(value):
                     if _is(layer, "call"):
                         self.call(layer, f"{kat}/{i}", "layers")
@@ -773,6 +777,11 @@ class Checker:
                        "not allowed", tat,
                        hint=f"a spec runs no code unless you allow it: pass "
                             f"`--allow-module {module}`")
+
+    def model_inputs(self) -> int:
+        model = self.ir.get("model")
+        body = model.get("body") if isinstance(model, dict) else None
+        return sum(1 for s in _list(body) if isinstance(s, dict) and "input" in s)
 
     def check_train(self, train: dict[str, Any], at: str, model: dict[str, Any] | None) -> None:
         outputs = _model_outputs(model)

@@ -373,6 +373,17 @@ class Generator:
                         sat = f"{at}/body/{i}"
                         if "input" in stmt:
                             w.line(self.input_call(stmt) + ",", self.span(sat))
+                            pre = (self.ir.get("data") or {}).get("preprocess") or []
+                            for j, call in enumerate(pre):
+                                pat = f"/data/preprocess/{j}"
+                                cls = (catalog.lookup("layers", call["call"]) or {}).get(
+                                    "name", call["call"])
+                                lname = _fresh(f"{stmt['input']}_{snake(cls)}", used)
+                                self.layers.append(LayerInfo(lname, cls, pat))
+                                text = self.construct(call, pat, "layers", scope,
+                                                      [f"name={py_string(lname)}"],
+                                                      w.width - 8)
+                                w.line(text + ",", self.span(pat))
                             continue
                         call = stmt["add"]
                         extra = []
@@ -651,6 +662,8 @@ class _Body:
             if "input" in stmt and self.block is None and self.mode == "inline":
                 self.w.line(f"{self.var(stmt['input'])} = {gen.input_call(stmt)}",
                             gen.span(f"{self.at}/{i}"))
+        if self.block is None:
+            self.preprocess()
         for i, stmt in enumerate(self.stmts):
             if "layer" in stmt:
                 sat = f"{self.at}/{i}"
@@ -661,6 +674,19 @@ class _Body:
             name = stmt.get("node", stmt.get("output"))
             expr = self.tensor(stmt["value"], f"{sat}/value", name, final=True)
             self.out(f"{self.var(name)} = {expr}", gen.span(f"{sat}/value"))
+
+    def preprocess(self) -> None:
+        """`data { preprocess = […] }`: layers applied to the (single) input first, so
+        the model — and every export of it — takes raw inputs."""
+        calls = (self.gen.ir.get("data") or {}).get("preprocess") or []
+        inputs = [s["input"] for s in self.stmts if "input" in s]
+        if not calls or len(inputs) != 1:
+            return
+        name = inputs[0]
+        for i, call in enumerate(calls):
+            at = f"/data/preprocess/{i}"
+            expr = self.apply(call, [self.var(name)], {}, at, name, final=False)
+            self.out(f"{self.var(name)} = {expr}", self.gen.span(at))
 
     def order(self) -> list[int]:
         """Statements with values in dependency order (source order where free)."""
