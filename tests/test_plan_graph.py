@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import tfspec.graph
@@ -86,7 +87,9 @@ def test_total_params_equal_count_params(examples, name):
     assert sum(e["params"] for e in result["layers"]) == totals["params"]
     assert sum(e["trainable_params"] for e in result["layers"]) == totals["trainable_params"]
     assert totals["flops"] == sum(e["flops"] for e in result["layers"])
-    assert totals["weight_bytes"] == 4 * totals["params"]  # every example is float32
+    # Normalization keeps an int64 `count`: bytes follow each weight's own dtype
+    expected = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in fresh.weights)
+    assert totals["weight_bytes"] == expected
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
