@@ -284,7 +284,8 @@ def test_dot_of_two_inputs_two_outputs_and_a_shared_layer(examples):
 def test_dot_of_a_sequential_model_is_a_chain_from_its_input(examples):
     compiled, analysis, result = examples["iris_mlp.tfspec"]
     dot = dot_from(analysis, result)
-    chain = ["features", "dense", "dropout", "dense_2", "dense_3", "output:dense_3"]
+    chain = ["features", "features_normalization", "dense", "dropout", "dense_2", "dense_3",
+             "output:dense_3"]
     for a, b in zip(chain, chain[1:], strict=False):
         assert f'"{a}" -> "{b}";' in dot
     assert dot.count(" -> ") == len(chain) - 1
