@@ -343,3 +343,11 @@ def _phrase(type_spec: Any, plural: bool = False) -> str:
             return options
         return f"one of {options}"
     return "a valid value"
+
+
+def class_of(function: str) -> str:
+    """`add` -> `Add`: the layer class behind one of Keras's merge functions."""
+    for name in names("layers"):
+        if name.lower() == function.lower() and name != function:
+            return name
+    return function

@@ -582,7 +582,7 @@ class Checker:
             else:
                 self.error("E406", f"`{name}` is a function of tensors, not a layer",
                            f"{at}/call", hint=f"write `{name}([a, b])`, or the layer "
-                           f"`{_class_of(name)}()([a, b])`")
+                           f"`{catalog.class_of(name)}()([a, b])`")
         elif entry is not None and entry.get("inputs") == "none":
             self.error("E406", f"`{name}` is not applied to tensors", f"{at}/call",
                        hint="declare inputs with `input x: float32[…]`")
@@ -942,14 +942,6 @@ def _function_of_tensors(name: str) -> bool:
     entry = catalog.lookup("layers", name)
     return entry is not None and entry.get("kind") == "function" and bool(
         entry.get("tensor_args"))
-
-
-def _class_of(function: str) -> str:
-    """`add` -> `Add`: the layer class behind a Keras merge function."""
-    for name in catalog.names("layers"):
-        if name.lower() == function.lower() and name != function:
-            return name
-    return function
 
 
 def _activation_layer(name: Any) -> bool:

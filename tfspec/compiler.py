@@ -568,14 +568,6 @@ class Generator:
                     w.line("return config")
 
 
-def _class_of(function: str) -> str:
-    """`add` -> `Add`: the layer class behind a Keras merge function."""
-    for name in catalog.names("layers"):
-        if name.lower() == function.lower() and name != function:
-            return name
-    return function
-
-
 def _block_function(name: str) -> str:
     return identifier(snake(name) + "_block")
 
@@ -786,7 +778,7 @@ class _Body:
         if entry is not None and entry.get("kind") == "function" and (
                 callee not in self.layer_vars):
             # `add([a, b], name = …)` is the layer `Add(name = …)` applied to `[a, b]`
-            layer = {"call": _class_of(callee), "kwargs": v.get("kwargs", {})}
+            layer = {"call": catalog.class_of(callee), "kwargs": v.get("kwargs", {})}
             inputs = [self.tensor(v["args"][0], f"{at}/args/0", node, False)]
             return self.apply(layer, inputs, {}, at, node, final)
         inputs = [self.tensor(a, f"{at}/args/{i}", node, False)
