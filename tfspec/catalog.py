@@ -138,10 +138,15 @@ def lookup(category: str, name: str) -> dict[str, Any] | None:
 
 def names(category: str) -> list[str]:
     """Every name `lookup` accepts in `category`, sorted (for did-you-mean hints)."""
+    return list(_names(category))
+
+
+@functools.lru_cache(maxsize=None)
+def _names(category: str) -> tuple[str, ...]:
     doc = _load(category)
     found = set(doc["entries"]) | set(doc.get("aliases", {}))
     found |= set(doc.get("strings", {})) | set(doc.get("compile_strings", {}))
-    return sorted(found)
+    return tuple(sorted(found))
 
 
 def base_kwargs(category: str) -> list[dict[str, Any]]:

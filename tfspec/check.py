@@ -237,10 +237,8 @@ class Checker:
             return None
         if category == "sources":
             entry = SOURCES.get(name)
-            candidates = list(SOURCES)
         else:
             entry = catalog.lookup(category, name)
-            candidates = catalog.names(category)
         if entry is not None and entry.get("string") and not entry.get("alias"):
             # "adam" names Adam in `optimizer = "adam"`, but a call needs the class name
             canonical = entry.get("name")
@@ -250,6 +248,7 @@ class Checker:
             return None
         if entry is None:
             word = _CATEGORY_WORDS.get(category, category)
+            candidates = list(SOURCES) if category == "sources" else catalog.names(category)
             hint = did_you_mean(name, candidates)
             if hint is None and category == "sources":
                 hint = "sources: " + ", ".join(f"`{s}(…)`" for s in SOURCES)

@@ -119,6 +119,8 @@ class _ToIR(Transformer):
         return Node(_LITERALS[kind], span)
 
     def string(self, tok: Token) -> Node:
+        if "\\" not in tok:  # no escapes: the common case needs no JSON decoder
+            return Node(tok[1:-1], tok_span(tok))
         try:
             value = json.loads(tok)
         except json.JSONDecodeError as exc:
