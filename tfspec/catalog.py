@@ -141,7 +141,7 @@ def names(category: str) -> list[str]:
     return list(_names(category))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _names(category: str) -> tuple[str, ...]:
     doc = _load(category)
     found = set(doc["entries"]) | set(doc.get("aliases", {}))
