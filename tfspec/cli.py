@@ -274,8 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("data", help="preview the data: element spec, sizes, examples",
-                       description="Load the spec's data as the program would (no model, "
-                                   "no training) and show what it holds.")
+                       description="Load the spec's data as the program would, check it "
+                                   "against the model (no training) and show what it holds.")
     p.add_argument("spec", metavar="FILE")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--examples", type=int, default=3, help="training examples to show")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from . import catalog
 from .located import escape
 from .writer import CodeWriter
 
@@ -87,7 +88,12 @@ def split_dataset(dataset, validation, test, seed):
         "test": dataset.skip(n_train + n_validation),
     }
     sizes = {"train": n_train, "validation": n_validation, "test": n_test}
-    return {name: part for name, part in parts.items() if sizes[name]}
+    # tell tf.data (and Keras's progress and epoch ends) how long each split is
+    return {
+        name: part.apply(tf.data.experimental.assert_cardinality(sizes[name]))
+        for name, part in parts.items()
+        if sizes[name]
+    }
 ''',
     "read_csv": '''
 def read_csv(path, delimiter=",", header=True, na_value=""):
@@ -260,9 +266,20 @@ class DataGenerator:
 
     # -- sources ------------------------------------------------------------------------------
 
-    def names(self, arg: str, default: str) -> list[str] | str:
+    def raw_arg(self, name: str, default: Any = None) -> Any:
+        """A source argument's IR value, given by keyword or by position."""
+        from .sources import SOURCES
+
         call = self.data["source"]
-        raw = call.get("kwargs", {}).get(arg, default)
+        if name in call.get("kwargs", {}):
+            return call["kwargs"][name]
+        params = [p["name"] for p in SOURCES[call["call"]]["params"]]
+        index = params.index(name)
+        args = call.get("args", [])
+        return args[index] if index < len(args) else default
+
+    def names(self, arg: str, default: str) -> list[str] | str:
+        raw = self.raw_arg(arg, default)
         return raw if isinstance(raw, (str, list)) else default
 
     def source_npz(self, w: CodeWriter) -> None:
@@ -294,7 +311,7 @@ class DataGenerator:
             if text != self.gen.literal(default):
                 args.append(f"{key}={text}")
         w.line(f"columns = read_csv({', '.join(args)})", self.span())
-        label = self.data["source"].get("kwargs", {}).get("label")
+        label = self.raw_arg("label")
         labels = label if isinstance(label, list) else [label] if label else []
         outputs = self.gen.model_names("outputs")
         if len(labels) == 1:
@@ -305,10 +322,20 @@ class DataGenerator:
                    + "}")
         else:
             w.line("labels = np.zeros(len(next(iter(columns.values()))), 'float32')")
-        features = self.data["source"].get("kwargs", {}).get("features")
+        features = self.raw_arg("features")
         if isinstance(features, list):
             w.line("columns = {name: columns[name] for name in " + repr(features) + "}")
         inputs = self.gen.model_names("inputs")
+        if len(inputs) > 1:
+            w.line("missing = [name for name in INPUTS if name not in columns]")
+            w.line("if missing:")
+            with w.indented():
+                w.line("raise ValueError(")
+                with w.indented():
+                    w.line('f"the CSV has no column for the model input(s) '
+                           '{\', \'.join(f\'`{name}`\' for name in missing)}; its columns are "')
+                    w.line('f"{\', \'.join(sorted(columns))}"')
+                w.line(")")
         if len(inputs) == 1:
             w.line("# one model input: the feature columns side by side, as float32")
             w.line("features = np.stack(list(columns.values()), axis=-1).astype(\"float32\")")
@@ -317,8 +344,7 @@ class DataGenerator:
         self.array_splits(w)
 
     def source_keras(self, w: CodeWriter) -> None:
-        name = self.data["source"].get("kwargs", {}).get("name") or (
-            self.data["source"].get("args") or ["mnist"])[0]
+        name = self.raw_arg("name", "mnist")
         self.imports.add("numpy")
         self.doc(w, f"`keras.datasets.{name}`: its own test split; validation held out")
         w.line(f"(x_train, y_train), (x_test, y_test) = keras.datasets.{name}.load_data()",
@@ -414,7 +440,8 @@ class DataGenerator:
         self.doc(w, "A TensorFlow Datasets dataset (tfds.load, no download unless asked)")
         name = self.source_arg("name")
         split = self.source_arg("split", "train")
-        common = [f"data_dir={self.source_arg('data_dir', None)}",
+        data_dir = self.source_arg("data_dir", None)
+        common = [f"data_dir={'None' if data_dir == 'None' else f'SPEC_DIR / {data_dir}'}",
                   f"as_supervised={self.source_arg('as_supervised', True)}",
                   f"download={self.source_arg('download', False)}"]
         named = {k: self.split(k) for k in ("validation", "test")
@@ -435,7 +462,7 @@ class DataGenerator:
     def source_tfrecord(self, w: CodeWriter) -> None:
         self.doc(w, "tf.train.Example records; features described by the model's inputs")
         pattern = self.source_arg("pattern")
-        label = self.data["source"].get("kwargs", {}).get("label", "label")
+        label = self.raw_arg("label", "label")
         compression = self.source_arg("compression", "")
         w.line(f"files = sorted(str(p) for p in SPEC_DIR.glob({pattern}))", self.span())
         w.line("types = {\"string\": tf.string, \"int32\": tf.int64, \"int64\": tf.int64}")
@@ -462,8 +489,7 @@ class DataGenerator:
         self.dataset_splits(w)
 
     def source_generator(self, w: CodeWriter) -> None:
-        target = self.data["source"].get("kwargs", {}).get("target") or (
-            self.data["source"].get("args") or [""])[0]
+        target = self.raw_arg("target", "")
         module, _, function = target.partition(":")
         self.imports.add(f"module:{module}")
         self.doc(w, f"Examples from `{target}` (allowed with --allow-module {module})")
@@ -493,13 +519,14 @@ class DataGenerator:
     def pipeline(self, w: CodeWriter) -> None:
         gen, at = self.gen, self.at
         w.blank(2)
-        w.line("def pipeline(dataset, training):", self.span())
+        w.line("def pipeline(dataset, split):", self.span())
         with w.indented():
             w.line('"""One split, tuned as TensorFlow\'s tf.data guide recommends: cache '
                    'what is')
             w.line("loaded, shuffle the training set every epoch, batch, augment whole "
                    "batches")
             w.line('in parallel, and prefetch so that input overlaps training."""')
+            w.line('training = split == "train"')
             cache = self.data.get("cache", True)
             if cache is True:
                 w.line("dataset = dataset.cache()", self.span("cache") if "cache" in
@@ -507,7 +534,7 @@ class DataGenerator:
             elif isinstance(cache, str):
                 w.line(f"cache = SPEC_DIR / {_q(cache)}", self.span("cache"))
                 w.line("cache.parent.mkdir(parents=True, exist_ok=True)")
-                w.line("dataset = dataset.cache(f\"{cache}_{'train' if training else 'eval'}\")")
+                w.line("dataset = dataset.cache(f\"{cache}_{split}\")  # one file per split")
             shuffle = self.data.get("shuffle", True)
             seed = self.value("seed") if "seed" in self.data else (
                 self.fractions()[2] if "seed" in (self.data.get("split") or {}) else "None")
@@ -543,8 +570,14 @@ class DataGenerator:
                     w.line("augment = keras.Sequential([", self.span("augment"))
                     with w.indented():
                         for i, call in enumerate(augment):
-                            w.line(gen.construct(call, f"{at}/augment/{i}", "layers", self.scope)
-                                   + ",", gen.span(f"{at}/augment/{i}"))
+                            extra = []
+                            entry = catalog.lookup("layers", call["call"]) or {}
+                            takes_seed = any(p["name"] == "seed" for p in entry.get("params", []))
+                            if takes_seed and "seed" not in call.get("kwargs", {}) and (
+                                    seed != "None"):
+                                extra = [f"seed={seed}"]  # reproducible augmentation
+                            w.line(gen.construct(call, f"{at}/augment/{i}", "layers", self.scope,
+                                                 extra) + ",", gen.span(f"{at}/augment/{i}"))
                     w.line("], name=\"augment\")")
                     w.line("dataset = dataset.map(")
                     with w.indented():
@@ -561,7 +594,7 @@ class DataGenerator:
             w.line('"""The batched `train`, `validation` and `test` pipelines that exist."""')
             w.line("return {")
             with w.indented():
-                w.line('name: pipeline(dataset, training=name == "train")')
+                w.line("name: pipeline(dataset, name)")
                 w.line("for name, dataset in load_splits().items()")
             w.line("}")
         self.adapt(w)

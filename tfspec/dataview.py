@@ -45,19 +45,29 @@ def prepare(compiled: Compiled) -> Prepared:
     namespace = load_program(compiled)
     model = build_model(compiled)
     splits = datasets(compiled, namespace)
+    check(compiled, namespace, model, splits)
+    namespace["adapt"](model, splits["train"])
+    return Prepared(namespace, model, splits)
+
+
+def check(compiled: Compiled, namespace: dict[str, Any], model: Any,
+          splits: dict[str, Any]) -> None:
+    """The program's `check_data` on the training split; its complaints become E501."""
     try:
         namespace["check_data"](model, splits["train"], namespace.get("LOSSES", {}))
     except ValueError as exc:
         raise located_error(exc, compiled, "E501", "the data does not fit the model") from None
-    namespace["adapt"](model, splits["train"])
-    return Prepared(namespace, model, splits)
 
 
 def preview(compiled: Compiled, examples: int = 3) -> dict[str, Any]:
     """What `tfspec data` shows: element spec, sizes, a few examples, label counts."""
     import numpy as np
 
-    splits = datasets(compiled)
+    from .build import build_model
+
+    namespace = load_program(compiled)
+    splits = datasets(compiled, namespace)
+    check(compiled, namespace, build_model(compiled), splits)
     out: dict[str, Any] = {"spec": compiled.spec_file, "splits": {}}
     for name, dataset in splits.items():
         features, labels = dataset.element_spec

@@ -83,7 +83,7 @@ SOURCES: dict[str, dict[str, Any]] = {
         "doc": "TFRecord files of tf.train.Example; `data.features` describes the features",
         "params": [
             _p("pattern", True, "string"),
-            _p("label", default=None),
+            _p("label", default="label"),
             _p("compression", type={"enum": ["", "GZIP", "ZLIB"]}, default=""),
         ],
     },
