@@ -209,6 +209,20 @@ def _add_set(p: argparse.ArgumentParser) -> None:
                    help="let a generator(\"MODULE:function\") source import MODULE")
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run
+
+    try:
+        run_dir = run(args.spec, _overrides(args.set), tuple(args.allow_module), args.dry_run)
+    except SpecError as exc:
+        return _report(exc)
+    if args.dry_run:
+        print("dry run passed: one training step on synthetic data", file=sys.stderr)
+    else:
+        print(f"run directory: {run_dir}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_data(args: argparse.Namespace) -> int:
     from .dataview import preview
     from .dataview import render_text as render_data
@@ -272,6 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text")
     _add_set(p)
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("run", help="compile the spec and train it",
+                       description="Compile the spec and execute the program in a run "
+                                   "directory (runs/<name>/<timestamp>/ beside the spec).")
+    p.add_argument("spec", metavar="FILE")
+    p.add_argument("--dry-run", action="store_true",
+                   help="one step on synthetic data, written to a throw-away directory")
+    _add_set(p)
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("data", help="preview the data: element spec, sizes, examples",
                        description="Load the spec's data as the program would, check it "

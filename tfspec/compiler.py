@@ -165,6 +165,15 @@ class Generator:
             data = DataGenerator(self, self.ir["data"])
             data.emit(body)
             imports = data.imports
+            if isinstance(self.ir.get("train"), dict) and self.ir["train"].get(
+                    "loop", "fit") == "fit":
+                # the custom and on_batch loops are not generated yet (see docs/run.md)
+                from .traingen import TrainGenerator
+
+                distribute = self.ir.get("distribute")
+                TrainGenerator(self, self.ir["train"],
+                               distribute if isinstance(distribute, dict) else {}).emit(body)
+                imports |= {"json", "sys"}
         self.w = w = CodeWriter()
         title = self.ir.get("name") or (model or {}).get("name") or "spec"
         w.line('"""' + f"{title}: compiled from {self.result.file} by tfspec {__version__}.")
@@ -172,7 +181,8 @@ class Generator:
         w.line("Edit the spec, not this file: `tfspec compile` writes it again.")
         w.line('"""')
         w.blank()
-        std = [m for m in ("csv", "pathlib") if m in imports or (m == "pathlib" and imports)]
+        std = [m for m in ("csv", "json", "pathlib", "sys")
+               if m in imports or (m == "pathlib" and imports)]
         for m in std:
             w.line(f"import {m}")
         if std:

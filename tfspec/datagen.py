@@ -382,9 +382,10 @@ class DataGenerator:
         w.line("for name, tensor in model_outputs(build_model()).items():")
         with w.indented():
             w.line("units = tensor.shape[-1] or 1")
-            w.line(f"if {classes} and units > 1:")
+            w.line(f"if \"sparse\" in LOSSES.get(name, \"\") or ({classes} and units > 1):")
             with w.indented():
-                w.line(f"labels[name] = rng.integers(0, min({classes}, units), size={samples})")
+                w.line(f"labels[name] = rng.integers(0, min({classes} or units, units), "
+                       f"size=({samples}, *tensor.shape[1:-1]))")
             w.line("elif units == 1:")
             with w.indented():
                 w.line(f"labels[name] = rng.integers(0, 2, size=({samples}, 1))"

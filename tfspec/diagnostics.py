@@ -51,6 +51,8 @@ CODES: dict[str, str] = {
     # E5xx: building the model (reported by compile --check, plan, graph, run)
     "E500": "Keras cannot build the model",
     "E501": "the data does not fit the model",
+    "E502": "training failed",
+    "E503": "cannot run this spec",
     # W4xx: warnings
     "W400": "unused node",
     "W401": "unused param",

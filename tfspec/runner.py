@@ -1,0 +1,162 @@
+"""`tfspec run`: compile a spec and execute exactly that program in a run directory.
+
+A run directory (`<spec folder>/runs/<name>/<timestamp>/`) keeps what is needed to
+understand and repeat the run: the resolved spec (params with their `--set`
+values), the generated program, the versions of the libraries, the log, the
+trained model and `metrics.json`. `--dry-run` swaps the data for a few synthetic
+batches, trains one step and throws the result away: the deep CI check.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+from .build import load_program, located_error
+from .compiler import Compiled, compile_result, compile_text
+from .diagnostics import Diagnostics, SpecError
+from .formatter import format_spec
+from .validate import validate_file
+
+# What the generated program does not do yet; refused with a located error.
+_NOT_YET = {
+    ("train", "loop"): {"custom", "on_batch"},
+    ("distribute", "strategy"): {"multi_worker_mirrored", "tpu", "parameter_server"},
+}
+
+
+class _Tee(io.TextIOBase):
+    """Write to the terminal and to the run's log at once."""
+
+    def __init__(self, *streams: Any):
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+            stream.flush()
+        return len(text)
+
+    def isatty(self) -> bool:
+        return self.streams[0].isatty()
+
+
+def resolved_ir(path: str, overrides: dict[str, Any], allow_modules: tuple[str, ...],
+                dry_run: bool) -> tuple[dict[str, Any], Any]:
+    """The spec's IR with `--set` values in its params (and, for a dry run, one step of
+    synthetic data and no files written by callbacks)."""
+    result = validate_file(path, overrides, allow_modules)
+    if not result.ok or result.ir is None:
+        raise SpecError(result.diagnostics, result.source)
+    for (section, key), values in _NOT_YET.items():
+        value = (result.ir.get(section) or {}).get(key)
+        if value in values:
+            diags = Diagnostics(result.file)
+            diags.add("E503", f"`{section}.{key} = \"{value}\"` is not supported by "
+                      "`tfspec run` yet", result.positions.value(f"/{section}/{key}"),
+                      hint="use loop = \"fit\" and strategy = \"default\", \"one_device\" "
+                           "or \"mirrored\" for now")
+            raise SpecError(diags, result.source)
+    if "train" not in result.ir or "data" not in result.ir or "model" not in result.ir:
+        diags = Diagnostics(result.file)
+        diags.add("E503", "a spec needs `data`, `model` and `train` to be run",
+                  result.positions.value(""))
+        raise SpecError(diags, result.source)
+    ir = copy.deepcopy(result.ir)
+    ir["params"] = {**ir.get("params", {}), **result.overrides} if ir.get("params") else None
+    if ir["params"] is None:
+        del ir["params"]
+    if dry_run:
+        batch = ir["data"].get("batch", 32)
+        batch = batch if isinstance(batch, int) else 32
+        data = {"source": {"call": "synthetic", "kwargs": {"samples": 2 * batch}},
+                "split": {"validation": 0.5, "seed": 0}, "batch": batch}
+        ir["data"] = {**data, **{k: v for k, v in ir["data"].items()
+                                 if k in ("preprocess", "augment")}}
+        train = ir["train"]
+        train.update({"epochs": 1, "steps_per_epoch": 1, "validation_steps": 1})
+        train["callbacks"] = [c for c in train.get("callbacks", [])
+                              if c.get("call") in ("EarlyStopping", "TerminateOnNaN",
+                                                   "ReduceLROnPlateau")]
+        ir.pop("comments", None)
+    return ir, result
+
+
+def run(path: str, overrides: dict[str, Any] | None = None,
+        allow_modules: tuple[str, ...] = (), dry_run: bool = False,
+        runs_root: str | None = None) -> Path:
+    """Run a spec; returns its run directory. Raises SpecError (located) on failure."""
+    ir, result = resolved_ir(path, overrides or {}, allow_modules, dry_run)
+    spec_dir = Path(path).resolve().parent
+    text = format_spec(ir)
+    name = ir.get("name") or ir["model"]["name"]
+    if dry_run:
+        # the dry run's own spec (synthetic data, one step) lives in the throw-away
+        # directory, and its errors point into it
+        run_dir = Path(tempfile.mkdtemp(prefix="tfspec-dry-run-"))
+        compiled = compile_text(text, str(run_dir / "spec.tfspec"),
+                                allow_modules=allow_modules)
+    else:
+        # the user's own file, with the `--set` values: errors point at its lines
+        compiled = compile_result(result)
+        root = Path(runs_root) if runs_root else spec_dir / "runs"
+        run_dir = root / name / time.strftime("%Y%m%d-%H%M%S")
+        run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "spec.tfspec").write_text(text, encoding="utf-8")
+    (run_dir / "program.py").write_text(compiled.source, encoding="utf-8")
+    (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
+    try:
+        execute(compiled, run_dir)
+    finally:
+        if dry_run:
+            shutil.rmtree(run_dir, ignore_errors=True)
+    return run_dir
+
+
+def execute(compiled: Compiled, run_dir: Path) -> None:
+    """Run the program's `main` in this process, logging to `run_dir/log.txt`."""
+    namespace = load_program(compiled)
+    verbose = 1 if sys.stdout.isatty() else 2  # progress bars, or a line per epoch
+    with open(run_dir / "log.txt", "w", encoding="utf-8") as log, \
+            redirect_stdout(_Tee(sys.stdout, log)):
+        try:
+            namespace["main"](run_dir, verbose)
+        except ValueError as exc:
+            if "check_data" in _frames(exc):
+                raise located_error(exc, compiled, "E501",
+                                    "the data does not fit the model") from None
+            raise located_error(exc, compiled, "E502", "training failed") from None
+        except Exception as exc:
+            raise located_error(exc, compiled, "E502", "training failed") from None
+
+
+def _frames(exc: BaseException) -> set[str]:
+    names = set()
+    tb = exc.__traceback__
+    while tb is not None:
+        names.add(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    return names
+
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    from . import __version__
+
+    out = {"python": platform.python_version(), "tfspec": __version__}
+    for package in ("tensorflow", "keras", "numpy", "tensorflow-datasets"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
