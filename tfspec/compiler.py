@@ -165,15 +165,15 @@ class Generator:
             data = DataGenerator(self, self.ir["data"])
             data.emit(body)
             imports = data.imports
-            if isinstance(self.ir.get("train"), dict) and self.ir["train"].get(
-                    "loop", "fit") == "fit":
-                # the custom and on_batch loops are not generated yet (see docs/run.md)
+            if isinstance(self.ir.get("train"), dict):
                 from .traingen import TrainGenerator
 
                 distribute = self.ir.get("distribute")
                 TrainGenerator(self, self.ir["train"],
                                distribute if isinstance(distribute, dict) else {}).emit(body)
                 imports |= {"json", "sys"}
+                if self.ir["train"].get("loop") == "custom":
+                    imports.add("shutil")
         self.w = w = CodeWriter()
         title = self.ir.get("name") or (model or {}).get("name") or "spec"
         w.line('"""' + f"{title}: compiled from {self.result.file} by tfspec {__version__}.")
@@ -181,7 +181,7 @@ class Generator:
         w.line("Edit the spec, not this file: `tfspec compile` writes it again.")
         w.line('"""')
         w.blank()
-        std = [m for m in ("csv", "json", "pathlib", "sys")
+        std = [m for m in ("csv", "json", "pathlib", "shutil", "sys")
                if m in imports or (m == "pathlib" and imports)]
         for m in std:
             w.line(f"import {m}")
@@ -327,7 +327,8 @@ class Generator:
                     kind = kind or catalog.kind_for_param(param["name"])
                 if kind == "activations" and catalog.lookup("activations", v["call"]) is None:
                     kind = "layers"  # `activation = LeakyReLU(0.2)`: a layer as activation
-                return self.construct(v, at, kind or "layers", scope)
+                # nested in another call: break it early, the caller indents it
+                return self.construct(v, at, kind or "layers", scope, budget=60)
         if isinstance(v, list):
             return "[" + ", ".join(
                 self.value(x, f"{at}/{i}", scope, param) for i, x in enumerate(v)) + "]"

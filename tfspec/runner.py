@@ -29,7 +29,6 @@ from .validate import validate_file
 
 # What the generated program does not do yet; refused with a located error.
 _NOT_YET = {
-    ("train", "loop"): {"custom", "on_batch"},
     ("distribute", "strategy"): {"multi_worker_mirrored", "tpu", "parameter_server"},
 }
 

@@ -46,12 +46,38 @@ class TrainGenerator:
         return self.gen.value(self.train[key], f"/train/{escape(key)}", self.scope)
 
     def emit(self, w: CodeWriter) -> None:
+        if self.train.get("loop", "fit") == "custom":
+            self.checkpoint_dir(w)
         self.strategy(w)
         self.optimizer(w)
         self.compile(w)
         self.callbacks(w)
         self.train_fn(w)
         self.main(w)
+
+    def backup(self) -> tuple[int, dict[str, Any]] | None:
+        for i, call in enumerate(self.train.get("callbacks") or []):
+            if isinstance(call, dict) and call.get("call") == "BackupAndRestore":
+                return i, call
+        return None
+
+    def checkpoint_dir(self, w: CodeWriter) -> None:
+        """Where the custom loop's tf.train.CheckpointManager keeps the last epoch:
+        the spec's BackupAndRestore folder, which that loop uses instead."""
+        found = self.backup()
+        w.blank(2)
+        w.line("# The custom loop checkpoints every epoch here, and resumes from it.")
+        if found:
+            i, call = found
+            arg = call.get("args", [None])[0] if call.get("args") else call.get(
+                "kwargs", {}).get("backup_dir")
+            at = f"/train/callbacks/{i}"
+            w.line(f"CHECKPOINT_DIR = str(SPEC_DIR / {self.gen.value(arg, at, self.scope)})",
+                   self.gen.span(at))
+        else:
+            name = self.gen.ir.get("name") or self.gen.ir["model"]["name"]
+            w.line(f"CHECKPOINT_DIR = str(SPEC_DIR / \"runs\" / {_q(name)} / "
+                   "\"checkpoints\")")
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -73,7 +99,10 @@ class TrainGenerator:
                 comm = self.distribute.get("communication", "auto")
                 if comm in _ALL_REDUCE:
                     args.append(f"cross_device_ops={_ALL_REDUCE[comm]}")
-                w.line(f"return tf.distribute.MirroredStrategy({', '.join(args)})")
+                from .compiler import call_text
+
+                w.line("return " + call_text("tf.distribute.MirroredStrategy", args,
+                                             w.width - 7))
             else:  # default; the others are refused before the program runs
                 w.line("return tf.distribute.get_strategy()")
 
@@ -84,8 +113,11 @@ class TrainGenerator:
         for key, kwarg in (("clip_norm", "clipnorm"), ("clip_value", "clipvalue"),
                            ("global_clip_norm", "global_clipnorm"),
                            ("accumulate", "gradient_accumulation_steps")):
-            if key in self.train and not (key == "accumulate" and self.train[key] == 1):
-                extra.append(f"{kwarg}={self.value(key)}")
+            if key not in self.train:
+                continue
+            if key == "accumulate" and (self.train[key] == 1 or self.accumulate()):
+                continue  # the custom loop accumulates gradients itself (see train())
+            extra.append(f"{kwarg}={self.value(key)}")
         w.blank(2)
         w.line("def make_optimizer():", self.span("optimizer") if "optimizer" in self.train
                else None)
@@ -153,10 +185,15 @@ class TrainGenerator:
             if not calls:
                 w.line("return []")
                 return
+            skip = self.backup() if self.train.get("loop", "fit") == "custom" else None
             w.line("return [")
             with w.indented():
                 for i, call in enumerate(calls):
                     at = f"/train/callbacks/{i}"
+                    if skip and skip[0] == i:
+                        w.line("# BackupAndRestore: the custom loop checkpoints itself "
+                               "(CHECKPOINT_DIR)", gen.span(at))
+                        continue
                     w.line(self.callback(call, at, w.width - 4) + ",", gen.span(at))
             w.line("]")
 
@@ -181,41 +218,372 @@ class TrainGenerator:
         return call_text(f"keras.callbacks.{entry.get('name') or call['call']}", args, budget)
 
     def train_fn(self, w: CodeWriter) -> None:
-        t = self.train
+        loop = self.train.get("loop", "fit")
+        if loop != "fit":
+            self.metric_objects(w)
+        if loop == "custom":
+            self.loss_functions(w)
         w.blank(2)
         w.line("def train(verbose=\"auto\"):", self.gen.span("/train"))
         with w.indented():
             w.line('"""Train as `train { … }` says; returns the model, its history and data."""')
-            if "seed" in t:
-                w.line(f"keras.utils.set_random_seed({self.value('seed')})", self.span("seed"))
-            if t.get("deterministic"):
-                w.line("tf.config.experimental.enable_op_determinism()",
-                       self.span("deterministic"))
-            policy = t.get("mixed_precision", "float32")
-            if policy != "float32":
-                w.line(f"keras.mixed_precision.set_global_policy({self.value('mixed_precision')})",
-                       self.span("mixed_precision"))
-            w.line("strategy = make_strategy()")
-            w.line("datasets = make_datasets()")
-            w.line("with strategy.scope():  # variables are created where the strategy wants")
-            with w.indented():
-                w.line("model = build_model()")
-                w.line("check_data(model, datasets[\"train\"], LOSSES)")
-                w.line("adapt(model, datasets[\"train\"])")
-                w.line("compile_model(model)")
-            args = ['datasets["train"]', 'validation_data=datasets.get("validation")',
-                    f"epochs={self.value('epochs', 1)}"]
-            for key in ("steps_per_epoch", "validation_steps"):
-                if key in t:
-                    args.append(f"{key}={self.value(key)}")
-            args += ["shuffle=False",  # the tf.data pipeline shuffles (make_datasets)
-                     "callbacks=make_callbacks()",
-                     f"verbose={self.value('verbose') if 'verbose' in t else 'verbose'}"]
-            from .compiler import call_text
+            self.prologue(w)
+            getattr(self, f"loop_{loop}")(w)
 
-            w.line(call_text("history = model.fit", args, w.width), self.span("epochs")
-                   if "epochs" in t else None)
-            w.line("return model, history, datasets")
+    def prologue(self, w: CodeWriter) -> None:
+        """Seeds, precision, strategy, data, and the model built inside the scope."""
+        t = self.train
+        if "seed" in t:
+            w.line(f"keras.utils.set_random_seed({self.value('seed')})", self.span("seed"))
+        if t.get("deterministic"):
+            w.line("tf.config.experimental.enable_op_determinism()", self.span("deterministic"))
+        if t.get("mixed_precision", "float32") != "float32":
+            w.line(f"keras.mixed_precision.set_global_policy({self.value('mixed_precision')})",
+                   self.span("mixed_precision"))
+        w.line("strategy = make_strategy()")
+        w.line("datasets = make_datasets()")
+        w.line("with strategy.scope():  # variables are created where the strategy wants")
+        with w.indented():
+            w.line("model = build_model()")
+            w.line("check_data(model, datasets[\"train\"], LOSSES)")
+            w.line("adapt(model, datasets[\"train\"])")
+            w.line("compile_model(model)  # the optimizer and metrics, in the scope too")
+            if self.train.get("loop", "fit") == "custom":
+                w.line("model.optimizer.build(model.trainable_variables)")
+                w.line("metrics = make_metrics()")
+                w.line("losses = loss_functions()")
+                if self.accumulate():
+                    w.line("# gradient accumulation: a sum per replica, applied every "
+                           f"{self.value('accumulate')} steps")
+                    w.line("accumulated = [")
+                    with w.indented():
+                        w.line("tf.Variable(")
+                        with w.indented():
+                            w.line("tf.zeros_like(v),")
+                            w.line("trainable=False,")
+                            w.line("synchronization=tf.VariableSynchronization.ON_READ,")
+                            w.line("aggregation=tf.VariableAggregation.SUM,")
+                        w.line(")")
+                        w.line("for v in model.trainable_variables")
+                    w.line("]")
+
+    def accumulate(self) -> bool:
+        """Whether the custom loop accumulates gradients over several steps."""
+        value = self.train.get("accumulate", 1)
+        return self.train.get("loop") == "custom" and value != 1
+
+    def fit_verbose(self) -> str:
+        return self.value("verbose") if "verbose" in self.train else "verbose"
+
+    def loop_fit(self, w: CodeWriter) -> None:
+        t = self.train
+        args = ['datasets["train"]', 'validation_data=datasets.get("validation")',
+                f"epochs={self.value('epochs', 1)}"]
+        for key in ("steps_per_epoch", "validation_steps"):
+            if key in t:
+                args.append(f"{key}={self.value(key)}")
+        args += ["shuffle=False",  # the tf.data pipeline shuffles (make_datasets)
+                 "callbacks=make_callbacks()", f"verbose={self.fit_verbose()}"]
+        from .compiler import call_text
+
+        w.line(call_text("history = model.fit", args, w.width), self.span("epochs")
+               if "epochs" in t else None)
+        w.line("return model, history, datasets")
+
+    def callback_list(self, w: CodeWriter, steps: str) -> None:
+        w.line("callbacks = keras.callbacks.CallbackList(")
+        with w.indented():
+            w.line("make_callbacks(),")
+            w.line("add_history=True,")
+            w.line("add_progbar=verbose != 0,")
+            w.line("model=model,")
+            w.line("verbose=1 if verbose == \"auto\" else verbose,")
+            w.line(f"epochs={self.value('epochs', 1)},")
+            w.line(f"steps={steps},")
+        w.line(")")
+        w.line("history = next(c for c in callbacks.callbacks "
+               "if isinstance(c, keras.callbacks.History))")
+
+    def steps(self) -> str:
+        if "steps_per_epoch" in self.train:
+            return self.value("steps_per_epoch")
+        return "int(datasets[\"train\"].cardinality())"
+
+    def loop_on_batch(self, w: CodeWriter) -> None:
+        epochs = self.value("epochs", 1)
+        w.line("verbose = " + (self.fit_verbose() if "verbose" in self.train else "verbose"))
+        self.callback_list(w, self.steps())
+        w.line("callbacks.on_train_begin()")
+        w.line(f"for epoch in range({epochs}):", self.span("loop"))
+        with w.indented():
+            w.line("model.reset_metrics()")
+            w.line("callbacks.on_epoch_begin(epoch)")
+            w.line("logs = {}")
+            take = f".take({self.value('steps_per_epoch')})" if "steps_per_epoch" in \
+                self.train else ""
+            w.line(f"for step, (features, labels) in enumerate(datasets[\"train\"]{take}):")
+            with w.indented():
+                w.line("callbacks.on_train_batch_begin(step)")
+                w.line("logs = model.train_on_batch(features, labels, return_dict=True)")
+                w.line("callbacks.on_train_batch_end(step, logs)")
+            w.line("if \"validation\" in datasets:")
+            with w.indented():
+                w.line("model.reset_metrics()")
+                w.line("validation = {}")
+                vtake = f".take({self.value('validation_steps')})" if "validation_steps" in \
+                    self.train else ""
+                w.line(f"for features, labels in datasets[\"validation\"]{vtake}:")
+                with w.indented():
+                    w.line("validation = model.test_on_batch(features, labels, "
+                           "return_dict=True)")
+                w.line("logs.update({f\"val_{k}\": v for k, v in validation.items()})")
+            w.line("callbacks.on_epoch_end(epoch, logs)")
+            w.line("if model.stop_training:")
+            with w.indented():
+                w.line("break")
+        w.line("callbacks.on_train_end(logs)")
+        w.line("return model, history, datasets")
+
+    def loop_custom(self, w: CodeWriter) -> None:
+        t = self.train
+        jit = t.get("jit_compile", "auto")
+        deco = "@tf.function" if jit in ("auto", False) else "@tf.function(jit_compile=True)"
+        take = f".take({self.value('steps_per_epoch')})" if "steps_per_epoch" in t else ""
+        w.line(f"train_data = strategy.experimental_distribute_dataset("
+               f"datasets[\"train\"]{take})")
+        w.line("")
+        w.line("def compute_loss(labels, predictions):")
+        with w.indented():
+            w.line('"""Each output\'s per-example loss, averaged over the GLOBAL batch (the')
+            w.line("tf.distribute guide: replicas' gradients are summed), weighted and "
+                   'summed."""')
+            w.line("if not isinstance(predictions, dict):")
+            with w.indented():
+                w.line("predictions, labels = {OUTPUTS[0]: predictions}, {OUTPUTS[0]: labels}")
+            w.line("total = 0.0")
+            w.line("for name, (function, weight) in losses.items():")
+            with w.indented():
+                w.line("per_example = function(labels[name], predictions[name])")
+                w.line("total += weight * tf.nn.compute_average_loss(per_example)")
+            w.line("if model.losses:  # weight regularizers, scaled for the replicas")
+            with w.indented():
+                w.line("total += tf.nn.scale_regularization_loss(tf.add_n(model.losses))")
+            w.line("return total")
+        w.line("")
+        w.line("def float32(predictions):")
+        with w.indented():
+            w.line('"""Losses and metrics in float32, whatever the mixed-precision policy."""')
+            w.line("return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), predictions)")
+        w.line("")
+        w.line("def update(metric_list, labels, predictions):")
+        with w.indented():
+            w.line("for output, metric in metric_list:")
+            with w.indented():
+                w.line("if output is None:")
+                with w.indented():
+                    w.line("metric.update_state(labels, predictions)")
+                w.line("else:")
+                with w.indented():
+                    w.line("metric.update_state(labels[output], predictions[output])")
+        w.line("")
+        w.line("def train_step(features, labels):")
+        with w.indented():
+            w.line("with tf.GradientTape() as tape:")
+            with w.indented():
+                w.line("predictions = float32(model(features, training=True))")
+                w.line("loss = compute_loss(labels, predictions)")
+                w.line("scaled = model.optimizer.scale_loss(loss)  # mixed-precision scaling")
+            w.line("gradients = tape.gradient(scaled, model.trainable_variables)")
+            if self.accumulate():
+                w.line("for total, gradient in zip(accumulated, gradients, strict=True):")
+                with w.indented():
+                    w.line(f"total.assign_add(gradient / {self.value('accumulate')})")
+            else:
+                w.line("# clipping is the optimizer's (clipnorm, clipvalue, global_clipnorm)")
+                w.line("model.optimizer.apply_gradients(zip(gradients, "
+                       "model.trainable_variables, strict=True))")
+            w.line("update(metrics[\"train\"], labels, predictions)")
+            w.line("return loss")
+        if self.accumulate():
+            w.line("")
+            w.line("def apply_step():")
+            with w.indented():
+                w.line("gradients = [total.read_value() for total in accumulated]")
+                w.line("model.optimizer.apply_gradients(zip(gradients, "
+                       "model.trainable_variables, strict=True))")
+                w.line("for total in accumulated:")
+                with w.indented():
+                    w.line("total.assign(tf.zeros_like(total))")
+            w.line("")
+            w.line("@tf.function")
+            w.line("def distributed_apply_step():")
+            with w.indented():
+                w.line("strategy.run(apply_step)")
+        w.line("")
+        w.line("def test_step(features, labels):")
+        with w.indented():
+            w.line("predictions = float32(model(features, training=False))")
+            w.line("update(metrics[\"validation\"], labels, predictions)")
+            w.line("return compute_loss(labels, predictions)")
+        w.line("")
+        w.line(deco, self.span("jit_compile") if "jit_compile" in t else None)
+        w.line("def distributed_train_step(features, labels):")
+        with w.indented():
+            w.line("per_replica = strategy.run(train_step, args=(features, labels))")
+            w.line("return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)")
+        w.line("")
+        w.line("@tf.function")
+        w.line("def distributed_test_step(features, labels):")
+        with w.indented():
+            w.line("per_replica = strategy.run(test_step, args=(features, labels))")
+            w.line("return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)")
+        w.line("")
+        w.line("# resume from the last epoch's checkpoint, if a killed run left one")
+        w.line("epoch = tf.Variable(0, dtype=tf.int64, trainable=False)")
+        w.line("checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, "
+               "epoch=epoch)")
+        w.line("manager = tf.train.CheckpointManager(checkpoint, CHECKPOINT_DIR, max_to_keep=1)")
+        w.line("checkpoint.restore(manager.latest_checkpoint)")
+        w.line("verbose = " + (self.fit_verbose() if "verbose" in t else "verbose"))
+        self.callback_list(w, self.steps())
+        w.line("callbacks.on_train_begin()")
+        w.line("logs = {}")
+        w.line(f"for current in range(int(epoch.numpy()), {self.value('epochs', 1)}):",
+               self.span("loop"))
+        with w.indented():
+            w.line("callbacks.on_epoch_begin(current)")
+            w.line("for _, metric in metrics[\"train\"] + metrics[\"validation\"]:")
+            with w.indented():
+                w.line("metric.reset_state()")
+            w.line("total, batches = 0.0, 0")
+            w.line("for step, (features, labels) in enumerate(train_data):")
+            with w.indented():
+                w.line("callbacks.on_train_batch_begin(step)")
+                w.line("total += float(distributed_train_step(features, labels))")
+                w.line("batches += 1")
+                if self.accumulate():
+                    w.line(f"if batches % {self.value('accumulate')} == 0:")
+                    with w.indented():
+                        w.line("distributed_apply_step()", self.span("accumulate"))
+                w.line("logs = {\"loss\": total / batches, **results(metrics[\"train\"])}")
+                w.line("callbacks.on_train_batch_end(step, logs)")
+            w.line("if \"validation\" in datasets:")
+            with w.indented():
+                vtake = f".take({self.value('validation_steps')})" if "validation_steps" in t \
+                    else ""
+                w.line("validation = strategy.experimental_distribute_dataset("
+                       f"datasets[\"validation\"]{vtake})")
+                w.line("val_total, val_batches = 0.0, 0")
+                w.line("for features, labels in validation:")
+                with w.indented():
+                    w.line("val_total += float(distributed_test_step(features, labels))")
+                    w.line("val_batches += 1")
+                w.line("logs[\"val_loss\"] = val_total / max(val_batches, 1)")
+                w.line("logs.update({f\"val_{k}\": v for k, v in "
+                       "results(metrics[\"validation\"]).items()})")
+            w.line("epoch.assign(current + 1)")
+            w.line("manager.save()")
+            w.line("callbacks.on_epoch_end(current, logs)")
+            w.line("if model.stop_training:")
+            with w.indented():
+                w.line("break")
+        w.line("callbacks.on_train_end(logs)")
+        w.line("shutil.rmtree(CHECKPOINT_DIR, ignore_errors=True)  # done: nothing to resume")
+        w.line("return model, history, datasets")
+
+    def metric_objects(self, w: CodeWriter) -> None:
+        """`make_metrics()`: Keras metric objects, for loops that keep their own."""
+        gen = self.gen
+        metrics = self.train.get("metrics") or []
+        per_output = isinstance(metrics, dict)
+        outputs = gen.model_names("outputs")
+        w.blank(2)
+        w.line("def make_metrics():", self.span("metrics") if "metrics" in self.train else None)
+        with w.indented():
+            w.line('"""Metric objects for training and validation; "accuracy" is resolved by')
+            w.line('the loss, as `model.compile` does."""')
+            w.line("def build():")
+            with w.indented():
+                w.line("return [")
+                with w.indented():
+                    groups = metrics.items() if per_output else [(None, metrics)]
+                    for output, items in groups:
+                        for i, m in enumerate(items):
+                            key = (f"/train/metrics/{escape(output)}/{i}" if per_output
+                                   else f"/train/metrics/{i}")
+                            target = output if per_output else (
+                                outputs[0] if len(outputs) == 1 else None)
+                            w.line(f"({_q(target) if per_output else 'None'}, "
+                                   f"{self.metric(m, key, target)}),", gen.span(key))
+                w.line("]")
+            w.line("return {\"train\": build(), \"validation\": build()}")
+        w.blank(2)
+        w.line("def results(metric_list):")
+        with w.indented():
+            w.line('"""`{name: value}` of each metric, prefixed by its output when there are '
+                   'several."""')
+            w.line("out = {}")
+            w.line("for output, metric in metric_list:")
+            with w.indented():
+                w.line("name = metric.name if output is None or len(OUTPUTS) == 1 else "
+                       "f\"{output}_{metric.name}\"")
+                w.line("out[name] = float(metric.result())")
+            w.line("return out")
+
+    def metric(self, m: Any, at: str, output: str | None) -> str:
+        if isinstance(m, dict) and "call" in m:
+            return self.gen.construct(m, at, "metrics", self.scope)
+        if m in ("accuracy", "acc"):
+            loss = self.gen_loss_name(output)
+            cls = ("SparseCategoricalAccuracy" if "sparse" in loss else
+                   "CategoricalAccuracy" if "categorical" in loss else
+                   "BinaryAccuracy" if "binary" in loss else "Accuracy")
+            return f"keras.metrics.{cls}(name={_q(m)})"
+        return f"keras.metrics.get({_q(m)})"
+
+    def gen_loss_name(self, output: str | None) -> str:
+        loss = self.train.get("loss")
+        if isinstance(loss, dict) and "call" not in loss:
+            loss = loss.get(output or "", "")
+        if isinstance(loss, dict):
+            from .compiler import snake
+
+            return snake(loss.get("call", ""))
+        return loss if isinstance(loss, str) else ""
+
+    def loss_functions(self, w: CodeWriter) -> None:
+        """`loss_functions()`: per-example losses for the custom loop."""
+        gen = self.gen
+        loss = self.train.get("loss")
+        weights = self.train.get("loss_weights")
+        outputs = gen.model_names("outputs")
+        table = loss if isinstance(loss, dict) and "call" not in loss else {
+            o: loss for o in outputs}
+        w.blank(2)
+        w.line("def loss_functions():", self.span("loss") if loss is not None else None)
+        with w.indented():
+            w.line('"""Each output\'s loss, per example (the loop averages over the global '
+                   'batch), and weight."""')
+            w.line("return {")
+            with w.indented():
+                for i, (name, v) in enumerate(table.items()):
+                    at = f"/train/loss/{escape(name)}" if table is loss else "/train/loss"
+                    if isinstance(v, dict) and "call" in v:
+                        fn = gen.construct(v, at, "losses", self.scope, ["reduction=None"])
+                    else:
+                        entry = catalog.lookup("losses", v) or {}
+                        fn = f"keras.losses.{entry.get('name') or v}"  # per example already
+                        if entry.get("kind") == "class":
+                            fn += "(reduction=None)"
+                    if isinstance(weights, dict):
+                        weight = gen.value(weights.get(name, 1.0),
+                                           f"/train/loss_weights/{escape(name)}", self.scope)
+                    elif isinstance(weights, list) and i < len(weights):
+                        weight = gen.value(weights[i], f"/train/loss_weights/{i}", self.scope)
+                    else:
+                        weight = "1.0"
+                    w.line(f"{_q(name)}: ({fn}, {weight}),", gen.span(at))
+            w.line("}")
 
     def main(self, w: CodeWriter) -> None:
         w.blank(2)

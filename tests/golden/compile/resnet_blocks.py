@@ -215,7 +215,10 @@ def make_strategy():
 def make_optimizer():
     """The optimizer, created inside the strategy scope by `compile_model`."""
     return keras.optimizers.AdamW(
-        learning_rate=keras.optimizers.schedules.CosineDecay(0.003, decay_steps=1000),
+        learning_rate=keras.optimizers.schedules.CosineDecay(
+            0.003,
+            decay_steps=1000,
+        ),
         weight_decay=0.0001,
     )
 
@@ -242,7 +245,7 @@ def train(verbose="auto"):
         model = build_model()
         check_data(model, datasets["train"], LOSSES)
         adapt(model, datasets["train"])
-        compile_model(model)
+        compile_model(model)  # the optimizer and metrics, in the scope too
     history = model.fit(
         datasets["train"],
         validation_data=datasets.get("validation"),
@@ -293,7 +296,7 @@ TFSPEC_LINES = (
     "186:20:12 187:20:12 188:20:12 189:20:12 190:20:12 191:20:12 192:20:12 193:20:12 "
     "194:20:12 195:20:12 196:20:12 197:20:12 198:20:12 201:20:12 202:20:12 203:20:12 "
     "204:20:12 205:20:12 206:20:12 207:20:12 210:2:8 215:37:15 217:37:15 218:37:15 "
-    "219:37:15 220:37:15 223:41:10 225:41:10 226:41:10 227:41:10 228:41:10 229:41:10 "
-    "237:36:1 246:43:12 247:43:12 248:43:12 249:43:12 250:43:12 251:43:12 252:43:12 "
-    "253:43:12"
+    "219:37:15 220:37:15 221:37:15 222:37:15 223:37:15 226:41:10 228:41:10 229:41:10 "
+    "230:41:10 231:41:10 232:41:10 240:36:1 249:43:12 250:43:12 251:43:12 252:43:12 "
+    "253:43:12 254:43:12 255:43:12 256:43:12"
 )

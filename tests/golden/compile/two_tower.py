@@ -233,7 +233,7 @@ def train(verbose="auto"):
         model = build_model()
         check_data(model, datasets["train"], LOSSES)
         adapt(model, datasets["train"])
-        compile_model(model)
+        compile_model(model)  # the optimizer and metrics, in the scope too
     history = model.fit(
         datasets["train"],
         validation_data=datasets.get("validation"),
