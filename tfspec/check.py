@@ -747,6 +747,7 @@ class Checker:
                 self.call(value, kat, "sources")
                 if value.get("call") == "generator":
                     self.generator_target(value, kat)
+                self.source_rules(value, kat, data)
             elif key in ("preprocess", "augment") and isinstance(value, list):
                 if key == "preprocess" and value and self.model_inputs() > 1:
                     self.error("E406", "`preprocess` applies to a model with one input", kat,
@@ -757,6 +758,22 @@ class Checker:
                         self.call(layer, f"{kat}/{i}", "layers")
             else:
                 self.check_refs(value, kat)
+
+    def source_rules(self, call: dict[str, Any], at: str, data: dict[str, Any]) -> None:
+        """What a source needs from the rest of the data section."""
+        name = call.get("call")
+        args, kwargs = _list(call.get("args")), _dict(call.get("kwargs"))
+        if name == "csv" and len(args) < 2 and "label" not in kwargs and not data.get("labels"):
+            self.error("E302", "`csv` needs to know the label column", f"{at}/call",
+                       hint='write `csv("file.csv", label = "column")`')
+        split = data.get("split")
+        if isinstance(split, dict) and name not in ("tfds",):
+            for key in ("validation", "test"):
+                if isinstance(split.get(key), str) and not (name == "keras" and key == "test"):
+                    self.error("E203", f"a named split (`{key} = \"{split[key]}\"`) needs a "
+                               f"source with named splits; `{name}` has none",
+                               f"/data/split/{key}",
+                               hint="use a fraction such as 0.2, or a `tfds(…)` source")
 
     def generator_target(self, call: dict[str, Any], at: str) -> None:
         """`generator("module:function")` runs user code: only modules allowed by name."""

@@ -140,8 +140,11 @@ def _compile(args: argparse.Namespace) -> Compiled:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
+    from .compiler import compile_file
+
     try:
-        compiled = _compile(args)
+        compiled = compile_file(args.spec, _overrides(args.set), tuple(args.allow_module),
+                                program_path=args.output)
         if args.check:
             from .build import build_model
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import keyword
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,11 +65,18 @@ class Compiled:
         return f"<tfspec: {self.spec_file}>"
 
 
-def compile_result(result: Result) -> Compiled:
-    """Generate the program of a checked spec; raises SpecError if it has errors."""
+def compile_result(result: Result, program_path: str | Path | None = None) -> Compiled:
+    """Generate the program of a checked spec; raises SpecError if it has errors.
+
+    `program_path`: where the program will be written (by default beside the spec),
+    so that it finds the spec's data relative to itself.
+    """
     if not result.ok or result.ir is None:
         raise SpecError(result.diagnostics, result.source)
     gen = Generator(result)
+    if program_path is not None:
+        spec_dir = Path(result.file).resolve().parent
+        gen.spec_dir = Path(os.path.relpath(spec_dir, Path(program_path).resolve().parent))
     source = gen.program()
     return Compiled(result.file, result.source, result.ir, result.positions, source,
                     gen.w.origins, gen.layers, dict(result.overrides))
@@ -81,8 +89,9 @@ def compile_text(text: str, filename: str = "<spec>",
 
 
 def compile_file(path: str | Path, overrides: dict[str, Any] | None = None,
-                 allow_modules: tuple[str, ...] = ()) -> Compiled:
-    return compile_result(validate_file(path, overrides, allow_modules))
+                 allow_modules: tuple[str, ...] = (),
+                 program_path: str | Path | None = None) -> Compiled:
+    return compile_result(validate_file(path, overrides, allow_modules), program_path)
 
 
 # -- names ---------------------------------------------------------------------------
@@ -141,6 +150,7 @@ class Generator:
             taken.add(const)
             self.consts[name] = const
         self.blocks = {b["name"]: b for b in self.ir.get("blocks") or []}
+        self.spec_dir = Path(".")  # the spec's folder, seen from the program's
 
     def span(self, at: str) -> Span | None:
         return self.pos.value(at)
@@ -202,7 +212,9 @@ class Generator:
         if imports:
             w.blank(1)
             w.line("# Paths in the spec are relative to the spec's folder.")
-            w.line("SPEC_DIR = pathlib.Path(__file__).resolve().parent")
+            relative = self.spec_dir.as_posix()
+            w.line("SPEC_DIR = pathlib.Path(__file__).resolve().parent" +
+                   (f" / {py_string(relative)}" if relative != "." else ""))
         if self.consts:
             w.blank(1)  # isort style: one blank line between imports and constants
             w.line("# Params: `tfspec run --set NAME=VALUE` overrides them.")

@@ -19,6 +19,8 @@ Generic helpers are fixed text (`_HELPERS`), written only when a program needs t
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 from . import catalog
@@ -311,7 +313,8 @@ class DataGenerator:
             if text != self.gen.literal(default):
                 args.append(f"{key}={text}")
         w.line(f"columns = read_csv({', '.join(args)})", self.span())
-        label = self.raw_arg("label")
+        # `csv(…, label = …)`, or the section's `labels = [...]`
+        label = self.raw_arg("label") or self.data.get("labels")
         labels = label if isinstance(label, list) else [label] if label else []
         outputs = self.gen.model_names("outputs")
         if len(labels) == 1:
@@ -322,7 +325,7 @@ class DataGenerator:
                    + "}")
         else:
             w.line("labels = np.zeros(len(next(iter(columns.values()))), 'float32')")
-        features = self.raw_arg("features")
+        features = self.raw_arg("features") or self.data.get("features")
         if isinstance(features, list):
             w.line("columns = {name: columns[name] for name in " + repr(features) + "}")
         inputs = self.gen.model_names("inputs")
@@ -349,6 +352,11 @@ class DataGenerator:
         self.doc(w, f"`keras.datasets.{name}`: its own test split; validation held out")
         w.line(f"(x_train, y_train), (x_test, y_test) = keras.datasets.{name}.load_data()",
                self.span())
+        if name in ("imdb", "reuters"):
+            # word-index sequences of every length: padded to the model's input length
+            w.line("length = next(iter(INPUTS.values()))[0][0]")
+            w.line("x_train = keras.utils.pad_sequences(x_train, maxlen=length)")
+            w.line("x_test = keras.utils.pad_sequences(x_test, maxlen=length)")
         validation, _, seed = self.fractions()
         self.need("split_arrays")
         w.line(f"splits = split_arrays(x_train, y_train, validation={validation}, test=0.0, "
@@ -447,6 +455,19 @@ class DataGenerator:
                   f"download={self.source_arg('download', False)}"]
         named = {k: self.split(k) for k in ("validation", "test")
                  if isinstance(self.split(k), str)}
+        fractions = {k: self.split(k) for k in ("validation", "test")
+                     if isinstance(self.split(k), (int, float))}
+        base = self.raw_arg("split", "train")
+        if named and fractions and isinstance(base, str) and "[" not in base:
+            # a fraction beside a named split: cut it from the end of the training split
+            start = round(100 * (1 - sum(fractions.values())))
+            parts = {"train": f"{base}[:{start}%]"}
+            for key, fraction in fractions.items():
+                end = start + round(100 * fraction)
+                parts[key] = f"{base}[{start}%:{end}%]"
+                start = end
+            named = {**{k: v for k, v in parts.items() if k != "train"}, **named}
+            split = _q(parts["train"])
         if named:
             w.line("splits = {}")
             for key, value in [("train", None), *named.items()]:
@@ -527,15 +548,25 @@ class DataGenerator:
             w.line("loaded, shuffle the training set every epoch, batch, augment whole "
                    "batches")
             w.line('in parallel, and prefetch so that input overlaps training."""')
-            w.line('training = split == "train"')
+            w.line('training = split == "train"  # "adapt": the training data as it is')
             cache = self.data.get("cache", True)
+            if cache is not False:
+                w.line('if split != "adapt":  # one pass only: nothing to cache')
+                w.level += 1
             if cache is True:
                 w.line("dataset = dataset.cache()", self.span("cache") if "cache" in
                        self.data else None)
             elif isinstance(cache, str):
                 w.line(f"cache = SPEC_DIR / {_q(cache)}", self.span("cache"))
                 w.line("cache.parent.mkdir(parents=True, exist_ok=True)")
-                w.line("dataset = dataset.cache(f\"{cache}_{split}\")  # one file per split")
+                # a new name when the data section (or a param) changes: TensorFlow
+                # would otherwise go on reading a cache of the old data
+                key = hashlib.sha1(json.dumps([self.data, self.gen.params], sort_keys=True,
+                                              default=str).encode()).hexdigest()[:8]
+                w.line(f"# one file per split; {key} changes with the spec's data section")
+                w.line(f"dataset = dataset.cache(f\"{{cache}}_{{split}}_{key}\")")
+            if cache is not False:
+                w.level -= 1
             shuffle = self.data.get("shuffle", True)
             seed = self.value("seed") if "seed" in self.data else (
                 self.fractions()[2] if "seed" in (self.data.get("split") or {}) else "None")
@@ -590,14 +621,11 @@ class DataGenerator:
             w.line(f"return dataset.prefetch({depth})",
                    self.span("prefetch") if "prefetch" in self.data else None)
         w.blank(2)
-        w.line("def make_datasets():", self.span())
+        w.line("def make_datasets(splits=None):", self.span())
         with w.indented():
             w.line('"""The batched `train`, `validation` and `test` pipelines that exist."""')
-            w.line("return {")
-            with w.indented():
-                w.line("name: pipeline(dataset, name)")
-                w.line("for name, dataset in load_splits().items()")
-            w.line("}")
+            w.line("splits = splits if splits is not None else load_splits()")
+            w.line("return {name: pipeline(dataset, name) for name, dataset in splits.items()}")
         self.adapt(w)
         self.need("check_data")
         self.need("model_outputs")
@@ -632,8 +660,6 @@ def gen_span(gen: Generator, info: Any):
 
 
 def _q(text: str) -> str:
-    import json
-
     return json.dumps(text, ensure_ascii=False)
 
 

@@ -44,9 +44,14 @@ def prepare(compiled: Compiled) -> Prepared:
 
     namespace = load_program(compiled)
     model = build_model(compiled)
-    splits = datasets(compiled, namespace)
+    try:
+        raw = namespace["load_splits"]()
+    except Exception as exc:
+        raise located_error(exc, compiled, "E501", "cannot load the data") from None
+    splits = namespace["make_datasets"](raw)
     check(compiled, namespace, model, splits)
-    namespace["adapt"](model, splits["train"])
+    # adapted on the training data as it is: not shuffled, not augmented
+    namespace["adapt"](model, namespace["pipeline"](raw["train"], "adapt"))
     return Prepared(namespace, model, splits)
 
 

@@ -241,12 +241,14 @@ class TrainGenerator:
             w.line(f"keras.mixed_precision.set_global_policy({self.value('mixed_precision')})",
                    self.span("mixed_precision"))
         w.line("strategy = make_strategy()")
-        w.line("datasets = make_datasets()")
+        w.line("splits = load_splits()")
+        w.line("datasets = make_datasets(splits)")
         w.line("with strategy.scope():  # variables are created where the strategy wants")
         with w.indented():
             w.line("model = build_model()")
             w.line("check_data(model, datasets[\"train\"], LOSSES)")
-            w.line("adapt(model, datasets[\"train\"])")
+            w.line("# adapted on the training data as it is: not shuffled, not augmented")
+            w.line("adapt(model, pipeline(splits[\"train\"], \"adapt\"))")
             w.line("compile_model(model)  # the optimizer and metrics, in the scope too")
             if self.train.get("loop", "fit") == "custom":
                 w.line("model.optimizer.build(model.trainable_variables)")
