@@ -94,6 +94,13 @@ class Checker:
         for section in ("distribute", "export"):
             if section in ir:
                 self.check_refs(ir[section], f"/{section}")
+        distribute = ir.get("distribute")
+        if isinstance(distribute, dict) and distribute.get("strategy") == "parameter_server":
+            self.error("E410", "Keras 3 cannot train with ParameterServerStrategy: "
+                       "`model.fit` rejects it and Keras optimizers do not run under a "
+                       "ClusterCoordinator", "/distribute/strategy",
+                       hint='use strategy = "multi_worker_mirrored" (synchronous data '
+                            "parallelism across workers, started with `tfspec launch`)")
         self.check_comments(ir.get("comments"))
         mentioned = _refs(ir)
         for name, sym in self.params.items():

@@ -216,7 +216,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runner import run
 
     try:
-        run_dir = run(args.spec, _overrides(args.set), tuple(args.allow_module), args.dry_run)
+        run_dir = run(args.spec, _overrides(args.set), tuple(args.allow_module), args.dry_run,
+                      run_dir=args.run_dir)
     except SpecError as exc:
         return _report(exc)
     if args.dry_run:
@@ -224,6 +225,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     else:
         print(f"run directory: {run_dir}", file=sys.stderr)
     return EXIT_OK
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from .launch import launch
+
+    try:
+        return launch(args.spec, args.workers, args.set, args.allow_module)
+    except SpecError as exc:
+        return _report(exc)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -296,8 +306,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="FILE")
     p.add_argument("--dry-run", action="store_true",
                    help="one step on synthetic data, written to a throw-away directory")
+    p.add_argument("--run-dir", metavar="DIR",
+                   help="use this run directory (workers of one `launch` share it)")
     _add_set(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("launch", help="train on N local worker processes",
+                       description="Start N worker processes on 127.0.0.1, each with its "
+                                   "TF_CONFIG, for multi_worker_mirrored training; their "
+                                   "output is streamed with a [worker i] prefix.")
+    p.add_argument("spec", metavar="FILE")
+    p.add_argument("--workers", type=int, default=2, metavar="N")
+    _add_set(p)
+    p.set_defaults(func=cmd_launch)
 
     p = sub.add_parser("data", help="preview the data: element spec, sizes, examples",
                        description="Load the spec's data as the program would, check it "

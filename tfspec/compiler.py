@@ -182,8 +182,13 @@ class Generator:
                 TrainGenerator(self, self.ir["train"],
                                distribute if isinstance(distribute, dict) else {}).emit(body)
                 imports |= {"json", "sys"}
-                if self.ir["train"].get("loop") == "custom":
+                strategy = (distribute or {}).get("strategy") if isinstance(
+                    distribute, dict) else None
+                if self.ir["train"].get("loop") == "custom" or strategy == (
+                        "multi_worker_mirrored"):
                     imports.add("shutil")
+                if strategy == "multi_worker_mirrored":
+                    imports |= {"os", "tempfile"}
         self.w = w = CodeWriter()
         title = self.ir.get("name") or (model or {}).get("name") or "spec"
         w.line('"""' + f"{title}: compiled from {self.result.file} by tfspec {__version__}.")
@@ -191,7 +196,7 @@ class Generator:
         w.line("Edit the spec, not this file: `tfspec compile` writes it again.")
         w.line('"""')
         w.blank()
-        std = [m for m in ("csv", "json", "pathlib", "shutil", "sys")
+        std = [m for m in ("csv", "json", "os", "pathlib", "shutil", "sys", "tempfile")
                if m in imports or (m == "pathlib" and imports)]
         for m in std:
             w.line(f"import {m}")

@@ -48,6 +48,7 @@ CODES: dict[str, str] = {
     "E407": "invalid --set override",
     "E408": "block misuse",
     "E409": "module not allowed",
+    "E410": "strategy not supported by Keras 3",
     # E5xx: building the model (reported by compile --check, plan, graph, run)
     "E500": "Keras cannot build the model",
     "E501": "the data does not fit the model",

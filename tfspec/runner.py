@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import os
 import platform
 import shutil
 import sys
@@ -29,7 +30,7 @@ from .validate import validate_file
 
 # What the generated program does not do yet; refused with a located error.
 _NOT_YET = {
-    ("distribute", "strategy"): {"multi_worker_mirrored", "tpu", "parameter_server"},
+    ("distribute", "strategy"): {"tpu"},
 }
 
 
@@ -60,10 +61,9 @@ def resolved_ir(path: str, overrides: dict[str, Any], allow_modules: tuple[str, 
         value = (result.ir.get(section) or {}).get(key)
         if value in values:
             diags = Diagnostics(result.file)
-            diags.add("E503", f"`{section}.{key} = \"{value}\"` is not supported by "
-                      "`tfspec run` yet", result.positions.value(f"/{section}/{key}"),
-                      hint="use loop = \"fit\" and strategy = \"default\", \"one_device\" "
-                           "or \"mirrored\" for now")
+            diags.add("E503", "TPUStrategy needs a TPU, and this machine has none",
+                      result.positions.value(f"/{section}/{key}"),
+                      hint="`tfspec compile` writes the program; run it on a TPU VM")
             raise SpecError(diags, result.source)
     if "train" not in result.ir or "data" not in result.ir or "model" not in result.ir:
         diags = Diagnostics(result.file)
@@ -92,7 +92,7 @@ def resolved_ir(path: str, overrides: dict[str, Any], allow_modules: tuple[str, 
 
 def run(path: str, overrides: dict[str, Any] | None = None,
         allow_modules: tuple[str, ...] = (), dry_run: bool = False,
-        runs_root: str | None = None) -> Path:
+        runs_root: str | None = None, run_dir: str | None = None) -> Path:
     """Run a spec; returns its run directory. Raises SpecError (located) on failure."""
     ir, result = resolved_ir(path, overrides or {}, allow_modules, dry_run)
     spec_dir = Path(path).resolve().parent
@@ -108,7 +108,7 @@ def run(path: str, overrides: dict[str, Any] | None = None,
         # the user's own file, with the `--set` values: errors point at its lines
         compiled = compile_result(result)
         root = Path(runs_root) if runs_root else spec_dir / "runs"
-        run_dir = root / name / time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(run_dir) if run_dir else root / name / time.strftime("%Y%m%d-%H%M%S")
         run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.tfspec").write_text(text, encoding="utf-8")
     (run_dir / "program.py").write_text(compiled.source, encoding="utf-8")
@@ -125,7 +125,12 @@ def execute(compiled: Compiled, run_dir: Path) -> None:
     """Run the program's `main` in this process, logging to `run_dir/log.txt`."""
     namespace = load_program(compiled)
     verbose = 1 if sys.stdout.isatty() else 2  # progress bars, or a line per epoch
-    with open(run_dir / "log.txt", "w", encoding="utf-8") as log, \
+    log_dir = run_dir
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    if task.get("index", 0) != 0 and task.get("type") != "chief":
+        log_dir = run_dir / f"worker-{task['index']}"  # one log per worker
+        log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / "log.txt", "w", encoding="utf-8") as log, \
             redirect_stdout(_Tee(sys.stdout, log)):
         try:
             namespace["main"](run_dir, verbose)

@@ -37,6 +37,13 @@ class TrainGenerator:
 
         self.scope = _Scope(values={})
 
+    @property
+    def loop(self) -> str:
+        """The loop the program uses: the spec's, except where a strategy rules it out."""
+        if self.distribute.get("strategy") == "multi_worker_mirrored":
+            return "custom"  # Keras 3 `fit` fails under it (keras-team/keras#20585)
+        return self.train.get("loop", "fit")
+
     def span(self, key: str, section: str = "train"):
         return self.gen.span(f"/{section}/{escape(key)}")
 
@@ -46,7 +53,7 @@ class TrainGenerator:
         return self.gen.value(self.train[key], f"/train/{escape(key)}", self.scope)
 
     def emit(self, w: CodeWriter) -> None:
-        if self.train.get("loop", "fit") == "custom":
+        if self.loop == "custom":
             self.checkpoint_dir(w)
         self.strategy(w)
         self.optimizer(w)
@@ -103,7 +110,35 @@ class TrainGenerator:
 
                 w.line("return " + call_text("tf.distribute.MirroredStrategy", args,
                                              w.width - 7))
-            else:  # default; the others are refused before the program runs
+            elif kind == "multi_worker_mirrored":
+                w.line("# the cluster comes from TF_CONFIG (set by `tfspec launch`, or per host)")
+                if "cluster" in self.distribute:
+                    cluster = self.gen.value(self.distribute["cluster"].get("worker", []),
+                                             "/distribute/cluster/worker", self.scope)
+                    w.line("os.environ.setdefault(\"TF_CONFIG\", json.dumps({", self.span(
+                        "cluster", "distribute"))
+                    with w.indented():
+                        w.line(f"\"cluster\": {{\"worker\": {cluster}}},")
+                        w.line("\"task\": {\"type\": \"worker\", \"index\": "
+                               "int(os.environ.get(\"TFSPEC_WORKER\", \"0\"))},")
+                    w.line("}))")
+                comm = self.distribute.get("communication", "auto")
+                impl = {"ring": "RING", "nccl": "NCCL"}.get(comm, "AUTO")
+                w.line("options = tf.distribute.experimental.CommunicationOptions(")
+                with w.indented():
+                    w.line(f"implementation=tf.distribute.experimental."
+                           f"CommunicationImplementation.{impl},")
+                w.line(")")
+                w.line("return tf.distribute.MultiWorkerMirroredStrategy("
+                       "communication_options=options)")
+            elif kind == "tpu":
+                tpu = self.gen.value(self.distribute.get("tpu", ""), "/distribute/tpu",
+                                     self.scope)
+                w.line(f"resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu={tpu})")
+                w.line("tf.config.experimental_connect_to_cluster(resolver)")
+                w.line("tf.tpu.experimental.initialize_tpu_system(resolver)")
+                w.line("return tf.distribute.TPUStrategy(resolver)")
+            else:  # default
                 w.line("return tf.distribute.get_strategy()")
 
     def optimizer(self, w: CodeWriter) -> None:
@@ -185,7 +220,7 @@ class TrainGenerator:
             if not calls:
                 w.line("return []")
                 return
-            skip = self.backup() if self.train.get("loop", "fit") == "custom" else None
+            skip = self.backup() if self.loop == "custom" else None
             w.line("return [")
             with w.indented():
                 for i, call in enumerate(calls):
@@ -218,7 +253,7 @@ class TrainGenerator:
         return call_text(f"keras.callbacks.{entry.get('name') or call['call']}", args, budget)
 
     def train_fn(self, w: CodeWriter) -> None:
-        loop = self.train.get("loop", "fit")
+        loop = self.loop
         if loop != "fit":
             self.metric_objects(w)
         if loop == "custom":
@@ -250,7 +285,7 @@ class TrainGenerator:
             w.line("# adapted on the training data as it is: not shuffled, not augmented")
             w.line("adapt(model, pipeline(splits[\"train\"], \"adapt\"))")
             w.line("compile_model(model)  # the optimizer and metrics, in the scope too")
-            if self.train.get("loop", "fit") == "custom":
+            if self.loop == "custom":
                 w.line("model.optimizer.build(model.trainable_variables)")
                 w.line("metrics = make_metrics()")
                 w.line("losses = loss_functions()")
@@ -272,7 +307,7 @@ class TrainGenerator:
     def accumulate(self) -> bool:
         """Whether the custom loop accumulates gradients over several steps."""
         value = self.train.get("accumulate", 1)
-        return self.train.get("loop") == "custom" and value != 1
+        return self.loop == "custom" and value != 1
 
     def fit_verbose(self) -> str:
         return self.value("verbose") if "verbose" in self.train else "verbose"
@@ -351,8 +386,13 @@ class TrainGenerator:
         jit = t.get("jit_compile", "auto")
         deco = "@tf.function" if jit in ("auto", False) else "@tf.function(jit_compile=True)"
         take = f".take({self.value('steps_per_epoch')})" if "steps_per_epoch" in t else ""
-        w.line(f"train_data = strategy.experimental_distribute_dataset("
-               f"datasets[\"train\"]{take})")
+        w.line("# each worker reads its share of every batch (in-memory data has no files "
+               "to shard)")
+        w.line("options = tf.data.Options()")
+        w.line("options.experimental_distribute.auto_shard_policy = "
+               "tf.data.experimental.AutoShardPolicy.DATA")
+        w.line(f"train_data = datasets[\"train\"]{take}.with_options(options)")
+        w.line("train_data = strategy.experimental_distribute_dataset(train_data)")
         w.line("")
         w.line("def compute_loss(labels, predictions):")
         with w.indented():
@@ -444,7 +484,13 @@ class TrainGenerator:
         w.line("epoch = tf.Variable(0, dtype=tf.int64, trainable=False)")
         w.line("checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, "
                "epoch=epoch)")
-        w.line("manager = tf.train.CheckpointManager(checkpoint, CHECKPOINT_DIR, max_to_keep=1)")
+        if self.multi_worker:
+            w.line("# every worker saves (the save is collective); only the chief's is kept")
+            w.line("directory = CHECKPOINT_DIR if is_chief() else tempfile.mkdtemp()")
+            w.line("manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=1)")
+        else:
+            w.line("manager = tf.train.CheckpointManager(checkpoint, CHECKPOINT_DIR, "
+                   "max_to_keep=1)")
         w.line("checkpoint.restore(manager.latest_checkpoint)")
         w.line("verbose = " + (self.fit_verbose() if "verbose" in t else "verbose"))
         self.callback_list(w, self.steps())
@@ -473,8 +519,8 @@ class TrainGenerator:
             with w.indented():
                 vtake = f".take({self.value('validation_steps')})" if "validation_steps" in t \
                     else ""
-                w.line("validation = strategy.experimental_distribute_dataset("
-                       f"datasets[\"validation\"]{vtake})")
+                w.line(f"validation = datasets[\"validation\"]{vtake}.with_options(options)")
+                w.line("validation = strategy.experimental_distribute_dataset(validation)")
                 w.line("val_total, val_batches = 0.0, 0")
                 w.line("for features, labels in validation:")
                 with w.indented():
@@ -490,7 +536,8 @@ class TrainGenerator:
             with w.indented():
                 w.line("break")
         w.line("callbacks.on_train_end(logs)")
-        w.line("shutil.rmtree(CHECKPOINT_DIR, ignore_errors=True)  # done: nothing to resume")
+        w.line("shutil.rmtree(manager.directory, ignore_errors=True)  # done: nothing to "
+               "resume")
         w.line("return model, history, datasets")
 
     def metric_objects(self, w: CodeWriter) -> None:
@@ -587,12 +634,33 @@ class TrainGenerator:
                     w.line(f"{_q(name)}: ({fn}, {weight}),", gen.span(at))
             w.line("}")
 
+    @property
+    def multi_worker(self) -> bool:
+        return self.distribute.get("strategy") == "multi_worker_mirrored"
+
     def main(self, w: CodeWriter) -> None:
+        if self.multi_worker:
+            w.blank(2)
+            w.line("def is_chief():")
+            with w.indented():
+                w.line('"""Worker 0 (or the chief) keeps checkpoints, the model and metrics; '
+                       'the')
+                w.line('others write to scratch space, as the multi-worker guide says."""')
+                w.line("task = json.loads(os.environ.get(\"TF_CONFIG\", \"{}\")).get("
+                       "\"task\", {})")
+                w.line("return task.get(\"type\") == \"chief\" or task.get(\"index\", 0) "
+                       "== 0")
         w.blank(2)
         w.line("def main(run_dir=\".\", verbose=\"auto\"):")
         with w.indented():
             w.line('"""Train, evaluate on the test split, and save the model and metrics."""')
             w.line("run_dir = pathlib.Path(run_dir)")
+            if self.multi_worker:
+                w.line("if not is_chief():")
+                with w.indented():
+                    w.line("task = json.loads(os.environ[\"TF_CONFIG\"])[\"task\"]")
+                    w.line("run_dir = run_dir / f\"worker-{task['index']}\"")
+                    w.line("verbose = 0")
             w.line("run_dir.mkdir(parents=True, exist_ok=True)")
             w.line("model, history, datasets = train(verbose)")
             w.line('metrics = {"history": history.history}')
