@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .diagnostics import Diagnostics, SpecError
-from .validate import validate_file
+from .validate import parse_override, validate_file
 
 
 def free_ports(count: int) -> list[int]:
@@ -46,7 +46,8 @@ def _stream(index: int, process: subprocess.Popen, lock: threading.Lock) -> None
 
 def launch(spec: str, workers: int, sets: list[str], allow_modules: list[str]) -> int:
     """Run `spec` on `workers` local processes; returns the exit status."""
-    result = validate_file(spec, allow_modules=tuple(allow_modules))
+    overrides = dict(parse_override(pair) for pair in sets)
+    result = validate_file(spec, overrides, tuple(allow_modules))  # once, not per worker
     if not result.ok or result.ir is None:
         raise SpecError(result.diagnostics, result.source)
     strategy = (result.ir.get("distribute") or {}).get("strategy")

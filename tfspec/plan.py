@@ -629,7 +629,24 @@ def plan_from(analysis: Analysis) -> dict[str, Any]:
             "flops_not_estimated": [e["name"] for e in layers if not e["flops_estimated"]],
         },
         "signature": signature(analysis.detail, analysis.detail_compiled),
+        "training": training(compiled.ir),
     }
+
+
+def training(ir: dict[str, Any]) -> dict[str, Any] | None:
+    """How the program trains: the loop it really uses, and why when it differs."""
+    train = ir.get("train")
+    if not isinstance(train, dict):
+        return None
+    strategy = (ir.get("distribute") or {}).get("strategy", "default")
+    asked = train.get("loop", "fit")
+    out = {"loop": asked, "strategy": strategy}
+    if strategy == "multi_worker_mirrored" and asked != "custom":
+        out["loop"] = "custom"
+        out["why"] = (f'loop = "{asked}" does not work with MultiWorkerMirroredStrategy in '
+                      "Keras 3 (keras-team/keras#20585): the program uses its generated "
+                      "custom loop")
+    return out
 
 
 def plan(compiled: Compiled) -> dict[str, Any]:
@@ -716,4 +733,9 @@ def render_text(plan_dict: dict[str, Any]) -> str:
         sw = max((len(_fmt_shape(s["shape"])) for s in sig), default=0)
         out += [f"  {s['name']:<{nw}}  {_fmt_shape(s['shape']):<{sw}}  {s['dtype']}"
                 for s in sig]
+    train = plan_dict.get("training")
+    if train:
+        out.append(f"Training: loop = \"{train['loop']}\", strategy = \"{train['strategy']}\"")
+        if train.get("why"):
+            out.append(f"  ({train['why']})")
     return "\n".join(out) + "\n"

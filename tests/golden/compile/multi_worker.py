@@ -1,0 +1,403 @@
+"""digits-multi-worker: compiled from examples/multi_worker.tfspec by tfspec 0.1.0.
+
+Edit the spec, not this file: `tfspec compile` writes it again.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Paths in the spec are relative to the spec's folder.
+SPEC_DIR = pathlib.Path(__file__).resolve().parent
+
+# Params: `tfspec run --set NAME=VALUE` overrides them.
+EPOCHS = 3
+
+# The model's inputs (shape per example, dtype) and outputs, by name.
+INPUTS = {"pixels": ((64,), "float32")}
+OUTPUTS = ["digit"]
+
+# The loss of each output, for checking the data before training.
+LOSSES = {"digit": "sparse_categorical_crossentropy"}
+
+
+def build_model():
+    """`DigitsMLP`: a functional keras.Model (examples/multi_worker.tfspec:13)."""
+    pixels = keras.Input(shape=(64,), dtype="float32", name="pixels")
+    digit = keras.layers.Rescaling(1 / 16, name="digit_rescaling")(pixels)
+    digit = keras.layers.Dense(64, activation="relu", name="digit_dense")(digit)
+    digit = keras.layers.Dense(10, activation="softmax", name="digit")(digit)
+    return keras.Model(inputs=pixels, outputs=digit, name="DigitsMLP")
+
+
+def load_splits():
+    """The arrays of the `.npz` archive, split (examples/multi_worker.tfspec:8)."""
+    with np.load(SPEC_DIR / "data/digits.npz") as archive:
+        features = archive["flat"]
+        labels = archive["labels"]
+    return split_arrays(features, labels, validation=0.2, test=0.0, seed=1)
+
+
+def pipeline(dataset, split):
+    """One split, tuned as TensorFlow's tf.data guide recommends: cache what is
+    loaded, shuffle the training set every epoch, batch, augment whole batches
+    in parallel, and prefetch so that input overlaps training."""
+    training = split == "train"  # "adapt": the training data as it is
+    if split != "adapt":  # one pass only: nothing to cache
+        dataset = dataset.cache()
+    if training:
+        size = int(dataset.cardinality())
+        # the whole split when it is known and small, else 10,000
+        buffer = size if 0 < size <= 10_000 else 10_000
+        dataset = dataset.shuffle(buffer, seed=1)
+    dataset = dataset.batch(64, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_datasets(splits=None):
+    """The batched `train`, `validation` and `test` pipelines that exist."""
+    splits = splits if splits is not None else load_splits()
+    return {name: pipeline(dataset, name) for name, dataset in splits.items()}
+
+
+def adapt(model, train):
+    """Fit the layers that learn from data (their vocabulary, mean…) to the
+    training split, inside the model: the exported model takes raw inputs."""
+    del model, train  # no layer of this model learns from data
+
+
+def split_arrays(features, labels, validation, test, seed):
+    """Shuffle once with `seed` and hold out the last fractions: the same every run."""
+    count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
+    order = np.random.default_rng(seed).permutation(count)
+    n_test = int(round(count * test))
+    n_validation = int(round(count * validation))
+    n_train = count - n_validation - n_test
+    parts = {
+        "train": order[:n_train],
+        "validation": order[n_train:n_train + n_validation],
+        "test": order[n_train + n_validation:],
+    }
+
+    def take(tree, index):
+        if isinstance(tree, dict):
+            return {key: value[index] for key, value in tree.items()}
+        return tree[index]
+
+    return {
+        name: tf.data.Dataset.from_tensor_slices((take(features, index), take(labels, index)))
+        for name, index in parts.items()
+        if len(index)
+    }
+
+
+def check_data(model, dataset, losses):
+    """Stop before training when the data cannot feed the model (names, ranks, dtypes,
+    labels against each loss), naming both sides."""
+    features, labels = dataset.element_spec
+    if isinstance(features, dict):
+        for name in INPUTS:
+            if name not in features:
+                raise ValueError(
+                    f"the model input `{name}` has no data: the data has the features "
+                    f"{sorted(features)}"
+                )
+        pairs = [(name, features[name]) for name in INPUTS]
+    else:
+        if len(INPUTS) != 1:
+            raise ValueError(
+                f"the data has one feature tensor but the model has {len(INPUTS)} inputs "
+                f"{sorted(INPUTS)}: give the source one array per input"
+            )
+        pairs = [(next(iter(INPUTS)), features)]
+    for name, spec in pairs:
+        want, dtype = INPUTS[name]
+        got = tuple(spec.shape[1:])
+        if len(want) != len(got) or any(w is not None and g is not None and w != g
+                                         for w, g in zip(want, got, strict=True)):
+            raise ValueError(
+                f"the data for model input `{name}` has shape {got} per example, "
+                f"but `{name}` is declared with shape {want}"
+            )
+        if (spec.dtype == tf.string) != (dtype == "string"):
+            raise ValueError(
+                f"the data for model input `{name}` is {spec.dtype.name}, "
+                f"but `{name}` is declared {dtype}"
+            )
+    outputs = model_outputs(model)
+    label_specs = labels if isinstance(labels, dict) else {name: labels for name in outputs}
+    for name, loss in losses.items():
+        if name not in label_specs or name not in outputs:
+            continue
+        label, output = label_specs[name], outputs[name]
+        units = output.shape[-1]
+        sparse = "sparse" in loss
+        if sparse and len(label.shape) == len(output.shape) and label.shape[-1] not in (1, None):
+            raise ValueError(
+                f"`{loss}` expects integer class ids for output `{name}`, "
+                f"but the labels have shape {tuple(label.shape[1:])} (one-hot?): "
+                f"use `categorical_crossentropy`"
+            )
+        if "categorical" in loss and not sparse and len(label.shape) < len(output.shape):
+            raise ValueError(
+                f"`{loss}` expects one-hot labels of shape {tuple(output.shape[1:])} for "
+                f"output `{name}`, but the labels are class ids: use "
+                f"`sparse_categorical_crossentropy`"
+            )
+        if sparse and units is not None and label.dtype.is_integer:
+            largest = int(dataset.take(64).reduce(
+                tf.constant(0, tf.int64),
+                lambda top, batch, name=name: tf.maximum(top, tf.cast(tf.reduce_max(
+                    batch[1] if not isinstance(batch[1], dict) else batch[1][name]), tf.int64)),
+            ))
+            if largest >= units:
+                raise ValueError(
+                    f"the labels of output `{name}` go up to {largest}, but it has "
+                    f"{units} units: it needs at least {largest + 1}"
+                )
+
+
+def model_outputs(model):
+    """The model's output tensors by output name, for every kind of model."""
+    try:
+        structure = model.output
+    except AttributeError:  # keras.Sequential keeps its graph inside
+        structure = model.outputs[0]
+    return structure if isinstance(structure, dict) else {OUTPUTS[0]: structure}
+
+
+# The custom loop checkpoints every epoch here, and resumes from it.
+CHECKPOINT_DIR = str(SPEC_DIR / "runs" / "digits-multi-worker" / "checkpoints")
+
+
+def make_strategy():
+    """`multi_worker_mirrored` distribution: where variables live and steps run."""
+    # the cluster comes from TF_CONFIG (set by `tfspec launch`, or per host)
+    options = tf.distribute.experimental.CommunicationOptions(
+        implementation=tf.distribute.experimental.CommunicationImplementation.AUTO,
+    )
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+def make_optimizer():
+    """The optimizer, created inside the strategy scope by `compile_model`."""
+    return keras.optimizers.Adam(learning_rate=0.005)
+
+
+def compile_model(model):
+    """`model.compile` with the loss, metrics and options of `train`."""
+    model.compile(
+        optimizer=make_optimizer(),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def make_callbacks():
+    """The callbacks of `train`; their paths are relative to the spec."""
+    return []
+
+
+def make_metrics():
+    """Metric objects for training and validation; "accuracy" is resolved by
+    the loss, as `model.compile` does."""
+    def build():
+        return [
+            (None, keras.metrics.SparseCategoricalAccuracy(name="accuracy")),
+        ]
+    return {"train": build(), "validation": build()}
+
+
+def results(metric_list):
+    """`{name: value}` of each metric, prefixed by its output when there are several."""
+    out = {}
+    for output, metric in metric_list:
+        name = metric.name if output is None or len(OUTPUTS) == 1 else f"{output}_{metric.name}"
+        out[name] = float(metric.result())
+    return out
+
+
+def loss_functions():
+    """Each output's loss, per example (the loop averages over the global batch), and weight."""
+    return {
+        "digit": (keras.losses.sparse_categorical_crossentropy, 1.0),
+    }
+
+
+def train(verbose="auto"):
+    """Train as `train { … }` says; returns the model, its history and data."""
+    keras.utils.set_random_seed(1)
+    strategy = make_strategy()
+    splits = load_splits()
+    datasets = make_datasets(splits)
+    with strategy.scope():  # variables are created where the strategy wants
+        model = build_model()
+        check_data(model, datasets["train"], LOSSES)
+        # adapted on the training data as it is: not shuffled, not augmented
+        adapt(model, pipeline(splits["train"], "adapt"))
+        compile_model(model)  # the optimizer and metrics, in the scope too
+        model.optimizer.build(model.trainable_variables)
+        metrics = make_metrics()
+        losses = loss_functions()
+    # each worker reads its share of every batch (in-memory data has no files to shard)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    train_data = datasets["train"].with_options(options)
+    train_data = strategy.experimental_distribute_dataset(train_data)
+
+    def compute_loss(labels, predictions):
+        """Each output's per-example loss, averaged over the GLOBAL batch (the
+        tf.distribute guide: replicas' gradients are summed), weighted and summed."""
+        if not isinstance(predictions, dict):
+            predictions, labels = {OUTPUTS[0]: predictions}, {OUTPUTS[0]: labels}
+        total = 0.0
+        for name, (function, weight) in losses.items():
+            per_example = function(labels[name], predictions[name])
+            total += weight * tf.nn.compute_average_loss(per_example)
+        if model.losses:  # weight regularizers, scaled for the replicas
+            total += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        return total
+
+    def float32(predictions):
+        """Losses and metrics in float32, whatever the mixed-precision policy."""
+        return tf.nest.map_structure(lambda t: tf.cast(t, tf.float32), predictions)
+
+    def update(metric_list, labels, predictions):
+        for output, metric in metric_list:
+            if output is None:
+                metric.update_state(labels, predictions)
+            else:
+                metric.update_state(labels[output], predictions[output])
+
+    def train_step(features, labels):
+        with tf.GradientTape() as tape:
+            predictions = float32(model(features, training=True))
+            loss = compute_loss(labels, predictions)
+            scaled = model.optimizer.scale_loss(loss)  # mixed-precision scaling
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        # clipping is the optimizer's (clipnorm, clipvalue, global_clipnorm)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+        update(metrics["train"], labels, predictions)
+        return loss
+
+    def test_step(features, labels):
+        predictions = float32(model(features, training=False))
+        update(metrics["validation"], labels, predictions)
+        return compute_loss(labels, predictions)
+
+    @tf.function
+    def distributed_train_step(features, labels):
+        per_replica = strategy.run(train_step, args=(features, labels))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    @tf.function
+    def distributed_test_step(features, labels):
+        per_replica = strategy.run(test_step, args=(features, labels))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    # resume from the last epoch's checkpoint, if a killed run left one
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
+    # every worker saves (the save is collective); only the chief's is kept
+    directory = CHECKPOINT_DIR if is_chief() else tempfile.mkdtemp()
+    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=1)
+    checkpoint.restore(manager.latest_checkpoint)
+    verbose = verbose
+    callbacks = keras.callbacks.CallbackList(
+        make_callbacks(),
+        add_history=True,
+        add_progbar=verbose != 0,
+        model=model,
+        verbose=1 if verbose == "auto" else verbose,
+        epochs=EPOCHS,
+        steps=int(datasets["train"].cardinality()),
+    )
+    history = next(c for c in callbacks.callbacks if isinstance(c, keras.callbacks.History))
+    callbacks.on_train_begin()
+    logs = {}
+    for current in range(int(epoch.numpy()), EPOCHS):
+        callbacks.on_epoch_begin(current)
+        for _, metric in metrics["train"] + metrics["validation"]:
+            metric.reset_state()
+        total, batches = 0.0, 0
+        for step, (features, labels) in enumerate(train_data):
+            callbacks.on_train_batch_begin(step)
+            total += float(distributed_train_step(features, labels))
+            batches += 1
+            logs = {"loss": total / batches, **results(metrics["train"])}
+            callbacks.on_train_batch_end(step, logs)
+        if "validation" in datasets:
+            validation = datasets["validation"].with_options(options)
+            validation = strategy.experimental_distribute_dataset(validation)
+            val_total, val_batches = 0.0, 0
+            for features, labels in validation:
+                val_total += float(distributed_test_step(features, labels))
+                val_batches += 1
+            logs["val_loss"] = val_total / max(val_batches, 1)
+            logs.update({f"val_{k}": v for k, v in results(metrics["validation"]).items()})
+        epoch.assign(current + 1)
+        manager.save()
+        callbacks.on_epoch_end(current, logs)
+        if model.stop_training:
+            break
+    callbacks.on_train_end(logs)
+    shutil.rmtree(manager.directory, ignore_errors=True)  # done: nothing to resume
+    return model, history, datasets
+
+
+def is_chief():
+    """Worker 0 (or the chief) keeps checkpoints, the model and metrics; the
+    others write to scratch space, as the multi-worker guide says."""
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    return task.get("type") == "chief" or task.get("index", 0) == 0
+
+
+def main(run_dir=".", verbose="auto"):
+    """Train, evaluate on the test split, and save the model and metrics."""
+    run_dir = pathlib.Path(run_dir)
+    if not is_chief():
+        task = json.loads(os.environ["TF_CONFIG"])["task"]
+        run_dir = run_dir / f"worker-{task['index']}"
+        verbose = 0
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model, history, datasets = train(verbose)
+    metrics = {"history": history.history}
+    if "test" in datasets:
+        metrics["test"] = model.evaluate(datasets["test"], return_dict=True, verbose=0)
+    model.save(run_dir / "model.keras")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    return model
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else ".")
+
+
+# Where each line of this program comes from in the spec (generated line:
+# spec line:column), so that errors can point at the spec.
+TFSPEC_SPEC = "examples/multi_worker.tfspec"
+TFSPEC_LINES = (
+    "21:5:16 28:23:10 33:14:3 34:16:8 35:17:8 36:15:18 37:13:7 40:8:12 "
+    "42:8:12 45:9:3 48:8:12 60:10:11 64:8:12 70:8:12 76:8:12 77:8:12 "
+    "78:8:12 79:8:12 80:8:12 81:8:12 82:8:12 83:8:12 84:8:12 85:8:12 "
+    "86:8:12 87:8:12 88:8:12 89:8:12 90:8:12 91:8:12 92:8:12 93:8:12 "
+    "94:8:12 95:8:12 96:8:12 97:8:12 98:8:12 101:8:12 102:8:12 103:8:12 "
+    "104:8:12 105:8:12 106:8:12 107:8:12 108:8:12 109:8:12 110:8:12 111:8:12 "
+    "112:8:12 113:8:12 114:8:12 115:8:12 116:8:12 117:8:12 118:8:12 119:8:12 "
+    "120:8:12 121:8:12 122:8:12 123:8:12 124:8:12 125:8:12 126:8:12 127:8:12 "
+    "128:8:12 129:8:12 130:8:12 131:8:12 132:8:12 133:8:12 134:8:12 135:8:12 "
+    "136:8:12 137:8:12 138:8:12 139:8:12 140:8:12 141:8:12 142:8:12 143:8:12 "
+    "144:8:12 145:8:12 146:8:12 147:8:12 148:8:12 149:8:12 150:8:12 151:8:12 "
+    "152:8:12 153:8:12 154:8:12 155:8:12 156:8:12 157:8:12 158:8:12 159:8:12 "
+    "160:8:12 161:8:12 162:8:12 163:8:12 164:8:12 167:8:12 168:8:12 169:8:12 "
+    "170:8:12 171:8:12 172:8:12 173:8:12 180:29:25 189:22:15 191:22:15 194:23:10 "
+    "196:23:10 197:23:10 198:23:10 199:23:10 200:23:10 208:24:13 213:24:14 227:23:10 "
+    "230:23:10 234:21:1 236:26:10 325:21:1"
+)

@@ -1,0 +1,82 @@
+"""`tfspec launch`: multi-worker training in real worker processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def launch(spec: Path, *extra: str, timeout: int = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tfspec", "launch", str(spec), *extra],
+        capture_output=True, text=True, timeout=timeout, cwd=spec.parent,
+    )
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir()
+    shutil.copy(ROOT / "examples" / "data" / "digits.npz", tmp_path / "data")
+    shutil.copy(ROOT / "examples" / "multi_worker.tfspec", tmp_path / "job.tfspec")
+    return tmp_path
+
+
+def test_two_workers_train_to_identical_weights(workspace: Path):
+    import keras
+
+    result = launch(workspace / "job.tfspec", "--workers", "2", "--set", "epochs=2")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("[worker 0] Epoch 2/2") for line in lines), result.stdout
+    assert any(line.startswith("[worker 1] ") for line in lines), result.stdout
+    (run_dir,) = (workspace / "runs" / "digits-multi-worker").iterdir()
+    for name in ("model.keras", "metrics.json", "log.txt", "program.py", "spec.tfspec"):
+        assert (run_dir / name).exists(), name
+    assert (run_dir / "worker-1" / "model.keras").exists()  # non-chief: its own folder
+    chief = keras.models.load_model(run_dir / "model.keras").get_weights()
+    other = keras.models.load_model(run_dir / "worker-1" / "model.keras").get_weights()
+    assert len(chief) == len(other) == 4
+    for a, b in zip(chief, other, strict=True):
+        np.testing.assert_array_equal(a, b)  # synchronous training: the same model
+
+
+def test_one_failing_worker_stops_the_others(tmp_path: Path):
+    (tmp_path / "flaky.py").write_text(
+        "import json, os\nimport numpy as np\n\n\ndef examples():\n"
+        "    task = json.loads(os.environ['TF_CONFIG'])['task']\n"
+        "    if task['index'] == 1:\n"
+        "        raise RuntimeError('worker 1 cannot read its data')\n"
+        "    rng = np.random.default_rng(0)\n"
+        "    for _ in range(64):\n"
+        "        yield rng.normal(size=(4,)).astype('float32'), int(rng.integers(0, 3))\n"
+    )
+    spec = tmp_path / "flaky.tfspec"
+    spec.write_text(
+        'tfspec 1\nname "flaky"\n\ndata {\n  source = generator("flaky:examples")\n'
+        "  split { validation = 0.25, seed = 0 }\n  batch = 8\n}\n\n"
+        "model M sequential {\n  input x: float32[4]\n  Dense(3, activation = \"softmax\")\n}\n\n"
+        'train {\n  loss = "sparse_categorical_crossentropy"\n  epochs = 50\n}\n\n'
+        'distribute { strategy = "multi_worker_mirrored" }\n'
+    )
+    start = time.monotonic()
+    result = launch(spec, "--workers", "2", "--allow-module", "flaky", timeout=180)
+    assert result.returncode != 0
+    assert "[worker 1]" in result.stdout and "worker 1 cannot read its data" in result.stdout
+    assert time.monotonic() - start < 170  # worker 0 was stopped, not left waiting
+
+
+def test_launch_needs_a_multi_worker_spec(tmp_path: Path):
+    shutil.copy(ROOT / "examples" / "iris_mlp.tfspec", tmp_path / "iris.tfspec")
+    result = launch(tmp_path / "iris.tfspec", "--workers", "2")
+    assert result.returncode == 1
+    assert "error[E503]" in result.stderr and "multi_worker_mirrored" in result.stderr
+    assert "Traceback" not in result.stderr
