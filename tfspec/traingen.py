@@ -53,7 +53,7 @@ class TrainGenerator:
         return self.gen.value(self.train[key], f"/train/{escape(key)}", self.scope)
 
     def emit(self, w: CodeWriter) -> None:
-        if self.loop == "custom":
+        if self.loop == "custom" or (self.loop == "fit" and self.backup() is None):
             self.checkpoint_dir(w)
         self.strategy(w)
         self.optimizer(w)
@@ -73,7 +73,7 @@ class TrainGenerator:
         the spec's BackupAndRestore folder, which that loop uses instead."""
         found = self.backup()
         w.blank(2)
-        w.line("# The custom loop checkpoints every epoch here, and resumes from it.")
+        w.line("# Every epoch is checkpointed here; a killed run, started again, resumes.")
         if found:
             i, call = found
             arg = call.get("args", [None])[0] if call.get("args") else call.get(
@@ -217,7 +217,7 @@ class TrainGenerator:
         w.line("def make_callbacks():", self.span("callbacks") if calls else None)
         with w.indented():
             w.line('"""The callbacks of `train`; their paths are relative to the spec."""')
-            if not calls:
+            if not calls and self.loop != "fit":
                 w.line("return []")
                 return
             skip = self.backup() if self.loop == "custom" else None
@@ -230,6 +230,9 @@ class TrainGenerator:
                                "(CHECKPOINT_DIR)", gen.span(at))
                         continue
                     w.line(self.callback(call, at, w.width - 4) + ",", gen.span(at))
+                if self.loop == "fit" and self.backup() is None:
+                    w.line("keras.callbacks.BackupAndRestore(CHECKPOINT_DIR),  # resume if "
+                           "killed")
             w.line("]")
 
     def callback(self, call: dict[str, Any], at: str, budget: int) -> str:

@@ -173,7 +173,7 @@ def model_outputs(model):
     return structure if isinstance(structure, dict) else {OUTPUTS[0]: structure}
 
 
-# The custom loop checkpoints every epoch here, and resumes from it.
+# Every epoch is checkpointed here; a killed run, started again, resumes.
 CHECKPOINT_DIR = str(SPEC_DIR / "runs" / "digits-multi-worker" / "checkpoints")
 
 
