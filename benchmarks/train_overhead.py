@@ -171,10 +171,12 @@ class Contender:
             # epoch hooks only: Keras keeps dispatching batch hooks asynchronously
             def on_epoch_begin(self, epoch, logs=None):
                 contender._go.acquire()
+                contender._cpu = time.process_time()
                 contender._start = time.perf_counter()
 
             def on_epoch_end(self, epoch, logs=None):
                 contender._seconds = time.perf_counter() - contender._start
+                contender.cpu_seconds = time.process_time() - contender._cpu
                 contender._done.release()
 
         return Pace()

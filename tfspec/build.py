@@ -103,6 +103,13 @@ def keras_message(exc: BaseException) -> str:
     # TensorFlow wraps errors raised inside tf.data / tf.function with its plumbing
     text = re.sub(r"^\{\{function_node [^}]*\}\}\s*", "", text)
     text = text.split("Traceback (most recent call last)")[0].strip()
+    if "Detected at node" in text:
+        # a graph-execution error: its cause is the last line that is not stack dump
+        causes = [line.strip() for line in text.splitlines() if line.strip()
+                  and not line.startswith((" ", "\t", "Detected at node", "Graph execution",
+                                           "[["))]
+        text = causes[-1] if causes else text
+        text = re.sub(r"\s*\[\[\{\{node.*$", "", text)
     text = re.sub(r"\s*\n\s*", " ", text)
     return text if len(text) <= 400 else text[:397] + "…"
 

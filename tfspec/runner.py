@@ -108,7 +108,7 @@ def run(path: str, overrides: dict[str, Any] | None = None,
         # the user's own file, with the `--set` values: errors point at its lines
         compiled = compile_result(result)
         root = Path(runs_root) if runs_root else spec_dir / "runs"
-        run_dir = Path(run_dir) if run_dir else root / name / time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(run_dir) if run_dir else new_run_dir(root / name)
         run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.tfspec").write_text(text, encoding="utf-8")
     (run_dir / "program.py").write_text(compiled.source, encoding="utf-8")
@@ -119,6 +119,30 @@ def run(path: str, overrides: dict[str, Any] | None = None,
         if dry_run:
             shutil.rmtree(run_dir, ignore_errors=True)
     return run_dir
+
+
+def new_run_dir(parent: Path) -> Path:
+    """`<parent>/<timestamp>`, made now; runs started in the same second get `-2`, `-3`…"""
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        path = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RuntimeError(f"cannot make a run directory in {parent}")
+
+
+def _restore_global_state() -> None:
+    """A spec's `mixed_precision` and `deterministic` are process-wide in TensorFlow:
+    put them back, so the next run (or the caller) starts clean."""
+    import keras
+    from tensorflow.python.framework import config  # the public API has no "disable"
+
+    keras.mixed_precision.set_global_policy("float32")
+    config.disable_op_determinism()
 
 
 def execute(compiled: Compiled, run_dir: Path) -> None:
@@ -141,6 +165,8 @@ def execute(compiled: Compiled, run_dir: Path) -> None:
             raise located_error(exc, compiled, "E502", "training failed") from None
         except Exception as exc:
             raise located_error(exc, compiled, "E502", "training failed") from None
+        finally:
+            _restore_global_state()
 
 
 def _frames(exc: BaseException) -> set[str]:

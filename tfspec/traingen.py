@@ -101,8 +101,31 @@ class TrainGenerator:
             elif kind == "mirrored":
                 args = []
                 if "devices" in self.distribute:
-                    args.append("devices=" + self.gen.value(self.distribute["devices"],
-                                                            "/distribute/devices", self.scope))
+                    devices = self.gen.value(self.distribute["devices"], "/distribute/devices",
+                                             self.scope)
+                    w.line(f"devices = {devices}", self.span("devices", "distribute"))
+                    w.line("cpus = [d for d in devices if d.lower().startswith(\"/cpu:\")]")
+                    w.line("if len(cpus) > 1:  # split the CPU into that many logical devices")
+                    with w.indented():
+                        w.line("try:")
+                        with w.indented():
+                            w.line("tf.config.set_logical_device_configuration(")
+                            with w.indented():
+                                w.line("tf.config.list_physical_devices(\"CPU\")[0],")
+                                w.line("[tf.config.LogicalDeviceConfiguration()] * len(cpus),")
+                            w.line(")")
+                        w.line("except RuntimeError:  # TensorFlow has started: too late")
+                        with w.indented():
+                            w.line("pass")
+                    w.line("# a missing device would make training wait forever: say so now")
+                    w.line("here = {d.name.lower().replace(\"/device:\", \"/\") "
+                           "for d in tf.config.list_logical_devices()}")
+                    w.line("missing = [d for d in devices if d.lower() not in here]")
+                    w.line("if missing:")
+                    with w.indented():
+                        w.line("raise ValueError(f\"no device {missing} on this machine; it has "
+                               "{sorted(here)}\")")
+                    args.append("devices=devices")
                 comm = self.distribute.get("communication", "auto")
                 if comm in _ALL_REDUCE:
                     args.append(f"cross_device_ops={_ALL_REDUCE[comm]}")
@@ -214,6 +237,14 @@ class TrainGenerator:
         gen = self.gen
         calls = self.train.get("callbacks") or []
         w.blank(2)
+        w.line("def spec_path(relative):")
+        with w.indented():
+            w.line('"""A path in the spec\'s folder for a callback to write; its folder is '
+                   'made."""')
+            w.line("path = SPEC_DIR / relative")
+            w.line("path.parent.mkdir(parents=True, exist_ok=True)")
+            w.line("return str(path)")
+        w.blank(2)
         w.line("def make_callbacks():", self.span("callbacks") if calls else None)
         with w.indented():
             w.line('"""The callbacks of `train`; their paths are relative to the spec."""')
@@ -244,12 +275,12 @@ class TrainGenerator:
         for i, arg in enumerate(call.get("args", [])):
             name = params[i] if i < len(params) else None
             text = gen.value(arg, f"{at}/args/{i}", self.scope)
-            args.append(f"str(SPEC_DIR / {text})" if name in PATH_ARGS and isinstance(arg, str)
+            args.append(f"spec_path({text})" if name in PATH_ARGS and isinstance(arg, str)
                         else text)
         for key, arg in call.get("kwargs", {}).items():
             text = gen.value(arg, f"{at}/kwargs/{escape(key)}", self.scope)
             if key in PATH_ARGS and isinstance(arg, str):
-                text = f"str(SPEC_DIR / {text})"
+                text = f"spec_path({text})"
             args.append(f"{key}={text}")
         from .compiler import call_text
 
@@ -386,8 +417,6 @@ class TrainGenerator:
 
     def loop_custom(self, w: CodeWriter) -> None:
         t = self.train
-        jit = t.get("jit_compile", "auto")
-        deco = "@tf.function" if jit in ("auto", False) else "@tf.function(jit_compile=True)"
         take = f".take({self.value('steps_per_epoch')})" if "steps_per_epoch" in t else ""
         w.line("# each worker reads its share of every batch (in-memory data has no files "
                "to shard)")
@@ -431,14 +460,33 @@ class TrainGenerator:
                 with w.indented():
                     w.line("metric.update_state(labels[output], predictions[output])")
         w.line("")
+        jit = t.get("jit_compile", "auto") is True
+        if jit:
+            w.line("@tf.function(jit_compile=True)", self.span("jit_compile"))
+            w.line("def gradients_of(features, labels):")
+            with w.indented():
+                w.line('"""The forward and backward pass, compiled by XLA on each replica (the '
+                       'update')
+                w.line('synchronises replicas, so it stays outside the XLA function)."""')
+                w.line("with tf.GradientTape() as tape:")
+                with w.indented():
+                    w.line("predictions = float32(model(features, training=True))")
+                    w.line("loss = compute_loss(labels, predictions)")
+                    w.line("scaled = model.optimizer.scale_loss(loss)  # mixed precision")
+                w.line("return loss, predictions, tape.gradient(scaled, "
+                       "model.trainable_variables)")
+            w.line("")
         w.line("def train_step(features, labels):")
         with w.indented():
-            w.line("with tf.GradientTape() as tape:")
-            with w.indented():
-                w.line("predictions = float32(model(features, training=True))")
-                w.line("loss = compute_loss(labels, predictions)")
-                w.line("scaled = model.optimizer.scale_loss(loss)  # mixed-precision scaling")
-            w.line("gradients = tape.gradient(scaled, model.trainable_variables)")
+            if jit:
+                w.line("loss, predictions, gradients = gradients_of(features, labels)")
+            else:
+                w.line("with tf.GradientTape() as tape:")
+                with w.indented():
+                    w.line("predictions = float32(model(features, training=True))")
+                    w.line("loss = compute_loss(labels, predictions)")
+                    w.line("scaled = model.optimizer.scale_loss(loss)  # mixed precision")
+                w.line("gradients = tape.gradient(scaled, model.trainable_variables)")
             if self.accumulate():
                 w.line("for total, gradient in zip(accumulated, gradients, strict=True):")
                 with w.indented():
@@ -471,7 +519,7 @@ class TrainGenerator:
             w.line("update(metrics[\"validation\"], labels, predictions)")
             w.line("return compute_loss(labels, predictions)")
         w.line("")
-        w.line(deco, self.span("jit_compile") if "jit_compile" in t else None)
+        w.line("@tf.function")
         w.line("def distributed_train_step(features, labels):")
         with w.indented():
             w.line("per_replica = strategy.run(train_step, args=(features, labels))")

@@ -200,6 +200,13 @@ def compile_model(model):
     )
 
 
+def spec_path(relative):
+    """A path in the spec's folder for a callback to write; its folder is made."""
+    path = SPEC_DIR / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return []
@@ -280,7 +287,7 @@ def train(verbose="auto"):
         with tf.GradientTape() as tape:
             predictions = float32(model(features, training=True))
             loss = compute_loss(labels, predictions)
-            scaled = model.optimizer.scale_loss(loss)  # mixed-precision scaling
+            scaled = model.optimizer.scale_loss(loss)  # mixed precision
         gradients = tape.gradient(scaled, model.trainable_variables)
         # clipping is the optimizer's (clipnorm, clipvalue, global_clipnorm)
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
@@ -398,6 +405,6 @@ TFSPEC_LINES = (
     "152:8:12 153:8:12 154:8:12 155:8:12 156:8:12 157:8:12 158:8:12 159:8:12 "
     "160:8:12 161:8:12 162:8:12 163:8:12 164:8:12 167:8:12 168:8:12 169:8:12 "
     "170:8:12 171:8:12 172:8:12 173:8:12 180:29:25 189:22:15 191:22:15 194:23:10 "
-    "196:23:10 197:23:10 198:23:10 199:23:10 200:23:10 208:24:13 213:24:14 227:23:10 "
-    "230:23:10 234:21:1 236:26:10 325:21:1"
+    "196:23:10 197:23:10 198:23:10 199:23:10 200:23:10 215:24:13 220:24:14 234:23:10 "
+    "237:23:10 241:21:1 243:26:10 332:21:1"
 )

@@ -235,6 +235,13 @@ def compile_model(model):
     )
 
 
+def spec_path(relative):
+    """A path in the spec's folder for a callback to write; its folder is made."""
+    path = SPEC_DIR / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
@@ -304,6 +311,6 @@ TFSPEC_LINES = (
     "193:20:12 194:20:12 195:20:12 196:20:12 197:20:12 200:20:12 201:20:12 202:20:12 "
     "203:20:12 204:20:12 205:20:12 206:20:12 213:2:8 218:37:15 220:37:15 221:37:15 "
     "222:37:15 223:37:15 224:37:15 225:37:15 226:37:15 229:41:10 231:41:10 232:41:10 "
-    "233:41:10 234:41:10 235:41:10 245:36:1 256:43:12 257:43:12 258:43:12 259:43:12 "
-    "260:43:12 261:43:12 262:43:12 263:43:12"
+    "233:41:10 234:41:10 235:41:10 252:36:1 263:43:12 264:43:12 265:43:12 266:43:12 "
+    "267:43:12 268:43:12 269:43:12 270:43:12"
 )

@@ -216,6 +216,13 @@ def compile_model(model):
     )
 
 
+def spec_path(relative):
+    """A path in the spec's folder for a callback to write; its folder is made."""
+    path = SPEC_DIR / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return []
@@ -295,7 +302,7 @@ def train(verbose="auto"):
         with tf.GradientTape() as tape:
             predictions = float32(model(features, training=True))
             loss = compute_loss(labels, predictions)
-            scaled = model.optimizer.scale_loss(loss)  # mixed-precision scaling
+            scaled = model.optimizer.scale_loss(loss)  # mixed precision
         gradients = tape.gradient(scaled, model.trainable_variables)
         # clipping is the optimizer's (clipnorm, clipvalue, global_clipnorm)
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
@@ -401,6 +408,6 @@ TFSPEC_LINES = (
     "170:6:12 171:6:12 172:6:12 173:6:12 174:6:12 175:6:12 176:6:12 177:6:12 "
     "178:6:12 179:6:12 180:6:12 181:6:12 182:6:12 183:6:12 184:6:12 187:6:12 "
     "188:6:12 189:6:12 190:6:12 191:6:12 192:6:12 193:6:12 200:2:8 205:23:15 "
-    "207:23:15 210:24:10 212:24:10 213:24:10 214:24:10 215:24:10 216:24:10 224:25:13 "
-    "229:25:14 243:24:10 246:24:10 250:21:1 338:22:10"
+    "207:23:15 210:24:10 212:24:10 213:24:10 214:24:10 215:24:10 216:24:10 231:25:13 "
+    "236:25:14 250:24:10 253:24:10 257:21:1 345:22:10"
 )
