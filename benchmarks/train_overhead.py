@@ -1,11 +1,12 @@
 """Does the program tfspec generates train as fast as Keras written by hand?
 Prints figures; asserts nothing.
 
-    python benchmarks/train_overhead.py [--examples N] [--rounds R] [--cnn-rounds R]
-                                        [--epochs E] [--only mlp|cnn] [--cnn-jit]
+    python benchmarks/train_overhead.py [--examples N] [--cnn-examples N] [--rounds R]
+                                        [--cnn-rounds R] [--epochs E] [--only mlp|cnn]
 
 Two models train on the same fixed synthetic data (N examples of float32[28, 28, 1]
-and int64 labels 0..9, written once to an `.npz` in a temporary folder):
+and int64 labels 0..9, written once to an `.npz` in a temporary folder; the CNN,
+about 8x the compute per example, trains on the first --cnn-examples of them):
 
   mlp  Flatten -> Dense(512, relu) -> Dense(512, relu) -> Dense(10, softmax), batch 256
   cnn  Conv2D(32, 3, relu) -> MaxPooling2D -> Conv2D(64, 3, relu) -> MaxPooling2D
@@ -15,33 +16,34 @@ both with Adam(0.001), sparse categorical cross-entropy and the accuracy metric.
 The contenders, in examples/s of training:
 
 (1) generated: a spec (npz source, batch, `shuffle = true`, epochs) compiled with
-    `tfspec.compiler.compile_file`, loaded with `load_program`, and trained by the
-    program's own `train(verbose=0)` -- with tfspec's defaults ("default spec"),
-    and with the `train` options that make it fast ("tuned spec":
-    `steps_per_execution = 32`, plus `jit_compile = true` for the MLP; XLA makes
-    convolutions slower on CPU, see --cnn-jit). `loop = "custom"` is the
-    generated tf.function/GradientTape loop of the same spec.
+    `tfspec.compiler.compile_file` and loaded with `load_program`. Its own
+    `train(verbose=0)` runs first (the warm-up: tracing, caches); the timed runs
+    repeat the program's own `model.fit(...)` call, recorded as `train()` made it,
+    on the same model and datasets. "default spec" is tfspec's defaults; "spe 32"
+    adds `steps_per_execution = 32`; "+ jit" adds `jit_compile = true` (the MLP's
+    tuned spec; XLA makes this CNN slower on CPU). `loop = "custom"` (the generated
+    tf.function GradientTape loop) cannot be re-entered, so each of its timed runs
+    is a whole `train()` of 1 + E epochs whose first epoch is not counted.
 (a) plain: `model.fit(x, y, batch_size=B)` on the NumPy arrays, Keras's defaults.
-(b) by hand, tuned: `model.fit` on a hand-written tf.data pipeline with
+(b) by hand, tuned: `model.fit` on a hand-written tf.data pipeline, compiled with
     `steps_per_execution=32` (and `jit_compile=True` for the MLP), two pipelines:
-    "guide" (from_tensor_slices -> cache -> shuffle(N) -> batch -> prefetch, the
+    "guide" (from_tensor_slices -> cache -> shuffle(all) -> batch -> prefetch, the
     tf.data guide's recipe) and "gather" (shuffled indices -> batch -> one
     `tf.gather` per batch -> prefetch); the faster one is the baseline.
+(c) the generated custom loop against the generated `fit`, same spec options.
 (d) the MLP's training FLOP rate, 6 x (784*512 + 512*512 + 512*10) FLOPs per
     example (2 per multiply-add, x3 for forward + backward), against NumPy's float32
-    matmul rate measured in the same run (large square matmuls, best of several).
+    matmul rate measured in the same run (3072^2 matmuls, best of several).
 
-How it is timed: every contender trains in its own thread for 1 + R x E epochs
-(one `fit`/`train()` call, as a user runs it), paused between epochs by a
-callback, so the main thread can run the contenders' epochs in rounds: epoch 0
-(tracing, XLA compilation, filling caches) is a warm-up, then each round runs E
-epochs of every contender in turn, the order rotating from round to round. An
-epoch is timed from `on_epoch_begin` to `on_epoch_end` (which waits for the
-step's results). Rates are medians over the rounds; each ratio is also given per
-round, since the contenders of one round share whatever else loads the machine.
+Each round runs E epochs of every contender, the order rotating from round to
+round; an epoch is timed from `on_epoch_begin` to `on_epoch_end` (which waits for
+the step results). Rates are medians over the rounds, and every ratio is also given
+per round, since contenders of one round share whatever else loads the machine
+(the CPU that other processes took during each round is printed). Verdicts use the
+median of the per-round ratios.
 
-Goals: default spec >= 1.3x plain; tuned spec >= 0.97x the best by hand; custom
-loop >= 0.95x fit (same spec options); MLP >= 70 % of NumPy's matmul GFLOP/s.
+Goals: generated >= 1.3x plain; tuned spec >= 0.97x the best by hand; custom loop
+>= 0.95x fit; MLP >= 70 % of NumPy's matmul GFLOP/s.
 """
 
 from __future__ import annotations
@@ -51,9 +53,7 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -78,6 +78,7 @@ GOAL_PEAK = 0.70
 MODELS = {
     "mlp": {
         "batch": 256,
+        "jit": True,  # XLA fuses the dense layers and Adam's updates: faster on CPU
         "layers": """\
   Flatten()
   Dense(512, activation = "relu")
@@ -86,6 +87,7 @@ MODELS = {
     },
     "cnn": {
         "batch": 128,
+        "jit": False,  # XLA's CPU convolutions are slower than oneDNN's
         "layers": """\
   Conv2D(32, 3, activation = "relu")
   MaxPooling2D()
@@ -103,7 +105,7 @@ name "{name}"
 param epochs = {epochs}
 
 data {{
-  source = npz("data.npz", x = "images", y = "labels")
+  source = npz("{data}", x = "images", y = "labels")
   batch = {batch}
   shuffle = true
 }}
@@ -142,141 +144,147 @@ def compile_by_hand(keras: Any, model: Any, **options: Any) -> None:
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"], **options)
 
 
-# -- pacing: every contender trains in a thread that waits for its turn each epoch --------
+# -- timing --------------------------------------------------------------------------------
+
+
+def busy_seconds() -> float | None:
+    """CPU-seconds all processes have used (Linux's /proc/stat), None elsewhere."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:9]]
+    except OSError:
+        return None
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def timer_callback(keras: Any) -> Any:
+    """A callback that times each epoch (wall seconds; CPU-seconds used by others)."""
+
+    class EpochTimer(keras.callbacks.Callback):
+        # epoch hooks only: Keras keeps dispatching its batch hooks asynchronously
+        def __init__(self):
+            super().__init__()
+            self.epochs: list[tuple[float, float | None]] = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._busy, self._cpu = busy_seconds(), time.process_time()
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            seconds = time.perf_counter() - self._start
+            busy = busy_seconds()
+            others = None if busy is None or self._busy is None else max(
+                0.0, busy - self._busy - (time.process_time() - self._cpu))
+            self.epochs.append((seconds, others))
+
+    return EpochTimer()
 
 
 class Contender:
-    """One way of training, run in its own thread for a fixed number of epochs.
+    """One way of training: `warm()` once, then `run()` E epochs per round."""
 
-    `body(callback, epochs)` trains for `epochs` epochs with `callback` among its
-    callbacks; the callback holds each epoch until the main thread calls `epoch()`.
-    """
-
-    def __init__(self, name: str, body: Callable[[Any, int], None], keras: Any):
+    def __init__(self, name: str, keras: Any):
         self.name = name
-        self.body = body
+        self.timer = timer_callback(keras)
         self.rates: list[float] = []
-        self.error: BaseException | None = None
-        self._go = threading.Semaphore(0)
-        self._done = threading.Semaphore(0)
-        self._seconds = 0.0
-        self._finished = False
-        self._thread: threading.Thread | None = None
-        self.callback = self._callback(keras)
+        self.others: list[float] = []  # cores that other processes used, per round
 
-    def _callback(self, keras: Any) -> Any:
-        contender = self
+    def warm(self) -> None:
+        raise NotImplementedError
 
-        class Pace(keras.callbacks.Callback):
-            # epoch hooks only: Keras keeps dispatching batch hooks asynchronously
-            def on_epoch_begin(self, epoch, logs=None):
-                contender._go.acquire()
-                contender._cpu = time.process_time()
-                contender._start = time.perf_counter()
+    def train(self, epochs: int) -> None:
+        raise NotImplementedError
 
-            def on_epoch_end(self, epoch, logs=None):
-                contender._seconds = time.perf_counter() - contender._start
-                contender.cpu_seconds = time.process_time() - contender._cpu
-                contender._done.release()
+    def timed_epochs(self, epochs: int) -> list[tuple[float, float | None]]:
+        self.timer.epochs = []
+        self.train(epochs)
+        return self.timer.epochs[-epochs:]
 
-        return Pace()
-
-    def _run(self, epochs: int) -> None:
-        try:
-            self.body(self.callback, epochs)
-        except BaseException as exc:  # reported by the main thread
-            self.error = exc
-        finally:
-            self._finished = True
-            self._done.release()
-
-    def start(self, epochs: int) -> float:
-        """Start training; runs the warm-up epoch; returns its seconds."""
-        self._thread = threading.Thread(target=self._run, args=(epochs,), daemon=True,
-                                        name=self.name)
-        self._thread.start()
-        return self.epoch()
-
-    def epoch(self) -> float:
-        """Let the thread train one epoch; its seconds."""
-        if self._finished:
-            raise RuntimeError(f"{self.name}: training ended early") from self.error
-        self._go.release()
-        self._done.acquire()
-        if self.error is not None:
-            raise RuntimeError(f"{self.name} failed: {self.error!r}") from self.error
-        return self._seconds
-
-    def join(self) -> None:
-        assert self._thread is not None
-        self._thread.join()
-        if self.error is not None:
-            raise RuntimeError(f"{self.name} failed: {self.error!r}") from self.error
+    def run(self, examples: int, epochs: int) -> None:
+        timed = self.timed_epochs(epochs)
+        seconds = sum(s for s, _ in timed)
+        self.rates.append(examples * epochs / seconds)
+        if all(o is not None for _, o in timed):
+            self.others.append(sum(o for _, o in timed) / seconds)
 
 
-# -- the contenders ------------------------------------------------------------------------
+class Generated(Contender):
+    """A spec compiled by tfspec; its program's own `train()` and `model.fit` call."""
 
-
-def spec_options(spe: int | None, jit: bool | None) -> str:
-    lines = []
-    if spe is not None:
-        lines.append(f"  steps_per_execution = {spe}\n")
-    if jit is not None:
-        lines.append(f"  jit_compile = {'true' if jit else 'false'}\n")
-    return "".join(lines)
-
-
-@dataclass
-class Generated:
-    """A compiled spec's program: `train()` runs with the pacing callback added."""
-
-    folder: Path
-    kind: str
-    loop: str
-    spe: int | None = None
-    jit: bool | None = None
-    source: str = field(default="", init=False)
-
-    def spec_text(self, epochs: int) -> str:
-        name = f"{self.kind}-{self.loop}-spe{self.spe or 'default'}-jit{self.jit}".lower()
-        return SPEC.format(name=name, epochs=epochs, batch=MODELS[self.kind]["batch"],
-                           layers=MODELS[self.kind]["layers"], loop=self.loop, lr=LR,
-                           options=spec_options(self.spe, self.jit))
-
-    def prepare(self, epochs: int) -> Callable[[Any, int], None]:
-        name = f"{self.kind}_{self.loop}_{self.spe}_{self.jit}"
-        path = self.folder / f"{name}.tfspec"
-        path.write_text(self.spec_text(epochs))
+    def __init__(self, name: str, keras: Any, folder: Path, kind: str, data: str,
+                 epochs: int, loop: str = "fit", spe: int | None = None,
+                 jit: bool | None = None):
+        super().__init__(name, keras)
+        self.loop = loop
+        options = "".join([f"  steps_per_execution = {spe}\n" if spe else "",
+                           f"  jit_compile = {str(jit).lower()}\n" if jit is not None else ""])
+        # the custom loop is a whole train() per round: one more epoch, not timed
+        self.epochs = epochs + (loop == "custom")
+        stem = f"{kind}_{loop}_spe{spe or 1}_jit{jit}".lower()
+        self.spec = SPEC.format(name=stem.replace("_", "-"), epochs=self.epochs, data=data,
+                                batch=MODELS[kind]["batch"], layers=MODELS[kind]["layers"],
+                                loop=loop, lr=LR, options=options)
+        path = folder / f"{stem}.tfspec"
+        path.write_text(self.spec)
         compiled = compile_file(path)
         self.source = compiled.source
-        namespace = load_program(compiled)
+        self.namespace = load_program(compiled)
+        own = self.namespace["make_callbacks"]
+        self.namespace["make_callbacks"] = lambda: [*own(), self.timer]
+        self.fit_call: tuple[Callable[..., Any], tuple, dict] | None = None
+        if loop == "fit":  # record the program's model.fit call as train() makes it
+            compile_model = self.namespace["compile_model"]
 
-        def body(callback: Any, count: int) -> None:
-            assert count == namespace["EPOCHS"], (count, namespace["EPOCHS"])
-            own = namespace["make_callbacks"]
-            namespace["make_callbacks"] = lambda: [*own(), callback]
-            namespace["train"](verbose=0)
+            def recording_compile_model(model: Any) -> None:
+                compile_model(model)
+                fit = model.fit
 
-        return body
+                def recorded_fit(*args: Any, **kwargs: Any) -> Any:
+                    self.fit_call = (fit, args, kwargs)
+                    return fit(*args, **kwargs)
+
+                model.fit = recorded_fit
+
+            self.namespace["compile_model"] = recording_compile_model
+
+    def warm(self) -> None:
+        self.namespace["train"](verbose=0)
+
+    def train(self, epochs: int) -> None:
+        if self.loop != "fit":
+            self.namespace["train"](verbose=0)
+            return
+        assert self.fit_call is not None, "train() did not call model.fit"
+        fit, args, kwargs = self.fit_call
+        assert kwargs.get("epochs") == epochs, kwargs.get("epochs")
+        fit(*args, **kwargs)
 
 
-def plain(keras: Any, kind: str, images: Any, labels: Any) -> Callable[[Any, int], None]:
+class Plain(Contender):
     """(a) `model.fit` on NumPy arrays, Keras's defaults."""
-    def body(callback: Any, epochs: int) -> None:
-        model = keras_model(keras, kind)
-        compile_by_hand(keras, model)
-        model.fit(images, labels, batch_size=MODELS[kind]["batch"], epochs=epochs,
-                  callbacks=[callback], verbose=0)
-    return body
+
+    def __init__(self, name: str, keras: Any, kind: str, images: Any, labels: Any):
+        super().__init__(name, keras)
+        self.kind, self.images, self.labels = kind, images, labels
+        self.model = keras_model(keras, kind)
+        compile_by_hand(keras, self.model)
+
+    def warm(self) -> None:
+        self.train(1)
+
+    def train(self, epochs: int) -> None:
+        self.model.fit(self.images, self.labels, batch_size=MODELS[self.kind]["batch"],
+                       epochs=epochs, callbacks=[self.timer], verbose=0)
 
 
-def by_hand(tf: Any, keras: Any, kind: str, images: Any, labels: Any, pipeline: str,
-            jit: bool) -> Callable[[Any, int], None]:
+class ByHand(Contender):
     """(b) a hand-tuned tf.data pipeline and `compile` options."""
-    batch = MODELS[kind]["batch"]
-    count = len(labels)
 
-    def dataset() -> Any:
+    def __init__(self, name: str, tf: Any, keras: Any, kind: str, images: Any, labels: Any,
+                 pipeline: str, jit: bool):
+        super().__init__(name, keras)
+        batch, count = MODELS[kind]["batch"], len(labels)
         if pipeline == "guide":
             data = tf.data.Dataset.from_tensor_slices((images, labels)).cache()
             data = data.shuffle(count).batch(batch, num_parallel_calls=tf.data.AUTOTUNE)
@@ -285,13 +293,16 @@ def by_hand(tf: Any, keras: Any, kind: str, images: Any, labels: Any, pipeline: 
             data = tf.data.Dataset.range(count).shuffle(count).batch(batch)
             data = data.map(lambda i: (tf.gather(x, i), tf.gather(y, i)),
                             num_parallel_calls=tf.data.AUTOTUNE)
-        return data.prefetch(tf.data.AUTOTUNE)
+        self.dataset = data.prefetch(tf.data.AUTOTUNE)
+        self.model = keras_model(keras, kind)
+        compile_by_hand(keras, self.model, steps_per_execution=SPE, jit_compile=jit)
 
-    def body(callback: Any, epochs: int) -> None:
-        model = keras_model(keras, kind)
-        compile_by_hand(keras, model, steps_per_execution=SPE, jit_compile=jit)
-        model.fit(dataset(), epochs=epochs, callbacks=[callback], verbose=0)
-    return body
+    def warm(self) -> None:
+        self.train(1)
+
+    def train(self, epochs: int) -> None:
+        self.model.fit(self.dataset, epochs=epochs, shuffle=False, callbacks=[self.timer],
+                       verbose=0)
 
 
 # -- measuring -----------------------------------------------------------------------------
@@ -311,22 +322,20 @@ def matmul_gflops(np: Any, size: int = 3072, repeats: int = 5) -> float:
     return 2 * size ** 3 / best / 1e9
 
 
-def race(contenders: dict[str, Contender], examples: int, rounds: int,
-         epochs: int) -> None:
-    total = 1 + rounds * epochs
+def race(contenders: dict[str, Contender], examples: int, rounds: int, epochs: int) -> None:
     for contender in contenders.values():
-        warm = contender.start(total)
-        print(f"    warm-up {contender.name:28s} {warm:6.1f} s", flush=True)
+        start = time.perf_counter()
+        contender.warm()
+        print(f"    warm-up {contender.name:30s} {time.perf_counter() - start:5.1f} s",
+              flush=True)
     names = list(contenders)
     for round_ in range(rounds):
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
-            contender = contenders[name]
-            seconds = sum(contender.epoch() for _ in range(epochs))
-            contender.rates.append(examples * epochs / seconds)
-            if round_ == rounds - 1:
-                contender.join()  # train() returns: its wrap-up overlaps no one's epoch
-        print(f"    round {round_ + 1}/{rounds}: " + ", ".join(
+            contenders[name].run(examples, epochs)
+        others = [c.others[-1] for c in contenders.values() if c.others]
+        load = f" [other processes: {statistics.mean(others):.1f} cores]" if others else ""
+        print(f"    round {round_ + 1}/{rounds}{load}: " + ", ".join(
             f"{n} {contenders[n].rates[-1]:,.0f}" for n in names), flush=True)
 
 
@@ -334,62 +343,72 @@ def median(contender: Contender) -> float:
     return statistics.median(contender.rates)
 
 
+def paired(top: Contender, bottom: Contender) -> list[float]:
+    return [t / b for t, b in zip(top.rates, bottom.rates, strict=True)]
+
+
 def ratio_line(label: str, top: Contender, bottom: Contender, goal: float | None) -> None:
-    ratio = median(top) / median(bottom)
-    per_round = [t / b for t, b in zip(top.rates, bottom.rates, strict=True)]
+    per_round = paired(top, bottom)
+    ratio = statistics.median(per_round)
     verdict = "" if goal is None else (
         f"  goal >= {goal:.2f}: {'ok' if ratio >= goal else 'MISSED'}")
-    print(f"  {label:44s} {ratio:5.2f}x{verdict}")
-    print(f"  {'':44s} per round: " + " ".join(f"{r:.2f}" for r in per_round))
+    print(f"  {label:46s} {ratio:5.2f}x{verdict}")
+    print(f"  {'':46s} (ratio of medians {median(top) / median(bottom):.2f}; per round: "
+          + " ".join(f"{r:.2f}" for r in per_round) + ")")
 
 
-def run_model(kind: str, folder: Path, images: Any, labels: Any, rounds: int, epochs: int,
-              cnn_jit: bool, tf: Any, keras: Any) -> dict[str, Any]:
-    jit = kind == "mlp" or cnn_jit  # XLA slows convolutions down on CPU
-    specs: dict[str, Generated] = {
-        "gen fit, default spec": Generated(folder, kind, "fit"),
-        "gen fit, spe 32": Generated(folder, kind, "fit", spe=SPE),
-    }
-    if jit:
-        specs["gen fit, spe 32 + jit"] = Generated(folder, kind, "fit", spe=SPE, jit=True)
-    specs["gen custom, default spec"] = Generated(folder, kind, "custom")
-    if jit:
-        specs["gen custom, jit"] = Generated(folder, kind, "custom", jit=True)
+def run_model(kind: str, folder: Path, data: str, images: Any, labels: Any, rounds: int,
+              epochs: int, tf: Any, keras: Any) -> dict[str, Any]:
+    jit = MODELS[kind]["jit"]
     tuned = "gen fit, spe 32 + jit" if jit else "gen fit, spe 32"
     custom_tuned = "gen custom, jit" if jit else "gen custom, default spec"
-    total = 1 + rounds * epochs
-    bodies = {name: spec.prepare(total) for name, spec in specs.items()}
-    bodies["plain fit(x, y)"] = plain(keras, kind, images, labels)
+    plain = "plain fit(x, y)"
+
+    def gen(name: str, **options: Any) -> Generated:
+        return Generated(name, keras, folder, kind, data, epochs, **options)
+
+    contenders: list[Contender] = [
+        gen("gen fit, default spec"),
+        gen("gen fit, spe 32", spe=SPE),
+    ]
+    if jit:
+        contenders.append(gen(tuned, spe=SPE, jit=True))
+    contenders.append(gen("gen custom, default spec", loop="custom"))
+    if jit:
+        contenders.append(gen(custom_tuned, loop="custom", jit=True))
+    contenders.append(Plain(plain, keras, kind, images, labels))
     hand = "jit" if jit else "no jit"
     for pipeline in ("guide", "gather"):
-        bodies[f"hand {pipeline}, spe 32 {hand}"] = by_hand(tf, keras, kind, images, labels,
-                                                           pipeline, jit)
-    contenders = {name: Contender(name, body, keras) for name, body in bodies.items()}
+        contenders.append(ByHand(f"hand {pipeline}, spe 32 {hand}", tf, keras, kind, images,
+                                 labels, pipeline, jit))
+    c = {contender.name: contender for contender in contenders}
 
     print(f"\n{kind}: {len(labels):,} examples, batch {MODELS[kind]['batch']}, "
           f"{epochs} epoch(s) per round, {rounds} rounds", flush=True)
-    race(contenders, len(labels), rounds, epochs)
+    race(c, len(labels), rounds, epochs)
 
     print(f"\n  {kind} examples/s of training (median of {rounds} rounds, min .. max):")
-    for name, contender in contenders.items():
+    for name, contender in c.items():
         r = sorted(contender.rates)
         print(f"    {name:34s} {median(contender):9,.0f}  ({r[0]:,.0f} .. {r[-1]:,.0f})")
-    c = contenders
     hands = [n for n in c if n.startswith("hand ")]
     best = max(hands, key=lambda n: median(c[n]))
     print(f"  best by hand: {best}")
-    ratio_line("(a) default spec / plain fit", c["gen fit, default spec"],
-               c["plain fit(x, y)"], GOAL_PLAIN)
-    ratio_line("(a) tuned spec / plain fit", c[tuned], c["plain fit(x, y)"], GOAL_PLAIN)
+    ratio_line("(a) default spec / plain fit", c["gen fit, default spec"], c[plain],
+               GOAL_PLAIN)
+    ratio_line(f"(a) tuned spec ({tuned[9:]}) / plain fit", c[tuned], c[plain], GOAL_PLAIN)
     ratio_line("(b) tuned spec / best by hand", c[tuned], c[best], GOAL_HAND)
     ratio_line("(b) default spec / best by hand", c["gen fit, default spec"], c[best],
                GOAL_HAND)
+    other = [n for n in hands if n != best][0]
+    ratio_line(f"    tuned spec / {other}", c[tuned], c[other], None)
     ratio_line("(c) custom / fit, default spec", c["gen custom, default spec"],
                c["gen fit, default spec"], GOAL_CUSTOM)
-    if custom_tuned != "gen custom, default spec" or tuned != "gen fit, default spec":
-        ratio_line(f"(c) {custom_tuned.split(', ')[1]} custom / tuned fit", c[custom_tuned],
-                   c[tuned], GOAL_CUSTOM)
-    return {"contenders": contenders, "tuned": tuned, "best": best, "specs": specs}
+    if custom_tuned != "gen custom, default spec":
+        ratio_line("(c) custom + jit / fit + jit (spe 1)", c[custom_tuned],
+                   c["gen fit, default spec"], None)
+    ratio_line(f"(c) {custom_tuned[4:]} / tuned fit", c[custom_tuned], c[tuned], GOAL_CUSTOM)
+    return {"contenders": c, "tuned": tuned, "best": best}
 
 
 def excerpt(source: str, start: str, end: str) -> str:
@@ -402,12 +421,11 @@ def excerpt(source: str, start: str, end: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--examples", type=int, default=20_000)
-    parser.add_argument("--rounds", type=int, default=5, help="timed rounds, MLP")
-    parser.add_argument("--cnn-rounds", type=int, default=3, help="timed rounds, CNN")
+    parser.add_argument("--cnn-examples", type=int, default=8_000)
+    parser.add_argument("--rounds", type=int, default=7, help="timed rounds, MLP")
+    parser.add_argument("--cnn-rounds", type=int, default=4, help="timed rounds, CNN")
     parser.add_argument("--epochs", type=int, default=1, help="epochs per round")
     parser.add_argument("--only", choices=["mlp", "cnn"])
-    parser.add_argument("--cnn-jit", action="store_true",
-                        help="also tune the CNN with jit_compile (slower on CPU)")
     args = parser.parse_args()
 
     quiet_tensorflow()
@@ -415,6 +433,7 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
+    began = time.perf_counter()
     print(f"python {sys.version.split()[0]}, tensorflow {tf.__version__}, "
           f"keras {keras.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs")
     peak = matmul_gflops(np)
@@ -427,37 +446,41 @@ def main() -> None:
         images = rng.random((args.examples, 28, 28, 1), dtype=np.float32)
         labels = rng.integers(0, CLASSES, size=args.examples, dtype=np.int64)
         np.savez(folder / "data.npz", images=images, labels=labels)
-        for kind in ("mlp", "cnn"):
+        cnn = min(args.cnn_examples, args.examples)
+        np.savez(folder / "data_cnn.npz", images=images[:cnn], labels=labels[:cnn])
+        for kind, data, count, rounds in (("mlp", "data.npz", args.examples, args.rounds),
+                                          ("cnn", "data_cnn.npz", cnn, args.cnn_rounds)):
             if args.only in (None, kind):
-                rounds = args.rounds if kind == "mlp" else args.cnn_rounds
-                results[kind] = run_model(kind, folder, images, labels, rounds,
-                                          args.epochs, args.cnn_jit, tf, keras)
+                results[kind] = run_model(kind, folder, data, images[:count], labels[:count],
+                                          rounds, args.epochs, tf, keras)
 
     peak = max(peak, matmul_gflops(np))  # again: the machine may have been busy before
     if "mlp" in results:
-        c = results["mlp"]["contenders"]
+        c, tuned = results["mlp"]["contenders"], results["mlp"]["tuned"]
         print(f"\n(d) MLP training FLOP rate ({MLP_FLOPS / 1e6:.2f} MFLOP per example) "
               f"against NumPy's matmul, {peak:.0f} GFLOP/s (best of both measurements):")
-        for name in (results["mlp"]["tuned"], "gen fit, default spec", results["mlp"]["best"]):
+        for name in (tuned, "gen fit, default spec", results["mlp"]["best"]):
+            rates = sorted(c[name].rates)
             gflops = median(c[name]) * MLP_FLOPS / 1e9
-            goal = name == results["mlp"]["tuned"]
             verdict = (f"  goal >= {GOAL_PEAK:.0%}: "
-                       f"{'ok' if gflops / peak >= GOAL_PEAK else 'MISSED'}") if goal else ""
-            print(f"  {name:34s} {gflops:6.1f} GFLOP/s = {gflops / peak:4.0%}{verdict}")
+                       f"{'ok' if gflops / peak >= GOAL_PEAK else 'MISSED'}"
+                       if name == tuned else "")
+            print(f"  {name:34s} {gflops:6.1f} GFLOP/s = {gflops / peak:4.0%}{verdict}"
+                  f"  (best round {rates[-1] * MLP_FLOPS / 1e9 / peak:.0%})")
 
     for kind, result in results.items():
-        specs = result["specs"]
-        default = specs["gen fit, default spec"].source
-        tuned = specs[result["tuned"]].source
-        print(f"\n{kind}: the default spec's generated training:\n"
+        default = result["contenders"]["gen fit, default spec"].source
+        tuned = result["contenders"][result["tuned"]].source
+        print(f"\n{kind}, default spec: the generated `compile_model` and fit call:\n"
               + excerpt(default, "def compile_model(", "\n\n\n") + "\n"
               + excerpt(default, "    history = model.fit(", "    return"))
-        print(f"{kind}: the tuned spec's `compile_model`:\n"
+        print(f"{kind}, tuned spec: the generated `compile_model`:\n"
               + excerpt(tuned, "def compile_model(", "\n\n\n"))
     if results:
-        source = next(iter(results.values()))["specs"]["gen fit, default spec"].source
+        source = next(iter(results.values()))["contenders"]["gen fit, default spec"].source
         print("\nthe generated pipeline (both models):\n"
               + excerpt(source, "def pipeline(", "\n\n\n"))
+    print(f"\ntotal {time.perf_counter() - began:.0f} s")
 
 
 if __name__ == "__main__":

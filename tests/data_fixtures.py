@@ -223,7 +223,9 @@ def dataset_ops(dataset) -> list[tuple[str, list]]:
     graph = tf.compat.v1.GraphDef()
     graph.ParseFromString(
         tf.raw_ops.DatasetToGraphV2(input_dataset=dataset._variant_tensor).numpy())
-    consts = {node.name: node for node in graph.node if node.op == "Const"}
+    # the ops of functions too (a per-epoch shuffle lives in a flat_map's function)
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    consts = {node.name: node for node in nodes if node.op == "Const"}
 
     def value(name):
         node = consts.get(name.split(":")[0])
@@ -238,4 +240,4 @@ def dataset_ops(dataset) -> list[tuple[str, list]]:
         return v.decode() if isinstance(v, bytes) else v
 
     return [(node.op, [decode(value(i)) for i in node.input if not i.startswith("^")])
-            for node in graph.node if node.op not in ("Const", "_Retval")]
+            for node in nodes if node.op not in ("Const", "_Retval")]

@@ -546,10 +546,6 @@ def test_resume_without_shuffling_equals_an_uninterrupted_run(resume_in_order):
     assert_same_weights(resume_in_order)
 
 
-@pytest.mark.xfail(strict=True, reason="tfspec bug: a resumed fit run shuffles epoch k+1 in "
-                   "the order of the process's first epoch: `dataset.shuffle(buffer, seed)` "
-                   "reshuffles by how many iterators the process has made (Keras makes two "
-                   "per epoch), which BackupAndRestore does not restore")
 def test_resume_after_sigkill_equals_an_uninterrupted_run(resume_shuffled):
     assert_same_weights(resume_shuffled)
 

@@ -220,6 +220,11 @@ class Generator:
             relative = self.spec_dir.as_posix()
             w.line("SPEC_DIR = pathlib.Path(__file__).resolve().parent" +
                    (f" / {py_string(relative)}" if relative != "." else ""))
+        if imports and self.shuffles_by_epoch():
+            w.blank(1)
+            w.line("# The epoch being trained: it picks the training data's shuffle order.")
+            w.line("# Made on first use, after the strategy (which must come before any op).")
+            w.line("EPOCH = None")
         if self.consts:
             w.blank(1)  # isort style: one blank line between imports and constants
             w.line("# Params: `tfspec run --set NAME=VALUE` overrides them.")
@@ -248,6 +253,12 @@ class Generator:
         w.extend(body)
         self.line_table()
         return w.text()
+
+    def shuffles_by_epoch(self) -> bool:
+        """Whether the data is shuffled with a seed (see DataGenerator.pipeline)."""
+        data = self.ir.get("data") or {}
+        seeded = "seed" in data or "seed" in (data.get("split") or {})
+        return data.get("shuffle", True) is not False and seeded
 
     def losses(self) -> str | None:
         """`{"output": "loss_name"}` for the spec's losses, as Python text."""

@@ -579,8 +579,24 @@ class DataGenerator:
                         w.line("buffer = size if 0 < size <= 10_000 else 10_000")
                     else:
                         w.line(f"buffer = {self.value('shuffle')}")
-                    w.line(f"dataset = dataset.shuffle(buffer, seed={seed})",
-                           self.span("shuffle") if "shuffle" in self.data else None)
+                    if seed == "None":
+                        w.line("dataset = dataset.shuffle(buffer)",
+                               self.span("shuffle") if "shuffle" in self.data else None)
+                    else:
+                        w.line("# each epoch's order is a function of (seed, epoch) alone, so a")
+                        w.line("# resumed run shuffles its epochs as an uninterrupted run does")
+                        w.line("base, size, epoch = dataset, dataset.cardinality(), "
+                               "current_epoch()")
+                        w.line("dataset = tf.data.Dataset.from_tensors(0).flat_map(")
+                        with w.indented():
+                            w.line(f"lambda _: base.shuffle(buffer, seed={seed} + epoch, "
+                                   "reshuffle_each_iteration=False)",
+                                   self.span("shuffle") if "shuffle" in self.data else None)
+                        w.line(")")
+                        w.line("if size >= 0:")
+                        with w.indented():
+                            w.line("dataset = dataset.apply("
+                                   "tf.data.experimental.assert_cardinality(size))")
             repeat = self.data.get("repeat", False)
             if repeat is not False:
                 count = "" if repeat is True else self.value("repeat")
@@ -626,6 +642,16 @@ class DataGenerator:
             w.line('"""The batched `train`, `validation` and `test` pipelines that exist."""')
             w.line("splits = splits if splits is not None else load_splits()")
             w.line("return {name: pipeline(dataset, name) for name, dataset in splits.items()}")
+        if self.gen.shuffles_by_epoch() and self.data.get("shuffle", True) is not False:
+            w.blank(2)
+            w.line("def current_epoch():")
+            with w.indented():
+                w.line('"""EPOCH, made the first time it is needed."""')
+                w.line("global EPOCH")
+                w.line("if EPOCH is None:")
+                with w.indented():
+                    w.line("EPOCH = tf.Variable(0, dtype=tf.int64, trainable=False)")
+                w.line("return EPOCH")
         self.adapt(w)
         self.need("check_data")
         self.need("model_outputs")

@@ -244,11 +244,25 @@ class TrainGenerator:
             w.line("path = SPEC_DIR / relative")
             w.line("path.parent.mkdir(parents=True, exist_ok=True)")
             w.line("return str(path)")
+        if self.gen.shuffles_by_epoch():
+            w.blank(2)
+            w.line("class ShuffleEpoch(keras.callbacks.Callback):")
+            with w.indented():
+                w.line('"""Tells the data pipeline which epoch it is (see EPOCH)."""')
+                w.line("")
+                w.line("def on_epoch_begin(self, epoch, logs=None):")
+                with w.indented():
+                    w.line("current_epoch().assign(epoch)")
+                w.line("")
+                w.line("def on_epoch_end(self, epoch, logs=None):")
+                with w.indented():
+                    w.line("current_epoch().assign(epoch + 1)  # Keras may open the next epoch's "
+                           "data now")
         w.blank(2)
         w.line("def make_callbacks():", self.span("callbacks") if calls else None)
         with w.indented():
             w.line('"""The callbacks of `train`; their paths are relative to the spec."""')
-            if not calls and self.loop != "fit":
+            if not calls and self.loop != "fit" and not self.gen.shuffles_by_epoch():
                 w.line("return []")
                 return
             skip = self.backup() if self.loop == "custom" else None
@@ -264,6 +278,8 @@ class TrainGenerator:
                 if self.loop == "fit" and self.backup() is None:
                     w.line("keras.callbacks.BackupAndRestore(CHECKPOINT_DIR),  # resume if "
                            "killed")
+                if self.gen.shuffles_by_epoch():
+                    w.line("ShuffleEpoch(),")
             w.line("]")
 
     def callback(self, call: dict[str, Any], at: str, budget: int) -> str:

@@ -14,6 +14,10 @@ import tensorflow as tf
 # Paths in the spec are relative to the spec's folder.
 SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
+# The epoch being trained: it picks the training data's shuffle order.
+# Made on first use, after the strategy (which must come before any op).
+EPOCH = None
+
 # Params: `tfspec run --set NAME=VALUE` overrides them.
 CODE = 8
 
@@ -68,7 +72,14 @@ def pipeline(dataset, split):
         size = int(dataset.cardinality())
         # the whole split when it is known and small, else 10,000
         buffer = size if 0 < size <= 10_000 else 10_000
-        dataset = dataset.shuffle(buffer, seed=3)
+        # each epoch's order is a function of (seed, epoch) alone, so a
+        # resumed run shuffles its epochs as an uninterrupted run does
+        base, size, epoch = dataset, dataset.cardinality(), current_epoch()
+        dataset = tf.data.Dataset.from_tensors(0).flat_map(
+            lambda _: base.shuffle(buffer, seed=3 + epoch, reshuffle_each_iteration=False)
+        )
+        if size >= 0:
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(size))
     dataset = dataset.batch(128, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -77,6 +88,14 @@ def make_datasets(splits=None):
     """The batched `train`, `validation` and `test` pipelines that exist."""
     splits = splits if splits is not None else load_splits()
     return {name: pipeline(dataset, name) for name, dataset in splits.items()}
+
+
+def current_epoch():
+    """EPOCH, made the first time it is needed."""
+    global EPOCH
+    if EPOCH is None:
+        EPOCH = tf.Variable(0, dtype=tf.int64, trainable=False)
+    return EPOCH
 
 
 def adapt(model, train):
@@ -211,10 +230,21 @@ def spec_path(relative):
     return str(path)
 
 
+class ShuffleEpoch(keras.callbacks.Callback):
+    """Tells the data pipeline which epoch it is (see EPOCH)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        current_epoch().assign(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
         keras.callbacks.BackupAndRestore(CHECKPOINT_DIR),  # resume if killed
+        ShuffleEpoch(),
     ]
 
 
@@ -261,22 +291,22 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/autoencoder.tfspec"
 TFSPEC_LINES = (
-    "18:5:14 25:27:10 30:14:3 31:16:8 32:17:8 33:17:8 34:17:8 35:17:8 "
-    "36:17:8 37:15:14 38:20:8 39:20:8 40:20:8 41:20:8 42:20:8 43:21:8 "
-    "44:21:8 45:21:8 46:21:8 47:21:8 48:19:27 49:13:7 52:8:12 54:8:12 "
-    "57:9:3 60:8:12 72:10:11 76:8:12 82:8:12 88:8:12 89:8:12 90:8:12 "
-    "91:8:12 92:8:12 93:8:12 94:8:12 95:8:12 96:8:12 97:8:12 98:8:12 "
-    "99:8:12 100:8:12 101:8:12 102:8:12 103:8:12 104:8:12 105:8:12 106:8:12 "
-    "107:8:12 108:8:12 109:8:12 110:8:12 113:8:12 114:8:12 115:8:12 116:8:12 "
-    "117:8:12 118:8:12 119:8:12 120:8:12 121:8:12 122:8:12 123:8:12 124:8:12 "
-    "125:8:12 126:8:12 127:8:12 128:8:12 129:8:12 130:8:12 131:8:12 132:8:12 "
-    "133:8:12 134:8:12 135:8:12 136:8:12 137:8:12 138:8:12 139:8:12 140:8:12 "
-    "141:8:12 142:8:12 143:8:12 144:8:12 145:8:12 146:8:12 147:8:12 148:8:12 "
-    "149:8:12 150:8:12 151:8:12 152:8:12 153:8:12 154:8:12 155:8:12 156:8:12 "
-    "157:8:12 158:8:12 159:8:12 160:8:12 161:8:12 162:8:12 163:8:12 164:8:12 "
-    "165:8:12 166:8:12 167:8:12 168:8:12 169:8:12 170:8:12 171:8:12 172:8:12 "
-    "173:8:12 174:8:12 175:8:12 176:8:12 179:8:12 180:8:12 181:8:12 182:8:12 "
-    "183:8:12 184:8:12 185:8:12 192:2:8 197:26:15 199:26:15 202:27:10 204:27:10 "
-    "221:25:1 232:29:12 233:29:12 234:29:12 235:29:12 236:29:12 237:29:12 238:29:12 "
-    "239:29:12"
+    "22:5:14 29:27:10 34:14:3 35:16:8 36:17:8 37:17:8 38:17:8 39:17:8 "
+    "40:17:8 41:15:14 42:20:8 43:20:8 44:20:8 45:20:8 46:20:8 47:21:8 "
+    "48:21:8 49:21:8 50:21:8 51:21:8 52:19:27 53:13:7 56:8:12 58:8:12 "
+    "61:9:3 64:8:12 83:10:11 87:8:12 101:8:12 107:8:12 108:8:12 109:8:12 "
+    "110:8:12 111:8:12 112:8:12 113:8:12 114:8:12 115:8:12 116:8:12 117:8:12 "
+    "118:8:12 119:8:12 120:8:12 121:8:12 122:8:12 123:8:12 124:8:12 125:8:12 "
+    "126:8:12 127:8:12 128:8:12 129:8:12 132:8:12 133:8:12 134:8:12 135:8:12 "
+    "136:8:12 137:8:12 138:8:12 139:8:12 140:8:12 141:8:12 142:8:12 143:8:12 "
+    "144:8:12 145:8:12 146:8:12 147:8:12 148:8:12 149:8:12 150:8:12 151:8:12 "
+    "152:8:12 153:8:12 154:8:12 155:8:12 156:8:12 157:8:12 158:8:12 159:8:12 "
+    "160:8:12 161:8:12 162:8:12 163:8:12 164:8:12 165:8:12 166:8:12 167:8:12 "
+    "168:8:12 169:8:12 170:8:12 171:8:12 172:8:12 173:8:12 174:8:12 175:8:12 "
+    "176:8:12 177:8:12 178:8:12 179:8:12 180:8:12 181:8:12 182:8:12 183:8:12 "
+    "184:8:12 185:8:12 186:8:12 187:8:12 188:8:12 189:8:12 190:8:12 191:8:12 "
+    "192:8:12 193:8:12 194:8:12 195:8:12 198:8:12 199:8:12 200:8:12 201:8:12 "
+    "202:8:12 203:8:12 204:8:12 211:2:8 216:26:15 218:26:15 221:27:10 223:27:10 "
+    "251:25:1 262:29:12 263:29:12 264:29:12 265:29:12 266:29:12 267:29:12 268:29:12 "
+    "269:29:12"
 )

@@ -15,6 +15,10 @@ import tensorflow as tf
 # Paths in the spec are relative to the spec's folder.
 SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
+# The epoch being trained: it picks the training data's shuffle order.
+# Made on first use, after the strategy (which must come before any op).
+EPOCH = None
+
 # Params: `tfspec run --set NAME=VALUE` overrides them.
 LR = 0.002
 EPOCHS = 3
@@ -69,7 +73,14 @@ def pipeline(dataset, split):
         dataset = dataset.cache(f"{cache}_{split}_8778f514")
     if training:
         buffer = 1024
-        dataset = dataset.shuffle(buffer, seed=11)
+        # each epoch's order is a function of (seed, epoch) alone, so a
+        # resumed run shuffles its epochs as an uninterrupted run does
+        base, size, epoch = dataset, dataset.cardinality(), current_epoch()
+        dataset = tf.data.Dataset.from_tensors(0).flat_map(
+            lambda _: base.shuffle(buffer, seed=11 + epoch, reshuffle_each_iteration=False)
+        )
+        if size >= 0:
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(size))
     dataset = dataset.batch(32, drop_remainder=True, num_parallel_calls=2)
     if training:
         augment = keras.Sequential([
@@ -87,6 +98,14 @@ def make_datasets(splits=None):
     """The batched `train`, `validation` and `test` pipelines that exist."""
     splits = splits if splits is not None else load_splits()
     return {name: pipeline(dataset, name) for name, dataset in splits.items()}
+
+
+def current_epoch():
+    """EPOCH, made the first time it is needed."""
+    global EPOCH
+    if EPOCH is None:
+        EPOCH = tf.Variable(0, dtype=tf.int64, trainable=False)
+    return EPOCH
 
 
 def adapt(model, train):
@@ -253,6 +272,16 @@ def spec_path(relative):
     return str(path)
 
 
+class ShuffleEpoch(keras.callbacks.Callback):
+    """Tells the data pipeline which epoch it is (see EPOCH)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        current_epoch().assign(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
@@ -265,6 +294,7 @@ def make_callbacks():
         keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1),
         keras.callbacks.CSVLogger(spec_path("runs/everything/log.csv")),
         keras.callbacks.TerminateOnNaN(),
+        ShuffleEpoch(),
     ]
 
 
@@ -465,26 +495,26 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/everything.tfspec"
 TFSPEC_LINES = (
-    "19:5:12 20:6:16 21:7:17 28:45:10 33:24:3 34:26:8 35:26:8 36:26:8 "
-    "37:26:8 38:26:8 39:26:8 40:26:8 41:26:8 42:33:8 43:33:8 44:33:8 "
-    "45:33:8 46:34:8 47:25:14 48:36:18 49:23:7 52:10:12 54:10:12 57:11:3 "
-    "60:10:12 66:16:11 72:14:13 73:12:11 75:20:13 76:20:14 77:20:43 83:17:14 "
-    "86:10:12 92:10:12 98:10:12 99:10:12 100:10:12 101:10:12 102:10:12 103:10:12 "
-    "104:10:12 105:10:12 106:10:12 107:10:12 108:10:12 109:10:12 110:10:12 111:10:12 "
-    "112:10:12 113:10:12 114:10:12 115:10:12 116:10:12 117:10:12 118:10:12 119:10:12 "
-    "120:10:12 123:10:12 124:10:12 125:10:12 126:10:12 127:10:12 128:10:12 129:10:12 "
-    "130:10:12 131:10:12 132:10:12 133:10:12 134:10:12 135:10:12 136:10:12 137:10:12 "
-    "138:10:12 139:10:12 140:10:12 141:10:12 142:10:12 143:10:12 144:10:12 145:10:12 "
-    "146:10:12 147:10:12 148:10:12 149:10:12 150:10:12 151:10:12 152:10:12 153:10:12 "
-    "154:10:12 155:10:12 156:10:12 157:10:12 158:10:12 159:10:12 160:10:12 161:10:12 "
-    "162:10:12 163:10:12 164:10:12 165:10:12 166:10:12 167:10:12 168:10:12 169:10:12 "
-    "170:10:12 171:10:12 172:10:12 173:10:12 174:10:12 175:10:12 176:10:12 177:10:12 "
-    "178:10:12 179:10:12 180:10:12 181:10:12 182:10:12 183:10:12 184:10:12 185:10:12 "
-    "186:10:12 189:10:12 190:10:12 191:10:12 192:10:12 193:10:12 194:10:12 195:10:12 "
-    "199:53:5 202:69:14 204:70:13 225:41:15 227:41:15 228:41:15 229:41:15 230:41:15 "
-    "231:41:15 232:41:15 233:41:15 234:41:15 235:41:15 238:45:10 240:45:10 241:45:10 "
-    "242:45:10 243:45:10 244:45:10 245:45:10 246:45:10 256:50:15 259:51:5 260:52:5 "
-    "261:52:5 262:52:5 263:52:5 264:53:5 265:54:5 266:55:5 267:56:5 271:46:13 "
-    "276:46:14 277:46:26 291:45:10 294:45:10 298:39:1 300:61:10 301:62:19 302:58:21 "
-    "355:59:17 415:40:10 425:64:16"
+    "23:5:12 24:6:16 25:7:17 32:45:10 37:24:3 38:26:8 39:26:8 40:26:8 "
+    "41:26:8 42:26:8 43:26:8 44:26:8 45:26:8 46:33:8 47:33:8 48:33:8 "
+    "49:33:8 50:34:8 51:25:14 52:36:18 53:23:7 56:10:12 58:10:12 61:11:3 "
+    "64:10:12 70:16:11 80:14:13 84:12:11 86:20:13 87:20:14 88:20:43 94:17:14 "
+    "97:10:12 111:10:12 117:10:12 118:10:12 119:10:12 120:10:12 121:10:12 122:10:12 "
+    "123:10:12 124:10:12 125:10:12 126:10:12 127:10:12 128:10:12 129:10:12 130:10:12 "
+    "131:10:12 132:10:12 133:10:12 134:10:12 135:10:12 136:10:12 137:10:12 138:10:12 "
+    "139:10:12 142:10:12 143:10:12 144:10:12 145:10:12 146:10:12 147:10:12 148:10:12 "
+    "149:10:12 150:10:12 151:10:12 152:10:12 153:10:12 154:10:12 155:10:12 156:10:12 "
+    "157:10:12 158:10:12 159:10:12 160:10:12 161:10:12 162:10:12 163:10:12 164:10:12 "
+    "165:10:12 166:10:12 167:10:12 168:10:12 169:10:12 170:10:12 171:10:12 172:10:12 "
+    "173:10:12 174:10:12 175:10:12 176:10:12 177:10:12 178:10:12 179:10:12 180:10:12 "
+    "181:10:12 182:10:12 183:10:12 184:10:12 185:10:12 186:10:12 187:10:12 188:10:12 "
+    "189:10:12 190:10:12 191:10:12 192:10:12 193:10:12 194:10:12 195:10:12 196:10:12 "
+    "197:10:12 198:10:12 199:10:12 200:10:12 201:10:12 202:10:12 203:10:12 204:10:12 "
+    "205:10:12 208:10:12 209:10:12 210:10:12 211:10:12 212:10:12 213:10:12 214:10:12 "
+    "218:53:5 221:69:14 223:70:13 244:41:15 246:41:15 247:41:15 248:41:15 249:41:15 "
+    "250:41:15 251:41:15 252:41:15 253:41:15 254:41:15 257:45:10 259:45:10 260:45:10 "
+    "261:45:10 262:45:10 263:45:10 264:45:10 265:45:10 285:50:15 288:51:5 289:52:5 "
+    "290:52:5 291:52:5 292:52:5 293:53:5 294:54:5 295:55:5 296:56:5 301:46:13 "
+    "306:46:14 307:46:26 321:45:10 324:45:10 328:39:1 330:61:10 331:62:19 332:58:21 "
+    "385:59:17 445:40:10 455:64:16"
 )

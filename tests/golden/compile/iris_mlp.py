@@ -15,6 +15,10 @@ import tensorflow as tf
 # Paths in the spec are relative to the spec's folder.
 SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
+# The epoch being trained: it picks the training data's shuffle order.
+# Made on first use, after the strategy (which must come before any op).
+EPOCH = None
+
 # Params: `tfspec run --set NAME=VALUE` overrides them.
 HIDDEN = 32
 
@@ -61,7 +65,14 @@ def pipeline(dataset, split):
         size = int(dataset.cardinality())
         # the whole split when it is known and small, else 10,000
         buffer = size if 0 < size <= 10_000 else 10_000
-        dataset = dataset.shuffle(buffer, seed=42)
+        # each epoch's order is a function of (seed, epoch) alone, so a
+        # resumed run shuffles its epochs as an uninterrupted run does
+        base, size, epoch = dataset, dataset.cardinality(), current_epoch()
+        dataset = tf.data.Dataset.from_tensors(0).flat_map(
+            lambda _: base.shuffle(buffer, seed=42 + epoch, reshuffle_each_iteration=False)
+        )
+        if size >= 0:
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(size))
     dataset = dataset.batch(16, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -70,6 +81,14 @@ def make_datasets(splits=None):
     """The batched `train`, `validation` and `test` pipelines that exist."""
     splits = splits if splits is not None else load_splits()
     return {name: pipeline(dataset, name) for name, dataset in splits.items()}
+
+
+def current_epoch():
+    """EPOCH, made the first time it is needed."""
+    global EPOCH
+    if EPOCH is None:
+        EPOCH = tf.Variable(0, dtype=tf.int64, trainable=False)
+    return EPOCH
 
 
 def adapt(model, train):
@@ -230,10 +249,21 @@ def spec_path(relative):
     return str(path)
 
 
+class ShuffleEpoch(keras.callbacks.Callback):
+    """Tells the data pipeline which epoch it is (see EPOCH)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        current_epoch().assign(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
         keras.callbacks.BackupAndRestore(CHECKPOINT_DIR),  # resume if killed
+        ShuffleEpoch(),
     ]
 
 
@@ -280,23 +310,23 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/iris_mlp.tfspec"
 TFSPEC_LINES = (
-    "19:5:16 26:24:10 31:14:7 33:15:3 34:11:17 35:16:3 36:17:3 37:18:3 "
-    "38:19:3 44:8:12 46:8:12 50:9:3 53:8:12 65:10:11 69:8:12 75:8:12 "
-    "79:11:17 85:8:12 86:8:12 87:8:12 88:8:12 89:8:12 90:8:12 91:8:12 "
-    "92:8:12 93:8:12 94:8:12 95:8:12 96:8:12 97:8:12 98:8:12 99:8:12 "
-    "100:8:12 103:8:12 104:8:12 105:8:12 106:8:12 107:8:12 108:8:12 109:8:12 "
-    "110:8:12 111:8:12 112:8:12 113:8:12 114:8:12 115:8:12 116:8:12 117:8:12 "
-    "118:8:12 119:8:12 120:8:12 121:8:12 122:8:12 123:8:12 124:8:12 125:8:12 "
-    "128:8:12 129:8:12 130:8:12 131:8:12 132:8:12 133:8:12 134:8:12 135:8:12 "
-    "136:8:12 137:8:12 138:8:12 139:8:12 140:8:12 141:8:12 142:8:12 143:8:12 "
-    "144:8:12 145:8:12 146:8:12 147:8:12 148:8:12 149:8:12 150:8:12 151:8:12 "
-    "152:8:12 153:8:12 154:8:12 155:8:12 156:8:12 157:8:12 158:8:12 159:8:12 "
-    "160:8:12 161:8:12 162:8:12 163:8:12 164:8:12 165:8:12 166:8:12 167:8:12 "
-    "168:8:12 169:8:12 170:8:12 171:8:12 172:8:12 173:8:12 174:8:12 175:8:12 "
-    "176:8:12 177:8:12 178:8:12 179:8:12 180:8:12 181:8:12 182:8:12 183:8:12 "
-    "184:8:12 185:8:12 186:8:12 187:8:12 188:8:12 189:8:12 190:8:12 191:8:12 "
-    "194:8:12 195:8:12 196:8:12 197:8:12 198:8:12 199:8:12 200:8:12 207:2:8 "
-    "212:23:15 214:23:15 217:24:10 219:24:10 220:24:10 221:24:10 222:24:10 223:24:10 "
-    "240:22:1 251:26:12 252:26:12 253:26:12 254:26:12 255:26:12 256:26:12 257:26:12 "
-    "258:26:12"
+    "23:5:16 30:24:10 35:14:7 37:15:3 38:11:17 39:16:3 40:17:3 41:18:3 "
+    "42:19:3 48:8:12 50:8:12 54:9:3 57:8:12 76:10:11 80:8:12 94:8:12 "
+    "98:11:17 104:8:12 105:8:12 106:8:12 107:8:12 108:8:12 109:8:12 110:8:12 "
+    "111:8:12 112:8:12 113:8:12 114:8:12 115:8:12 116:8:12 117:8:12 118:8:12 "
+    "119:8:12 122:8:12 123:8:12 124:8:12 125:8:12 126:8:12 127:8:12 128:8:12 "
+    "129:8:12 130:8:12 131:8:12 132:8:12 133:8:12 134:8:12 135:8:12 136:8:12 "
+    "137:8:12 138:8:12 139:8:12 140:8:12 141:8:12 142:8:12 143:8:12 144:8:12 "
+    "147:8:12 148:8:12 149:8:12 150:8:12 151:8:12 152:8:12 153:8:12 154:8:12 "
+    "155:8:12 156:8:12 157:8:12 158:8:12 159:8:12 160:8:12 161:8:12 162:8:12 "
+    "163:8:12 164:8:12 165:8:12 166:8:12 167:8:12 168:8:12 169:8:12 170:8:12 "
+    "171:8:12 172:8:12 173:8:12 174:8:12 175:8:12 176:8:12 177:8:12 178:8:12 "
+    "179:8:12 180:8:12 181:8:12 182:8:12 183:8:12 184:8:12 185:8:12 186:8:12 "
+    "187:8:12 188:8:12 189:8:12 190:8:12 191:8:12 192:8:12 193:8:12 194:8:12 "
+    "195:8:12 196:8:12 197:8:12 198:8:12 199:8:12 200:8:12 201:8:12 202:8:12 "
+    "203:8:12 204:8:12 205:8:12 206:8:12 207:8:12 208:8:12 209:8:12 210:8:12 "
+    "213:8:12 214:8:12 215:8:12 216:8:12 217:8:12 218:8:12 219:8:12 226:2:8 "
+    "231:23:15 233:23:15 236:24:10 238:24:10 239:24:10 240:24:10 241:24:10 242:24:10 "
+    "270:22:1 281:26:12 282:26:12 283:26:12 284:26:12 285:26:12 286:26:12 287:26:12 "
+    "288:26:12"
 )

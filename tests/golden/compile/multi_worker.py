@@ -17,6 +17,10 @@ import tensorflow as tf
 # Paths in the spec are relative to the spec's folder.
 SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
+# The epoch being trained: it picks the training data's shuffle order.
+# Made on first use, after the strategy (which must come before any op).
+EPOCH = None
+
 # Params: `tfspec run --set NAME=VALUE` overrides them.
 EPOCHS = 3
 
@@ -56,7 +60,14 @@ def pipeline(dataset, split):
         size = int(dataset.cardinality())
         # the whole split when it is known and small, else 10,000
         buffer = size if 0 < size <= 10_000 else 10_000
-        dataset = dataset.shuffle(buffer, seed=1)
+        # each epoch's order is a function of (seed, epoch) alone, so a
+        # resumed run shuffles its epochs as an uninterrupted run does
+        base, size, epoch = dataset, dataset.cardinality(), current_epoch()
+        dataset = tf.data.Dataset.from_tensors(0).flat_map(
+            lambda _: base.shuffle(buffer, seed=1 + epoch, reshuffle_each_iteration=False)
+        )
+        if size >= 0:
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(size))
     dataset = dataset.batch(64, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -65,6 +76,14 @@ def make_datasets(splits=None):
     """The batched `train`, `validation` and `test` pipelines that exist."""
     splits = splits if splits is not None else load_splits()
     return {name: pipeline(dataset, name) for name, dataset in splits.items()}
+
+
+def current_epoch():
+    """EPOCH, made the first time it is needed."""
+    global EPOCH
+    if EPOCH is None:
+        EPOCH = tf.Variable(0, dtype=tf.int64, trainable=False)
+    return EPOCH
 
 
 def adapt(model, train):
@@ -207,9 +226,21 @@ def spec_path(relative):
     return str(path)
 
 
+class ShuffleEpoch(keras.callbacks.Callback):
+    """Tells the data pipeline which epoch it is (see EPOCH)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        current_epoch().assign(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
-    return []
+    return [
+        ShuffleEpoch(),
+    ]
 
 
 def make_metrics():
@@ -391,20 +422,20 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/multi_worker.tfspec"
 TFSPEC_LINES = (
-    "21:5:16 28:23:10 33:14:3 34:16:8 35:17:8 36:15:18 37:13:7 40:8:12 "
-    "42:8:12 45:9:3 48:8:12 60:10:11 64:8:12 70:8:12 76:8:12 77:8:12 "
-    "78:8:12 79:8:12 80:8:12 81:8:12 82:8:12 83:8:12 84:8:12 85:8:12 "
-    "86:8:12 87:8:12 88:8:12 89:8:12 90:8:12 91:8:12 92:8:12 93:8:12 "
-    "94:8:12 95:8:12 96:8:12 97:8:12 98:8:12 101:8:12 102:8:12 103:8:12 "
-    "104:8:12 105:8:12 106:8:12 107:8:12 108:8:12 109:8:12 110:8:12 111:8:12 "
-    "112:8:12 113:8:12 114:8:12 115:8:12 116:8:12 117:8:12 118:8:12 119:8:12 "
-    "120:8:12 121:8:12 122:8:12 123:8:12 124:8:12 125:8:12 126:8:12 127:8:12 "
-    "128:8:12 129:8:12 130:8:12 131:8:12 132:8:12 133:8:12 134:8:12 135:8:12 "
-    "136:8:12 137:8:12 138:8:12 139:8:12 140:8:12 141:8:12 142:8:12 143:8:12 "
-    "144:8:12 145:8:12 146:8:12 147:8:12 148:8:12 149:8:12 150:8:12 151:8:12 "
-    "152:8:12 153:8:12 154:8:12 155:8:12 156:8:12 157:8:12 158:8:12 159:8:12 "
-    "160:8:12 161:8:12 162:8:12 163:8:12 164:8:12 167:8:12 168:8:12 169:8:12 "
-    "170:8:12 171:8:12 172:8:12 173:8:12 180:29:25 189:22:15 191:22:15 194:23:10 "
-    "196:23:10 197:23:10 198:23:10 199:23:10 200:23:10 215:24:13 220:24:14 234:23:10 "
-    "237:23:10 241:21:1 243:26:10 332:21:1"
+    "25:5:16 32:23:10 37:14:3 38:16:8 39:17:8 40:15:18 41:13:7 44:8:12 "
+    "46:8:12 49:9:3 52:8:12 71:10:11 75:8:12 89:8:12 95:8:12 96:8:12 "
+    "97:8:12 98:8:12 99:8:12 100:8:12 101:8:12 102:8:12 103:8:12 104:8:12 "
+    "105:8:12 106:8:12 107:8:12 108:8:12 109:8:12 110:8:12 111:8:12 112:8:12 "
+    "113:8:12 114:8:12 115:8:12 116:8:12 117:8:12 120:8:12 121:8:12 122:8:12 "
+    "123:8:12 124:8:12 125:8:12 126:8:12 127:8:12 128:8:12 129:8:12 130:8:12 "
+    "131:8:12 132:8:12 133:8:12 134:8:12 135:8:12 136:8:12 137:8:12 138:8:12 "
+    "139:8:12 140:8:12 141:8:12 142:8:12 143:8:12 144:8:12 145:8:12 146:8:12 "
+    "147:8:12 148:8:12 149:8:12 150:8:12 151:8:12 152:8:12 153:8:12 154:8:12 "
+    "155:8:12 156:8:12 157:8:12 158:8:12 159:8:12 160:8:12 161:8:12 162:8:12 "
+    "163:8:12 164:8:12 165:8:12 166:8:12 167:8:12 168:8:12 169:8:12 170:8:12 "
+    "171:8:12 172:8:12 173:8:12 174:8:12 175:8:12 176:8:12 177:8:12 178:8:12 "
+    "179:8:12 180:8:12 181:8:12 182:8:12 183:8:12 186:8:12 187:8:12 188:8:12 "
+    "189:8:12 190:8:12 191:8:12 192:8:12 199:29:25 208:22:15 210:22:15 213:23:10 "
+    "215:23:10 216:23:10 217:23:10 218:23:10 219:23:10 246:24:13 251:24:14 265:23:10 "
+    "268:23:10 272:21:1 274:26:10 363:21:1"
 )

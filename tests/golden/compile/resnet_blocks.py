@@ -14,6 +14,10 @@ import tensorflow as tf
 # Paths in the spec are relative to the spec's folder.
 SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
+# The epoch being trained: it picks the training data's shuffle order.
+# Made on first use, after the strategy (which must come before any op).
+EPOCH = None
+
 # Params: `tfspec run --set NAME=VALUE` overrides them.
 WIDTH = 16
 
@@ -89,7 +93,14 @@ def pipeline(dataset, split):
         size = int(dataset.cardinality())
         # the whole split when it is known and small, else 10,000
         buffer = size if 0 < size <= 10_000 else 10_000
-        dataset = dataset.shuffle(buffer, seed=7)
+        # each epoch's order is a function of (seed, epoch) alone, so a
+        # resumed run shuffles its epochs as an uninterrupted run does
+        base, size, epoch = dataset, dataset.cardinality(), current_epoch()
+        dataset = tf.data.Dataset.from_tensors(0).flat_map(
+            lambda _: base.shuffle(buffer, seed=7 + epoch, reshuffle_each_iteration=False)
+        )
+        if size >= 0:
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(size))
     dataset = dataset.batch(64, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -98,6 +109,14 @@ def make_datasets(splits=None):
     """The batched `train`, `validation` and `test` pipelines that exist."""
     splits = splits if splits is not None else load_splits()
     return {name: pipeline(dataset, name) for name, dataset in splits.items()}
+
+
+def current_epoch():
+    """EPOCH, made the first time it is needed."""
+    global EPOCH
+    if EPOCH is None:
+        EPOCH = tf.Variable(0, dtype=tf.int64, trainable=False)
+    return EPOCH
 
 
 def adapt(model, train):
@@ -242,10 +261,21 @@ def spec_path(relative):
     return str(path)
 
 
+class ShuffleEpoch(keras.callbacks.Callback):
+    """Tells the data pipeline which epoch it is (see EPOCH)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        current_epoch().assign(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
         keras.callbacks.BackupAndRestore(CHECKPOINT_DIR),  # resume if killed
+        ShuffleEpoch(),
     ]
 
 
@@ -292,25 +322,25 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/resnet_blocks.tfspec"
 TFSPEC_LINES = (
-    "18:5:15 25:41:10 28:7:7 30:10:8 31:10:8 32:10:8 33:10:8 34:10:8 "
-    "35:10:8 36:10:8 37:10:8 38:11:8 39:12:8 40:13:8 41:13:8 42:13:8 "
-    "43:13:8 44:13:8 45:13:8 46:13:8 47:9:7 48:15:14 49:15:14 50:15:14 "
-    "51:15:14 52:15:14 53:15:14 54:15:14 55:16:16 56:16:16 62:26:3 63:28:8 "
-    "64:29:8 65:30:8 66:31:8 67:27:7 68:33:23 69:33:18 70:25:7 73:20:12 "
-    "75:20:12 78:21:3 81:20:12 93:22:11 97:20:12 103:20:12 109:20:12 110:20:12 "
-    "111:20:12 112:20:12 113:20:12 114:20:12 115:20:12 116:20:12 117:20:12 118:20:12 "
-    "119:20:12 120:20:12 121:20:12 122:20:12 123:20:12 124:20:12 125:20:12 126:20:12 "
-    "127:20:12 128:20:12 129:20:12 130:20:12 131:20:12 134:20:12 135:20:12 136:20:12 "
-    "137:20:12 138:20:12 139:20:12 140:20:12 141:20:12 142:20:12 143:20:12 144:20:12 "
-    "145:20:12 146:20:12 147:20:12 148:20:12 149:20:12 150:20:12 151:20:12 152:20:12 "
-    "153:20:12 154:20:12 155:20:12 156:20:12 157:20:12 158:20:12 159:20:12 160:20:12 "
-    "161:20:12 162:20:12 163:20:12 164:20:12 165:20:12 166:20:12 167:20:12 168:20:12 "
-    "169:20:12 170:20:12 171:20:12 172:20:12 173:20:12 174:20:12 175:20:12 176:20:12 "
-    "177:20:12 178:20:12 179:20:12 180:20:12 181:20:12 182:20:12 183:20:12 184:20:12 "
-    "185:20:12 186:20:12 187:20:12 188:20:12 189:20:12 190:20:12 191:20:12 192:20:12 "
-    "193:20:12 194:20:12 195:20:12 196:20:12 197:20:12 200:20:12 201:20:12 202:20:12 "
-    "203:20:12 204:20:12 205:20:12 206:20:12 213:2:8 218:37:15 220:37:15 221:37:15 "
-    "222:37:15 223:37:15 224:37:15 225:37:15 226:37:15 229:41:10 231:41:10 232:41:10 "
-    "233:41:10 234:41:10 235:41:10 252:36:1 263:43:12 264:43:12 265:43:12 266:43:12 "
-    "267:43:12 268:43:12 269:43:12 270:43:12"
+    "22:5:15 29:41:10 32:7:7 34:10:8 35:10:8 36:10:8 37:10:8 38:10:8 "
+    "39:10:8 40:10:8 41:10:8 42:11:8 43:12:8 44:13:8 45:13:8 46:13:8 "
+    "47:13:8 48:13:8 49:13:8 50:13:8 51:9:7 52:15:14 53:15:14 54:15:14 "
+    "55:15:14 56:15:14 57:15:14 58:15:14 59:16:16 60:16:16 66:26:3 67:28:8 "
+    "68:29:8 69:30:8 70:31:8 71:27:7 72:33:23 73:33:18 74:25:7 77:20:12 "
+    "79:20:12 82:21:3 85:20:12 104:22:11 108:20:12 122:20:12 128:20:12 129:20:12 "
+    "130:20:12 131:20:12 132:20:12 133:20:12 134:20:12 135:20:12 136:20:12 137:20:12 "
+    "138:20:12 139:20:12 140:20:12 141:20:12 142:20:12 143:20:12 144:20:12 145:20:12 "
+    "146:20:12 147:20:12 148:20:12 149:20:12 150:20:12 153:20:12 154:20:12 155:20:12 "
+    "156:20:12 157:20:12 158:20:12 159:20:12 160:20:12 161:20:12 162:20:12 163:20:12 "
+    "164:20:12 165:20:12 166:20:12 167:20:12 168:20:12 169:20:12 170:20:12 171:20:12 "
+    "172:20:12 173:20:12 174:20:12 175:20:12 176:20:12 177:20:12 178:20:12 179:20:12 "
+    "180:20:12 181:20:12 182:20:12 183:20:12 184:20:12 185:20:12 186:20:12 187:20:12 "
+    "188:20:12 189:20:12 190:20:12 191:20:12 192:20:12 193:20:12 194:20:12 195:20:12 "
+    "196:20:12 197:20:12 198:20:12 199:20:12 200:20:12 201:20:12 202:20:12 203:20:12 "
+    "204:20:12 205:20:12 206:20:12 207:20:12 208:20:12 209:20:12 210:20:12 211:20:12 "
+    "212:20:12 213:20:12 214:20:12 215:20:12 216:20:12 219:20:12 220:20:12 221:20:12 "
+    "222:20:12 223:20:12 224:20:12 225:20:12 232:2:8 237:37:15 239:37:15 240:37:15 "
+    "241:37:15 242:37:15 243:37:15 244:37:15 245:37:15 248:41:10 250:41:10 251:41:10 "
+    "252:41:10 253:41:10 254:41:10 282:36:1 293:43:12 294:43:12 295:43:12 296:43:12 "
+    "297:43:12 298:43:12 299:43:12 300:43:12"
 )

@@ -15,6 +15,10 @@ import tensorflow as tf
 # Paths in the spec are relative to the spec's folder.
 SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
+# The epoch being trained: it picks the training data's shuffle order.
+# Made on first use, after the strategy (which must come before any op).
+EPOCH = None
+
 # The model's inputs (shape per example, dtype) and outputs, by name.
 INPUTS = {"image": ((8, 8, 1), "float32")}
 OUTPUTS = ["digit"]
@@ -76,7 +80,14 @@ def pipeline(dataset, split):
         size = int(dataset.cardinality())
         # the whole split when it is known and small, else 10,000
         buffer = size if 0 < size <= 10_000 else 10_000
-        dataset = dataset.shuffle(buffer, seed=7)
+        # each epoch's order is a function of (seed, epoch) alone, so a
+        # resumed run shuffles its epochs as an uninterrupted run does
+        base, size, epoch = dataset, dataset.cardinality(), current_epoch()
+        dataset = tf.data.Dataset.from_tensors(0).flat_map(
+            lambda _: base.shuffle(buffer, seed=7 + epoch, reshuffle_each_iteration=False)
+        )
+        if size >= 0:
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(size))
     dataset = dataset.batch(64, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -85,6 +96,14 @@ def make_datasets(splits=None):
     """The batched `train`, `validation` and `test` pipelines that exist."""
     splits = splits if splits is not None else load_splits()
     return {name: pipeline(dataset, name) for name, dataset in splits.items()}
+
+
+def current_epoch():
+    """EPOCH, made the first time it is needed."""
+    global EPOCH
+    if EPOCH is None:
+        EPOCH = tf.Variable(0, dtype=tf.int64, trainable=False)
+    return EPOCH
 
 
 def adapt(model, train):
@@ -223,9 +242,21 @@ def spec_path(relative):
     return str(path)
 
 
+class ShuffleEpoch(keras.callbacks.Callback):
+    """Tells the data pipeline which epoch it is (see EPOCH)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        current_epoch().assign(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
-    return []
+    return [
+        ShuffleEpoch(),
+    ]
 
 
 def make_metrics():
@@ -393,21 +424,21 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/subclassed_mlp.tfspec"
 TFSPEC_LINES = (
-    "23:24:10 27:11:7 32:14:8 33:15:8 34:16:8 35:16:8 36:16:8 37:16:8 "
-    "38:16:8 39:16:8 40:17:8 41:18:18 45:14:8 46:15:8 47:16:8 48:13:12 "
-    "49:18:18 60:6:12 62:6:12 65:7:3 68:6:12 80:8:11 84:6:12 90:6:12 "
-    "96:6:12 97:6:12 98:6:12 99:6:12 100:6:12 101:6:12 102:6:12 103:6:12 "
-    "104:6:12 105:6:12 106:6:12 107:6:12 108:6:12 109:6:12 110:6:12 111:6:12 "
-    "112:6:12 113:6:12 114:6:12 115:6:12 116:6:12 117:6:12 118:6:12 121:6:12 "
-    "122:6:12 123:6:12 124:6:12 125:6:12 126:6:12 127:6:12 128:6:12 129:6:12 "
-    "130:6:12 131:6:12 132:6:12 133:6:12 134:6:12 135:6:12 136:6:12 137:6:12 "
-    "138:6:12 139:6:12 140:6:12 141:6:12 142:6:12 143:6:12 144:6:12 145:6:12 "
-    "146:6:12 147:6:12 148:6:12 149:6:12 150:6:12 151:6:12 152:6:12 153:6:12 "
-    "154:6:12 155:6:12 156:6:12 157:6:12 158:6:12 159:6:12 160:6:12 161:6:12 "
-    "162:6:12 163:6:12 164:6:12 165:6:12 166:6:12 167:6:12 168:6:12 169:6:12 "
-    "170:6:12 171:6:12 172:6:12 173:6:12 174:6:12 175:6:12 176:6:12 177:6:12 "
-    "178:6:12 179:6:12 180:6:12 181:6:12 182:6:12 183:6:12 184:6:12 187:6:12 "
-    "188:6:12 189:6:12 190:6:12 191:6:12 192:6:12 193:6:12 200:2:8 205:23:15 "
-    "207:23:15 210:24:10 212:24:10 213:24:10 214:24:10 215:24:10 216:24:10 231:25:13 "
-    "236:25:14 250:24:10 253:24:10 257:21:1 345:22:10"
+    "27:24:10 31:11:7 36:14:8 37:15:8 38:16:8 39:16:8 40:16:8 41:16:8 "
+    "42:16:8 43:16:8 44:17:8 45:18:18 49:14:8 50:15:8 51:16:8 52:13:12 "
+    "53:18:18 64:6:12 66:6:12 69:7:3 72:6:12 91:8:11 95:6:12 109:6:12 "
+    "115:6:12 116:6:12 117:6:12 118:6:12 119:6:12 120:6:12 121:6:12 122:6:12 "
+    "123:6:12 124:6:12 125:6:12 126:6:12 127:6:12 128:6:12 129:6:12 130:6:12 "
+    "131:6:12 132:6:12 133:6:12 134:6:12 135:6:12 136:6:12 137:6:12 140:6:12 "
+    "141:6:12 142:6:12 143:6:12 144:6:12 145:6:12 146:6:12 147:6:12 148:6:12 "
+    "149:6:12 150:6:12 151:6:12 152:6:12 153:6:12 154:6:12 155:6:12 156:6:12 "
+    "157:6:12 158:6:12 159:6:12 160:6:12 161:6:12 162:6:12 163:6:12 164:6:12 "
+    "165:6:12 166:6:12 167:6:12 168:6:12 169:6:12 170:6:12 171:6:12 172:6:12 "
+    "173:6:12 174:6:12 175:6:12 176:6:12 177:6:12 178:6:12 179:6:12 180:6:12 "
+    "181:6:12 182:6:12 183:6:12 184:6:12 185:6:12 186:6:12 187:6:12 188:6:12 "
+    "189:6:12 190:6:12 191:6:12 192:6:12 193:6:12 194:6:12 195:6:12 196:6:12 "
+    "197:6:12 198:6:12 199:6:12 200:6:12 201:6:12 202:6:12 203:6:12 206:6:12 "
+    "207:6:12 208:6:12 209:6:12 210:6:12 211:6:12 212:6:12 219:2:8 224:23:15 "
+    "226:23:15 229:24:10 231:24:10 232:24:10 233:24:10 234:24:10 235:24:10 262:25:13 "
+    "267:25:14 281:24:10 284:24:10 288:21:1 376:22:10"
 )

@@ -13,6 +13,10 @@ import tensorflow as tf
 # Paths in the spec are relative to the spec's folder.
 SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
+# The epoch being trained: it picks the training data's shuffle order.
+# Made on first use, after the strategy (which must come before any op).
+EPOCH = None
+
 # Params: `tfspec run --set NAME=VALUE` overrides them.
 VOCAB = 2000
 SEQ_LEN = 64
@@ -63,7 +67,14 @@ def pipeline(dataset, split):
         size = int(dataset.cardinality())
         # the whole split when it is known and small, else 10,000
         buffer = size if 0 < size <= 10_000 else 10_000
-        dataset = dataset.shuffle(buffer, seed=1)
+        # each epoch's order is a function of (seed, epoch) alone, so a
+        # resumed run shuffles its epochs as an uninterrupted run does
+        base, size, epoch = dataset, dataset.cardinality(), current_epoch()
+        dataset = tf.data.Dataset.from_tensors(0).flat_map(
+            lambda _: base.shuffle(buffer, seed=1 + epoch, reshuffle_each_iteration=False)
+        )
+        if size >= 0:
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(size))
     dataset = dataset.batch(32, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -72,6 +83,14 @@ def make_datasets(splits=None):
     """The batched `train`, `validation` and `test` pipelines that exist."""
     splits = splits if splits is not None else load_splits()
     return {name: pipeline(dataset, name) for name, dataset in splits.items()}
+
+
+def current_epoch():
+    """EPOCH, made the first time it is needed."""
+    global EPOCH
+    if EPOCH is None:
+        EPOCH = tf.Variable(0, dtype=tf.int64, trainable=False)
+    return EPOCH
 
 
 def adapt(model, train):
@@ -212,10 +231,21 @@ def spec_path(relative):
     return str(path)
 
 
+class ShuffleEpoch(keras.callbacks.Callback):
+    """Tells the data pipeline which epoch it is (see EPOCH)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        current_epoch().assign(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
         keras.callbacks.BackupAndRestore(CHECKPOINT_DIR),  # resume if killed
+        ShuffleEpoch(),
     ]
 
 
@@ -262,22 +292,22 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/text_lstm.tfspec"
 TFSPEC_LINES = (
-    "17:5:15 18:6:17 25:27:10 30:15:3 31:16:12 32:16:12 33:16:12 34:16:12 "
-    "35:16:12 36:19:8 37:20:8 38:18:7 39:22:21 40:14:7 43:9:12 46:9:12 "
-    "47:9:12 48:9:12 49:9:12 50:9:12 51:9:12 52:10:3 55:9:12 67:11:11 "
-    "71:9:12 77:9:12 81:17:8 87:9:12 88:9:12 89:9:12 90:9:12 91:9:12 "
-    "92:9:12 93:9:12 94:9:12 95:9:12 96:9:12 97:9:12 98:9:12 99:9:12 "
-    "100:9:12 101:9:12 102:9:12 103:9:12 104:9:12 105:9:12 106:9:12 107:9:12 "
-    "110:9:12 111:9:12 112:9:12 113:9:12 114:9:12 115:9:12 116:9:12 117:9:12 "
-    "118:9:12 119:9:12 120:9:12 121:9:12 122:9:12 123:9:12 124:9:12 125:9:12 "
-    "126:9:12 127:9:12 128:9:12 129:9:12 130:9:12 131:9:12 132:9:12 133:9:12 "
-    "134:9:12 135:9:12 136:9:12 137:9:12 138:9:12 139:9:12 140:9:12 141:9:12 "
-    "142:9:12 143:9:12 144:9:12 145:9:12 146:9:12 147:9:12 148:9:12 149:9:12 "
-    "150:9:12 151:9:12 152:9:12 153:9:12 154:9:12 155:9:12 156:9:12 157:9:12 "
-    "158:9:12 159:9:12 160:9:12 161:9:12 162:9:12 163:9:12 164:9:12 165:9:12 "
-    "166:9:12 167:9:12 168:9:12 169:9:12 170:9:12 171:9:12 172:9:12 173:9:12 "
-    "176:9:12 177:9:12 178:9:12 179:9:12 180:9:12 181:9:12 182:9:12 189:2:8 "
-    "194:26:15 196:26:15 199:27:10 201:27:10 202:27:10 203:27:10 204:27:10 205:27:10 "
-    "222:25:1 233:29:12 234:29:12 235:29:12 236:29:12 237:29:12 238:29:12 239:29:12 "
-    "240:29:12"
+    "21:5:15 22:6:17 29:27:10 34:15:3 35:16:12 36:16:12 37:16:12 38:16:12 "
+    "39:16:12 40:19:8 41:20:8 42:18:7 43:22:21 44:14:7 47:9:12 50:9:12 "
+    "51:9:12 52:9:12 53:9:12 54:9:12 55:9:12 56:10:3 59:9:12 78:11:11 "
+    "82:9:12 96:9:12 100:17:8 106:9:12 107:9:12 108:9:12 109:9:12 110:9:12 "
+    "111:9:12 112:9:12 113:9:12 114:9:12 115:9:12 116:9:12 117:9:12 118:9:12 "
+    "119:9:12 120:9:12 121:9:12 122:9:12 123:9:12 124:9:12 125:9:12 126:9:12 "
+    "129:9:12 130:9:12 131:9:12 132:9:12 133:9:12 134:9:12 135:9:12 136:9:12 "
+    "137:9:12 138:9:12 139:9:12 140:9:12 141:9:12 142:9:12 143:9:12 144:9:12 "
+    "145:9:12 146:9:12 147:9:12 148:9:12 149:9:12 150:9:12 151:9:12 152:9:12 "
+    "153:9:12 154:9:12 155:9:12 156:9:12 157:9:12 158:9:12 159:9:12 160:9:12 "
+    "161:9:12 162:9:12 163:9:12 164:9:12 165:9:12 166:9:12 167:9:12 168:9:12 "
+    "169:9:12 170:9:12 171:9:12 172:9:12 173:9:12 174:9:12 175:9:12 176:9:12 "
+    "177:9:12 178:9:12 179:9:12 180:9:12 181:9:12 182:9:12 183:9:12 184:9:12 "
+    "185:9:12 186:9:12 187:9:12 188:9:12 189:9:12 190:9:12 191:9:12 192:9:12 "
+    "195:9:12 196:9:12 197:9:12 198:9:12 199:9:12 200:9:12 201:9:12 208:2:8 "
+    "213:26:15 215:26:15 218:27:10 220:27:10 221:27:10 222:27:10 223:27:10 224:27:10 "
+    "252:25:1 263:29:12 264:29:12 265:29:12 266:29:12 267:29:12 268:29:12 269:29:12 "
+    "270:29:12"
 )

@@ -82,7 +82,7 @@ def pipeline(dataset, split):
         size = int(dataset.cardinality())
         # the whole split when it is known and small, else 10,000
         buffer = size if 0 < size <= 10_000 else 10_000
-        dataset = dataset.shuffle(buffer, seed=None)
+        dataset = dataset.shuffle(buffer)
     dataset = dataset.batch(32, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
