@@ -20,8 +20,9 @@ The contenders, in examples/s of training:
     `train(verbose=0)` runs first (the warm-up: tracing, caches); the timed runs
     repeat the program's own `model.fit(...)` call, recorded as `train()` made it,
     on the same model and datasets. "default spec" is tfspec's defaults; "spe 32"
-    adds `steps_per_execution = 32`; "+ jit" adds `jit_compile = true` (the MLP's
-    tuned spec; XLA makes this CNN slower on CPU). `loop = "custom"` (the generated
+    adds `steps_per_execution = 32`; "jit" adds `jit_compile = true` (the MLP's
+    tuned spec is "spe 32 + jit"; XLA makes this CNN slower on CPU, so its tuned
+    spec is "spe 32"). `loop = "custom"` (the generated
     tf.function GradientTape loop) cannot be re-entered, so each of its timed runs
     is a whole `train()` of 1 + E epochs whose first epoch is not counted.
 (a) plain: `model.fit(x, y, batch_size=B)` on the NumPy arrays, Keras's defaults.
@@ -54,8 +55,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -159,13 +161,14 @@ def busy_seconds() -> float | None:
 
 
 def timer_callback(keras: Any) -> Any:
-    """A callback that times each epoch (wall seconds; CPU-seconds used by others)."""
+    """A callback that times each epoch: wall seconds, CPU-seconds this process used,
+    CPU-seconds the other processes used."""
 
     class EpochTimer(keras.callbacks.Callback):
         # epoch hooks only: Keras keeps dispatching its batch hooks asynchronously
         def __init__(self):
             super().__init__()
-            self.epochs: list[tuple[float, float | None]] = []
+            self.epochs: list[tuple[float, float, float | None]] = []
 
         def on_epoch_begin(self, epoch, logs=None):
             self._busy, self._cpu = busy_seconds(), time.process_time()
@@ -173,10 +176,10 @@ def timer_callback(keras: Any) -> Any:
 
         def on_epoch_end(self, epoch, logs=None):
             seconds = time.perf_counter() - self._start
-            busy = busy_seconds()
+            busy, cpu = busy_seconds(), time.process_time() - self._cpu
             others = None if busy is None or self._busy is None else max(
-                0.0, busy - self._busy - (time.process_time() - self._cpu))
-            self.epochs.append((seconds, others))
+                0.0, busy - self._busy - cpu)
+            self.epochs.append((seconds, cpu, others))
 
     return EpochTimer()
 
@@ -188,6 +191,7 @@ class Contender:
         self.name = name
         self.timer = timer_callback(keras)
         self.rates: list[float] = []
+        self.cores: list[float] = []  # cores this process kept busy, per round
         self.others: list[float] = []  # cores that other processes used, per round
 
     def warm(self) -> None:
@@ -196,17 +200,18 @@ class Contender:
     def train(self, epochs: int) -> None:
         raise NotImplementedError
 
-    def timed_epochs(self, epochs: int) -> list[tuple[float, float | None]]:
+    def timed_epochs(self, epochs: int) -> list[tuple[float, float, float | None]]:
         self.timer.epochs = []
         self.train(epochs)
         return self.timer.epochs[-epochs:]
 
     def run(self, examples: int, epochs: int) -> None:
         timed = self.timed_epochs(epochs)
-        seconds = sum(s for s, _ in timed)
+        seconds = sum(s for s, _, _ in timed)
         self.rates.append(examples * epochs / seconds)
-        if all(o is not None for _, o in timed):
-            self.others.append(sum(o for _, o in timed) / seconds)
+        self.cores.append(sum(c for _, c, _ in timed) / seconds)
+        if all(o is not None for _, _, o in timed):
+            self.others.append(sum(o for _, _, o in timed) / seconds)
 
 
 class Generated(Contender):
@@ -372,6 +377,7 @@ def run_model(kind: str, folder: Path, data: str, images: Any, labels: Any, roun
         gen("gen fit, spe 32", spe=SPE),
     ]
     if jit:
+        contenders.append(gen("gen fit, jit", jit=True))
         contenders.append(gen(tuned, spe=SPE, jit=True))
     contenders.append(gen("gen custom, default spec", loop="custom"))
     if jit:
@@ -387,10 +393,12 @@ def run_model(kind: str, folder: Path, data: str, images: Any, labels: Any, roun
           f"{epochs} epoch(s) per round, {rounds} rounds", flush=True)
     race(c, len(labels), rounds, epochs)
 
-    print(f"\n  {kind} examples/s of training (median of {rounds} rounds, min .. max):")
+    print(f"\n  {kind} examples/s of training (median of {rounds} rounds, min .. max; "
+          "CPU cores this process used, median):")
     for name, contender in c.items():
         r = sorted(contender.rates)
-        print(f"    {name:34s} {median(contender):9,.0f}  ({r[0]:,.0f} .. {r[-1]:,.0f})")
+        print(f"    {name:34s} {median(contender):9,.0f}  ({r[0]:,.0f} .. {r[-1]:,.0f})  "
+              f"{statistics.median(contender.cores):.2f} cores")
     hands = [n for n in c if n.startswith("hand ")]
     best = max(hands, key=lambda n: median(c[n]))
     print(f"  best by hand: {best}")
@@ -405,8 +413,8 @@ def run_model(kind: str, folder: Path, data: str, images: Any, labels: Any, roun
     ratio_line("(c) custom / fit, default spec", c["gen custom, default spec"],
                c["gen fit, default spec"], GOAL_CUSTOM)
     if custom_tuned != "gen custom, default spec":
-        ratio_line("(c) custom + jit / fit + jit (spe 1)", c[custom_tuned],
-                   c["gen fit, default spec"], None)
+        ratio_line("(c) custom, jit / fit, jit (spe 1)", c[custom_tuned], c["gen fit, jit"],
+                   GOAL_CUSTOM)
     ratio_line(f"(c) {custom_tuned[4:]} / tuned fit", c[custom_tuned], c[tuned], GOAL_CUSTOM)
     return {"contenders": c, "tuned": tuned, "best": best}
 
@@ -423,7 +431,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=20_000)
     parser.add_argument("--cnn-examples", type=int, default=8_000)
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds, MLP")
-    parser.add_argument("--cnn-rounds", type=int, default=4, help="timed rounds, CNN")
+    parser.add_argument("--cnn-rounds", type=int, default=5, help="timed rounds, CNN")
     parser.add_argument("--epochs", type=int, default=1, help="epochs per round")
     parser.add_argument("--only", choices=["mlp", "cnn"])
     args = parser.parse_args()
