@@ -19,19 +19,21 @@ The contenders, in examples/s of training:
     `tfspec.compiler.compile_file` and loaded with `load_program`. Its own
     `train(verbose=0)` runs first (the warm-up: tracing, caches); the timed runs
     repeat the program's own `model.fit(...)` call, recorded as `train()` made it,
-    on the same model and datasets. "default spec" is tfspec's defaults; "spe 32"
-    adds `steps_per_execution = 32`; "jit" adds `jit_compile = true` (the MLP's
-    tuned spec is "spe 32 + jit"; XLA makes this CNN slower on CPU, so its tuned
-    spec is "spe 32"). `loop = "custom"` (the generated
-    tf.function GradientTape loop) cannot be re-entered, so each of its timed runs
-    is a whole `train()` of 1 + E epochs whose first epoch is not counted.
+    on the same model and datasets ("gen fit, ..."). "default spec" is tfspec's
+    defaults; "spe 32" adds `steps_per_execution = 32`; "jit" adds
+    `jit_compile = true` (the MLP's tuned spec is "spe 32 + jit"; XLA makes this
+    CNN slower on CPU, so its tuned spec is "spe 32").
 (a) plain: `model.fit(x, y, batch_size=B)` on the NumPy arrays, Keras's defaults.
 (b) by hand, tuned: `model.fit` on a hand-written tf.data pipeline, compiled with
     `steps_per_execution=32` (and `jit_compile=True` for the MLP), two pipelines:
     "guide" (from_tensor_slices -> cache -> shuffle(all) -> batch -> prefetch, the
     tf.data guide's recipe) and "gather" (shuffled indices -> batch -> one
     `tf.gather` per batch -> prefetch); the faster one is the baseline.
-(c) the generated custom loop against the generated `fit`, same spec options.
+(c) `loop = "custom"` (the generated tf.function GradientTape loop) against
+    `loop = "fit"`, same spec otherwise. The custom loop cannot be re-entered, so
+    both are timed the same way here: each round is a whole `train()` of 1 + E
+    epochs whose first epoch is not counted ("train(): ..."; a fresh model, a new
+    tf.function and new pipelines every round).
 (d) the MLP's training FLOP rate, 6 x (784*512 + 512*512 + 512*10) FLOPs per
     example (2 per multiply-add, x3 for forward + backward), against NumPy's float32
     matmul rate measured in the same run (3072^2 matmuls, best of several).
@@ -219,14 +221,16 @@ class Generated(Contender):
 
     def __init__(self, name: str, keras: Any, folder: Path, kind: str, data: str,
                  epochs: int, loop: str = "fit", spe: int | None = None,
-                 jit: bool | None = None):
+                 jit: bool | None = None, whole: bool = False):
         super().__init__(name, keras)
-        self.loop = loop
+        # whole: each round is a whole train() of 1 + E epochs, the first not timed
+        # (the custom loop cannot be re-entered; a `fit` timed so is its like)
+        self.whole = whole or loop != "fit"
         options = "".join([f"  steps_per_execution = {spe}\n" if spe else "",
                            f"  jit_compile = {str(jit).lower()}\n" if jit is not None else ""])
-        # the custom loop is a whole train() per round: one more epoch, not timed
-        self.epochs = epochs + (loop == "custom")
-        stem = f"{kind}_{loop}_spe{spe or 1}_jit{jit}".lower()
+        self.epochs = epochs + self.whole
+        stem = f"{kind}_{loop}_spe{spe or 1}_jit{jit}_{'whole' if self.whole else 'fit'}"
+        stem = stem.lower()
         self.spec = SPEC.format(name=stem.replace("_", "-"), epochs=self.epochs, data=data,
                                 batch=MODELS[kind]["batch"], layers=MODELS[kind]["layers"],
                                 loop=loop, lr=LR, options=options)
@@ -238,7 +242,7 @@ class Generated(Contender):
         own = self.namespace["make_callbacks"]
         self.namespace["make_callbacks"] = lambda: [*own(), self.timer]
         self.fit_call: tuple[Callable[..., Any], tuple, dict] | None = None
-        if loop == "fit":  # record the program's model.fit call as train() makes it
+        if not self.whole:  # record the program's model.fit call as train() makes it
             compile_model = self.namespace["compile_model"]
 
             def recording_compile_model(model: Any) -> None:
@@ -257,7 +261,7 @@ class Generated(Contender):
         self.namespace["train"](verbose=0)
 
     def train(self, epochs: int) -> None:
-        if self.loop != "fit":
+        if self.whole:
             self.namespace["train"](verbose=0)
             return
         assert self.fit_call is not None, "train() did not call model.fit"
@@ -327,7 +331,8 @@ def matmul_gflops(np: Any, size: int = 3072, repeats: int = 5) -> float:
     return 2 * size ** 3 / best / 1e9
 
 
-def race(contenders: dict[str, Contender], examples: int, rounds: int, epochs: int) -> None:
+def race(contenders: dict[str, Contender], examples: int, rounds: int, epochs: int,
+         between: Callable[[], None] = lambda: None) -> None:
     for contender in contenders.values():
         start = time.perf_counter()
         contender.warm()
@@ -338,6 +343,7 @@ def race(contenders: dict[str, Contender], examples: int, rounds: int, epochs: i
         shift = round_ % len(names)
         for name in names[shift:] + names[:shift]:
             contenders[name].run(examples, epochs)
+        between()
         others = [c.others[-1] for c in contenders.values() if c.others]
         load = f" [other processes: {statistics.mean(others):.1f} cores]" if others else ""
         print(f"    round {round_ + 1}/{rounds}{load}: " + ", ".join(
@@ -363,10 +369,9 @@ def ratio_line(label: str, top: Contender, bottom: Contender, goal: float | None
 
 
 def run_model(kind: str, folder: Path, data: str, images: Any, labels: Any, rounds: int,
-              epochs: int, tf: Any, keras: Any) -> dict[str, Any]:
+              epochs: int, tf: Any, keras: Any, between: Callable[[], None]) -> dict[str, Any]:
     jit = MODELS[kind]["jit"]
     tuned = "gen fit, spe 32 + jit" if jit else "gen fit, spe 32"
-    custom_tuned = "gen custom, jit" if jit else "gen custom, default spec"
     plain = "plain fit(x, y)"
 
     def gen(name: str, **options: Any) -> Generated:
@@ -377,11 +382,12 @@ def run_model(kind: str, folder: Path, data: str, images: Any, labels: Any, roun
         gen("gen fit, spe 32", spe=SPE),
     ]
     if jit:
-        contenders.append(gen("gen fit, jit", jit=True))
         contenders.append(gen(tuned, spe=SPE, jit=True))
-    contenders.append(gen("gen custom, default spec", loop="custom"))
-    if jit:
-        contenders.append(gen(custom_tuned, loop="custom", jit=True))
+    # (c): whole train() runs, fit against custom, default spec (and jit for the MLP)
+    for options in ({}, {"jit": True}) if jit else ({},):
+        label = "jit" if options else "default spec"
+        contenders.append(gen(f"train(): fit, {label}", whole=True, **options))
+        contenders.append(gen(f"train(): custom, {label}", loop="custom", **options))
     contenders.append(Plain(plain, keras, kind, images, labels))
     hand = "jit" if jit else "no jit"
     for pipeline in ("guide", "gather"):
@@ -391,7 +397,7 @@ def run_model(kind: str, folder: Path, data: str, images: Any, labels: Any, roun
 
     print(f"\n{kind}: {len(labels):,} examples, batch {MODELS[kind]['batch']}, "
           f"{epochs} epoch(s) per round, {rounds} rounds", flush=True)
-    race(c, len(labels), rounds, epochs)
+    race(c, len(labels), rounds, epochs, between)
 
     print(f"\n  {kind} examples/s of training (median of {rounds} rounds, min .. max; "
           "CPU cores this process used, median):")
@@ -410,12 +416,14 @@ def run_model(kind: str, folder: Path, data: str, images: Any, labels: Any, roun
                GOAL_HAND)
     other = [n for n in hands if n != best][0]
     ratio_line(f"    tuned spec / {other}", c[tuned], c[other], None)
-    ratio_line("(c) custom / fit, default spec", c["gen custom, default spec"],
-               c["gen fit, default spec"], GOAL_CUSTOM)
-    if custom_tuned != "gen custom, default spec":
-        ratio_line("(c) custom, jit / fit, jit (spe 1)", c[custom_tuned], c["gen fit, jit"],
-                   GOAL_CUSTOM)
-    ratio_line(f"(c) {custom_tuned[4:]} / tuned fit", c[custom_tuned], c[tuned], GOAL_CUSTOM)
+    for label in ("default spec", "jit") if jit else ("default spec",):
+        ratio_line(f"(c) train(): custom / fit, {label}", c[f"train(): custom, {label}"],
+                   c[f"train(): fit, {label}"], GOAL_CUSTOM)
+    label = "jit" if jit else "default spec"
+    ratio_line(f"    train(): custom, {label} / {tuned}", c[f"train(): custom, {label}"],
+               c[tuned], None)
+    ratio_line("    train(): fit / gen fit (re-entered), default", c["train(): fit, default spec"],
+               c["gen fit, default spec"], None)
     return {"contenders": c, "tuned": tuned, "best": best}
 
 
@@ -444,8 +452,9 @@ def main() -> None:
     began = time.perf_counter()
     print(f"python {sys.version.split()[0]}, tensorflow {tf.__version__}, "
           f"keras {keras.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs")
-    peak = matmul_gflops(np)
-    print(f"NumPy float32 matmul: {peak:.0f} GFLOP/s (3072^2, best of 5)", flush=True)
+    peaks = [matmul_gflops(np)]
+    print(f"NumPy float32 matmul: {peaks[0]:.0f} GFLOP/s (3072^2, best of 5; measured "
+          "again after every round: the best of all is the peak)", flush=True)
 
     results = {}
     with tempfile.TemporaryDirectory(prefix="tfspec-train-") as tmp:
@@ -459,14 +468,17 @@ def main() -> None:
         for kind, data, count, rounds in (("mlp", "data.npz", args.examples, args.rounds),
                                           ("cnn", "data_cnn.npz", cnn, args.cnn_rounds)):
             if args.only in (None, kind):
-                results[kind] = run_model(kind, folder, data, images[:count], labels[:count],
-                                          rounds, args.epochs, tf, keras)
+                results[kind] = run_model(
+                    kind, folder, data, images[:count], labels[:count], rounds, args.epochs,
+                    tf, keras, lambda: peaks.append(matmul_gflops(np, repeats=2)))
 
-    peak = max(peak, matmul_gflops(np))  # again: the machine may have been busy before
+    peaks.append(matmul_gflops(np))
+    peak = max(peaks)  # other processes may slow any one measurement down
     if "mlp" in results:
         c, tuned = results["mlp"]["contenders"], results["mlp"]["tuned"]
         print(f"\n(d) MLP training FLOP rate ({MLP_FLOPS / 1e6:.2f} MFLOP per example) "
-              f"against NumPy's matmul, {peak:.0f} GFLOP/s (best of both measurements):")
+              f"against NumPy's matmul, {peak:.0f} GFLOP/s (best of {len(peaks)} measurements, "
+              f"median {statistics.median(peaks):.0f}):")
         for name in (tuned, "gen fit, default spec", results["mlp"]["best"]):
             rates = sorted(c[name].rates)
             gflops = median(c[name]) * MLP_FLOPS / 1e9
