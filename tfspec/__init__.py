@@ -19,7 +19,18 @@ __all__ = [
     "SpecError",
     "format_spec",
     "parse_override",
+    "serve",
     "validate_file",
     "validate_text",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # `serve` (the module tfspec.serve, callable as its serve() function) is imported
+    # on first use only: importing tfspec must stay free of NumPy and TensorFlow
+    if name == "serve":
+        import importlib
+
+        return importlib.import_module(".serve", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

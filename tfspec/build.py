@@ -17,8 +17,9 @@ import types
 from pathlib import Path
 from typing import Any
 
-from .compiler import Compiled
+from .compiler import HELPERS, Compiled
 from .diagnostics import Diagnostics, SpecError
+from .transfer import missing_files
 
 
 def quiet_tensorflow() -> None:
@@ -57,6 +58,11 @@ def quiet_tensorflow() -> None:
 
 def load_program(compiled: Compiled) -> dict[str, Any]:
     """Execute the generated module; returns its namespace."""
+    # a file the model loads (`load_model`, `TFSMLayer`): reported before TensorFlow starts
+    missing = missing_files(compiled.spec_file, compiled.spec_source, compiled.ir,
+                            compiled.positions, compiled.overrides)
+    if missing is not None:
+        raise missing
     quiet_tensorflow()
     module = types.ModuleType("tfspec_program")
     # AutoGraph (tf.data map functions) reads the program's source and module
@@ -86,11 +92,13 @@ def build_model(compiled: Compiled) -> Any:
 
 
 def generated_line(exc: BaseException, compiled: Compiled) -> int | None:
-    """The deepest line of generated code in the exception's traceback."""
+    """The deepest line of generated code in the exception's traceback (the program's
+    helper functions excepted: their errors belong to the line that called them)."""
     line = None
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == compiled.filename:
+        code = tb.tb_frame.f_code
+        if code.co_filename == compiled.filename and code.co_name not in HELPERS:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line

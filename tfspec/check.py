@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import catalog
+from . import catalog, transfer
 from .diagnostics import Diagnostics, did_you_mean
 from .located import Positions, escape
 from .schema import show
@@ -246,6 +246,8 @@ class Checker:
             entry = SOURCES.get(name)
         else:
             entry = catalog.lookup(category, name)
+            if entry is None and category == "layers":
+                entry = transfer.lookup(name)  # `load_model(…)`: tfspec's own
         if entry is not None and entry.get("string") and not entry.get("alias"):
             # "adam" names Adam in `optimizer = "adam"`, but a call needs the class name
             canonical = entry.get("name")
@@ -256,6 +258,8 @@ class Checker:
         if entry is None:
             word = _CATEGORY_WORDS.get(category, category)
             candidates = list(SOURCES) if category == "sources" else catalog.names(category)
+            if category == "layers":
+                candidates += list(transfer.CALLS)
             hint = did_you_mean(name, candidates)
             if hint is None and category == "sources":
                 hint = "sources: " + ", ".join(f"`{s}(…)`" for s in SOURCES)
@@ -323,6 +327,8 @@ class Checker:
         if param is not None:
             kind = catalog.TYPE_CATEGORY.get(ptype) if isinstance(ptype, str) else None
             kind = kind or catalog.kind_for_param(param["name"])
+            if owner == "LearningRateScheduler" and param["name"] == "schedule":
+                kind = "schedules"  # a schedule object, evaluated per epoch by the program
         value = self.nested(arg, at, kind, scope)
         if ptype is None or value is UNKNOWN or _contains_unknown(value):
             return

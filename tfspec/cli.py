@@ -227,6 +227,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .runner import export_run
+
+    try:
+        run_dir = export_run(args.spec, args.from_dir, _overrides(args.set),
+                             tuple(args.allow_module))
+    except SpecError as exc:
+        return _report(exc)
+    print(f"exported and verified: {run_dir / 'verify.json'}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .runner import verify_run
+
+    try:
+        report = verify_run(args.run_dir)
+    except SpecError as exc:
+        return _report(exc, args.format)
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    return EXIT_OK
+
+
 def cmd_launch(args: argparse.Namespace) -> int:
     from .launch import launch
 
@@ -246,6 +270,17 @@ def cmd_data(args: argparse.Namespace) -> int:
         return _report(exc, args.format)
     print(json.dumps(view, indent=2) if args.format == "json" else render_data(view))
     return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve import ServeError, serve
+
+    try:
+        serve(args.path, host=args.host, port=args.port, name=args.name)
+    except ServeError as exc:
+        print(f"tfspec: error: {exc}", file=sys.stderr)
+        return EXIT_ERRORS
+    return EXIT_OK  # stopped with Ctrl-C or SIGTERM
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -311,6 +346,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_set(p)
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("export", help="export a trained run again, and verify it",
+                       description="Write the spec's export targets from the model a run "
+                                   "saved (RUN_DIR/model.keras), without training, then "
+                                   "verify each in its runtime.")
+    p.add_argument("spec", metavar="FILE")
+    p.add_argument("--from", dest="from_dir", metavar="RUN_DIR", required=True,
+                   help="the run directory whose model is exported")
+    _add_set(p)
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("verify", help="check a run's exports against its Keras model",
+                       description="Load each export of a run in its own runtime (TF, "
+                                   "LiteRT, TF.js in Node.js, onnxruntime), run the run's "
+                                   "fixed batch and compare with the Keras model's answers; "
+                                   "writes RUN_DIR/verify.json.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="json: print the report (verify.json) on stdout")
+    p.set_defaults(func=cmd_verify)
+
     p = sub.add_parser("launch", help="train on N local worker processes",
                        description="Start N worker processes on 127.0.0.1, each with its "
                                    "TF_CONFIG, for multi_worker_mirrored training; their "
@@ -343,6 +398,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL")
     p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("serve", help="serve a SavedModel export with TF Serving's REST API",
+                       description="Serve a SavedModel export over TensorFlow Serving's REST "
+                                   "API (/v1/models/NAME[:predict|/metadata]). PATH: a base "
+                                   "directory <base>/<version>/saved_model.pb, one SavedModel, "
+                                   "or a run directory with exports.json.")
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--port", type=int, default=8501,
+                   help="TCP port (default 8501, TF Serving's; 0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--name", help="the model's name in URLs (default: the run's spec name, "
+                                  "else the base directory's name)")
+    p.set_defaults(func=cmd_serve)
     return parser
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, catalog
+from . import __version__, catalog, transfer
 from .diagnostics import Span, SpecError
 from .located import Positions, escape
 from .validate import Result, validate_file, validate_text
@@ -30,6 +30,10 @@ from .writer import INDENT, CodeWriter
 INDENT_WIDTH = len(INDENT)
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3}
 _RESERVED = {"keras", "build_model", "inputs", "self", "training", "name", "model", "config"}
+# `load_model(…)` in a spec: the program's function that loads a `.keras` model as a layer
+LOAD_HELPER = "load_keras_model"
+# The program's helper functions: an error raised in one is reported at its caller's line.
+HELPERS = frozenset({LOAD_HELPER})
 
 
 @dataclass
@@ -151,6 +155,8 @@ class Generator:
             self.consts[name] = const
         self.blocks = {b["name"]: b for b in self.ir.get("blocks") or []}
         self.spec_dir = Path(".")  # the spec's folder, seen from the program's
+        self.spec_files = False  # whether the model loads files (it needs SPEC_DIR then)
+        self.helpers: set[str] = set()  # helper functions the program needs
 
     def span(self, at: str) -> Span | None:
         return self.pos.value(at)
@@ -189,6 +195,10 @@ class Generator:
                     imports.add("shutil")
                 if strategy == "multi_worker_mirrored":
                     imports |= {"os", "tempfile"}
+                if self.exports():
+                    from .exportgen import ExportGenerator
+
+                    imports |= ExportGenerator(self, self.exports()).imports
         self.w = w = CodeWriter()
         title = self.ir.get("name") or (model or {}).get("name") or "spec"
         w.line('"""' + f"{title}: compiled from {self.result.file} by tfspec {__version__}.")
@@ -196,8 +206,11 @@ class Generator:
         w.line("Edit the spec, not this file: `tfspec compile` writes it again.")
         w.line('"""')
         w.blank()
-        std = [m for m in ("csv", "json", "os", "pathlib", "shutil", "sys", "tempfile")
+        std = [m for m in ("csv", "json", "os", "pathlib", "shutil", "subprocess", "sys",
+                           "tempfile", "types")
                if m in imports or (m == "pathlib" and imports)]
+        if self.spec_files and not imports:  # a model that loads files, and no data
+            std = ["pathlib"]
         for m in std:
             w.line(f"import {m}")
         if std:
@@ -214,7 +227,7 @@ class Generator:
             w.blank()
             for m in local:
                 w.line(f"import {m}  # allowed with --allow-module {m}")
-        if imports:
+        if imports or self.spec_files:
             w.blank(1)
             w.line("# Paths in the spec are relative to the spec's folder.")
             relative = self.spec_dir.as_posix()
@@ -250,9 +263,17 @@ class Generator:
             w.line("# The loss of each output, for checking the data before training.")
             w.line(f"LOSSES = {losses or '{}'}",
                    self.span("/train/loss") if losses else None)
+        if LOAD_HELPER in self.helpers:
+            self.load_helper(w)
         w.extend(body)
         self.line_table()
         return w.text()
+
+    def exports(self) -> list[dict[str, Any]]:
+        """The spec's export targets (none without a `train` section: nothing to export)."""
+        targets = self.ir.get("export")
+        return targets if isinstance(targets, list) and isinstance(
+            self.ir.get("train"), dict) else []
 
     def shuffles_by_epoch(self) -> bool:
         """Whether the data is shuffled with a seed (see DataGenerator.pipeline)."""
@@ -368,25 +389,65 @@ class Generator:
     def arguments(self, call: dict[str, Any], at: str, category: str,
                   scope: _Scope) -> tuple[str, list[str]]:
         """The canonical Keras name of `call` and its Python argument list."""
-        entry = catalog.lookup(category, call["call"]) or {}
+        entry = catalog.lookup(category, call["call"]) or (
+            transfer.lookup(call["call"]) if category == "layers" else None) or {}
         name = entry.get("name") or call["call"]
+        loads = category == "layers" and name in transfer.PATH_ARG
         params = [p for p in entry.get("params", []) if p.get("positional", True)]
         by_name = {p["name"]: p for p in entry.get("params", [])}
         by_name.update({p["name"]: p for p in catalog.base_kwargs(category)})
         out = []
         for i, arg in enumerate(call.get("args", [])):
             param = params[i] if i < len(params) else None
-            out.append(self.value(arg, f"{at}/args/{i}", scope, param))
+            text = self.value(arg, f"{at}/args/{i}", scope, param)
+            out.append(self.spec_path(name, arg, text) if loads and i == 0 else text)
         for key, arg in call.get("kwargs", {}).items():
             kat = f"{at}/kwargs/{escape(key)}"
-            out.append(f"{key}={self.value(arg, kat, scope, by_name.get(key))}")
+            text = self.value(arg, kat, scope, by_name.get(key))
+            if loads and key == transfer.PATH_ARG[name]:
+                text = self.spec_path(name, arg, text)
+            out.append(f"{key}={text}")
         return name, out
+
+    def spec_path(self, callee: str, arg: Any, text: str) -> str:
+        """The file a layer loads, found from the spec's folder (absolute paths stay)."""
+        if isinstance(arg, str) and os.path.isabs(arg):
+            return text
+        self.spec_files = True
+        # TFSMLayer keeps the path in its config, which must stay a JSON string
+        return f"str(SPEC_DIR / {text})" if callee == "TFSMLayer" else f"SPEC_DIR / {text}"
+
+    def load_helper(self, w: CodeWriter) -> None:
+        """`load_model(…)` in a spec: a saved Keras model used as a layer."""
+        w.blank(2)
+        w.line(f"def {LOAD_HELPER}(filepath, *, trainable=None, output=None, name=None):")
+        with w.indented():
+            w.line('"""A saved Keras model as a layer (`load_model` in the spec).')
+            w.blank()
+            w.line("`output` cuts it at that layer's output, to put a new head on it;")
+            w.line("`trainable` freezes (False) or unfreezes (True) all of its layers.")
+            w.line('"""')
+            w.line("model = keras.saving.load_model(filepath, compile=False)")
+            w.line("if output is not None:")
+            with w.indented():
+                w.line("model = keras.Model(model.inputs, model.get_layer(output).output)")
+            w.line("if trainable is not None:")
+            with w.indented():
+                w.line("model.trainable = trainable")
+            w.line("if name is not None:")
+            with w.indented():
+                w.line("model.name = name")
+            w.line("return model")
 
     def construct(self, call: dict[str, Any], at: str, category: str, scope: _Scope,
                   extra: list[str] | None = None, budget: int = 80) -> str:
         """`keras.<module>.<Class>(args)` for a constructor call in the spec."""
         name, args = self.arguments(call, at, category, scope)
-        return call_text(f"{catalog.NAMESPACES[category]}.{name}", args + (extra or []), budget)
+        head = f"{catalog.NAMESPACES[category]}.{name}"
+        if category == "layers" and name == transfer.LOAD_MODEL:
+            head = LOAD_HELPER
+            self.helpers.add(LOAD_HELPER)
+        return call_text(head, args + (extra or []), budget)
 
     # -- models --------------------------------------------------------------------------------
 

@@ -4,10 +4,12 @@
 
 - `load_splits()`: the source's real loader (one `source_<name>` method per
   source: numpy for `.npz`, the csv module, `keras.utils.image_dataset_from_directory`,
-  tensorflow_datasets, TFRecord parsing…) returning unbatched `tf.data` datasets of
-  `(features, labels)` per split;
-- `pipeline()` / `make_datasets()`: cache, shuffle, batch, augment, prefetch in the
-  order of TensorFlow's tf.data performance guide;
+  tensorflow_datasets, TFRecord parsing…) returning per split the `(features,
+  labels)` arrays of the sources that load into memory (ARRAY_SOURCES), or an
+  unbatched `tf.data` dataset of them;
+- `pipeline()` / `make_datasets()`: for arrays, shuffled row indices, batched, and
+  one parallel gather per batch; for datasets, cache, shuffle, batch in the order of
+  TensorFlow's tf.data performance guide; then augment and prefetch;
 - `adapt()`: fits the layers that learn from data (Normalization,
   TextVectorization, StringLookup…) on the training split, inside the model, so an
   exported model takes raw inputs;
@@ -30,6 +32,9 @@ from .writer import CodeWriter
 if TYPE_CHECKING:
     from .compiler import Generator
 
+# Sources that load whole arrays into memory: their pipeline gathers batches of rows.
+ARRAY_SOURCES = {"npz", "csv", "synthetic", "keras"}
+
 # Layer arguments that, when missing, mean the layer must be adapted to data.
 ADAPTED_BY = {
     "Normalization": ("mean",),
@@ -51,7 +56,8 @@ def model_outputs(model):
 ''',
     "split_arrays": '''
 def split_arrays(features, labels, validation, test, seed):
-    """Shuffle once with `seed` and hold out the last fractions: the same every run."""
+    """Shuffle once with `seed` and hold out the last fractions: the same every run.
+    Returns the `(features, labels)` arrays of each split."""
     count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
     order = np.random.default_rng(seed).permutation(count)
     n_test = int(round(count * test))
@@ -69,7 +75,7 @@ def split_arrays(features, labels, validation, test, seed):
         return tree[index]
 
     return {
-        name: tf.data.Dataset.from_tensor_slices((take(features, index), take(labels, index)))
+        name: (take(features, index), take(labels, index))
         for name, index in parts.items()
         if len(index)
     }
@@ -361,7 +367,7 @@ class DataGenerator:
         self.need("split_arrays")
         w.line(f"splits = split_arrays(x_train, y_train, validation={validation}, test=0.0, "
                f"seed={seed})")
-        w.line('splits["test"] = tf.data.Dataset.from_tensor_slices((x_test, y_test))')
+        w.line('splits["test"] = (x_test, y_test)')
         w.line("return splits")
 
     def source_synthetic(self, w: CodeWriter) -> None:
@@ -538,100 +544,44 @@ class DataGenerator:
 
     # -- the pipeline -----------------------------------------------------------------------
 
+    def gathers(self) -> bool:
+        """Whether the pipeline gathers batches of rows from arrays in memory: the
+        sources that load arrays, unless a file cache is asked for (which caches a
+        dataset of examples)."""
+        return self.data["source"]["call"] in ARRAY_SOURCES and not isinstance(
+            self.data.get("cache", True), str)
+
+    def shuffle_seed(self) -> str:
+        """The data's shuffle seed as Python (`data.seed`, else the split's), or "None"."""
+        if "seed" in self.data:
+            return self.value("seed")
+        return self.fractions()[2] if "seed" in (self.data.get("split") or {}) else "None"
+
     def pipeline(self, w: CodeWriter) -> None:
-        gen, at = self.gen, self.at
+        arrays = self.data["source"]["call"] in ARRAY_SOURCES
         w.blank(2)
-        w.line("def pipeline(dataset, split):", self.span())
+        w.line(f"def pipeline({'arrays' if arrays else 'dataset'}, split):", self.span())
         with w.indented():
-            w.line('"""One split, tuned as TensorFlow\'s tf.data guide recommends: cache '
-                   'what is')
-            w.line("loaded, shuffle the training set every epoch, batch, augment whole "
-                   "batches")
-            w.line('in parallel, and prefetch so that input overlaps training."""')
-            w.line('training = split == "train"  # "adapt": the training data as it is')
-            cache = self.data.get("cache", True)
-            if cache is not False:
-                w.line('if split != "adapt":  # one pass only: nothing to cache')
-                w.level += 1
-            if cache is True:
-                w.line("dataset = dataset.cache()", self.span("cache") if "cache" in
-                       self.data else None)
-            elif isinstance(cache, str):
-                w.line(f"cache = SPEC_DIR / {_q(cache)}", self.span("cache"))
-                w.line("cache.parent.mkdir(parents=True, exist_ok=True)")
-                # a new name when the data section (or a param) changes: TensorFlow
-                # would otherwise go on reading a cache of the old data
-                key = hashlib.sha1(json.dumps([self.data, self.gen.params], sort_keys=True,
-                                              default=str).encode()).hexdigest()[:8]
-                w.line(f"# one file per split; {key} changes with the spec's data section")
-                w.line(f"dataset = dataset.cache(f\"{{cache}}_{{split}}_{key}\")")
-            if cache is not False:
-                w.level -= 1
-            shuffle = self.data.get("shuffle", True)
-            seed = self.value("seed") if "seed" in self.data else (
-                self.fractions()[2] if "seed" in (self.data.get("split") or {}) else "None")
-            if shuffle is not False:
-                w.line("if training:")
-                with w.indented():
-                    if shuffle is True:
-                        w.line("size = int(dataset.cardinality())")
-                        w.line("# the whole split when it is known and small, else 10,000")
-                        w.line("buffer = size if 0 < size <= 10_000 else 10_000")
-                    else:
-                        w.line(f"buffer = {self.value('shuffle')}")
-                    if seed == "None":
-                        w.line("dataset = dataset.shuffle(buffer)",
-                               self.span("shuffle") if "shuffle" in self.data else None)
-                    else:
-                        w.line("# each epoch's order is a function of (seed, epoch) alone, so a")
-                        w.line("# resumed run shuffles its epochs as an uninterrupted run does")
-                        w.line("base, size, epoch = dataset, dataset.cardinality(), "
-                               "current_epoch()")
-                        w.line("dataset = tf.data.Dataset.from_tensors(0).flat_map(")
-                        with w.indented():
-                            w.line(f"lambda _: base.shuffle(buffer, seed={seed} + epoch, "
-                                   "reshuffle_each_iteration=False)",
-                                   self.span("shuffle") if "shuffle" in self.data else None)
-                        w.line(")")
-                        w.line("if size >= 0:")
-                        with w.indented():
-                            w.line("dataset = dataset.apply("
-                                   "tf.data.experimental.assert_cardinality(size))")
-            repeat = self.data.get("repeat", False)
-            if repeat is not False:
-                count = "" if repeat is True else self.value("repeat")
-                w.line("if training:")
-                with w.indented():
-                    w.line(f"dataset = dataset.repeat({count})", self.span("repeat"))
-            parallel = self.data.get("parallel", "auto")
-            calls = "tf.data.AUTOTUNE" if parallel == "auto" else self.value("parallel")
-            batch_args = [self.value("batch", 32)]
-            if self.data.get("drop_remainder"):
-                batch_args.append(f"drop_remainder={self.value('drop_remainder')}")
-            batch_args.append(f"num_parallel_calls={calls}")
-            w.line(f"dataset = dataset.batch({', '.join(batch_args)})",
-                   self.span("batch") if "batch" in self.data else None)
-            augment = self.data.get("augment") or []
-            if augment:
-                w.line("if training:")
-                with w.indented():
-                    w.line("augment = keras.Sequential([", self.span("augment"))
-                    with w.indented():
-                        for i, call in enumerate(augment):
-                            extra = []
-                            entry = catalog.lookup("layers", call["call"]) or {}
-                            takes_seed = any(p["name"] == "seed" for p in entry.get("params", []))
-                            if takes_seed and "seed" not in call.get("kwargs", {}) and (
-                                    seed != "None"):
-                                extra = [f"seed={seed}"]  # reproducible augmentation
-                            w.line(gen.construct(call, f"{at}/augment/{i}", "layers", self.scope,
-                                                 extra) + ",", gen.span(f"{at}/augment/{i}"))
-                    w.line("], name=\"augment\")")
-                    w.line("dataset = dataset.map(")
-                    with w.indented():
-                        w.line("lambda x, y: (augment(x, training=True), y),")
-                        w.line(f"num_parallel_calls={calls},")
-                    w.line(")")
+            if self.gathers():
+                w.line('"""One split of arrays in memory: shuffle the row numbers (the training '
+                       "set's,")
+                w.line("every epoch), batch them, gather each batch's rows in parallel, augment "
+                       "whole")
+                w.line('batches, and prefetch so that input overlaps training."""')
+                w.line('training = split == "train"  # "adapt": the training data as it is')
+                self.gather_rows(w)
+            else:
+                w.line('"""One split, tuned as TensorFlow\'s tf.data guide recommends: cache '
+                       'what is')
+                w.line("loaded, shuffle the training set every epoch, batch, augment whole "
+                       "batches")
+                w.line('in parallel, and prefetch so that input overlaps training."""')
+                w.line('training = split == "train"  # "adapt": the training data as it is')
+                if arrays:
+                    w.line("# examples, for the file cache")
+                    w.line("dataset = tf.data.Dataset.from_tensor_slices(arrays)")
+                self.examples(w)
+            self.augment(w)
             prefetch = self.data.get("prefetch", "auto")
             depth = "tf.data.AUTOTUNE" if prefetch == "auto" else self.value("prefetch")
             w.line(f"return dataset.prefetch({depth})",
@@ -641,7 +591,7 @@ class DataGenerator:
         with w.indented():
             w.line('"""The batched `train`, `validation` and `test` pipelines that exist."""')
             w.line("splits = splits if splits is not None else load_splits()")
-            w.line("return {name: pipeline(dataset, name) for name, dataset in splits.items()}")
+            w.line("return {name: pipeline(split, name) for name, split in splits.items()}")
         if self.gen.shuffles_by_epoch() and self.data.get("shuffle", True) is not False:
             w.blank(2)
             w.line("def current_epoch():")
@@ -655,6 +605,139 @@ class DataGenerator:
         self.adapt(w)
         self.need("check_data")
         self.need("model_outputs")
+
+    def parallel_calls(self) -> str:
+        parallel = self.data.get("parallel", "auto")
+        return "tf.data.AUTOTUNE" if parallel == "auto" else self.value("parallel")
+
+    def batch_line(self, w: CodeWriter) -> None:
+        args = [self.value("batch", 32)]
+        if self.data.get("drop_remainder"):
+            args.append(f"drop_remainder={self.value('drop_remainder')}")
+        args.append(f"num_parallel_calls={self.parallel_calls()}")
+        w.line(f"dataset = dataset.batch({', '.join(args)})",
+               self.span("batch") if "batch" in self.data else None)
+
+    def repeat_line(self, w: CodeWriter) -> None:
+        repeat = self.data.get("repeat", False)
+        if repeat is not False:
+            count = "" if repeat is True else self.value("repeat")
+            w.line("if training:")
+            with w.indented():
+                w.line(f"dataset = dataset.repeat({count})", self.span("repeat"))
+
+    def gather_rows(self, w: CodeWriter) -> None:
+        """The pipeline of arrays in memory: shuffling row numbers costs nothing per
+        example, and one `tf.gather` per batch replaces a slice per example (and a cache).
+        A seeded shuffle of the row numbers puts the rows in the order that the same
+        shuffle of the examples would."""
+        shuffle = self.data.get("shuffle", True)
+        seed = self.shuffle_seed()
+        at = self.span("shuffle") if "shuffle" in self.data else None
+        w.line("tensors = tf.nest.map_structure(tf.convert_to_tensor, arrays)")
+        w.line("count = len(tf.nest.flatten(arrays)[0])")
+        w.line("dataset = tf.data.Dataset.range(count)")
+        if shuffle is not False:
+            w.line("if training:")
+            with w.indented():
+                # the whole split: its row numbers are all the buffer holds
+                buffer = "count" if shuffle is True else self.value("shuffle")
+                if seed == "None":
+                    w.line(f"dataset = dataset.shuffle({buffer})", at)
+                else:
+                    w.line("# each epoch's order is a function of (seed, epoch) alone, so a")
+                    w.line("# resumed run shuffles its epochs as an uninterrupted run does")
+                    w.line("indices, epoch = dataset, current_epoch()")
+                    w.line("dataset = tf.data.Dataset.from_tensors(0).flat_map(")
+                    with w.indented():
+                        w.line(f"lambda _: indices.shuffle({buffer}, seed={seed} + epoch, "
+                               "reshuffle_each_iteration=False)", at)
+                    w.line(").apply(tf.data.experimental.assert_cardinality(count))")
+        self.repeat_line(w)
+        self.batch_line(w)
+        w.line("dataset = dataset.map(")
+        with w.indented():
+            w.line("lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), "
+                   "tensors),")
+            w.line(f"num_parallel_calls={self.parallel_calls()},")
+        w.line(")")
+
+    def examples(self, w: CodeWriter) -> None:
+        """The pipeline of a dataset of examples: cache, shuffle, repeat, batch."""
+        cache = self.data.get("cache", True)
+        if cache is not False:
+            w.line('if split != "adapt":  # one pass only: nothing to cache')
+            w.level += 1
+        if cache is True:
+            w.line("dataset = dataset.cache()", self.span("cache") if "cache" in
+                   self.data else None)
+        elif isinstance(cache, str):
+            w.line(f"cache = SPEC_DIR / {_q(cache)}", self.span("cache"))
+            w.line("cache.parent.mkdir(parents=True, exist_ok=True)")
+            # a new name when the data section (or a param) changes: TensorFlow
+            # would otherwise go on reading a cache of the old data
+            key = hashlib.sha1(json.dumps([self.data, self.gen.params], sort_keys=True,
+                                          default=str).encode()).hexdigest()[:8]
+            w.line(f"# one file per split; {key} changes with the spec's data section")
+            w.line(f"dataset = dataset.cache(f\"{{cache}}_{{split}}_{key}\")")
+        if cache is not False:
+            w.level -= 1
+        shuffle = self.data.get("shuffle", True)
+        seed = self.shuffle_seed()
+        if shuffle is not False:
+            w.line("if training:")
+            with w.indented():
+                if shuffle is True:
+                    w.line("size = int(dataset.cardinality())")
+                    w.line("# the whole split when it is known and small, else 10,000")
+                    w.line("buffer = size if 0 < size <= 10_000 else 10_000")
+                else:
+                    w.line(f"buffer = {self.value('shuffle')}")
+                if seed == "None":
+                    w.line("dataset = dataset.shuffle(buffer)",
+                           self.span("shuffle") if "shuffle" in self.data else None)
+                else:
+                    w.line("# each epoch's order is a function of (seed, epoch) alone, so a")
+                    w.line("# resumed run shuffles its epochs as an uninterrupted run does")
+                    w.line("base, size, epoch = dataset, dataset.cardinality(), "
+                           "current_epoch()")
+                    w.line("dataset = tf.data.Dataset.from_tensors(0).flat_map(")
+                    with w.indented():
+                        w.line(f"lambda _: base.shuffle(buffer, seed={seed} + epoch, "
+                               "reshuffle_each_iteration=False)",
+                               self.span("shuffle") if "shuffle" in self.data else None)
+                    w.line(")")
+                    w.line("if size >= 0:")
+                    with w.indented():
+                        w.line("dataset = dataset.apply("
+                               "tf.data.experimental.assert_cardinality(size))")
+        self.repeat_line(w)
+        self.batch_line(w)
+
+    def augment(self, w: CodeWriter) -> None:
+        gen, at = self.gen, self.at
+        augment = self.data.get("augment") or []
+        if not augment:
+            return
+        seed = self.shuffle_seed()
+        w.line("if training:")
+        with w.indented():
+            w.line("augment = keras.Sequential([", self.span("augment"))
+            with w.indented():
+                for i, call in enumerate(augment):
+                    extra = []
+                    entry = catalog.lookup("layers", call["call"]) or {}
+                    takes_seed = any(p["name"] == "seed" for p in entry.get("params", []))
+                    if takes_seed and "seed" not in call.get("kwargs", {}) and seed != "None":
+                        extra = [f"seed={seed}"]  # reproducible augmentation
+                    w.line(gen.construct(call, f"{at}/augment/{i}", "layers", self.scope,
+                                         extra) + ",", gen.span(f"{at}/augment/{i}"))
+            w.line("], name=\"augment\")")
+            w.line("dataset = dataset.map(")
+            with w.indented():
+                w.line("lambda x, y: (augment(x, training=True), y),")
+                w.line(f"num_parallel_calls={self.parallel_calls()},")
+            w.line(")")
 
     def adapt(self, w: CodeWriter) -> None:
         """`adapt(model, train)`: fit each layer that learns from data, in the model."""

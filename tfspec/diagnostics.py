@@ -54,6 +54,7 @@ CODES: dict[str, str] = {
     "E501": "the data does not fit the model",
     "E502": "training failed",
     "E503": "cannot run this spec",
+    "E504": "an export failed or does not answer like the Keras model",
     # W4xx: warnings
     "W400": "unused node",
     "W401": "unused param",

@@ -22,10 +22,11 @@ from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
-from .build import load_program, located_error
+from .build import keras_message, load_program, located_error
 from .compiler import Compiled, compile_result, compile_text
 from .diagnostics import Diagnostics, SpecError
 from .formatter import format_spec
+from .transfer import absolute_paths, missing_files
 from .validate import validate_file
 
 # What the generated program does not do yet; refused with a located error.
@@ -87,6 +88,9 @@ def resolved_ir(path: str, overrides: dict[str, Any], allow_modules: tuple[str, 
                               if c.get("call") in ("EarlyStopping", "TerminateOnNaN",
                                                    "ReduceLROnPlateau")]
         ir.pop("comments", None)
+        # the dry run's spec is compiled in a throw-away folder: the model's files
+        # (`load_model`, `TFSMLayer`) are still found from the user's spec
+        absolute_paths(ir, Path(path).resolve().parent)
     return ir, result
 
 
@@ -99,6 +103,11 @@ def run(path: str, overrides: dict[str, Any] | None = None,
     text = format_spec(ir)
     name = ir.get("name") or ir["model"]["name"]
     if dry_run:
+        # a file the model loads is looked for first, to report it at the user's spec
+        missing = missing_files(result.file, result.source, result.ir, result.positions,
+                                result.overrides)
+        if missing is not None:
+            raise missing
         # the dry run's own spec (synthetic data, one step) lives in the throw-away
         # directory, and its errors point into it
         run_dir = Path(tempfile.mkdtemp(prefix="tfspec-dry-run-"))
@@ -114,7 +123,8 @@ def run(path: str, overrides: dict[str, Any] | None = None,
     (run_dir / "program.py").write_text(compiled.source, encoding="utf-8")
     (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
     try:
-        execute(compiled, run_dir)
+        # a dry run's export errors point at the user's spec, not the throw-away one
+        execute(compiled, run_dir, origin=result if dry_run else None)
     finally:
         if dry_run:
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -145,8 +155,13 @@ def _restore_global_state() -> None:
     config.disable_op_determinism()
 
 
-def execute(compiled: Compiled, run_dir: Path) -> None:
-    """Run the program's `main` in this process, logging to `run_dir/log.txt`."""
+def execute(compiled: Compiled, run_dir: Path, origin: Any = None) -> None:
+    """Run the program's `main` in this process, logging to `run_dir/log.txt`.
+
+    `origin`: for a dry run, the user's checked spec. Its exports are checked in
+    their runtimes, but an untrained model on random data says nothing about
+    quantization error, so parity numbers are reported and not enforced."""
+    node_path()
     namespace = load_program(compiled)
     verbose = 1 if sys.stdout.isatty() else 2  # progress bars, or a line per epoch
     log_dir = run_dir
@@ -158,15 +173,121 @@ def execute(compiled: Compiled, run_dir: Path) -> None:
             redirect_stdout(_Tee(sys.stdout, log)):
         try:
             namespace["main"](run_dir, verbose)
-        except ValueError as exc:
-            if "check_data" in _frames(exc):
+        except Exception as exc:
+            if "export_all" in _frames(exc) or "verify_exports" in _frames(exc):
+                failures = getattr(exc, "failures", None)
+                if origin is not None and failures is not None:
+                    exc.failures = [f for f in failures if "tolerance" not in f]
+                    if not exc.failures:
+                        print("dry run: the exports load and run in their runtimes; their "
+                              "parity is checked after real training")
+                        return
+                where = (origin.positions, origin.source, origin.file) if origin else ()
+                raise export_error(exc, compiled, *where) from None
+            if isinstance(exc, ValueError) and "check_data" in _frames(exc):
                 raise located_error(exc, compiled, "E501",
                                     "the data does not fit the model") from None
             raise located_error(exc, compiled, "E502", "training failed") from None
-        except Exception as exc:
-            raise located_error(exc, compiled, "E502", "training failed") from None
         finally:
             _restore_global_state()
+
+
+def node_path() -> None:
+    """Let Node.js find @tensorflow/tfjs where tools/install-tfjs puts it (the program
+    runs tfjs exports in Node through NODE_PATH)."""
+    modules = Path(__file__).with_name("js") / "node_modules"
+    paths = [p for p in os.environ.get("NODE_PATH", "").split(os.pathsep) if p]
+    if modules.is_dir() and str(modules) not in paths:
+        os.environ["NODE_PATH"] = os.pathsep.join([*paths, str(modules)])
+
+
+def export_error(exc: BaseException, compiled: Compiled,
+                 positions: Any = None, source: str | None = None,
+                 spec_file: str | None = None) -> SpecError:
+    """E504 at the export target that failed: each target the parity check rejected
+    (`ExportMismatch.failures`), or the target whose export raised."""
+    positions = positions or compiled.positions
+    diags = Diagnostics(spec_file or compiled.spec_file)
+    failures = getattr(exc, "failures", None)
+    if failures is not None:
+        for entry in failures:
+            diags.add("E504", entry["message"], positions.value(f"/export/{entry['index']}"),
+                      hint=_parity_hint(entry))
+        return SpecError(diags, source or compiled.spec_source)
+    span = None
+    tb = exc.__traceback__
+    while tb is not None:  # the deepest line that is a target's (helpers are not)
+        if tb.tb_frame.f_code.co_filename == compiled.filename:
+            span = compiled.origins.get(tb.tb_lineno, span)
+        tb = tb.tb_next
+    pointer = "/export"
+    for i in range(len(compiled.ir.get("export") or [])):
+        if span is not None and compiled.positions.value(f"/export/{i}") == span:
+            pointer = f"/export/{i}"  # the same target in `positions`' spec
+    diags.add("E504", f"the export failed: {keras_message(exc)}", positions.value(pointer))
+    return SpecError(diags, source or compiled.spec_source)
+
+
+def _parity_hint(entry: dict[str, Any]) -> str | None:
+    if "tolerance" not in entry:
+        return None
+    if entry["format"] in ("tflite", "tfjs"):
+        return ("a coarser `quantize` loses more precision: try a finer one, or accept "
+                "more with `tolerance = …` if the argmax agreement is enough")
+    return "set `tolerance = …` on the target if this difference is acceptable"
+
+
+def export_run(path: str, from_dir: str, overrides: dict[str, Any] | None = None,
+               allow_modules: tuple[str, ...] = ()) -> Path:
+    """`tfspec export FILE --from RUN_DIR`: write the spec's export targets again from
+    the model a run saved, without training, and verify them."""
+    run_dir = Path(from_dir)
+    result = validate_file(path, overrides or {}, allow_modules)
+    compiled = compile_result(result)
+    if not compiled.ir.get("export"):
+        diags = Diagnostics(result.file)
+        diags.add("E504", "the spec has no `export { … }` targets", result.positions.value(""))
+        raise SpecError(diags, result.source)
+    if not (run_dir / "model.keras").is_file():
+        diags = Diagnostics(str(run_dir))
+        diags.add("E504", f"{run_dir} holds no model.keras: is it a run directory?", None,
+                  hint="`tfspec run` writes one per run, in runs/<name>/<time>/")
+        raise SpecError(diags, "")
+    node_path()
+    namespace = load_program(compiled)
+    try:
+        import keras
+
+        model = keras.saving.load_model(run_dir / "model.keras")
+        namespace["export_all"](model, run_dir, namespace["make_datasets"]())
+        namespace["verify_exports"](run_dir)
+    except Exception as exc:
+        raise export_error(exc, compiled) from None
+    return run_dir
+
+
+def verify_run(from_dir: str) -> list[dict[str, Any]]:
+    """`tfspec verify RUN_DIR`: check a run's exports again in their runtimes with the
+    run's own program; failures are located in the run's copy of the spec."""
+    run_dir = Path(from_dir)
+    missing = [n for n in ("program.py", "exports.json", "verify_batch.npz", "spec.tfspec")
+               if not (run_dir / n).is_file()]
+    if missing:
+        diags = Diagnostics(str(run_dir))
+        diags.add("E504", f"{run_dir} has no {', '.join(missing)}: not a run directory "
+                  "with exports", None,
+                  hint="`tfspec run` (or `tfspec export --from`) writes them")
+        raise SpecError(diags, "")
+    spec = validate_file(str(run_dir / "spec.tfspec"))
+    source = (run_dir / "program.py").read_text(encoding="utf-8")
+    compiled = Compiled(str(run_dir / "spec.tfspec"), spec.source, spec.ir or {},
+                        spec.positions, source, {})
+    node_path()
+    namespace = load_program(compiled)
+    try:
+        return namespace["verify_exports"](run_dir)
+    except Exception as exc:
+        raise export_error(exc, compiled) from None
 
 
 def _frames(exc: BaseException) -> set[str]:

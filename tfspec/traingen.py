@@ -28,6 +28,11 @@ _ALL_REDUCE = {"nccl": "tf.distribute.NcclAllReduce()",
                "ring": "tf.distribute.HierarchicalCopyAllReduce()"}
 
 
+# steps_per_execution where the spec leaves it to tfspec (see steps_per_execution())
+_DEFAULT_SPE = 32
+_CAPPED = f"min({_DEFAULT_SPE}, batches) if batches > 0 else {_DEFAULT_SPE}"
+
+
 class TrainGenerator:
     def __init__(self, gen: Generator, train: dict[str, Any], distribute: dict[str, Any]):
         self.gen = gen
@@ -60,6 +65,10 @@ class TrainGenerator:
         self.compile(w)
         self.callbacks(w)
         self.train_fn(w)
+        if self.gen.exports():
+            from .exportgen import ExportGenerator
+
+            ExportGenerator(self.gen, self.gen.exports()).emit(w)
         self.main(w)
 
     def backup(self) -> tuple[int, dict[str, Any]] | None:
@@ -219,21 +228,84 @@ class TrainGenerator:
         jit = self.train.get("jit_compile", "auto")
         if jit != "auto":
             args.append(f"jit_compile={self.value('jit_compile')}")
-        spe = self.train.get("steps_per_execution", 1)
-        if spe == "auto":
-            # Keras 3.15 cannot take "auto" here; 32 steps per call is what the
-            # benchmark (benchmarks/train_overhead.py) found fast on CPU
-            args.append("steps_per_execution=32")
-        elif spe != 1:
-            args.append(f"steps_per_execution={self.value('steps_per_execution')}")
+        spe, why = self.steps_per_execution()
+        if spe != "1":
+            args.append(f"steps_per_execution={spe}")
         w.blank(2)
-        w.line("def compile_model(model):", self.span("loss") if "loss" in self.train else None)
+        span = self.span("loss") if "loss" in self.train else None
+        if spe == _CAPPED:
+            w.line("def compile_model(model, batches=-1):", span)
+        else:
+            w.line("def compile_model(model):", span)
         with w.indented():
-            w.line('"""`model.compile` with the loss, metrics and options of `train`."""')
+            if spe == _CAPPED:
+                w.line('"""`model.compile` with the loss, metrics and options of `train`; '
+                       '`batches` is')
+                w.line('the number of training batches in an epoch (negative: unknown)."""')
+            else:
+                w.line('"""`model.compile` with the loss, metrics and options of `train`."""')
+            for line in why:
+                w.line(f"# {line}")
             from .compiler import call_text
 
             w.line(call_text("model.compile", args, w.width), self.span("loss")
                    if "loss" in self.train else None)
+
+    def fixed_int(self, key: str) -> int | None:
+        """A `train` option's integer value, when the spec fixes one (directly or by a
+        param); None when it is absent or computed."""
+        v = self.train.get(key)
+        if isinstance(v, dict) and "ref" in v:
+            v = self.gen.params.get(v["ref"])
+        return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+    def steps_per_execution(self) -> tuple[str, list[str]]:
+        """`steps_per_execution` as Python, and comment lines that say why.
+
+        The spec's number is Keras's. Unset (or "auto"), it is _DEFAULT_SPE steps per
+        call into TensorFlow (fewer round trips from Python: the benchmark's biggest
+        win), except where it would change what the program does: Keras calls batch
+        hooks once per execution, so a callback that acts on batches keeps 1; and `fit`
+        runs whole executions, so with `steps_per_epoch` or `validation_steps` it is a
+        divisor of them. Otherwise it is capped by the batches in an epoch (_CAPPED),
+        known only when the data is loaded."""
+        spe = self.train.get("steps_per_execution", "auto")
+        if spe != "auto":
+            return self.value("steps_per_execution"), []
+        batchwise = [name for name in (self.batch_callback(call) for call in
+                                       self.train.get("callbacks") or []) if name]
+        if batchwise:
+            return "1", [f"one step per execution: {batchwise[0]} acts after every batch"]
+        fixed = [key for key in ("steps_per_epoch", "validation_steps") if key in self.train]
+        if not fixed:
+            return _CAPPED, [f"{_DEFAULT_SPE} steps per call into TensorFlow (fewer round "
+                             "trips from Python), but", "not more than an epoch has"]
+        counts = [self.fixed_int(key) for key in fixed]
+        if None in counts:
+            return "1", ["one step per execution: the steps per epoch are computed"]
+        spe = max(d for d in range(1, _DEFAULT_SPE + 1) if all(n % d == 0 for n in counts))
+        return str(spe), [f"up to {_DEFAULT_SPE} steps per call into TensorFlow, a divisor of "
+                          f"{' and '.join(fixed)}", "(Keras runs whole executions)"]
+
+    def batch_callback(self, call: Any) -> str | None:
+        """The name of a callback that acts on batches, not only epochs: it needs one
+        step per execution to act after every batch. None for an epoch callback."""
+        if not isinstance(call, dict) or not isinstance(call.get("call"), str):
+            return None
+        entry = catalog.lookup("callbacks", call["call"])
+        name = (entry or {}).get("name") or call["call"]
+        if entry is None or name == "TerminateOnNaN":
+            return name  # unknown: assume the worst; TerminateOnNaN checks every batch
+        params = [p["name"] for p in entry.get("params", [])]
+        given = dict(zip(params, call.get("args", []), strict=False)) | call.get("kwargs", {})
+        if name == "LambdaCallback":
+            return name if any("batch" in key for key in given) else None
+        if "save_freq" in given and given["save_freq"] not in ("epoch", False):
+            return name  # saves every so many batches
+        if name == "TensorBoard" and (given.get("update_freq", "epoch") != "epoch" or
+                                      given.get("profile_batch", 0) not in (0, [0, 0])):
+            return name
+        return None
 
     def callbacks(self, w: CodeWriter) -> None:
         gen = self.gen
@@ -260,6 +332,24 @@ class TrainGenerator:
                 with w.indented():
                     w.line("current_epoch().assign(epoch + 1)  # Keras may open the next epoch's "
                            "data now")
+        if self.random_layers() and self.loop in ("fit", "custom"):
+            self.random_state(w)
+        if any(self.epoch_schedule(call) is not None for call in calls):
+            w.blank(2)
+            w.line("def schedule_by_epoch(schedule):")
+            with w.indented():
+                w.line('"""A `keras.optimizers.schedules` schedule as LearningRateScheduler '
+                       'wants it,')
+                w.line("`schedule(epoch, learning_rate)`: the schedule's learning rate at the "
+                       "epoch")
+                w.line('(its steps count epochs here)."""')
+                w.line("")
+                w.line("def learning_rate(epoch, current):")
+                with w.indented():
+                    w.line("del current  # the schedule alone decides")
+                    w.line("return float(schedule(epoch))")
+                w.line("")
+                w.line("return learning_rate")
         w.blank(2)
         w.line("def make_callbacks():", self.span("callbacks") if calls else None)
         with w.indented():
@@ -278,8 +368,7 @@ class TrainGenerator:
                         continue
                     w.line(self.callback(call, at, w.width - 4) + ",", gen.span(at))
                 if self.loop == "fit" and self.backup() is None:
-                    w.line("keras.callbacks.BackupAndRestore(CHECKPOINT_DIR),  # resume if "
-                           "killed")
+                    w.line(f"{self.backup_class()}(CHECKPOINT_DIR),  # resume if killed")
                 if self.gen.shuffles_by_epoch():
                     w.line("ShuffleEpoch(),")
             w.line("]")
@@ -289,20 +378,128 @@ class TrainGenerator:
         gen = self.gen
         entry = catalog.lookup("callbacks", call["call"]) or {}
         params = [p["name"] for p in entry.get("params", [])]
+        schedule = self.epoch_schedule(call)
         args = []
         for i, arg in enumerate(call.get("args", [])):
             name = params[i] if i < len(params) else None
+            if i == schedule:
+                args.append(self.schedule(arg, f"{at}/args/{i}"))
+                continue
             text = gen.value(arg, f"{at}/args/{i}", self.scope)
             args.append(f"spec_path({text})" if name in PATH_ARGS and isinstance(arg, str)
                         else text)
         for key, arg in call.get("kwargs", {}).items():
+            if key == schedule:
+                args.append(f"{key}={self.schedule(arg, f'{at}/kwargs/{escape(key)}')}")
+                continue
             text = gen.value(arg, f"{at}/kwargs/{escape(key)}", self.scope)
             if key in PATH_ARGS and isinstance(arg, str):
                 text = f"spec_path({text})"
             args.append(f"{key}={text}")
         from .compiler import call_text
 
-        return call_text(f"keras.callbacks.{entry.get('name') or call['call']}", args, budget)
+        name = entry.get("name") or call["call"]
+        if name == "BackupAndRestore" and self.loop == "fit":
+            return call_text(self.backup_class(), args, budget)
+        return call_text(f"keras.callbacks.{name}", args, budget)
+
+    def epoch_schedule(self, call: Any) -> int | str | None:
+        """Where a `LearningRateScheduler(ExponentialDecay(…))` has its schedule object
+        (the argument's index or keyword): Keras wants a function there, which
+        `schedule_by_epoch` makes of it. None for any other callback."""
+        if not isinstance(call, dict) or call.get("call") != "LearningRateScheduler":
+            return None
+        args, kwargs = call.get("args", []), call.get("kwargs", {})
+        if args and isinstance(args[0], dict) and "call" in args[0]:
+            return 0
+        if isinstance(kwargs.get("schedule"), dict) and "call" in kwargs["schedule"]:
+            return "schedule"
+        return None
+
+    def schedule(self, call: dict[str, Any], at: str) -> str:
+        text = self.gen.construct(call, at, "schedules", self.scope, budget=60)
+        return f"schedule_by_epoch({text})"
+
+    def random_layers(self) -> bool:
+        """Whether the model may have random state to back up: a layer that takes a
+        `seed` (Dropout, GaussianNoise, the RNNs, attention, Random* preprocessing…)."""
+
+        def calls(node: Any) -> Any:
+            if isinstance(node, dict):
+                if isinstance(node.get("call"), str):
+                    yield node["call"]
+                for value in node.values():
+                    yield from calls(value)
+            elif isinstance(node, list):
+                for value in node:
+                    yield from calls(value)
+
+        ir = self.gen.ir
+        return any(
+            any(p["name"] == "seed" for p in (catalog.lookup("layers", name) or {}).get(
+                "params", []))
+            for name in calls([ir.get("model"), ir.get("blocks")])
+        )
+
+    def backup_class(self) -> str:
+        """The BackupAndRestore of the `fit` loop: Keras's, or one that also backs up
+        the random state of the model's layers."""
+        return ("BackupAndRestoreWithSeeds" if self.random_layers() else
+                "keras.callbacks.BackupAndRestore")
+
+    def random_state(self, w: CodeWriter) -> None:
+        """`random_state(model)`, and for `fit` a BackupAndRestore that backs it up."""
+        w.blank(2)
+        w.line("def random_state(model):")
+        with w.indented():
+            w.line('"""The model\'s variables that are not weights: the seed generators\' '
+                   'states of its')
+            w.line("random layers (Dropout…). `save_weights` leaves them out, so a resumed "
+                   "run would")
+            w.line('draw the first epoch\'s dropout masks again without them."""')
+            w.line("weights = {id(variable) for variable in model.weights}")
+            w.line("return [variable for variable in model.variables if id(variable) not in "
+                   "weights]")
+        if self.loop != "fit":
+            return
+        w.blank(2)
+        w.line("class BackupAndRestoreWithSeeds(keras.callbacks.BackupAndRestore):")
+        with w.indented():
+            w.line('"""Keras\'s BackupAndRestore, and the model\'s random_state() in '
+                   'random_state.json."""')
+            w.line("")
+            w.line("def on_train_begin(self, logs=None):")
+            with w.indented():
+                w.line("super().on_train_begin(logs)  # the weights, the optimizer's state, "
+                       "the epoch")
+                w.line("backup = pathlib.Path(self.backup_dir)")
+                w.line("if (backup / \"random_state.json\").exists():")
+                with w.indented():
+                    w.line("saved = json.loads((backup / \"random_state.json\").read_text())")
+                    w.line("metadata = json.loads((backup / \"training_metadata.json\")"
+                           ".read_text())")
+                    w.line("# the state saved with the weights restored (a kill can fall "
+                           "between the two)")
+                    w.line("if saved[\"epoch\"] == metadata[\"epoch\"]:")
+                    with w.indented():
+                        w.line("for variable, value in zip(random_state(self.model), "
+                               "saved[\"state\"], strict=True):")
+                        with w.indented():
+                            w.line("variable.assign(value)")
+            w.line("")
+            w.line("def on_epoch_end(self, epoch, logs=None):")
+            with w.indented():
+                w.line("super().on_epoch_end(epoch, logs)  # the backup, when save_freq is "
+                       "\"epoch\"")
+                w.line("if self.save_freq == \"epoch\":")
+                with w.indented():
+                    w.line("state = [variable.numpy().tolist() for variable in "
+                           "random_state(self.model)]")
+                    w.line("path = pathlib.Path(self.backup_dir) / \"random_state.json\"")
+                    w.line("# written beside, then renamed: a kill leaves the last one whole")
+                    w.line("path.with_suffix(\".tmp\").write_text(json.dumps({\"epoch\": "
+                           "epoch + 1, \"state\": state}))")
+                    w.line("path.with_suffix(\".tmp\").replace(path)")
 
     def train_fn(self, w: CodeWriter) -> None:
         loop = self.loop
@@ -336,7 +533,12 @@ class TrainGenerator:
             w.line("check_data(model, datasets[\"train\"], LOSSES)")
             w.line("# adapted on the training data as it is: not shuffled, not augmented")
             w.line("adapt(model, pipeline(splits[\"train\"], \"adapt\"))")
-            w.line("compile_model(model)  # the optimizer and metrics, in the scope too")
+            if self.steps_per_execution()[0] == _CAPPED:
+                w.line("# the optimizer and metrics, in the scope too (and steps per execution")
+                w.line("# no more than the batches of an epoch)")
+                w.line("compile_model(model, int(datasets[\"train\"].cardinality()))")
+            else:
+                w.line("compile_model(model)  # the optimizer and metrics, in the scope too")
             if self.loop == "custom":
                 w.line("model.optimizer.build(model.trainable_variables)")
                 w.line("metrics = make_metrics()")
@@ -442,7 +644,9 @@ class TrainGenerator:
         w.line("options.experimental_distribute.auto_shard_policy = "
                "tf.data.experimental.AutoShardPolicy.DATA")
         w.line(f"train_data = datasets[\"train\"]{take}.with_options(options)")
+        w.line("batches_per_epoch = int(train_data.cardinality())  # negative: unknown")
         w.line("train_data = strategy.experimental_distribute_dataset(train_data)")
+        w.line("steps_per_execution = model.steps_per_execution  # as compile_model set it")
         w.line("")
         w.line("def compute_loss(labels, predictions):")
         with w.indented():
@@ -525,11 +729,6 @@ class TrainGenerator:
                 w.line("for total in accumulated:")
                 with w.indented():
                     w.line("total.assign(tf.zeros_like(total))")
-            w.line("")
-            w.line("@tf.function")
-            w.line("def distributed_apply_step():")
-            with w.indented():
-                w.line("strategy.run(apply_step)")
         w.line("")
         w.line("def test_step(features, labels):")
         with w.indented():
@@ -537,22 +736,63 @@ class TrainGenerator:
             w.line("update(metrics[\"validation\"], labels, predictions)")
             w.line("return compute_loss(labels, predictions)")
         w.line("")
-        w.line("@tf.function")
-        w.line("def distributed_train_step(features, labels):")
-        with w.indented():
-            w.line("per_replica = strategy.run(train_step, args=(features, labels))")
-            w.line("return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)")
+        w.line("# the epoch's summed losses and batches stay in TensorFlow: Python reads them "
+               "for")
+        w.line("# the callbacks' logs once an execution (not once a step), and the steps "
+               "never wait")
+        w.line("sums = {split: (tf.Variable(0.0), tf.Variable(0, dtype=tf.int64))")
+        w.line("        for split in (\"train\", \"validation\")}")
         w.line("")
-        w.line("@tf.function")
-        w.line("def distributed_test_step(features, labels):")
+        w.line("def mean_loss(split):")
         with w.indented():
-            w.line("per_replica = strategy.run(test_step, args=(features, labels))")
-            w.line("return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)")
+            w.line('"""The mean loss of the epoch\'s batches so far (a tensor)."""')
+            w.line("total, batches = sums[split]")
+            w.line("return total / tf.cast(tf.maximum(batches, 1), tf.float32)")
+        w.line("")
+        w.line("def run_steps(step, split):")
+        with w.indented():
+            w.line('"""A tf.function that runs `step` on every replica for the next '
+                   '`steps_per_execution`')
+            w.line("batches of an iterator, or what is left of them (one call from Python, "
+                   "like `fit`),")
+            w.line('and returns how many batches of the epoch it has run so far."""')
+            w.line("total, batches = sums[split]")
+            w.line("")
+            w.line("@tf.function")
+            w.line("def run(iterator):")
+            with w.indented():
+                w.line("for _ in tf.range(steps_per_execution):")
+                with w.indented():
+                    w.line("batch = iterator.get_next_as_optional()")
+                    w.line("if not batch.has_value():  # the end of the epoch's data")
+                    with w.indented():
+                        w.line("break")
+                    w.line("per_replica = strategy.run(step, args=batch.get_value())")
+                    w.line("loss = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, "
+                           "axis=None)")
+                    w.line("total.assign_add(loss)")
+                    w.line("batches.assign_add(1)")
+                    if self.accumulate():
+                        w.line("# apply the accumulated gradients every "
+                               f"{self.value('accumulate')} training batches")
+                        w.line(f"if step is train_step and batches % "
+                               f"{self.value('accumulate')} == 0:", self.span("accumulate"))
+                        with w.indented():
+                            w.line("strategy.run(apply_step)")
+                w.line("return batches.read_value()")
+            w.line("")
+            w.line("return run")
+        w.line("")
+        w.line("train_steps, test_steps = run_steps(train_step, \"train\"), "
+               "run_steps(test_step, \"validation\")")
         w.line("")
         w.line("# resume from the last epoch's checkpoint, if a killed run left one")
         w.line("epoch = tf.Variable(0, dtype=tf.int64, trainable=False)")
-        w.line("checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, "
-               "epoch=epoch)")
+        from .compiler import call_text
+
+        state = ["random_state=random_state(model)"] if self.random_layers() else []
+        w.line(call_text("checkpoint = tf.train.Checkpoint", [
+            "model=model", "optimizer=model.optimizer", "epoch=epoch", *state], w.width))
         if self.multi_worker:
             w.line("# every worker saves (the save is collective); only the chief's is kept")
             w.line("directory = CHECKPOINT_DIR if is_chief() else tempfile.mkdtemp()")
@@ -569,33 +809,37 @@ class TrainGenerator:
                self.span("loop"))
         with w.indented():
             w.line("callbacks.on_epoch_begin(current)")
+            w.line("for total, batches in sums.values():")
+            with w.indented():
+                w.line("total.assign(0.0)")
+                w.line("batches.assign(0)")
             w.line("for _, metric in metrics[\"train\"] + metrics[\"validation\"]:")
             with w.indented():
                 w.line("metric.reset_state()")
-            w.line("total, batches = 0.0, 0")
-            w.line("for step, (features, labels) in enumerate(train_data):")
+            w.line("iterator, done = iter(train_data), 0")
+            w.line("while done != batches_per_epoch and not model.stop_training:")
             with w.indented():
-                w.line("callbacks.on_train_batch_begin(step)")
-                w.line("total += float(distributed_train_step(features, labels))")
-                w.line("batches += 1")
-                if self.accumulate():
-                    w.line(f"if batches % {self.value('accumulate')} == 0:")
-                    with w.indented():
-                        w.line("distributed_apply_step()", self.span("accumulate"))
-                w.line("logs = {\"loss\": total / batches, **results(metrics[\"train\"])}")
-                w.line("callbacks.on_train_batch_end(step, logs)")
+                w.line("callbacks.on_train_batch_begin(done)")
+                w.line("ran = int(train_steps(iterator))  # waits for this execution's steps")
+                w.line("if ran == done:  # no data was left")
+                with w.indented():
+                    w.line("break")
+                w.line("done = ran")
+                w.line("logs = {\"loss\": mean_loss(\"train\"), **results(metrics[\"train\"])}")
+                w.line("callbacks.on_train_batch_end(done - 1, logs)")
+            w.line("logs = {\"loss\": mean_loss(\"train\"), **results(metrics[\"train\"])}")
             w.line("if \"validation\" in datasets:")
             with w.indented():
                 vtake = f".take({self.value('validation_steps')})" if "validation_steps" in t \
                     else ""
                 w.line(f"validation = datasets[\"validation\"]{vtake}.with_options(options)")
-                w.line("validation = strategy.experimental_distribute_dataset(validation)")
-                w.line("val_total, val_batches = 0.0, 0")
-                w.line("for features, labels in validation:")
+                w.line("iterator = iter(strategy.experimental_distribute_dataset(validation))")
+                w.line("done = 0")
+                w.line("while (ran := int(test_steps(iterator))) > done:  # to the end of the "
+                       "data")
                 with w.indented():
-                    w.line("val_total += float(distributed_test_step(features, labels))")
-                    w.line("val_batches += 1")
-                w.line("logs[\"val_loss\"] = val_total / max(val_batches, 1)")
+                    w.line("done = ran")
+                w.line("logs[\"val_loss\"] = mean_loss(\"validation\")")
                 w.line("logs.update({f\"val_{k}\": v for k, v in "
                        "results(metrics[\"validation\"]).items()})")
             w.line("epoch.assign(current + 1)")
@@ -645,7 +889,7 @@ class TrainGenerator:
             with w.indented():
                 w.line("name = metric.name if output is None or len(OUTPUTS) == 1 else "
                        "f\"{output}_{metric.name}\"")
-                w.line("out[name] = float(metric.result())")
+                w.line("out[name] = metric.result()  # a tensor: the callbacks read it")
             w.line("return out")
 
     def metric(self, m: Any, at: str, output: str | None) -> str:
@@ -722,7 +966,8 @@ class TrainGenerator:
         w.blank(2)
         w.line("def main(run_dir=\".\", verbose=\"auto\"):")
         with w.indented():
-            w.line('"""Train, evaluate on the test split, and save the model and metrics."""')
+            w.line('"""Train, evaluate on the test split, and save the model and metrics'
+                   + ('; then\nexport and verify."""' if self.gen.exports() else '."""'))
             w.line("run_dir = pathlib.Path(run_dir)")
             if self.multi_worker:
                 w.line("if not is_chief():")
@@ -740,6 +985,14 @@ class TrainGenerator:
             w.line('model.save(run_dir / "model.keras")')
             w.line('(run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, '
                    'default=float))')
+            if self.gen.exports():
+                if self.multi_worker:
+                    w.line("if is_chief():  # one copy of each export")
+                    w.level += 1
+                w.line("export_all(model, run_dir, datasets)", self.gen.span("/export"))
+                w.line("verify_exports(run_dir)", self.gen.span("/export"))
+                if self.multi_worker:
+                    w.level -= 1
             w.line("return model")
         w.blank(2)
         w.line('if __name__ == "__main__":')

@@ -1,0 +1,524 @@
+"""`tfspec plan --target tflite|tfjs`: will the model convert, before anyone trains it?
+
+The untrained model is built exactly as the generated program builds it, exported
+to a temporary SavedModel, and converted with the TensorFlow Lite converter
+(builtin ops only) and/or the TensorFlow.js converter. Weights play no part in
+which ops a graph needs, so what fails here fails after training too.
+
+When a converter refuses ops, each op is traced back to the Keras layer that made
+it and reported at that layer's line in the spec (E505 TensorFlow Lite, E506
+TensorFlow.js). Graph node names carry the layer's name scope, but TensorFlow
+makes scopes unique per graph (Keras enters a layer's scope twice, so layer
+`dense` runs in scope `dense_1` and layer `dense_1` in `dense_1_2`): the scope of
+every layer call is therefore recorded while the model is exported, rather than
+guessed from the names.
+
+Nothing is written outside a temporary folder, which is always removed, and the
+converters' chatter (C++ logs, prints, warnings) is swallowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import types
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .compiler import Compiled
+from .diagnostics import Diagnostics, Span, SpecError
+from .plan import Analysis, Locator, _call_inputs, analyze, human_bytes
+
+TARGETS: dict[str, str] = {"tflite": "TensorFlow Lite", "tfjs": "TensorFlow.js"}
+CODE = {"tflite": "E505", "tfjs": "E506"}
+INSTALL_TFJS = "tools/install-tfjs"
+
+# RNN layers whose loop the TFLite converter can only lower to builtin ops unrolled
+_UNROLLABLE = {"LSTM", "GRU", "SimpleRNN"}
+_PREPROCESSING = {"TextVectorization", "StringLookup", "IntegerLookup", "Hashing",
+                  "HashedCrossing", "CategoryEncoding", "Discretization"}
+
+
+@dataclass
+class TargetResult:
+    """How one target went: converted (with its size), or not."""
+
+    target: str
+    converts: bool
+    size_bytes: int | None = None
+    ops: int | None = None  # TF.js: nodes in the converted graph
+    errors: int = 0
+
+    def line(self) -> str:
+        if not self.converts:
+            n = self.errors
+            return f"{self.target}: does not convert ({n} error{'s' * (n != 1)})"
+        size = human_bytes(self.size_bytes or 0)
+        if self.target == "tflite":
+            return f"tflite: converts (builtin ops), {size}"
+        return f"tfjs: converts, {self.ops} ops, {size}"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"target": self.target, "converts": self.converts}
+        if self.converts:
+            out["bytes"] = self.size_bytes
+            out["size"] = human_bytes(self.size_bytes or 0)
+            if self.ops is not None:
+                out["ops"] = self.ops
+        return out
+
+
+@dataclass
+class ConversionReport:
+    """The outcome of `check_targets`: one result per target, and the diagnostics."""
+
+    compiled: Compiled
+    results: list[TargetResult] = field(default_factory=list)
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
+
+    @property
+    def ok(self) -> bool:
+        return not self.diagnostics.has_errors
+
+    def error(self) -> SpecError | None:
+        """The diagnostics as a SpecError (spec order), or None when every target converts."""
+        if self.ok:
+            return None
+        ordered = Diagnostics(self.diagnostics.file, self.diagnostics.sorted())
+        return SpecError(ordered, self.compiled.spec_source)
+
+    def render_text(self) -> str:
+        return "".join(r.line() + "\n" for r in self.results)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [r.to_dict() for r in self.results]
+
+
+# -- the public entry point ------------------------------------------------------------------
+
+
+def check_targets(source: Compiled | Analysis, targets: Iterable[str]) -> ConversionReport:
+    """Convert the untrained model of `source` to each of `targets` ("tflite", "tfjs").
+
+    `source` is a compiled spec, or the `plan.analyze` of one (its model is reused).
+    Raises `SpecError` when Keras cannot build the model; conversion failures are
+    in the report's diagnostics.
+    """
+    wanted = list(dict.fromkeys(targets))
+    unknown = [t for t in wanted if t not in TARGETS]
+    if unknown:
+        raise ValueError(f"unknown target {unknown[0]!r}: use one of {', '.join(TARGETS)}")
+    analysis = source if isinstance(source, Analysis) else analyze(source)
+    compiled = analysis.compiled
+    report = ConversionReport(compiled, diagnostics=Diagnostics(compiled.spec_file))
+    if not wanted:
+        return report
+    import tensorflow as tf  # noqa: F401  (analyze imported it, quietly)
+
+    places = _Places(analysis)
+    with tempfile.TemporaryDirectory(prefix="tfspec-convert-") as tmp:
+        saved = Path(tmp) / "saved_model"
+        with _quiet():
+            failure = _export(analysis.model, saved, places)
+        if failure is not None:
+            layer, exc = failure
+            what = f"`{layer.name}`" if layer is not None else "the model"
+            report.diagnostics.add(
+                "E500", f"Keras cannot run {what} in a traced graph (to export it): "
+                        f"{_clean(str(exc))}", places.span(layer),
+                hint="a graph cannot run it, so no converter can either; check the "
+                     "layer's arguments against its input shape (`tfspec plan`)")
+            report.results = [TargetResult(t, False, errors=1) for t in wanted]
+            return report
+        graph = _GraphIndex(saved)
+        for target in wanted:
+            before = len(report.diagnostics)
+            with _quiet():
+                if target == "tflite":
+                    result = _check_tflite(saved, graph, places, report.diagnostics)
+                else:
+                    result = _check_tfjs(saved, Path(tmp) / "tfjs", graph, places,
+                                         report.diagnostics)
+            result.errors = len(report.diagnostics) - before
+            report.results.append(result)
+    return report
+
+
+# -- where a graph node comes from -----------------------------------------------------------
+
+
+class _Places:
+    """Maps graph node names to the model's top-level layers, and layers to spec spans."""
+
+    def __init__(self, analysis: Analysis):
+        self.analysis = analysis
+        self.model = analysis.model
+        self.top = {id(layer): layer for layer in self.model.layers}
+        self.scopes: dict[str, Any] = {}  # name scope -> the layer that opened it
+        self.recorded = False
+        self.locator = Locator(analysis.detail_compiled)
+        self.positions = analysis.compiled.positions
+
+    def layer_of(self, node: str) -> Any | None:
+        """The top-level layer whose call made graph node `node` (None: the model's own)."""
+        parts = node.split("/")
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i])
+            if self.recorded:
+                layer = self.scopes.get(prefix)
+                if layer is not None and id(layer) in self.top:
+                    return layer
+            else:  # no recording (Keras moved its name_scope): guess from the names
+                layer = self._by_name(parts[i - 1])
+                if layer is not None:
+                    return layer
+        return None
+
+    def _by_name(self, scope: str) -> Any | None:
+        names = {layer.name: layer for layer in self.top.values()}
+        stripped = re.sub(r"_\d+$", "", scope)  # the second entry of a scope: `<name>_1`
+        return names.get(stripped) or names.get(scope)
+
+    def span(self, layer: Any | None) -> Span | None:
+        """The spec span that asked for `layer` (the model's name for None)."""
+        if layer is not None:
+            origin = self.locator.locate(layer.name)
+            if origin.info is not None:
+                span = self.positions.value(origin.info.at)
+                if span is not None:
+                    return span
+        return self.positions.key("/model/name")
+
+    def input_shape(self, layer: Any) -> tuple | None:
+        """The shape `layer` is called on (from the model that lists the layers)."""
+        try:
+            twin = self.analysis.detail.get_layer(layer.name)
+        except ValueError:
+            return None
+        for node in self.analysis.nodes.get(id(twin), []):
+            inputs = _call_inputs(node)
+            if inputs:
+                return tuple(inputs[0].shape)
+        return None
+
+
+@contextlib.contextmanager
+def _recording(places: _Places) -> Iterator[list[Any]]:
+    """Record the name scope of every layer call, and the layers an exception left.
+
+    Yields a list that collects, innermost first, the layers whose scope an
+    exception propagated through.
+    """
+    failed: list[Any] = []
+    try:
+        from keras.src.backend.tensorflow import core
+
+        scope_cls = core.name_scope
+        enter, exit_ = scope_cls.__enter__, scope_cls.__exit__
+    except (ImportError, AttributeError):
+        yield failed
+        return
+    import tensorflow as tf
+
+    def recording_enter(self: Any) -> Any:
+        result = enter(self)
+        caller = getattr(self, "caller", None)
+        if caller is not None:
+            places.scopes.setdefault(tf.get_current_name_scope(), caller)
+        return result
+
+    def recording_exit(self: Any, *exc: Any) -> Any:
+        caller = getattr(self, "caller", None)
+        if exc and exc[0] is not None and caller is not None and caller not in failed:
+            failed.append(caller)
+        return exit_(self, *exc)
+
+    scope_cls.__enter__, scope_cls.__exit__ = recording_enter, recording_exit
+    places.recorded = True
+    try:
+        yield failed
+    finally:
+        scope_cls.__enter__, scope_cls.__exit__ = enter, exit_
+
+
+def _export(model: Any, path: Path, places: _Places) -> tuple[Any | None, Exception] | None:
+    """Export `model` as a SavedModel; on failure, (the top-level layer that raised, error)."""
+    with _recording(places) as failed:
+        try:
+            model.export(str(path), format="tf_saved_model", verbose=False)
+        except Exception as exc:
+            layer = next((lay for lay in failed if id(lay) in places.top), None)
+            return layer, exc
+    return None
+
+
+class _GraphIndex:
+    """The SavedModel's nodes (its functions' bodies included), by op type."""
+
+    def __init__(self, saved: Path):
+        from tensorflow.core.protobuf import saved_model_pb2
+
+        proto = saved_model_pb2.SavedModel()
+        proto.ParseFromString((saved / "saved_model.pb").read_bytes())
+        self.by_op: dict[str, list[str]] = {}
+        for meta in proto.meta_graphs:
+            nodes = list(meta.graph_def.node)
+            for function in meta.graph_def.library.function:
+                nodes += list(function.node_def)
+            for node in nodes:
+                self.by_op.setdefault(node.op, []).append(node.name)
+
+    def nodes(self, op: str) -> list[str]:
+        return self.by_op.get(op, [])
+
+
+# -- TensorFlow Lite ---------------------------------------------------------------------------
+
+_SELECT, _CUSTOM, _TENSOR_LIST = "select", "custom", "tensor list"
+_TENSOR_LIST_FAILED = "Lowering tensor list ops is failed"
+
+
+def _check_tflite(saved: Path, graph: _GraphIndex, places: _Places,
+                  diags: Diagnostics) -> TargetResult:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    try:
+        flatbuffer = converter.convert()
+    except Exception as exc:
+        text = str(exc)
+    else:
+        return TargetResult("tflite", True, size_bytes=len(flatbuffer))
+    ops = _tflite_error_ops(text)
+    # The converter stops at the first pass that fails (lowering tensor lists comes
+    # first), so convert once more allowing everything, and read which ops the
+    # flatbuffer then needs beyond the builtins: the complete list, with node names.
+    for op, (kind, nodes) in _tflite_probe(saved, lower_lists=_TENSOR_LIST_FAILED not in text
+                                           ).items():
+        old_kind, old_nodes = ops.get(op, (kind, set()))
+        ops[op] = (old_kind if old_kind == _TENSOR_LIST else kind, old_nodes | nodes)
+    _report_ops("tflite", ops, graph, places, diags, _first_error(text))
+    return TargetResult("tflite", False)
+
+
+def _tflite_error_ops(text: str) -> dict[str, tuple[str, set[str]]]:
+    """op type -> (why, node names) from the TFLite converter's error text."""
+    ops: dict[str, tuple[str, set[str]]] = {}
+
+    def add(op: str, kind: str, node: str | None = None) -> None:
+        old_kind, nodes = ops.setdefault(op, (kind, set()))
+        if node:
+            nodes.add(node)
+
+    for line in text.splitlines():
+        listed = re.match(r"\s*(TF Select ops|Custom ops):\s*(.+)", line)
+        if listed:
+            kind = _SELECT if listed.group(1).startswith("TF") else _CUSTOM
+            for op in re.findall(r"[A-Z]\w*", listed.group(2)):
+                add(op, kind)
+        elif "error:" in line:
+            # `loc(callsite(fused["TensorListReserve:", "model_1/lstm_1/…@fn"] at …))`:
+            # the first location of an error line is the op that failed
+            named = re.search(r'fused\["([A-Z]\w*):", "([^"@]+)@', line)
+            refused = re.search(r"'tf\.([A-Z]\w*)'", line)
+            if refused:
+                op = refused.group(1)
+                kind = _TENSOR_LIST if op.startswith("TensorList") else _SELECT
+                add(op, kind, named.group(2) if named and named.group(1) == op else None)
+    return ops
+
+
+def _tflite_probe(saved: Path, lower_lists: bool) -> dict[str, tuple[str, set[str]]]:
+    """op type -> (why, node names) of the non-builtin ops of a permissive conversion."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
+                                           tf.lite.OpsSet.SELECT_TF_OPS]
+    converter.allow_custom_ops = True
+    converter._experimental_lower_tensor_list_ops = lower_lists
+    try:
+        from tensorflow.lite.tools import flatbuffer_utils
+
+        model = flatbuffer_utils.convert_bytearray_to_object(bytearray(converter.convert()))
+    except Exception:  # the default conversion's error text is all there is
+        return {}
+    ops: dict[str, tuple[str, set[str]]] = {}
+    codes = model.operatorCodes or []
+    for subgraph in model.subgraphs or []:
+        for op in subgraph.operators or []:
+            custom = codes[op.opcodeIndex].customCode
+            if not custom:
+                continue
+            name = custom.decode() if isinstance(custom, bytes) else str(custom)
+            if name.startswith("Flex"):
+                name, kind = name[4:], _SELECT
+            else:
+                kind = _CUSTOM
+            if name.startswith("TensorList"):
+                kind = _TENSOR_LIST
+            nodes = ops.setdefault(name, (kind, set()))[1]
+            for index in op.outputs if op.outputs is not None else []:
+                tensor = subgraph.tensors[index].name
+                tensor = tensor.decode() if isinstance(tensor, bytes) else str(tensor)
+                # fused ops name their tensor after each node: `a/MatMul;a/BiasAdd`
+                nodes.update(n for n in tensor.split(";") if "/" in n and ":" not in n)
+    return ops
+
+
+# -- TensorFlow.js -----------------------------------------------------------------------------
+
+
+def _check_tfjs(saved: Path, out: Path, graph: _GraphIndex, places: _Places,
+                diags: Diagnostics) -> TargetResult:
+    # tensorflowjs imports TF Decision Forests only to convert TF-DF models, and no
+    # TF-DF release installs beside this TensorFlow: an empty stand-in is enough
+    sys.modules.setdefault("tensorflow_decision_forests",
+                           types.ModuleType("tensorflow_decision_forests"))
+    try:
+        from tensorflowjs.converters import tf_saved_model_conversion_v2
+    except Exception as exc:  # not installed, or installed without its dependencies
+        diags.add("E503", f"the TensorFlow.js converter is not installed ({_clean(str(exc))})",
+                  places.span(None),
+                  hint=f"run `{INSTALL_TFJS}` from the tfspec repository to install it")
+        return TargetResult("tfjs", False)
+    try:
+        tf_saved_model_conversion_v2.convert_tf_saved_model(str(saved), str(out))
+    except Exception as exc:
+        text = str(exc)
+        listed = re.search(r"Unsupported Ops in the model (?:before|after) optimization\s*"
+                           r"\n?(.*)", text, re.S)
+        ops: dict[str, tuple[str, set[str]]] = {}
+        if listed:
+            ops = {op: (_SELECT, set()) for op in re.findall(r"[A-Z]\w*", listed.group(1))}
+        _report_ops("tfjs", ops, graph, places, diags, _first_error(text))
+        return TargetResult("tfjs", False)
+    model_json = json.loads((out / "model.json").read_text(encoding="utf-8"))
+    topology = model_json.get("modelTopology") or {}
+    nodes = len(topology.get("node") or [])
+    for function in (topology.get("library") or {}).get("function") or []:
+        nodes += len(function.get("nodeDef") or [])
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return TargetResult("tfjs", True, size_bytes=size, ops=nodes)
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+def _report_ops(target: str, ops: dict[str, tuple[str, set[str]]], graph: _GraphIndex,
+                places: _Places, diags: Diagnostics, fallback: str) -> None:
+    """One diagnostic per layer that makes a refused op (the model's own ops: one more)."""
+    name = TARGETS[target]
+    if not ops:  # failed for another reason than missing ops
+        diags.add(CODE[target], f"the model will not convert to {name}: {fallback}",
+                  places.span(None))
+        return
+    per_layer: dict[int, tuple[Any | None, dict[str, str]]] = {}
+    for op, (kind, nodes) in sorted(ops.items()):
+        layers = {id(lay): lay for lay in map(places.layer_of, nodes) if lay is not None}
+        if not layers:  # no node names, or none in a layer: every node of that op type
+            layers = {id(lay): lay for lay in map(places.layer_of, graph.nodes(op))
+                      if lay is not None}
+        for layer in layers.values() or [None]:
+            per_layer.setdefault(id(layer), (layer, {}))[1][op] = kind
+    how = " with builtin ops" if target == "tflite" else ""
+    for layer, needs in per_layer.values():
+        what = "the model" if layer is None else f"layer `{layer.name}` ({type(layer).__name__})"
+        diags.add(CODE[target], f"{what} will not convert to {name}{how}: needs "
+                                f"{', '.join(needs)}",
+                  places.span(layer), hint=_hint(target, layer, needs, places))
+
+
+def _hint(target: str, layer: Any | None, needs: dict[str, str], places: _Places) -> str:
+    cls = type(layer).__name__ if layer is not None else ""
+    inner = getattr(layer, "layer", None) or getattr(layer, "forward_layer", None)
+    rnn = cls if cls in _UNROLLABLE else type(inner).__name__
+    config = layer.get_config() if layer is not None and hasattr(layer, "get_config") else {}
+    if target == "tflite" and _TENSOR_LIST in needs.values() and rnn in _UNROLLABLE:
+        call = f"{rnn}(..., unroll = true)"
+        if cls != rnn:
+            call = f"{cls}({call})"
+        shape = places.input_shape(layer) if layer is not None else None
+        fixed = "" if shape is None or len(shape) < 2 or shape[1] is not None else (
+            "give the input a fixed sequence length (its timesteps are None) and ")
+        return (f"{fixed}use `{call}`: an unrolled loop converts to builtin ops; otherwise "
+                "the app needs TFLite's Select TF ops (Flex delegate)")
+    if cls == "Resizing" and config.get("interpolation") not in (None, "bilinear", "nearest"):
+        return 'use `interpolation = "bilinear"` (or "nearest"), which both runtimes have'
+    if target == "tfjs" and {"Erf", "Erfc"} & set(needs) and config.get("activation") == "gelu":
+        return ('TF.js has no erf/erfc, which the exact "gelu" needs: use another activation '
+                '(e.g. "relu" or "silu")')
+    if target == "tfjs":
+        advice = "TF.js has no kernel for it"
+    elif _CUSTOM in needs.values():
+        advice = ("TFLite has no kernel for it, not even with Select TF ops: the app would "
+                  "need a custom op")
+    else:
+        advice = ("TFLite has no builtin kernel for it: the app would need Select TF ops "
+                  "(Flex delegate, a larger binary)")
+    if cls in _PREPROCESSING:
+        return f"{advice}; or do this preprocessing in the data pipeline, outside the model"
+    return f"{advice}; or use another layer"
+
+
+def _first_error(text: str) -> str:
+    """The converter's first error, without MLIR locations or Python plumbing."""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("<unknown>:0: note", "Traceback")):
+            continue
+        line = re.sub(r"^(<unknown>:0: )?error: (loc\(.*?\)\)+: )?", "", line)
+        return _clean(line)
+    return "the converter failed"
+
+
+def _clean(text: str) -> str:
+    """A Keras/TF message on one line: no ANSI colours, no call-stack dump."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    text = text.split("\n\nArguments received by")[0]
+    text = re.sub(r"^Exception encountered when calling [\w.]+\(\)\.\s*", "", text.strip())
+    text = re.sub(r"\s*\n\s*", " ", text).strip()
+    return text if len(text) <= 400 else text[:397] + "…"
+
+
+# -- silence ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Swallow what the converters print: C++ logs and prints on the process's stdout
+    and stderr, Python prints, TensorFlow's Python logging, and warnings."""
+    saved: list[tuple[int, int]] = []
+    sink = tempfile.TemporaryFile()
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    try:
+        for stream in (sys.stdout, sys.stderr):  # what was printed before stays
+            with contextlib.suppress(Exception):
+                stream.flush()
+        for fd in (1, 2):
+            try:
+                saved.append((fd, os.dup(fd)))
+                os.dup2(sink.fileno(), fd)
+            except OSError:  # no such descriptor: nothing to silence there
+                continue
+        logger.setLevel(logging.ERROR)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+        for fd, copy in reversed(saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+        sink.close()
