@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from transfer_fixtures import buildable
 
 import tfspec
 import tfspec.cli
@@ -35,8 +36,9 @@ def _in_repo(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def built():
-    """Every example's compiled program and built Keras model, built once."""
+def built(tmp_path_factory):
+    """Every example's compiled program and built Keras model, built once (a model that
+    loads another example's export is built beside that export: transfer_fixtures)."""
     from tfspec.build import build_model
 
     cwd = Path.cwd()
@@ -46,7 +48,7 @@ def built():
         os.chdir(ROOT)
         out = {}
         for name in EXAMPLES:
-            compiled = compile_file(example(name))
+            compiled = compile_file(buildable(example(name), tmp_path_factory))
             out[name] = (compiled, build_model(compiled))
         return out
     finally:

@@ -6,7 +6,11 @@ optimizer, so their trained weights agree to within TOLERANCE (float32 summation
 order differs between the loops, nothing else does), and so does the loss of the
 trained models on the training data. (The losses the loops *log* per epoch are
 averaged differently: `fit` weights each batch by its size, the custom loop does
-not, and `train_on_batch` reports its last batch.)
+not, and `train_on_batch` reports its last batch.) The loops run 5 steps per
+execution, so the last execution of an epoch (23 batches) is a short one.
+
+Then: `steps_per_execution` where the spec leaves it to tfspec, and a
+LearningRateScheduler given a schedule object, in the three loops.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import tfspec.cli
+from tfspec.compiler import compile_file
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-4  # absolute difference of trained weights and of final losses
@@ -48,6 +54,7 @@ train {{
   epochs = 3
   seed = 7
   deterministic = true
+  steps_per_execution = 5
 }}
 """
 
@@ -79,7 +86,6 @@ def test_each_loop_learns(loop, tmp_path, capsys, losses):
 
 def test_the_loops_agree(losses):
     import keras
-    import numpy as np
 
     assert set(losses) == {"fit", "custom", "on_batch"}, "run the three loops first"
     data = np.load(ROOT / "examples" / "data" / "digits.npz")
@@ -92,3 +98,62 @@ def test_the_loops_agree(losses):
             np.testing.assert_allclose(a, b, atol=TOLERANCE, err_msg=loop)
         got = float(keras.losses.sparse_categorical_crossentropy(y, model(x)).numpy().mean())
         assert abs(got - expected) <= TOLERANCE, (loop, got, expected)
+
+
+# -- steps_per_execution left to tfspec --------------------------------------------------------
+
+CAPPED = "steps_per_execution=min(32, batches) if batches > 0 else 32"
+
+
+@pytest.mark.parametrize("train, expected", [
+    ("", CAPPED),  # 32, or fewer when an epoch has fewer batches
+    ('steps_per_execution = "auto"', CAPPED),
+    ("steps_per_execution = 4", "steps_per_execution=4"),  # the spec's, as it is
+    ("steps_per_execution = 1", None),
+    ('callbacks = [CSVLogger("log.csv"), EarlyStopping()]', CAPPED),  # epoch callbacks
+    ("callbacks = [TerminateOnNaN()]", None),  # checks every batch
+    ('callbacks = [ModelCheckpoint("m.keras", save_freq = 5)]', None),
+    ('callbacks = [TensorBoard("logs", update_freq = "batch")]', None),
+    # fit runs whole executions: a divisor of the steps it is told
+    ("steps_per_epoch = 48", "steps_per_execution=24"),
+    ("steps_per_epoch = 20\n  validation_steps = 5", "steps_per_execution=5"),
+    ("steps_per_epoch = 37", None),
+])
+def test_default_steps_per_execution(train, expected, tmp_path):
+    spec = tmp_path / "loops.tfspec"
+    spec.write_text(SPEC.format(loop="fit").replace("  steps_per_execution = 5\n",
+                                                    f"  {train}\n"))
+    source = compile_file(spec).source
+    compile_model = source[source.index("def compile_model("):source.index("\n\n\n", source.index(
+        "def compile_model("))]
+    if expected is None:
+        assert "steps_per_execution" not in compile_model.split("model.compile(")[1]
+    else:
+        assert expected in compile_model
+    capped = expected == CAPPED
+    assert ('compile_model(model, int(datasets["train"].cardinality()))' in source) == capped
+
+
+# -- LearningRateScheduler with a schedule object ---------------------------------------------
+
+
+@pytest.mark.parametrize("loop", ["fit", "custom", "on_batch"])
+def test_learning_rate_scheduler_takes_a_schedule(loop, tmp_path, capsys):
+    import keras
+
+    (tmp_path / "data").mkdir()
+    shutil.copy(ROOT / "examples" / "data" / "digits.npz", tmp_path / "data")
+    spec = tmp_path / "loops.tfspec"
+    spec.write_text(SPEC.format(loop=loop).replace("  steps_per_execution = 5\n", """\
+  callbacks = [
+    LearningRateScheduler(ExponentialDecay(0.1, decay_steps = 1, decay_rate = 0.5)),
+  ]
+"""))
+    assert tfspec.cli.main(["run", str(spec)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    (run_dir,) = (tmp_path / "runs" / "loops").iterdir()
+    history = json.loads((run_dir / "metrics.json").read_text())["history"]
+    # the epoch's learning rate: 0.1 * 0.5 ** epoch
+    np.testing.assert_allclose(history["learning_rate"], [0.1, 0.05, 0.025], rtol=1e-6)
+    model = keras.models.load_model(run_dir / "model.keras")
+    np.testing.assert_allclose(float(model.optimizer.learning_rate), 0.025, rtol=1e-6)

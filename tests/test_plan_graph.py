@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from transfer_fixtures import buildable
 
 import tfspec.graph
 from tfspec.compiler import compile_file, compile_text
@@ -53,11 +54,12 @@ model Zoo functional {
 
 
 @pytest.fixture(scope="module")
-def examples():
-    """name -> (compiled, analysis, plan) for every example, each built once."""
+def examples(tmp_path_factory):
+    """name -> (compiled, analysis, plan) for every example, each built once (a model
+    that loads another example's export is built beside that export)."""
     out = {}
     for name in EXAMPLES:
-        compiled = compile_file(ROOT / "examples" / name)
+        compiled = compile_file(buildable(ROOT / "examples" / name, tmp_path_factory))
         analysis = analyze(compiled)
         out[name] = (compiled, analysis, plan_from(analysis))
     return out

@@ -76,6 +76,10 @@ def export_archive(model: keras.Model, directory: Path, specs: dict[str, tf.Tens
     archive.write_out(str(directory), verbose=False)
 
 
+def digit_of(model: keras.Model) -> Any:
+    return lambda features: {"digit": model(features["image"])}
+
+
 class Echo(tf.Module):
     """A string model: `b64` in, and out for an output named *_bytes."""
 
@@ -90,8 +94,7 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     v1, v2, tower = classifier(1), classifier(2), two_tower()
     image = {"image": tf.TensorSpec((None, 3, 2), tf.float32, name="image")}
     for version, model in ((1, v1), (2, v2)):
-        export_archive(model, root / "serving" / str(version), image,
-                       lambda features, model=model: {"digit": model(features["image"])})
+        export_archive(model, root / "serving" / str(version), image, digit_of(model))
     export_archive(tower, root / "tower" / "1",
                    {"user": tf.TensorSpec((None, 3), tf.float32, name="user"),
                     "item": tf.TensorSpec((None, 2), tf.int32, name="item")},
@@ -371,7 +374,7 @@ ERRORS = [
     ("empty instances", "POST", f"/v1/models/{NAME}:predict", {"instances": []}, 400,
      "JSON Value: {\"instances\": []} No values in 'instances' array"),
     ("wrong shape", "POST", f"/v1/models/{NAME}:predict", {"instances": [[1, 2, 3]]}, 400,
-     "input `image`: 1 instances of shape [3], but signature `serving_default` takes "
+     "input `image`: 1 instance of shape [3], but signature `serving_default` takes "
      "[-1,3,2] (the batch first; -1: any size)"),
     ("wrong shape, columnar", "POST", f"/v1/models/{NAME}:predict", {"inputs": [[1, 2]]}, 400,
      "input `image` has shape [1,2], but signature `serving_default` takes [-1,3,2] "
@@ -382,6 +385,9 @@ ERRORS = [
     ("wrong dtype", "POST", f"/v1/models/{NAME}:predict",
      {"instances": [[[1, 2], ["a", 4], [5, 6]]]}, 400,
      'JSON Value: "a" Type: String is not of expected type: float'),
+    ("a boolean among numbers", "POST", f"/v1/models/{NAME}:predict",
+     {"instances": [[[1, 2], [True, 4], [5, 6]]]}, 400,
+     "JSON Value: true Type: True is not of expected type: float"),
     ("unknown signature", "POST", f"/v1/models/{NAME}:predict",
      {"signature_name": "classify", "instances": [1]}, 400,
      'Serving signature name: "classify" not found in signature def'),
@@ -434,6 +440,10 @@ def test_a_body_over_the_bound_is_refused_before_it_is_read(server: Server):
     assert json.loads(response.read()) == {"error": "Request body of 41943040 bytes exceeds "
                                                     "the limit of 33554432 bytes"}
     conn.close()
+    # a client that sends it all anyway still reads the answer, not a reset connection
+    status, answer, _ = call(server.url, "POST", f"/v1/models/{NAME}:predict",
+                             b" " * (32 * 1024 * 1024 + 1))
+    assert status == 413 and answer["error"].startswith("Request body of 33554433 bytes")
 
 
 def test_the_bound_is_configurable(exports: dict[str, Any]):
@@ -512,6 +522,7 @@ def test_a_bad_path_is_one_line_and_exit_1(tmp_path: Path, case: str):
 
 
 def test_ctrl_c_stops_the_server_cleanly(server: Server):
+    # the module's last test (pytest keeps file order): it stops the shared server
     code, err = server.stop(signal.SIGINT)
     assert code == 0
     assert "Traceback" not in err, err

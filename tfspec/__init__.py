@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     # `serve` (the module tfspec.serve, callable as its serve() function) is imported
     # on first use only: importing tfspec must stay free of NumPy and TensorFlow
     if name == "serve":

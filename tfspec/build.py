@@ -143,7 +143,8 @@ def located_error(exc: BaseException, compiled: Compiled, code: str = "E500",
         if info.name == duplicate.group(1) and not info.template:
             span = compiled.positions.value(info.at)  # the second layer of that name
     if code != "E500":
-        diags.add(code, f"{what}: {keras_message(exc)}" if what else keras_message(exc), span)
+        diags.add(code, f"{what}: {keras_message(exc)}" if what else keras_message(exc), span,
+                  hint=_tfsm_hint(exc))
         return SpecError(diags, compiled.spec_source)
     layer = _layer_at(compiled, span)
     what = f"`{layer}`" if layer else "the model"
@@ -167,6 +168,16 @@ def _layer_at(compiled: Compiled, span: Any) -> str | None:
                 (s.end_line, s.end_col) <= (span.end_line, span.end_col)):
             found = info.name
     return found
+
+
+def _tfsm_hint(exc: BaseException) -> str | None:
+    """Keras 3.15 names a TFSMLayer's weights `kernel:0`, a name that an optimizer's
+    per-weight state (Adam's moments, momentum) cannot take."""
+    if re.search(r"'[^']*:0_\w+' is not a valid scope name", str(exc)):
+        return ("an optimizer with per-weight state cannot train a TFSMLayer's weights: "
+                "write `TFSMLayer(…, trainable = false)`, or fine-tune the `.keras` model "
+                "with `load_model(…)`")
+    return None
 
 
 def _hint(exc: BaseException) -> str | None:

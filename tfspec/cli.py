@@ -163,12 +163,36 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .plan import plan
     from .plan import render_text as render_plan
 
+    if args.target:
+        return _plan_targets(args)
     try:
         result = plan(_compile(args))
     except SpecError as exc:
         return _report(exc, args.format)
     print(json.dumps(result, indent=2) if args.format == "json" else render_plan(result))
     return EXIT_OK
+
+
+def _plan_targets(args: argparse.Namespace) -> int:
+    """`plan --target …`: the plan, then whether the untrained model converts."""
+    from .convertcheck import check_targets
+    from .plan import analyze, plan_from
+    from .plan import render_text as render_plan
+
+    try:
+        analysis = analyze(_compile(args))
+        result = plan_from(analysis)
+        report = check_targets(analysis, args.target)
+    except SpecError as exc:
+        return _report(exc, args.format)
+    error = report.error()
+    if args.format == "json":
+        if error is not None:
+            return _report(error, "json")
+        print(json.dumps({**result, "targets": report.to_json()}, indent=2))
+        return EXIT_OK
+    print(render_plan(result) + report.render_text())
+    return EXIT_OK if error is None else _report(error)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
@@ -332,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "layer: output shape, dtype, params, FLOPs, spec line.")
     p.add_argument("spec", metavar="FILE")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--target", action="append", choices=("tflite", "tfjs"), default=[],
+                   help="also convert the untrained model to TensorFlow Lite or TF.js and "
+                        "report the layers that will not convert (repeatable)")
     _add_set(p)
     p.set_defaults(func=cmd_plan)
 

@@ -57,8 +57,11 @@ class TargetResult:
     size_bytes: int | None = None
     ops: int | None = None  # TF.js: nodes in the converted graph
     errors: int = 0
+    unchecked: str | None = None  # why the target could not be checked
 
     def line(self) -> str:
+        if self.unchecked:
+            return f"{self.target}: not checked ({self.unchecked})"
         if not self.converts:
             n = self.errors
             return f"{self.target}: does not convert ({n} error{'s' * (n != 1)})"
@@ -69,6 +72,8 @@ class TargetResult:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"target": self.target, "converts": self.converts}
+        if self.unchecked:
+            out["unchecked"] = self.unchecked
         if self.converts:
             out["bytes"] = self.size_bytes
             out["size"] = human_bytes(self.size_bytes or 0)
@@ -122,9 +127,8 @@ def check_targets(source: Compiled | Analysis, targets: Iterable[str]) -> Conver
     report = ConversionReport(compiled, diagnostics=Diagnostics(compiled.spec_file))
     if not wanted:
         return report
-    import tensorflow as tf  # noqa: F401  (analyze imported it, quietly)
-
     places = _Places(analysis)
+    _placeholder_vocabularies(places.top.values())
     with tempfile.TemporaryDirectory(prefix="tfspec-convert-") as tmp:
         saved = Path(tmp) / "saved_model"
         with _quiet():
@@ -137,7 +141,8 @@ def check_targets(source: Compiled | Analysis, targets: Iterable[str]) -> Conver
                         f"{_clean(str(exc))}", places.span(layer),
                 hint="a graph cannot run it, so no converter can either; check the "
                      "layer's arguments against its input shape (`tfspec plan`)")
-            report.results = [TargetResult(t, False, errors=1) for t in wanted]
+            report.results = [TargetResult(t, False, unchecked="Keras cannot export the model")
+                              for t in wanted]
             return report
         graph = _GraphIndex(saved)
         for target in wanted:
@@ -151,6 +156,34 @@ def check_targets(source: Compiled | Analysis, targets: Iterable[str]) -> Conver
             result.errors = len(report.diagnostics) - before
             report.results.append(result)
     return report
+
+
+def _lookup_layers(layers: Iterable[Any]) -> list[Any]:
+    """The layers that own a vocabulary table (TextVectorization keeps a lookup layer)."""
+    return [layer for layer in layers
+            if hasattr(getattr(layer, "_lookup_layer", layer), "lookup_table")]
+
+
+def _placeholder_vocabularies(layers: Iterable[Any]) -> None:
+    """Give lookup layers still waiting for `adapt` a one-token vocabulary.
+
+    The program adapts them on the training data; the converters then see a filled
+    table, and an empty one converts differently (TFLite refuses an empty
+    StringLookup table that it accepts filled), so the check fills it with a token.
+    """
+    import keras
+
+    for layer in _lookup_layers(layers):
+        try:
+            if layer.get_vocabulary(include_special_tokens=False):
+                continue
+            token: Any = "tfspec"
+            if isinstance(layer, keras.layers.IntegerLookup):
+                token = 2**31 - 1  # not a mask or OOV token
+            extra = {"idf_weights": [1.0]} if layer.output_mode == "tf_idf" else {}
+            layer.set_vocabulary([token], **extra)
+        except Exception:  # a layer configured in a way this does not know: as it is
+            continue
 
 
 # -- where a graph node comes from -----------------------------------------------------------
@@ -187,6 +220,16 @@ class _Places:
         names = {layer.name: layer for layer in self.top.values()}
         stripped = re.sub(r"_\d+$", "", scope)  # the second entry of a scope: `<name>_1`
         return names.get(stripped) or names.get(scope)
+
+    def describe(self, layer: Any) -> str:
+        """"layer `name` (Class)", and the block use that made it."""
+        out = f"layer `{layer.name}` ({type(layer).__name__})"
+        chain = self.locator.locate(layer.name).chain
+        if chain:
+            use, info = chain[-1]
+            span = self.positions.value(info.at)
+            out += f" of {info.cls} `{use}`" + (f" (line {span.line})" if span else "")
+        return out
 
     def span(self, layer: Any | None) -> Span | None:
         """The spec span that asked for `layer` (the model's name for None)."""
@@ -262,20 +305,21 @@ def _export(model: Any, path: Path, places: _Places) -> tuple[Any | None, Except
 
 
 class _GraphIndex:
-    """The SavedModel's nodes (its functions' bodies included), by op type."""
+    """The SavedModel's nodes (its functions' bodies included): (name, op type) pairs."""
 
     def __init__(self, saved: Path):
         from tensorflow.core.protobuf import saved_model_pb2
 
         proto = saved_model_pb2.SavedModel()
         proto.ParseFromString((saved / "saved_model.pb").read_bytes())
-        self.by_op: dict[str, list[str]] = {}
+        self.nodes_def: list[Any] = []
         for meta in proto.meta_graphs:
-            nodes = list(meta.graph_def.node)
+            self.nodes_def += list(meta.graph_def.node)
             for function in meta.graph_def.library.function:
-                nodes += list(function.node_def)
-            for node in nodes:
-                self.by_op.setdefault(node.op, []).append(node.name)
+                self.nodes_def += list(function.node_def)
+        self.by_op: dict[str, list[str]] = {}
+        for node in self.nodes_def:
+            self.by_op.setdefault(node.op, []).append(node.name)
 
     def nodes(self, op: str) -> list[str]:
         return self.by_op.get(op, [])
@@ -284,6 +328,10 @@ class _GraphIndex:
 # -- TensorFlow Lite ---------------------------------------------------------------------------
 
 _SELECT, _CUSTOM, _TENSOR_LIST = "select", "custom", "tensor list"
+# ops that make and fill a vocabulary table
+_TABLE_OPS = {"HashTableV2", "MutableHashTableV2", "MutableHashTableOfTensorsV2",
+              "LookupTableImportV2", "LookupTableInsertV2", "InitializeTableV2",
+              "InitializeTableFromTextFileV2"}
 _TENSOR_LIST_FAILED = "Lowering tensor list ops is failed"
 
 
@@ -387,20 +435,24 @@ def _check_tfjs(saved: Path, out: Path, graph: _GraphIndex, places: _Places,
     try:
         from tensorflowjs.converters import tf_saved_model_conversion_v2
     except Exception as exc:  # not installed, or installed without its dependencies
-        diags.add("E503", f"the TensorFlow.js converter is not installed ({_clean(str(exc))})",
-                  places.span(None),
+        missing = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+        why = f"no module named `{missing}`" if missing else _clean(f"{exc}")
+        diags.add("E503", f"cannot check `--target tfjs`: the TensorFlow.js converter is not "
+                          f"installed ({why})", places.span(None),
                   hint=f"run `{INSTALL_TFJS}` from the tfspec repository to install it")
-        return TargetResult("tfjs", False)
+        return TargetResult("tfjs", False, unchecked="the TF.js converter is not installed")
     try:
         tf_saved_model_conversion_v2.convert_tf_saved_model(str(saved), str(out))
     except Exception as exc:
-        text = str(exc)
+        text = f"{type(exc).__name__}: {exc}" if isinstance(exc, AssertionError) else str(exc)
         listed = re.search(r"Unsupported Ops in the model (?:before|after) optimization\s*"
-                           r"\n?(.*)", text, re.S)
-        ops: dict[str, tuple[str, set[str]]] = {}
+                           r"(.*)", text, re.S)
         if listed:
             ops = {op: (_SELECT, set()) for op in re.findall(r"[A-Z]\w*", listed.group(1))}
-        _report_ops("tfjs", ops, graph, places, diags, _first_error(text))
+        else:  # it failed before its own op check: run that check on the layers' nodes
+            ops = _tfjs_unsupported(tf_saved_model_conversion_v2, graph, places)
+        _report_ops("tfjs", ops, graph, places, diags, _first_error(text),
+                    unreported=_lookup_tables(text, places))
         return TargetResult("tfjs", False)
     model_json = json.loads((out / "model.json").read_text(encoding="utf-8"))
     topology = model_json.get("modelTopology") or {}
@@ -411,31 +463,88 @@ def _check_tfjs(saved: Path, out: Path, graph: _GraphIndex, places: _Places,
     return TargetResult("tfjs", True, size_bytes=size, ops=nodes)
 
 
+
+# ops of a layer's graph that freezing turns into constants or removes
+_PLUMBING = {"ReadVariableOp", "VarHandleOp", "AssignVariableOp", "StatefulPartitionedCall",
+             "PartitionedCall", "NoOp"}
+
+
+def _tfjs_unsupported(converter: Any, graph: _GraphIndex,
+                      places: _Places) -> dict[str, tuple[str, set[str]]]:
+    """op type -> (why, node names): the layers' ops TF.js has no kernel for."""
+    from tensorflow.core.framework import graph_pb2
+
+    owned = [n for n in graph.nodes_def
+             if n.op not in _PLUMBING and places.layer_of(n.name) is not None]
+    try:
+        missing = converter.validate(graph_pb2.GraphDef(node=owned), False, False)
+    except Exception:  # the converter's op list moved: nothing more to say
+        return {}
+    return {op: (_SELECT, {n.name for n in owned if n.op == op}) for op in sorted(missing)}
+
+
+def _lookup_tables(text: str, places: _Places) -> dict[int, tuple[Any, str]]:
+    """Lookup layers, when the TF.js converter failed freezing a vocabulary table.
+
+    A table filled after the layer was made (by `adapt`, as training does, or
+    `set_vocabulary`) makes tensorflowjs 4.22 fail with "… is not in graph"; a
+    vocabulary given to the constructor converts.
+    """
+    if "is not in graph" not in text and "Failed to import metagraph" not in text:
+        return {}
+    why = f"the TF.js converter cannot freeze its vocabulary table ({_first_error(text)})"
+    return {id(layer): (layer, why) for layer in _lookup_layers(places.top.values())}
+
+
 # -- reporting ---------------------------------------------------------------------------------
 
 
 def _report_ops(target: str, ops: dict[str, tuple[str, set[str]]], graph: _GraphIndex,
-                places: _Places, diags: Diagnostics, fallback: str) -> None:
-    """One diagnostic per layer that makes a refused op (the model's own ops: one more)."""
+                places: _Places, diags: Diagnostics, fallback: str,
+                unreported: dict[int, tuple[Any, str]] | None = None) -> None:
+    """One diagnostic per layer that makes a refused op (the model's own ops: one more).
+
+    `unreported`: layers known to fail for another reason (id -> (layer, why)),
+    reported unless their ops already were.
+    """
     name = TARGETS[target]
-    if not ops:  # failed for another reason than missing ops
-        diags.add(CODE[target], f"the model will not convert to {name}: {fallback}",
-                  places.span(None))
-        return
+    how = " with builtin ops" if target == "tflite" else ""
     per_layer: dict[int, tuple[Any | None, dict[str, str]]] = {}
+    tables: dict[str, str] = {}
     for op, (kind, nodes) in sorted(ops.items()):
         layers = {id(lay): lay for lay in map(places.layer_of, nodes) if lay is not None}
         if not layers:  # no node names, or none in a layer: every node of that op type
             layers = {id(lay): lay for lay in map(places.layer_of, graph.nodes(op))
                       if lay is not None}
+        if not layers and op in _TABLE_OPS:
+            tables[op] = kind
+            continue
         for layer in layers.values() or [None]:
             per_layer.setdefault(id(layer), (layer, {}))[1][op] = kind
-    how = " with builtin ops" if target == "tflite" else ""
-    for layer, needs in per_layer.values():
-        what = "the model" if layer is None else f"layer `{layer.name}` ({type(layer).__name__})"
+    if tables:
+        # a table is made and filled outside the calls of the layer that owns it: the
+        # lookup layers already refused own the table ops, else every lookup layer
+        owners = _lookup_layers(places.top.values())
+        owners = [lay for lay in owners if id(lay) in per_layer] or owners or [None]
+        for layer in owners:
+            needs = per_layer.setdefault(id(layer), (layer, {}))[1]
+            needs.update(tables)
+            per_layer[id(layer)] = (layer, dict(sorted(needs.items())))
+    order = {key: i for i, key in enumerate(places.top)}  # report in the model's order
+    for key in sorted(per_layer, key=lambda k: order.get(k, len(order))):
+        layer, needs = per_layer[key]
+        what = "the model" if layer is None else places.describe(layer)
         diags.add(CODE[target], f"{what} will not convert to {name}{how}: needs "
                                 f"{', '.join(needs)}",
                   places.span(layer), hint=_hint(target, layer, needs, places))
+    for key, (layer, why) in (unreported or {}).items():
+        if key not in per_layer:
+            diags.add(CODE[target], f"{places.describe(layer)} will not convert to {name}: "
+                                    f"{why}", places.span(layer))
+            per_layer[key] = (layer, {})
+    if not per_layer:  # failed for another reason than missing ops
+        diags.add(CODE[target], f"the model will not convert to {name}: {fallback}",
+                  places.span(None))
 
 
 def _hint(target: str, layer: Any | None, needs: dict[str, str], places: _Places) -> str:

@@ -55,6 +55,8 @@ CODES: dict[str, str] = {
     "E502": "training failed",
     "E503": "cannot run this spec",
     "E504": "an export failed or does not answer like the Keras model",
+    "E505": "a layer will not convert to TensorFlow Lite (plan --target tflite)",
+    "E506": "a layer will not convert to TensorFlow.js (plan --target tfjs)",
     # W4xx: warnings
     "W400": "unused node",
     "W401": "unused param",

@@ -110,7 +110,9 @@ def save_verify_batch(model, datasets, run_dir, size=32):
     features = {name: features[name] for name in INPUTS}
     inputs = features if len(features) > 1 else features[next(iter(INPUTS))]
     expected = named_outputs(model(inputs, training=False))
-    arrays = {f"input/{name}": value.numpy() for name, value in features.items()}
+    # strings as fixed-width bytes: np.load refuses object arrays
+    arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
+              else value.numpy() for name, value in features.items()}
     arrays.update({f"output/{name}": value.numpy() for name, value in expected.items()})
     np.savez(run_dir / "verify_batch.npz", **arrays)
 

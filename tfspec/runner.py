@@ -102,12 +102,13 @@ def run(path: str, overrides: dict[str, Any] | None = None,
     spec_dir = Path(path).resolve().parent
     text = format_spec(ir)
     name = ir.get("name") or ir["model"]["name"]
+    # a file the model loads (`load_model`) is looked for first: the error is at the
+    # user's spec, and a run that cannot start leaves no run directory
+    missing = missing_files(result.file, result.source, result.ir, result.positions,
+                            result.overrides)
+    if missing is not None:
+        raise missing
     if dry_run:
-        # a file the model loads is looked for first, to report it at the user's spec
-        missing = missing_files(result.file, result.source, result.ir, result.positions,
-                                result.overrides)
-        if missing is not None:
-            raise missing
         # the dry run's own spec (synthetic data, one step) lives in the throw-away
         # directory, and its errors point into it
         run_dir = Path(tempfile.mkdtemp(prefix="tfspec-dry-run-"))

@@ -3,7 +3,8 @@
 A client written for TF Serving works unchanged against it: the same URLs
 (`/v1/models/NAME[/versions/N][:predict|/metadata]`), the same JSON (row and
 columnar predict, `{"b64": ...}` strings, NaN/Infinity), the same error bodies
-`{"error": "..."}` with the same messages and HTTP status codes. It serves one
+`{"error": "..."}` with TF Serving's messages and HTTP status codes (the few
+differences are in docs/serve.md). It serves one
 model (every version found) from the standard library's threading HTTP server,
 calling the SavedModel's signature functions directly; for production, the same
 export directory goes to `tensorflow_model_server` unchanged (docs/serve.md).
@@ -22,6 +23,7 @@ import signal
 import socket
 import socketserver
 import sys
+import time
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -85,6 +87,13 @@ class Export:
 def find_export(path: str | os.PathLike[str], name: str | None = None) -> Export:
     """Resolve PATH: a TF Serving base directory (`<base>/<version>/saved_model.pb`),
     one SavedModel directory, or a run directory holding `exports.json`."""
+    try:
+        return _find_export(path, name)
+    except OSError as exc:  # unreadable folders
+        raise ServeError(f"{path}: {exc.strerror or exc}") from None
+
+
+def _find_export(path: str | os.PathLike[str], name: str | None) -> Export:
     given = Path(path).expanduser()
     if not given.exists():
         raise ServeError(f"{path}: no such file or directory")
@@ -302,8 +311,13 @@ class RestApi:
         model_url = _MODEL_URL.fullmatch(path)
         if method == "POST" and predict:
             name, version, label, verb = predict.groups()
-            servable = self._servable(unquote(name), _version(version), label)
-            return self._predict(servable, verb.lower(), body)
+            number = _version(version)
+            request = _parse_json(body)  # first, as in TF Serving: bad JSON wins over 404
+            servable = self._servable(unquote(name), number, label)
+            # JSON booleans hide in numeric lists ([true, 2] reads as [1, 2]): look for
+            # them only when the body has any
+            bools = b"true" in body or b"false" in body
+            return self._predict(servable, verb.lower(), request, bools)
         if method in ("GET", "HEAD") and model_url:
             name, version, label, metadata = model_url.groups()
             if not name:
@@ -334,14 +348,15 @@ class RestApi:
     def _status(self, name: str, version: int | None, label: str | None) -> bytes:
         if label is not None:
             raise _bad(f"Unrecognized servable version label: {unquote(label)}")
-        if name != self.model.name:
-            raise ApiError(404, f"Could not find any versions of model {name}"
-                           if version is None else
-                           f"Could not find version {version} of model {name}")
-        if version is not None and version not in self.model.versions:
+        known = name == self.model.name
+        if version is None:
+            if not known:
+                raise ApiError(404, f"Could not find any versions of model {name}")
+            versions = sorted(self.model.versions, reverse=True)  # newest first, as TF Serving
+        elif known and version in self.model.versions:
+            versions = [version]
+        else:
             raise ApiError(404, f"Could not find version {version} of model {name}")
-        versions = [version] if version is not None else sorted(self.model.versions,
-                                                                 reverse=True)
         return _dumps({"model_version_status": [
             {"version": str(v), "state": "AVAILABLE",
              "status": {"error_code": "OK", "error_message": ""}}
@@ -355,8 +370,8 @@ class RestApi:
             "metadata": {"signature_def": {"signature_def": servable.signature_defs}},
         }, indent=1)
 
-    def _predict(self, servable: Servable, verb: str, body: bytes) -> bytes:
-        request = _parse_json(body)
+    def _predict(self, servable: Servable, verb: str, request: dict[str, Any],
+                 bools: bool = True) -> bytes:
         signature = _signature(servable, request)
         if verb != "predict":
             # Keras exports hold predict signatures only, which TF Serving refuses here
@@ -366,7 +381,7 @@ class RestApi:
                            f"tensorflow/serving/{verb}. Was: {signature.method_name}")
             raise ApiError(501, f"tfspec serve does not implement :{verb}; "
                                 "use tensorflow_model_server for it")
-        arrays, row = request_tensors(request, signature)
+        arrays, row = request_tensors(request, signature, bools)
         outputs = run_signature(signature, arrays)
         return _dumps(response_json(outputs, row))
 
@@ -419,9 +434,10 @@ def _signature(servable: Servable, request: dict[str, Any]) -> Signature:
 # JSON -> tensors
 
 
-def request_tensors(request: dict[str, Any],
-                    signature: Signature) -> tuple[dict[str, np.ndarray], bool]:
-    """The input arrays of a predict request, and whether it used the row format."""
+def request_tensors(request: dict[str, Any], signature: Signature,
+                    bools: bool = True) -> tuple[dict[str, np.ndarray], bool]:
+    """The input arrays of a predict request, and whether it used the row format
+    (`bools`: whether the request may hold JSON booleans)."""
     if not signature.inputs:
         raise _bad(f"Failed to get input map for signature: {signature.name}")
     if "instances" in request and "inputs" in request:
@@ -437,7 +453,7 @@ def request_tensors(request: dict[str, Any],
         raise _bad("Missing 'inputs' or 'instances' key")
     arrays = {}
     for key, value in columns.items():
-        arrays[key] = _array(value, signature.inputs[key], key, row)
+        arrays[key] = _array(value, signature.inputs[key], row, bools)
         _check_shape(arrays[key], signature, key, row)
     return arrays, row
 
@@ -495,16 +511,19 @@ def _named_columns(inputs: Any, signature: Signature) -> dict[str, Any]:
     return columns
 
 
-def _array(value: Any, spec: Input, key: str, row: bool) -> np.ndarray:
+def _array(value: Any, spec: Input, row: bool, bools: bool = True) -> np.ndarray:
     """A JSON value as an array of the input's dtype, refusing what TF Serving refuses."""
     if spec.kind == "S":
-        return _string_array(value, key, row)
+        return _string_array(value, row)
     try:
         array = np.asarray(value)
     except (ValueError, OverflowError):  # ragged lists
-        raise _bad(_dense_problem(value, key, row, spec)) from None
+        raise _bad(_dense_problem(value, row, spec)) from None
     if array.size and not _fits(array, spec):
         raise _bad(_type_problem(value, spec))
+    if bools and spec.kind != "b" and array.dtype.kind != "b" and array.size:
+        if _first(value, lambda v: not isinstance(v, bool)) is not _NONE:
+            raise _bad(_type_problem(value, spec))
     return array.astype(spec.dtype, copy=False)
 
 
@@ -525,7 +544,7 @@ def _fits(array: np.ndarray, spec: Input) -> bool:
     return True
 
 
-def _string_array(value: Any, key: str, row: bool) -> np.ndarray:
+def _string_array(value: Any, row: bool) -> np.ndarray:
     spec = Input(np.dtype(object), "string", None)
 
     def convert(item: Any) -> Any:
@@ -543,7 +562,7 @@ def _string_array(value: Any, key: str, row: bool) -> np.ndarray:
     converted = convert(value)
     shape = _dense_shape(converted)
     if _find_ragged(converted, shape, 0) is not None:
-        raise _bad(_dense_problem(value, key, row, spec))
+        raise _bad(_dense_problem(value, row, spec))
     array = np.empty(shape, dtype=object)
     if shape:
         # NumPy would read nested lists of bytes as a bytes array: fill element by element
@@ -592,7 +611,7 @@ def _find_ragged(value: Any, shape: tuple[int, ...], level: int) -> str | None:
     return None
 
 
-def _dense_problem(value: Any, key: str, row: bool, spec: Input) -> str:
+def _dense_problem(value: Any, row: bool, spec: Input) -> str:
     """Why a JSON value is not a dense tensor, worded as TF Serving words it."""
     if row and isinstance(value, list) and value:
         first = _dense_shape(value[0])
@@ -675,7 +694,8 @@ def _check_shape(array: np.ndarray, signature: Signature, key: str, row: bool) -
             w is None or w == g for w, g in zip(wanted, got, strict=True)):
         return
     if row:
-        raise _bad(f"input `{key}`: {got[0]} instances of shape {_shape_text(got[1:])}, but "
+        raise _bad(f"input `{key}`: {got[0]} instance{'s' * (got[0] != 1)} of shape "
+                   f"{_shape_text(got[1:])}, but "
                    f"signature `{signature.name}` takes {_shape_text(wanted)} (the batch "
                    "first; -1: any size)")
     raise _bad(f"input `{key}` has shape {_shape_text(got)}, but signature "
@@ -696,14 +716,16 @@ def run_signature(signature: Signature, arrays: dict[str, np.ndarray]) -> dict[s
         status = 400 if isinstance(exc, (tf.errors.InvalidArgumentError,
                                          tf.errors.FailedPreconditionError,
                                          tf.errors.OutOfRangeError)) else 500
-        raise ApiError(status, _first_paragraph(exc.message)) from None
+        raise ApiError(status, _first_line(exc.message)) from None
     except (TypeError, ValueError) as exc:  # inputs the function's specs refuse
-        raise _bad(_first_paragraph(str(exc))) from None
+        raise _bad(_first_line(str(exc))) from None
     return {key: value.numpy() for key, value in results.items()}
 
 
-def _first_paragraph(message: str) -> str:
-    return message.strip().split("\n\n")[0]
+def _first_line(message: str) -> str:
+    """TensorFlow's error without the graph's node names and stack."""
+    line = message.strip().split("\n")[0]
+    return re.sub(r"\{\{function_node [^}]*\}\}\s*", "", line)
 
 
 def response_json(outputs: dict[str, np.ndarray], row: bool) -> dict[str, Any]:
@@ -744,8 +766,9 @@ def _json_values(key: str, array: np.ndarray) -> Any:
     if kind in "OSU":
         # DT_STRING: text, or {"b64": ...} for outputs named *_bytes (TF Serving's rule)
         as_bytes = key.endswith("_bytes")
-        return np.frompyfunc(lambda v: _string_value(v, as_bytes), 1, 1)(array).tolist() \
-            if array.ndim else _string_value(array[()], as_bytes)
+        if not array.ndim:
+            return _string_value(array[()], as_bytes)
+        return np.frompyfunc(lambda v: _string_value(v, as_bytes), 1, 1)(array).tolist()
     raise _bad(f"Failed to write JSON value for tensor type: {array.dtype}")
 
 
@@ -767,6 +790,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = f"tfspec-serve/{__version__}"
     disable_nagle_algorithm = True  # small JSON answers must not wait for delayed ACKs
     timeout = 120  # an idle or stalled connection frees its thread
+    unread_body = False
     server: ModelServer
 
     def do_GET(self) -> None:
@@ -780,8 +804,9 @@ class _Handler(BaseHTTPRequestHandler):
             status, payload, headers = self.server.api.handle(self.command, self.path, body)
         except ApiError as exc:
             status, payload, headers = exc.status, error_body(exc.message), []
-        except Exception as exc:  # a bug in tfspec: an answer, and one line in the log
-            self.log_error("internal error: %s: %s", type(exc).__name__, exc)
+        except Exception as exc:  # a bug in tfspec: an answer, and one line on stderr
+            print(f"tfspec serve: internal error on {self.command} {self.path}: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)
             status, payload, headers = 500, error_body(f"Internal: {exc}"), []
         self._send(status, payload, headers)
 
@@ -800,7 +825,7 @@ class _Handler(BaseHTTPRequestHandler):
             if length < 0:
                 raise ValueError(text)
         except ValueError:
-            self.close_connection = True
+            self.close_connection = self.unread_body = True
             raise _bad(f"Invalid Content-Length: {text}") from None
         self._check_size(length)
         return length
@@ -808,7 +833,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _check_size(self, length: int) -> None:
         limit = self.server.max_body_bytes
         if length > limit:
-            self.close_connection = True  # the unread body stays behind: end the connection
+            # the body stays unread: answer, then end the connection (see _send)
+            self.close_connection = self.unread_body = True
             raise ApiError(413, f"Request body of {length} bytes exceeds the limit of "
                                 f"{limit} bytes")
 
@@ -819,7 +845,7 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 size = int(line.split(b";")[0].strip(), 16)
             except ValueError:
-                self.close_connection = True
+                self.close_connection = self.unread_body = True
                 raise _bad("Malformed chunked request body") from None
             if size == 0:
                 while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
@@ -856,6 +882,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+        if self.unread_body:
+            self._discard_input()
+
+    def _discard_input(self) -> None:
+        """Closing a socket with unread input resets the connection, and the client may
+        lose the answer with it: half-close, and drop what it still sends (for 2 s)."""
+        self.unread_body = False
+        deadline = time.monotonic() + 2
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(0.5)
+            while time.monotonic() < deadline and self.connection.recv(1 << 16):
+                pass
+        except OSError:
+            pass
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.log_requests:

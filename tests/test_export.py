@@ -1,0 +1,329 @@
+"""Exports for real: every runnable example is trained and each export target it names
+is loaded in its own runtime (TensorFlow, Keras, LiteRT, TF.js in Node.js,
+onnxruntime) and compared with the Keras model; forced mismatches fail with the
+numbers; `tfspec export --from` and `tfspec verify` work on finished runs; a killed
+export leaves the previous export in place.
+
+The examples run from a copy of examples/ in a tmp folder (their exports land in
+its runs/), once per module: the slow part, shared by the tests below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfspec import cli
+from tfspec.build import load_program, quiet_tensorflow
+from tfspec.compiler import compile_file
+
+quiet_tensorflow()
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+# The examples `tfspec run` trains here (multi_worker needs `tfspec launch`:
+# tests/test_launch.py; iris_finetune needs iris_mlp's export: tests/test_transfer.py).
+RUNNABLE = ["autoencoder", "digits_cnn", "everything", "iris_mlp", "resnet_blocks",
+            "subclassed_mlp", "text_lstm", "two_tower"]
+
+
+@pytest.fixture(autouse=True)
+def restore_global_state():
+    """Runs here are in this process: put back the precision policy and determinism
+    a program sets process-wide."""
+    from tensorflow.python.framework import config
+
+    policy = keras.mixed_precision.global_policy().name
+    deterministic = config.is_op_determinism_enabled()
+    yield
+    keras.mixed_precision.set_global_policy(policy)
+    if not deterministic:
+        config.disable_op_determinism()
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory) -> Path:
+    """A copy of examples/ (specs and data, no runs) to train and export in."""
+    root = tmp_path_factory.mktemp("examples")
+    shutil.copytree(EXAMPLES, root, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("runs", "invalid"))
+    return root
+
+
+_RUNS: dict[str, Path] = {}
+# MirroredStrategy over two CPU devices: only a fresh process can split the CPU
+FRESH_PROCESS = {"everything"}
+
+
+def run_example(examples: Path, name: str) -> Path:
+    """Train the example once (its run directory is shared by the tests)."""
+    if name not in _RUNS:
+        run_dir = examples / "runs" / f"{name}-test"
+        args = ["run", str(examples / f"{name}.tfspec"), "--run-dir", str(run_dir)]
+        if name in FRESH_PROCESS:
+            done = subprocess.run([sys.executable, "-m", "tfspec", *args],
+                                  capture_output=True, text=True, timeout=600)
+            assert done.returncode == 0, done.stderr[-3000:]
+        else:
+            assert cli.main(args) == 0, f"tfspec run {name}.tfspec failed"
+        _RUNS[name] = run_dir
+    return _RUNS[name]
+
+
+def targets_of(spec: Path) -> list[dict]:
+    from tfspec.validate import validate_file
+
+    return validate_file(str(spec)).ir.get("export", [])
+
+
+def tree_digest(path: Path) -> str:
+    """One hash of a file, or of every file under a folder (names and bytes)."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        h.update(str(file.relative_to(path.parent)).encode())
+        h.update(file.read_bytes())
+    return h.hexdigest()
+
+
+# -- every export of every runnable example, in its runtime -----------------------------------
+
+
+@pytest.mark.parametrize("name", RUNNABLE)
+def test_every_export_of_the_example_answers_like_keras(examples, name):
+    run_dir = run_example(examples, name)
+    spec = examples / f"{name}.tfspec"
+    targets = targets_of(spec)
+    report = json.loads((run_dir / "verify.json").read_text())
+    checked = {entry["index"]: entry for entry in report}
+    for index, target in enumerate(targets):
+        if target.get("verify") is False:
+            continue
+        entry = checked[index]  # every target is checked…
+        assert entry["format"] == target["format"]
+        assert entry["passed"], entry["message"]  # …in its runtime, and passes
+        assert entry["max_abs_error"] <= entry["tolerance"]
+        where = spec.parent / target["path"]
+        if target["format"] == "saved_model":
+            where = where / str(target.get("version", 1)) / "saved_model.pb"
+        if target["format"] == "tfjs":
+            where = where / "model.json"
+        assert where.is_file(), f"{where} was not written"
+    # nothing half-written beside the exports
+    assert not list((spec.parent / "runs").rglob(".*.tmp-*"))
+
+
+def test_saved_models_are_in_tf_serving_layout_with_the_spec_names(examples):
+    run_example(examples, "two_tower")
+    base = examples / "runs" / "two_tower" / "serving"
+    assert sorted(p.name for p in base.iterdir()) == ["1"]  # <base>/<version>/
+    serve = tf.saved_model.load(str(base / "1")).signatures["serving_default"]
+    assert sorted(serve.structured_input_signature[1]) == ["item", "query"]
+    assert sorted(serve.structured_outputs) == ["category", "score"]
+    record = json.loads((examples / "runs" / "two_tower-test" / "exports.json").read_text())
+    assert record["name"] == "two-tower"
+    assert record["targets"][0]["path"] == str(base)
+
+
+def test_quantized_tflite_is_smaller_and_int8_io_is_integer(examples):
+    run_example(examples, "everything")
+    from ai_edge_litert.interpreter import Interpreter
+
+    out = examples / "runs" / "everything"
+    int8 = Interpreter(model_path=str(out / "model_int8.tflite")).get_signature_runner()
+    assert {d["dtype"] for d in int8.get_input_details().values()} == {np.int8}
+    assert {d["dtype"] for d in int8.get_output_details().values()} == {np.int8}
+    fp16 = (out / "model_fp16.tflite").stat().st_size
+    assert (out / "model_int8.tflite").stat().st_size < fp16
+
+
+# -- failures are loud, located and carry the numbers ------------------------------------------
+
+
+def digits_spec(directory: Path, export: str) -> Path:
+    (directory / "data").mkdir(parents=True, exist_ok=True)
+    shutil.copy(EXAMPLES / "data" / "digits.npz", directory / "data")
+    spec = directory / "spec.tfspec"
+    spec.write_text(textwrap.dedent("""\
+        tfspec 1
+        name "digits-small"
+        data {
+          source = npz("data/digits.npz", x = "images", y = "labels")
+          split { validation = 0.2, seed = 1 }
+          batch = 64
+        }
+        model Small sequential {
+          input image: float32[8, 8, 1]
+          Rescaling(1 / 16)
+          Flatten()
+          Dense(32, activation = "relu")
+          Dense(10, activation = "softmax")
+        }
+        train {
+          optimizer = Adam(learning_rate = 0.01)
+          loss = "sparse_categorical_crossentropy"
+          epochs = 2
+        }
+        export {
+        """) + textwrap.indent(textwrap.dedent(export).strip(), "  ") + "\n}\n",
+        encoding="utf-8")
+    return spec
+
+
+def test_a_quantization_the_model_cannot_survive_fails_with_target_and_numbers(
+        tmp_path, capsys):
+    spec = digits_spec(tmp_path, """
+        saved_model "out/serving"
+        tflite "out/model.tflite" { quantize = "int8", integer_io = true, tolerance = 1e-6 }
+    """)
+    status = cli.main(["run", str(spec), "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert f"{spec}:22:3: error[E504]: tflite out/model.tflite does not answer like the " \
+           "Keras model: max abs error" in err
+    assert "> tolerance 1e-06" in err and "argmax agreement" in err
+    assert "Traceback" not in err
+    report = json.loads((tmp_path / "run" / "verify.json").read_text())
+    assert [e["passed"] for e in report] == [True, False]  # the SavedModel passed
+
+
+def test_verify_checks_a_run_again_and_catches_a_tampered_export(examples, capsys):
+    run_dir = run_example(examples, "digits_cnn")
+    assert cli.main(["verify", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "verify: tfjs runs/digits/tfjs answers like the Keras model" in out
+    # change the TF.js model's float weights: it still loads, and answers differently
+    tfjs = examples / "runs" / "digits" / "tfjs"
+    manifest = json.loads((tfjs / "model.json").read_text())["weightsManifest"]
+    assert len(manifest) == 1 and len(manifest[0]["paths"]) == 1
+    shard = tfjs / manifest[0]["paths"][0]
+    original = shard.read_bytes()
+    try:
+        data, offset = bytearray(original), 0
+        for weight in manifest[0]["weights"]:
+            size = int(np.prod(weight["shape"])) * 4  # float32 and int32 alike
+            if weight["dtype"] == "float32":
+                values = np.frombuffer(original, "float32", size // 4, offset) + 0.5
+                data[offset:offset + size] = values.astype("float32").tobytes()
+            offset += size
+        shard.write_bytes(bytes(data))
+        assert cli.main(["verify", str(run_dir)]) == 1
+        captured = capsys.readouterr()
+        line = next(i for i, text in enumerate(
+            (run_dir / "spec.tfspec").read_text().splitlines(), 1) if "tfjs " in text)
+        assert f"{run_dir / 'spec.tfspec'}:{line}:" in captured.err
+        assert "error[E504]: tfjs runs/digits/tfjs does not answer like the Keras model" \
+            in captured.err
+        report = json.loads((run_dir / "verify.json").read_text())
+        assert {e["format"]: e["passed"] for e in report} == {
+            "saved_model": True, "tflite": True, "tfjs": False}
+    finally:
+        shard.write_bytes(original)
+
+
+def test_export_from_a_run_writes_the_targets_again_without_training(examples, capsys):
+    run_dir = run_example(examples, "iris_mlp")
+    out = examples / "runs" / "iris"
+    shutil.rmtree(out)
+    metrics = (run_dir / "metrics.json").read_bytes()
+    spec = examples / "iris_mlp.tfspec"
+    assert cli.main(["export", str(spec), "--from", str(run_dir)]) == 0
+    assert (out / "model.keras").is_file() and (out / "serving" / "1").is_dir()
+    assert (run_dir / "metrics.json").read_bytes() == metrics  # no training
+    # the re-exported model is the run's model
+    model = keras.saving.load_model(run_dir / "model.keras")
+    again = keras.saving.load_model(out / "model.keras")
+    for a, b in zip(model.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert "Epoch" not in capsys.readouterr().out
+
+
+def test_bad_run_directories_are_errors_not_tracebacks(tmp_path, capsys):
+    assert cli.main(["verify", str(tmp_path)]) == 1
+    assert "error[E504]" in capsys.readouterr().err
+    spec = digits_spec(tmp_path / "spec", 'keras "out/model.keras"')
+    assert cli.main(["export", str(spec), "--from", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "holds no model.keras" in err and "Traceback" not in err
+
+
+# -- atomic exports ---------------------------------------------------------------------------
+
+
+def program_of(spec: Path) -> dict:
+    return load_program(compile_file(str(spec)))
+
+
+def test_a_failed_export_leaves_the_previous_one(tmp_path):
+    spec = digits_spec(tmp_path, 'keras "out/model.keras"')
+    write_atomically = program_of(spec)["write_atomically"]
+    target = tmp_path / "out" / "export"
+    write_atomically(target, lambda path: (path.mkdir(), (path / "a").write_text("one")))
+    before = tree_digest(target)
+
+    def half_then_fail(path):
+        path.mkdir()
+        (path / "a").write_text("half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        write_atomically(target, half_then_fail)
+    assert tree_digest(target) == before
+    assert sorted(p.name for p in target.parent.iterdir()) == ["export"]  # no leftovers
+
+
+KILLER = textwrap.dedent("""\
+    import os, signal, sys, time
+    from pathlib import Path
+    # wait for the export's scratch folder, then kill the exporting process
+    parent, pid = Path(sys.argv[1]), int(sys.argv[2])
+    while not list(parent.glob(".*.tmp-*")):
+        time.sleep(0.005)
+    os.kill(pid, signal.SIGKILL)
+""")
+
+
+def test_a_killed_export_leaves_the_previous_export_or_nothing(examples, tmp_path):
+    run_dir = run_example(examples, "iris_mlp")
+    spec = examples / "iris_mlp.tfspec"
+    out = examples / "runs" / "iris"
+    before = {p.name: tree_digest(p) for p in out.iterdir() if not p.name.startswith(".")}
+    exporter = subprocess.Popen(
+        [sys.executable, "-m", "tfspec", "export", str(spec), "--from", str(run_dir)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    killer = subprocess.run([sys.executable, "-c", KILLER, str(out), str(exporter.pid)],
+                            timeout=300)
+    assert killer.returncode == 0
+    assert exporter.wait(timeout=60) == -signal.SIGKILL
+    for name, digest in before.items():
+        path = out / name
+        # the previous export, whole, or (between the two renames of a folder) nothing
+        assert not path.exists() or tree_digest(path) == digest
+    # the next export cleans up what the killed one left, and verifies
+    assert cli.main(["export", str(spec), "--from", str(run_dir)]) == 0
+    assert not list(out.glob(".*.tmp-*"))
+    assert not list((out / "serving").glob(".*.tmp-*"))
+
+
+def test_node_runs_the_tfjs_export_through_the_shipped_script(examples):
+    """The Node.js script in tfspec/js is what the program embeds and runs."""
+    run_example(examples, "digits_cnn")
+    program = (examples / "runs" / "digits_cnn-test" / "program.py").read_text()
+    script = (ROOT / "tfspec" / "js" / "predict.js").read_text()
+    assert script.strip() in program
+    assert shutil.which("node"), "Node.js is needed for TF.js verification"
+    assert os.environ.get("NODE_PATH") or (ROOT / "tfspec" / "js" / "node_modules").is_dir()

@@ -1,0 +1,178 @@
+"""A run killed with SIGKILL and started again ends where an uninterrupted run does, with
+random layers too: the backup holds the seed generators' state of Dropout (which
+Keras's `save_weights` leaves out), in the `fit` loop (BackupAndRestoreWithSeeds) and
+the custom loop (its tf.train.Checkpoint). And the training data's order, which resume
+also depends on, is a function of (seed, epoch) alone.
+
+The runs are real `tfspec run` processes on a tiny model of the digits shipped in
+examples/data; the first is killed as it starts its third epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tfspec.build import load_program, quiet_tensorflow
+from tfspec.compiler import compile_file
+
+quiet_tensorflow()
+
+import keras  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+EPOCHS = 5
+KILL_AT = 3  # killed as epoch 3 begins: epochs 1 and 2 are backed up
+EPOCH_SUMMARY = re.compile(r"^\d+/\d+ - .*\bloss: ")  # verbose=2: one line per epoch
+
+SPEC = """\
+tfspec 1
+name "resume"
+
+data {{
+  source = npz("data/digits.npz", x = "flat", y = "labels")
+  split {{ validation = 0.2, seed = 7 }}
+  batch = 128
+}}
+
+model Tiny sequential {{
+  input pixels: float32[64]
+  Rescaling(1 / 16)
+  Dense(16, activation = "relu")
+  Dropout(0.3)
+  Dense(10, activation = "softmax")
+}}
+
+train {{
+  loop = "{loop}"
+  optimizer = Adam(learning_rate = 0.01)
+  loss = "sparse_categorical_crossentropy"
+  epochs = {epochs}
+  seed = 1
+  deterministic = true
+  callbacks = [BackupAndRestore("backup")]
+}}
+"""
+
+
+def write_spec(folder: Path, loop: str) -> Path:
+    (folder / "data").mkdir(parents=True)
+    shutil.copyfile(ROOT / "examples" / "data" / "digits.npz", folder / "data" / "digits.npz")
+    spec = folder / "resume.tfspec"
+    spec.write_text(SPEC.format(loop=loop, epochs=EPOCHS), encoding="utf-8")
+    return spec
+
+
+def command(spec: Path) -> list[str]:
+    return [sys.executable, "-m", "tfspec", "run", str(spec)]
+
+
+def environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    return env
+
+
+def run_to_completion(spec: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command(spec), cwd=spec.parent, env=environment(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def run_and_kill(spec: Path) -> list[str]:
+    """`tfspec run`, SIGKILLed as it begins epoch KILL_AT; the lines it printed."""
+    process = subprocess.Popen(command(spec), cwd=spec.parent, env=environment(),
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    watchdog = threading.Timer(300, process.kill)  # never hang the test session
+    watchdog.start()
+    lines = []
+    try:
+        for line in process.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith(f"Epoch {KILL_AT}/"):
+                process.send_signal(signal.SIGKILL)
+                break
+        process.wait()
+    finally:
+        watchdog.cancel()
+        process.stdout.close()
+    assert process.returncode == -signal.SIGKILL, lines
+    return lines
+
+
+def final_model(spec: Path) -> Path:
+    (model,) = (spec.parent / "runs" / "resume").glob("*/model.keras")  # the killed run has none
+    return model
+
+
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_resume_with_dropout_equals_an_uninterrupted_run(loop, tmp_path):
+    interrupted = write_spec(tmp_path / "interrupted", loop)
+    uninterrupted = write_spec(tmp_path / "uninterrupted", loop)
+    with ThreadPoolExecutor(1) as pool:
+        reference = pool.submit(run_to_completion, uninterrupted)
+        killed = run_and_kill(interrupted)
+        if loop == "fit":  # the random state is backed up beside the weights
+            saved = json.loads((interrupted.parent / "backup" / "random_state.json").read_text())
+            assert saved["epoch"] == KILL_AT - 1 and len(saved["state"]) == 1  # one Dropout
+        resumed = run_to_completion(interrupted)
+        reference = reference.result()
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    assert len([line for line in killed if EPOCH_SUMMARY.match(line)]) == KILL_AT - 1
+
+    ours = keras.models.load_model(final_model(interrupted))
+    theirs = keras.models.load_model(final_model(uninterrupted))
+    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    for a, b in zip(ours.optimizer.variables, theirs.optimizer.variables, strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+    # the resumed epochs logged the losses of the uninterrupted run's last epochs
+    history = json.loads((final_model(interrupted).parent / "metrics.json").read_text())
+    expected = json.loads((final_model(uninterrupted).parent / "metrics.json").read_text())
+    np.testing.assert_allclose(history["history"]["loss"],
+                               expected["history"]["loss"][KILL_AT - 1:], rtol=1e-6)
+
+
+def test_each_epochs_order_is_a_function_of_seed_and_epoch(tmp_path):
+    """Arrays in memory are fed by shuffling row numbers and gathering each batch's
+    rows: the order is the one the same seeded shuffle gives the examples themselves,
+    epoch by epoch, and a new program (a resumed run) starts at any epoch's order."""
+    import tensorflow as tf
+
+    spec = write_spec(tmp_path, "fit")
+
+    def epoch_rows(epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        program = load_program(compile_file(spec))
+        splits = program["load_splits"]()
+        program["current_epoch"]().assign(epoch)
+        train = program["make_datasets"](splits)["train"]
+        return splits["train"][0], np.concatenate([x.numpy() for x, _ in train])
+
+    features, first = epoch_rows(0)
+    second = epoch_rows(1)[1]
+    assert first.shape == features.shape and not np.array_equal(first, second)
+    for epoch, rows in ((0, first), (1, second)):
+        examples = tf.data.Dataset.from_tensor_slices(features).shuffle(
+            len(features), seed=7 + epoch, reshuffle_each_iteration=False)
+        np.testing.assert_array_equal(rows, np.stack(list(examples.as_numpy_iterator())))
+
+
+def test_the_fit_loop_backs_up_random_state_only_for_random_layers(tmp_path):
+    spec = write_spec(tmp_path, "fit")
+    assert 'BackupAndRestoreWithSeeds(spec_path("backup"))' in compile_file(spec).source
+    spec.write_text(spec.read_text().replace("  Dropout(0.3)\n", ""))
+    source = compile_file(spec).source
+    assert 'keras.callbacks.BackupAndRestore(spec_path("backup"))' in source
+    assert "random_state" not in source
