@@ -190,6 +190,23 @@ def test_ops_are_traced_to_the_layer_not_to_a_lookalike_name(tmp_path, monkeypat
     assert left == []
 
 
+def test_an_adapted_vocabulary_table_does_not_freeze_for_tfjs():
+    """A lookup layer the program adapts on the data is checked with a filled table."""
+    spec = 'tfspec 1\nmodel L functional {\n  input word: string[1]\n' \
+           '  output w = word |> StringLookup(ARGS)\n}\n'
+    report = check_targets(compile_text(spec.replace("ARGS", ""), "l.tfspec"),
+                           ["tfjs", "tflite"])
+    [diag] = report.diagnostics
+    assert (diag.code, diag.span.line, diag.span.col) == ("E506", 4, 22)
+    assert diag.message.startswith("layer `w` (StringLookup) will not convert to "
+                                   "TensorFlow.js: the TF.js converter cannot freeze its "
+                                   "vocabulary table (")
+    assert "`vocabulary = [...]`" in diag.hint
+    assert report.results[1].converts  # TFLite has builtin string tables
+    given = spec.replace("ARGS", 'vocabulary = ["a", "b"]')
+    assert check_targets(compile_text(given, "l.tfspec"), ["tfjs"]).ok
+
+
 def test_without_recorded_scopes_layers_are_found_by_name(monkeypatch):
     """Should Keras move its name_scope, the names still lead to the layer."""
     import contextlib

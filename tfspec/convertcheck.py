@@ -114,8 +114,10 @@ class ConversionReport:
 def check_targets(source: Compiled | Analysis, targets: Iterable[str]) -> ConversionReport:
     """Convert the untrained model of `source` to each of `targets` ("tflite", "tfjs").
 
-    `source` is a compiled spec, or the `plan.analyze` of one (its model is reused).
-    Raises `SpecError` when Keras cannot build the model; conversion failures are
+    `source` is a compiled spec, or the `plan.analyze` of one (its model is reused,
+    and lookup layers waiting for `adapt` get a placeholder vocabulary). Raises
+    `SpecError` when Keras cannot build the model; conversion failures (E505, E506),
+    a model that cannot be exported (E500) and a missing TF.js converter (E503) are
     in the report's diagnostics.
     """
     wanted = list(dict.fromkeys(targets))
@@ -327,7 +329,9 @@ class _GraphIndex:
 
 # -- TensorFlow Lite ---------------------------------------------------------------------------
 
-_SELECT, _CUSTOM, _TENSOR_LIST = "select", "custom", "tensor list"
+# why an op is refused: TFLite has it as a Select TF op, as no op at all (custom),
+# or cannot lower a loop's tensor list; TF.js simply lacks it
+_SELECT, _CUSTOM, _TENSOR_LIST, _MISSING = "select", "custom", "tensor list", "missing"
 # ops that make and fill a vocabulary table
 _TABLE_OPS = {"HashTableV2", "MutableHashTableV2", "MutableHashTableOfTensorsV2",
               "LookupTableImportV2", "LookupTableInsertV2", "InitializeTableV2",
@@ -363,7 +367,7 @@ def _tflite_error_ops(text: str) -> dict[str, tuple[str, set[str]]]:
     ops: dict[str, tuple[str, set[str]]] = {}
 
     def add(op: str, kind: str, node: str | None = None) -> None:
-        old_kind, nodes = ops.setdefault(op, (kind, set()))
+        nodes = ops.setdefault(op, (kind, set()))[1]
         if node:
             nodes.add(node)
 
@@ -448,7 +452,7 @@ def _check_tfjs(saved: Path, out: Path, graph: _GraphIndex, places: _Places,
         listed = re.search(r"Unsupported Ops in the model (?:before|after) optimization\s*"
                            r"(.*)", text, re.S)
         if listed:
-            ops = {op: (_SELECT, set()) for op in re.findall(r"[A-Z]\w*", listed.group(1))}
+            ops = {op: (_MISSING, set()) for op in re.findall(r"[A-Z]\w*", listed.group(1))}
         else:  # it failed before its own op check: run that check on the layers' nodes
             ops = _tfjs_unsupported(tf_saved_model_conversion_v2, graph, places)
         _report_ops("tfjs", ops, graph, places, diags, _first_error(text),
@@ -461,7 +465,6 @@ def _check_tfjs(saved: Path, out: Path, graph: _GraphIndex, places: _Places,
         nodes += len(function.get("nodeDef") or [])
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     return TargetResult("tfjs", True, size_bytes=size, ops=nodes)
-
 
 
 # ops of a layer's graph that freezing turns into constants or removes
@@ -480,10 +483,10 @@ def _tfjs_unsupported(converter: Any, graph: _GraphIndex,
         missing = converter.validate(graph_pb2.GraphDef(node=owned), False, False)
     except Exception:  # the converter's op list moved: nothing more to say
         return {}
-    return {op: (_SELECT, {n.name for n in owned if n.op == op}) for op in sorted(missing)}
+    return {op: (_MISSING, {n.name for n in owned if n.op == op}) for op in sorted(missing)}
 
 
-def _lookup_tables(text: str, places: _Places) -> dict[int, tuple[Any, str]]:
+def _lookup_tables(text: str, places: _Places) -> dict[int, tuple[Any, str, str]]:
     """Lookup layers, when the TF.js converter failed freezing a vocabulary table.
 
     A table filled after the layer was made (by `adapt`, as training does, or
@@ -493,7 +496,9 @@ def _lookup_tables(text: str, places: _Places) -> dict[int, tuple[Any, str]]:
     if "is not in graph" not in text and "Failed to import metagraph" not in text:
         return {}
     why = f"the TF.js converter cannot freeze its vocabulary table ({_first_error(text)})"
-    return {id(layer): (layer, why) for layer in _lookup_layers(places.top.values())}
+    hint = ("a vocabulary given in the spec (`vocabulary = [...]`) converts, one from "
+            "`adapt` does not; or do the lookup in the data pipeline, outside the model")
+    return {id(layer): (layer, why, hint) for layer in _lookup_layers(places.top.values())}
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -501,10 +506,10 @@ def _lookup_tables(text: str, places: _Places) -> dict[int, tuple[Any, str]]:
 
 def _report_ops(target: str, ops: dict[str, tuple[str, set[str]]], graph: _GraphIndex,
                 places: _Places, diags: Diagnostics, fallback: str,
-                unreported: dict[int, tuple[Any, str]] | None = None) -> None:
+                unreported: dict[int, tuple[Any, str, str]] | None = None) -> None:
     """One diagnostic per layer that makes a refused op (the model's own ops: one more).
 
-    `unreported`: layers known to fail for another reason (id -> (layer, why)),
+    `unreported`: layers known to fail for another reason (id -> (layer, why, hint)),
     reported unless their ops already were.
     """
     name = TARGETS[target]
@@ -537,10 +542,10 @@ def _report_ops(target: str, ops: dict[str, tuple[str, set[str]]], graph: _Graph
         diags.add(CODE[target], f"{what} will not convert to {name}{how}: needs "
                                 f"{', '.join(needs)}",
                   places.span(layer), hint=_hint(target, layer, needs, places))
-    for key, (layer, why) in (unreported or {}).items():
+    for key, (layer, why, hint) in (unreported or {}).items():
         if key not in per_layer:
             diags.add(CODE[target], f"{places.describe(layer)} will not convert to {name}: "
-                                    f"{why}", places.span(layer))
+                                    f"{why}", places.span(layer), hint=hint)
             per_layer[key] = (layer, {})
     if not per_layer:  # failed for another reason than missing ops
         diags.add(CODE[target], f"the model will not convert to {name}: {fallback}",
@@ -566,6 +571,10 @@ def _hint(target: str, layer: Any | None, needs: dict[str, str], places: _Places
     if target == "tfjs" and {"Erf", "Erfc"} & set(needs) and config.get("activation") == "gelu":
         return ('TF.js has no erf/erfc, which the exact "gelu" needs: use another activation '
                 '(e.g. "relu" or "silu")')
+    if target == "tflite" and _TENSOR_LIST in needs.values():
+        return ("the layer's loop keeps its steps in a TensorList, which the converter turns "
+                "into builtin ops only with static shapes: the app would need Select TF ops "
+                "(Flex delegate)")
     if target == "tfjs":
         advice = "TF.js has no kernel for it"
     elif _CUSTOM in needs.values():

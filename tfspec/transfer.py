@@ -119,11 +119,10 @@ def absolute_paths(ir: dict[str, Any], spec_dir: Path) -> None:
             suffix, path = arg
             if isinstance(path, dict) and isinstance(params.get(path.get("ref")), str):
                 params[path["ref"]] = str(spec_dir / params[path["ref"]])
+            elif isinstance(path, str) and suffix == "args/0":
+                call["args"][0] = str(spec_dir / path)
             elif isinstance(path, str):
-                if suffix == "args/0":
-                    call["args"][0] = str(spec_dir / path)
-                else:
-                    call["kwargs"]["filepath"] = str(spec_dir / path)
+                call["kwargs"][PATH_ARG[call["call"]]] = str(spec_dir / path)
 
 
 def producer(target: Path) -> tuple[Path, str] | None:

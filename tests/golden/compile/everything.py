@@ -4,9 +4,13 @@ Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
 import json
+import os
 import pathlib
 import shutil
+import subprocess
 import sys
+import tempfile
+import types
 
 import keras
 import numpy as np
@@ -49,7 +53,12 @@ def build_model():
     )(features)
     features = keras.layers.Flatten(name="features_flatten")(features)
     features = keras.layers.Dropout(DROPOUT, name="features")(features)
-    digit = keras.layers.Dense(10, activation="softmax", name="digit")(features)
+    digit = keras.layers.Dense(
+        10,
+        activation="softmax",
+        name="digit",
+        dtype="float32",
+    )(features)
     return keras.Model(inputs=image, outputs=digit, name="Kitchen")
 
 
@@ -61,11 +70,13 @@ def load_splits():
     return split_arrays(features, labels, validation=0.15, test=0.15, seed=11)
 
 
-def pipeline(dataset, split):
+def pipeline(arrays, split):
     """One split, tuned as TensorFlow's tf.data guide recommends: cache what is
     loaded, shuffle the training set every epoch, batch, augment whole batches
     in parallel, and prefetch so that input overlaps training."""
     training = split == "train"  # "adapt": the training data as it is
+    # examples, for the file cache
+    dataset = tf.data.Dataset.from_tensor_slices(arrays)
     if split != "adapt":  # one pass only: nothing to cache
         cache = SPEC_DIR / "runs/everything/cache"
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +108,7 @@ def pipeline(dataset, split):
 def make_datasets(splits=None):
     """The batched `train`, `validation` and `test` pipelines that exist."""
     splits = splits if splits is not None else load_splits()
-    return {name: pipeline(dataset, name) for name, dataset in splits.items()}
+    return {name: pipeline(split, name) for name, split in splits.items()}
 
 
 def current_epoch():
@@ -115,7 +126,8 @@ def adapt(model, train):
 
 
 def split_arrays(features, labels, validation, test, seed):
-    """Shuffle once with `seed` and hold out the last fractions: the same every run."""
+    """Shuffle once with `seed` and hold out the last fractions: the same every run.
+    Returns the `(features, labels)` arrays of each split."""
     count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
     order = np.random.default_rng(seed).permutation(count)
     n_test = int(round(count * test))
@@ -133,7 +145,7 @@ def split_arrays(features, labels, validation, test, seed):
         return tree[index]
 
     return {
-        name: tf.data.Dataset.from_tensor_slices((take(features, index), take(labels, index)))
+        name: (take(features, index), take(labels, index))
         for name, index in parts.items()
         if len(index)
     }
@@ -282,6 +294,14 @@ class ShuffleEpoch(keras.callbacks.Callback):
         current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
 
 
+def random_state(model):
+    """The model's variables that are not weights: the seed generators' states of its
+    random layers (Dropout…). `save_weights` leaves them out, so a resumed run would
+    draw the first epoch's dropout masks again without them."""
+    weights = {id(variable) for variable in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
@@ -314,7 +334,7 @@ def results(metric_list):
     out = {}
     for output, metric in metric_list:
         name = metric.name if output is None or len(OUTPUTS) == 1 else f"{output}_{metric.name}"
-        out[name] = float(metric.result())
+        out[name] = metric.result()  # a tensor: the callbacks read it
     return out
 
 
@@ -356,7 +376,9 @@ def train(verbose="auto"):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     train_data = datasets["train"].take(20).with_options(options)
+    batches_per_epoch = int(train_data.cardinality())  # negative: unknown
     train_data = strategy.experimental_distribute_dataset(train_data)
+    steps_per_execution = model.steps_per_execution  # as compile_model set it
 
     def compute_loss(labels, predictions):
         """Each output's per-example loss, averaged over the GLOBAL batch (the
@@ -405,28 +427,54 @@ def train(verbose="auto"):
         for total in accumulated:
             total.assign(tf.zeros_like(total))
 
-    @tf.function
-    def distributed_apply_step():
-        strategy.run(apply_step)
-
     def test_step(features, labels):
         predictions = float32(model(features, training=False))
         update(metrics["validation"], labels, predictions)
         return compute_loss(labels, predictions)
 
-    @tf.function
-    def distributed_train_step(features, labels):
-        per_replica = strategy.run(train_step, args=(features, labels))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+    # the epoch's summed losses and batches stay in TensorFlow: Python reads them for
+    # the callbacks' logs once an execution (not once a step), and the steps never wait
+    sums = {split: (tf.Variable(0.0), tf.Variable(0, dtype=tf.int64))
+            for split in ("train", "validation")}
 
-    @tf.function
-    def distributed_test_step(features, labels):
-        per_replica = strategy.run(test_step, args=(features, labels))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+    def mean_loss(split):
+        """The mean loss of the epoch's batches so far (a tensor)."""
+        total, batches = sums[split]
+        return total / tf.cast(tf.maximum(batches, 1), tf.float32)
+
+    def run_steps(step, split):
+        """A tf.function that runs `step` on every replica for the next `steps_per_execution`
+        batches of an iterator, or what is left of them (one call from Python, like `fit`),
+        and returns how many batches of the epoch it has run so far."""
+        total, batches = sums[split]
+
+        @tf.function
+        def run(iterator):
+            for _ in tf.range(steps_per_execution):
+                batch = iterator.get_next_as_optional()
+                if not batch.has_value():  # the end of the epoch's data
+                    break
+                per_replica = strategy.run(step, args=batch.get_value())
+                loss = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+                total.assign_add(loss)
+                batches.assign_add(1)
+                # apply the accumulated gradients every 2 training batches
+                if step is train_step and batches % 2 == 0:
+                    strategy.run(apply_step)
+            return batches.read_value()
+
+        return run
+
+    train_steps, test_steps = run_steps(train_step, "train"), run_steps(test_step, "validation")
 
     # resume from the last epoch's checkpoint, if a killed run left one
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
+    checkpoint = tf.train.Checkpoint(
+        model=model,
+        optimizer=model.optimizer,
+        epoch=epoch,
+        random_state=random_state(model),
+    )
     manager = tf.train.CheckpointManager(checkpoint, CHECKPOINT_DIR, max_to_keep=1)
     checkpoint.restore(manager.latest_checkpoint)
     verbose = 2
@@ -444,25 +492,28 @@ def train(verbose="auto"):
     logs = {}
     for current in range(int(epoch.numpy()), EPOCHS):
         callbacks.on_epoch_begin(current)
+        for total, batches in sums.values():
+            total.assign(0.0)
+            batches.assign(0)
         for _, metric in metrics["train"] + metrics["validation"]:
             metric.reset_state()
-        total, batches = 0.0, 0
-        for step, (features, labels) in enumerate(train_data):
-            callbacks.on_train_batch_begin(step)
-            total += float(distributed_train_step(features, labels))
-            batches += 1
-            if batches % 2 == 0:
-                distributed_apply_step()
-            logs = {"loss": total / batches, **results(metrics["train"])}
-            callbacks.on_train_batch_end(step, logs)
+        iterator, done = iter(train_data), 0
+        while done != batches_per_epoch and not model.stop_training:
+            callbacks.on_train_batch_begin(done)
+            ran = int(train_steps(iterator))  # waits for this execution's steps
+            if ran == done:  # no data was left
+                break
+            done = ran
+            logs = {"loss": mean_loss("train"), **results(metrics["train"])}
+            callbacks.on_train_batch_end(done - 1, logs)
+        logs = {"loss": mean_loss("train"), **results(metrics["train"])}
         if "validation" in datasets:
             validation = datasets["validation"].take(5).with_options(options)
-            validation = strategy.experimental_distribute_dataset(validation)
-            val_total, val_batches = 0.0, 0
-            for features, labels in validation:
-                val_total += float(distributed_test_step(features, labels))
-                val_batches += 1
-            logs["val_loss"] = val_total / max(val_batches, 1)
+            iterator = iter(strategy.experimental_distribute_dataset(validation))
+            done = 0
+            while (ran := int(test_steps(iterator))) > done:  # to the end of the data
+                done = ran
+            logs["val_loss"] = mean_loss("validation")
             logs.update({f"val_{k}": v for k, v in results(metrics["validation"]).items()})
         epoch.assign(current + 1)
         manager.save()
@@ -474,8 +525,473 @@ def train(verbose="auto"):
     return model, history, datasets
 
 
+# TF.js in Node.js runs the tfjs export with this script (tfspec/js/).
+TFJS_PREDICT = r"""
+// Runs a TensorFlow.js graph model (as tfspec exports it) on a batch of inputs, in
+// Node.js with the pure-JS CPU backend: the runtime a browser or Node app uses.
+//
+//   node predict.js MODEL_DIR INPUTS_JSON
+//
+// INPUTS_JSON: {"name": {"dtype": "float32", "shape": [n, ...], "data": [...]}, ...}
+// keyed by the signature's input names. Prints the outputs in the same form, keyed
+// by the signature's output names.
+"use strict";
+const fs = require("fs");
+const path = require("path");
+const tf = require("@tensorflow/tfjs");
+
+async function main() {
+  const [modelDir, inputsPath] = process.argv.slice(2);
+  const artifacts = JSON.parse(fs.readFileSync(path.join(modelDir, "model.json"), "utf8"));
+  // model.json names its weight shards; fromMemory wants the bytes in manifest order
+  const specs = [];
+  const shards = [];
+  for (const group of artifacts.weightsManifest) {
+    specs.push(...group.weights);
+    for (const file of group.paths) shards.push(fs.readFileSync(path.join(modelDir, file)));
+  }
+  const bytes = Buffer.concat(shards);
+  const model = await tf.loadGraphModel(tf.io.fromMemory({
+    modelTopology: artifacts.modelTopology,
+    weightSpecs: specs,
+    weightData: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
+    format: artifacts.format,
+    generatedBy: artifacts.generatedBy,
+    convertedBy: artifacts.convertedBy,
+    signature: artifacts.signature,
+    userDefinedMetadata: artifacts.userDefinedMetadata,
+  }));
+  const signature = artifacts.signature || {};
+  const inputs = JSON.parse(fs.readFileSync(inputsPath, "utf8"));
+  const feed = {};
+  for (const [key, value] of Object.entries(inputs)) {
+    // the graph's input node for this signature key ("image:0" -> "image")
+    const info = (signature.inputs || {})[key];
+    const node = info ? info.name.replace(/:0$/, "") : key;
+    feed[node] = tf.tensor(value.data, value.shape, value.dtype);
+  }
+  const outputKeys = Object.keys(signature.outputs || {});
+  const nodes = outputKeys.map((key) => signature.outputs[key].name.replace(/:0$/, ""));
+  let results = model.execute(feed, nodes.length ? nodes : undefined);
+  if (!Array.isArray(results)) results = [results];
+  const out = {};
+  results.forEach((tensor, i) => {
+    out[outputKeys[i] || `output_${i}`] = {
+      dtype: tensor.dtype, shape: tensor.shape, data: Array.from(tensor.dataSync()),
+    };
+  });
+  process.stdout.write(JSON.stringify(out));
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err.message || err}\n`);
+  process.exit(1);
+});
+"""
+
+
+def serving_function(model):
+    """The model as a tf.function from named inputs to named outputs: the signature
+    that every export shares (floating outputs as float32, what clients expect)."""
+    specs = {
+        name: tf.TensorSpec((None, *shape), dtype, name=name)
+        for name, (shape, dtype) in INPUTS.items()
+    }
+
+    @tf.function(input_signature=[specs])
+    def serve(inputs):
+        features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
+        return named_outputs(model(features, training=False))
+
+    return serve
+
+
+def named_outputs(outputs):
+    """A model's outputs as a dict keyed by the spec's output names."""
+    if not isinstance(outputs, dict):
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        outputs = dict(zip(OUTPUTS, outputs, strict=True))
+    return {
+        name: tf.cast(value, tf.float32) if value.dtype.is_floating else value
+        for name, value in outputs.items()
+    }
+
+
+def write_saved_model(model, path, signature="serving_default"):
+    """A SavedModel whose `signature` takes and gives the spec's names."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(signature, serving_function(model))
+    archive.write_out(str(path), verbose=False)
+
+
+def write_atomically(path, write):
+    """Write `path` (a file or a folder) with `write(temporary_path)` beside it, then
+    rename it into place: a failed or killed export leaves the previous export (or
+    nothing) at `path`, never part of one."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed export
+        shutil.rmtree(stale, ignore_errors=True)
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        write(scratch / path.name)
+        if path.is_dir():
+            os.replace(path, scratch / "previous")  # a folder cannot replace a folder
+        os.replace(scratch / path.name, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return path
+
+
+def save_verify_batch(model, datasets, run_dir, size=32):
+    """A fixed batch of the spec's data (the test split first) and the Keras model's
+    answers to it: what `verify_exports` checks every export against."""
+    split = next(name for name in ("test", "validation", "train") if name in datasets)
+    features = next(iter(datasets[split].unbatch().batch(size).take(1)))[0]
+    if not isinstance(features, dict):
+        features = {next(iter(INPUTS)): features}
+    features = {name: features[name] for name in INPUTS}
+    inputs = features if len(features) > 1 else features[next(iter(INPUTS))]
+    expected = named_outputs(model(inputs, training=False))
+    # strings as fixed-width bytes: np.load refuses object arrays
+    arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
+              else value.numpy() for name, value in features.items()}
+    arrays.update({f"output/{name}": value.numpy() for name, value in expected.items()})
+    np.savez(run_dir / "verify_batch.npz", **arrays)
+
+
+def verify_exports(run_dir):
+    """Run the kept batch through each export in its own runtime and compare with the
+    Keras model's answers; writes verify.json and raises ExportMismatch on a failure."""
+    run_dir = pathlib.Path(run_dir)
+    record = json.loads((run_dir / "exports.json").read_text())
+    with np.load(run_dir / "verify_batch.npz") as batch:
+        inputs = {key[6:]: batch[key] for key in batch.files if key.startswith("input/")}
+        expected = {key[7:]: batch[key] for key in batch.files if key.startswith("output/")}
+    report = []
+    for index, target in enumerate(record["targets"]):
+        if not target.get("verify", True):
+            continue
+        try:
+            answers = RUNTIMES[target["format"]](target, inputs)
+            entry = parity(target, answers, expected)
+        except Exception as exc:  # an export its runtime cannot load or run fails too
+            where = f"{target['format']} {target['spec_path']}"
+            entry = {"format": target["format"], "path": target["path"], "passed": False,
+                     "message": f"{where} could not be checked: {exc}"}
+        report.append({"index": index, **entry})
+        print(f"verify: {entry['message']}")
+    (run_dir / "verify.json").write_text(json.dumps(report, indent=2) + "\n")
+    failed = [entry for entry in report if not entry["passed"]]
+    if failed:
+        raise ExportMismatch(failed)
+    return report
+
+
+class ExportMismatch(AssertionError):
+    """Exports that do not answer like the Keras model (`failures`: their reports)."""
+
+    def __init__(self, failures):
+        self.failures = failures
+        super().__init__("; ".join(entry["message"] for entry in failures))
+
+
+def parity(target, answers, expected):
+    """How far an export's answers are from the Keras model's, against its tolerance
+    (absolute, scaled by the outputs' magnitude where that exceeds 1)."""
+    missing = sorted(set(expected) - set(answers))
+    if missing:
+        raise ValueError(f"the {target['format']} export has no output {missing}")
+    worst, mean, agree = 0.0, 0.0, []
+    scale = 1.0
+    for name, want in expected.items():
+        got = np.asarray(answers[name], dtype="float64").reshape(want.shape)
+        error = np.abs(got - want)
+        worst = max(worst, float(error.max(initial=0.0)))
+        mean = max(mean, float(error.mean()))
+        scale = max(scale, float(np.abs(want).max(initial=0.0)))
+        if want.ndim == 2 and want.shape[-1] > 1:  # class scores: compare the argmax
+            agree.append(float(np.mean(got.argmax(-1) == want.argmax(-1))))
+    limit = target["tolerance"] * scale
+    passed = worst <= limit
+    where = f"{target['format']} {target['spec_path']}"
+    message = (
+        f"{where} answers like the Keras model: max abs error {worst:.3g} <= {limit:.3g}"
+        if passed else
+        f"{where} does not answer like the Keras model: max abs error {worst:.3g} > "
+        f"tolerance {limit:.3g}"
+    ) + f" (mean {mean:.3g}" + (f", argmax agreement {100 * min(agree):.1f} %)"
+                                if agree else ")")
+    return {
+        "format": target["format"],
+        "path": target["path"],
+        "max_abs_error": worst,
+        "mean_abs_error": mean,
+        "argmax_agreement": min(agree) if agree else None,
+        "tolerance": limit,
+        "passed": passed,
+        "message": message,
+    }
+
+
+def float32_model(model):
+    """The trained model computing in float32: TFLite, TF.js and ONNX lack 16-bit
+    kernels for most ops, so a mixed-precision model is converted in float32."""
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        clone = build_model()
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def export_keras(model, path, **target):
+    """A `.keras` archive: the model, its weights and its optimizer state."""
+    write_atomically(path, model.save)
+    return {"format": "keras", "path": str(path), **target}
+
+
+def run_keras(target, inputs):
+    """The `.keras` archive, loaded back into Keras."""
+    model = keras.saving.load_model(target["path"], compile=False)
+    features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
+    return {name: value.numpy() for name, value in
+            named_outputs(model(features, training=False)).items()}
+
+
+def export_onnx(saved_model, path, opset=None, **target):
+    """An ONNX model converted from the serving SavedModel by tf2onnx."""
+
+    def convert(tmp):
+        command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model),
+                   "--output", str(tmp)]
+        if opset is not None:
+            command += ["--opset", str(opset)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            lines = [line for line in done.stderr.splitlines() if "Error" in line]
+            why = lines[-1] if lines else done.stderr.strip()[-300:]
+            if "No module named tf2onnx" in done.stderr:
+                why = "tf2onnx is not installed: pip install 'tfspec[onnx]'"
+            raise RuntimeError(f"tf2onnx could not convert the model: {why}")
+
+    write_atomically(path, convert)
+    return {"format": "onnx", "path": str(path), **target}
+
+
+def run_onnx(target, inputs):
+    """The ONNX model in onnxruntime."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise ImportError(
+            "checking an onnx export runs it in onnxruntime: pip install 'tfspec[onnx]'"
+        ) from None
+    session = onnxruntime.InferenceSession(target["path"],
+                                           providers=["CPUExecutionProvider"])
+    names = [output.name for output in session.get_outputs()]
+    feed = {item.name: inputs[item.name] for item in session.get_inputs()}
+    return dict(zip(names, session.run(names, feed), strict=True))
+
+
+def export_saved_model(model, base, version=1, signature="serving_default", **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`."""
+    write_atomically(pathlib.Path(base) / str(version),
+                     lambda path: write_saved_model(model, path, signature))
+    return {"format": "saved_model", "path": str(base), "version": version,
+            "signature": signature, **target}
+
+
+def run_saved_model(target, inputs):
+    """The export's serving signature, loaded as TF Serving loads it."""
+    loaded = tf.saved_model.load(str(pathlib.Path(target["path"]) / str(target["version"])))
+    serve = loaded.signatures[target["signature"]]
+    answers = serve(**{name: tf.constant(value) for name, value in inputs.items()})
+    return {name: value.numpy() for name, value in answers.items()}
+
+
+def export_tfjs(saved_model, path, quantize="none", **target):
+    """A TensorFlow.js graph model converted from the serving SavedModel."""
+    # tensorflowjs imports TF Decision Forests only to convert TF-DF models, and no
+    # TF-DF release installs beside this TensorFlow: an empty stand-in is enough.
+    sys.modules.setdefault("tensorflow_decision_forests",
+                           types.ModuleType("tensorflow_decision_forests"))
+    try:
+        from tensorflowjs.converters import tf_saved_model_conversion_v2
+    except ImportError:
+        raise ImportError(
+            "a tfjs export needs the TensorFlow.js converter: run tools/install-tfjs "
+            "from the tfspec repository"
+        ) from None
+    quantization = {} if quantize == "none" else {quantize: "*"}
+    write_atomically(path, lambda tmp: tf_saved_model_conversion_v2.convert_tf_saved_model(
+        str(saved_model), str(tmp), quantization_dtype_map=quantization))
+    return {"format": "tfjs", "path": str(path), "quantize": quantize, **target}
+
+
+def run_tfjs(target, inputs):
+    """The graph model in Node.js with @tensorflow/tfjs (found through NODE_PATH):
+    the runtime a web or Node app loads it in."""
+    if shutil.which("node") is None:
+        raise RuntimeError("checking a tfjs export runs it in Node.js: install node")
+    with tempfile.TemporaryDirectory() as scratch:
+        script = pathlib.Path(scratch) / "predict.js"
+        script.write_text(TFJS_PREDICT)
+        feed = pathlib.Path(scratch) / "inputs.json"
+        feed.write_text(json.dumps({
+            name: {"dtype": str(value.dtype), "shape": list(value.shape),
+                   "data": value.ravel().tolist()}
+            for name, value in inputs.items()
+        }))
+        done = subprocess.run(["node", str(script), target["path"], str(feed)],
+                              capture_output=True, text=True)
+    if done.returncode:
+        why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"
+        if "Cannot find module '@tensorflow/tfjs'" in done.stderr:
+            why = ("@tensorflow/tfjs is not installed: run tools/install-tfjs, or set "
+                   "NODE_PATH to the node_modules that holds it")
+        raise RuntimeError(f"TF.js in Node.js could not run the export: {why}")
+    answers = json.loads(done.stdout)
+    return {name: np.asarray(value["data"], dtype="float32").reshape(value["shape"])
+            for name, value in answers.items()}
+
+
+def export_tflite(saved_model, path, quantize="none", representative=None,
+                  integer_io=False, **target):
+    """A TensorFlow Lite flatbuffer converted from the serving SavedModel."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if integer_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    flatbuffer = converter.convert()
+    write_atomically(path, lambda tmp: tmp.write_bytes(flatbuffer))
+    return {"format": "tflite", "path": str(path), "quantize": quantize, **target}
+
+
+def representative_data(datasets, samples):
+    """`samples` training examples, one at a time, to calibrate int8 quantization."""
+    examples = datasets["train"].unbatch().take(samples)
+
+    def generate():
+        for features, _ in examples:
+            if not isinstance(features, dict):
+                features = {next(iter(INPUTS)): features}
+            yield {name: tf.expand_dims(tf.cast(features[name], INPUTS[name][1]), 0)
+                   for name in INPUTS}
+
+    return generate
+
+
+def run_tflite(target, inputs):
+    """The flatbuffer in LiteRT, the TensorFlow Lite runtime; integer inputs and
+    outputs are quantized and dequantized with the model's own scales."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise ImportError(
+            "checking a tflite export runs it in LiteRT: pip install 'tfspec[tflite]' "
+            "(ai-edge-litert)"
+        ) from None
+    runner = Interpreter(model_path=target["path"]).get_signature_runner()
+    feed = {}
+    for name, detail in runner.get_input_details().items():
+        value = inputs[name]
+        scale, zero = detail["quantization"]
+        if scale:
+            info = np.iinfo(detail["dtype"])
+            value = np.clip(np.round(value / scale + zero), info.min, info.max)
+        feed[name] = value.astype(detail["dtype"])
+    answers = runner(**feed)
+    for name, detail in runner.get_output_details().items():
+        scale, zero = detail["quantization"]
+        if scale:
+            answers[name] = (answers[name].astype("float32") - zero) * scale
+    return answers
+
+
+# Each format's own runtime, as `verify_exports` runs it.
+RUNTIMES = {
+    "keras": run_keras,
+    "onnx": run_onnx,
+    "saved_model": run_saved_model,
+    "tfjs": run_tfjs,
+    "tflite": run_tflite,
+}
+
+
+def export_all(model, run_dir, datasets):
+    """Write every export target, each atomically, and record them in
+    exports.json with the batch that `verify_exports` checks them on."""
+    run_dir = pathlib.Path(run_dir)
+    save_verify_batch(model, datasets, run_dir)
+    targets = []
+    with tempfile.TemporaryDirectory() as scratch:
+        # tflite, tfjs and onnx convert the same serving SavedModel
+        saved_model = pathlib.Path(scratch) / "serving"
+        write_saved_model(float32_model(model), saved_model)
+        targets.append(export_saved_model(
+            model,
+            SPEC_DIR / "runs/everything/serving",
+            version=3,
+            signature="serving_default",
+            tolerance=0.02,
+            spec_path="runs/everything/serving",
+        ))
+        targets.append(export_keras(
+            model,
+            SPEC_DIR / "runs/everything/model.keras",
+            tolerance=0.02,
+            spec_path="runs/everything/model.keras",
+        ))
+        targets.append(export_tflite(
+            saved_model,
+            SPEC_DIR / "runs/everything/model_int8.tflite",
+            quantize="int8",
+            integer_io=True,
+            representative=representative_data(datasets, 64),
+            tolerance=0.1,
+            spec_path="runs/everything/model_int8.tflite",
+        ))
+        targets.append(export_tflite(
+            saved_model,
+            SPEC_DIR / "runs/everything/model_fp16.tflite",
+            quantize="float16",
+            tolerance=0.02,
+            spec_path="runs/everything/model_fp16.tflite",
+        ))
+        targets.append(export_tfjs(
+            saved_model,
+            SPEC_DIR / "runs/everything/tfjs",
+            quantize="float16",
+            tolerance=0.02,
+            spec_path="runs/everything/tfjs",
+        ))
+        targets.append(export_onnx(
+            saved_model,
+            SPEC_DIR / "runs/everything/model.onnx",
+            opset=17,
+            tolerance=0.02,
+            verify=True,
+            spec_path="runs/everything/model.onnx",
+        ))
+    record = {"name": "kitchen-sink", "targets": targets}
+    (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
+    return targets
+
+
 def main(run_dir=".", verbose="auto"):
-    """Train, evaluate on the test split, and save the model and metrics."""
+    """Train, evaluate on the test split, and save the model and metrics; then
+    export and verify."""
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model, history, datasets = train(verbose)
@@ -484,6 +1000,8 @@ def main(run_dir=".", verbose="auto"):
         metrics["test"] = model.evaluate(datasets["test"], return_dict=True, verbose=0)
     model.save(run_dir / "model.keras")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    export_all(model, run_dir, datasets)
+    verify_exports(run_dir)
     return model
 
 
@@ -495,26 +1013,33 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/everything.tfspec"
 TFSPEC_LINES = (
-    "23:5:12 24:6:16 25:7:17 32:45:10 37:24:3 38:26:8 39:26:8 40:26:8 "
-    "41:26:8 42:26:8 43:26:8 44:26:8 45:26:8 46:33:8 47:33:8 48:33:8 "
-    "49:33:8 50:34:8 51:25:14 52:36:18 53:23:7 56:10:12 58:10:12 61:11:3 "
-    "64:10:12 70:16:11 80:14:13 84:12:11 86:20:13 87:20:14 88:20:43 94:17:14 "
-    "97:10:12 111:10:12 117:10:12 118:10:12 119:10:12 120:10:12 121:10:12 122:10:12 "
-    "123:10:12 124:10:12 125:10:12 126:10:12 127:10:12 128:10:12 129:10:12 130:10:12 "
-    "131:10:12 132:10:12 133:10:12 134:10:12 135:10:12 136:10:12 137:10:12 138:10:12 "
-    "139:10:12 142:10:12 143:10:12 144:10:12 145:10:12 146:10:12 147:10:12 148:10:12 "
-    "149:10:12 150:10:12 151:10:12 152:10:12 153:10:12 154:10:12 155:10:12 156:10:12 "
-    "157:10:12 158:10:12 159:10:12 160:10:12 161:10:12 162:10:12 163:10:12 164:10:12 "
-    "165:10:12 166:10:12 167:10:12 168:10:12 169:10:12 170:10:12 171:10:12 172:10:12 "
-    "173:10:12 174:10:12 175:10:12 176:10:12 177:10:12 178:10:12 179:10:12 180:10:12 "
-    "181:10:12 182:10:12 183:10:12 184:10:12 185:10:12 186:10:12 187:10:12 188:10:12 "
-    "189:10:12 190:10:12 191:10:12 192:10:12 193:10:12 194:10:12 195:10:12 196:10:12 "
-    "197:10:12 198:10:12 199:10:12 200:10:12 201:10:12 202:10:12 203:10:12 204:10:12 "
-    "205:10:12 208:10:12 209:10:12 210:10:12 211:10:12 212:10:12 213:10:12 214:10:12 "
-    "218:53:5 221:69:14 223:70:13 244:41:15 246:41:15 247:41:15 248:41:15 249:41:15 "
-    "250:41:15 251:41:15 252:41:15 253:41:15 254:41:15 257:45:10 259:45:10 260:45:10 "
-    "261:45:10 262:45:10 263:45:10 264:45:10 265:45:10 285:50:15 288:51:5 289:52:5 "
-    "290:52:5 291:52:5 292:52:5 293:53:5 294:54:5 295:55:5 296:56:5 301:46:13 "
-    "306:46:14 307:46:26 321:45:10 324:45:10 328:39:1 330:61:10 331:62:19 332:58:21 "
-    "385:59:17 445:40:10 455:64:16"
+    "27:5:12 28:6:16 29:7:17 36:51:10 41:24:3 42:26:8 43:26:8 44:26:8 "
+    "45:26:8 46:26:8 47:26:8 48:26:8 49:26:8 50:33:8 51:33:8 52:33:8 "
+    "53:33:8 54:34:8 55:25:14 56:37:18 57:37:18 58:37:18 59:37:18 60:37:18 "
+    "61:37:18 62:23:7 65:10:12 67:10:12 70:11:3 73:10:12 81:16:11 91:14:13 "
+    "95:12:11 97:20:13 98:20:14 99:20:43 105:17:14 108:10:12 122:10:12 128:10:12 "
+    "129:10:12 130:10:12 131:10:12 132:10:12 133:10:12 134:10:12 135:10:12 136:10:12 "
+    "137:10:12 138:10:12 139:10:12 140:10:12 141:10:12 142:10:12 143:10:12 144:10:12 "
+    "145:10:12 146:10:12 147:10:12 148:10:12 149:10:12 150:10:12 151:10:12 154:10:12 "
+    "155:10:12 156:10:12 157:10:12 158:10:12 159:10:12 160:10:12 161:10:12 162:10:12 "
+    "163:10:12 164:10:12 165:10:12 166:10:12 167:10:12 168:10:12 169:10:12 170:10:12 "
+    "171:10:12 172:10:12 173:10:12 174:10:12 175:10:12 176:10:12 177:10:12 178:10:12 "
+    "179:10:12 180:10:12 181:10:12 182:10:12 183:10:12 184:10:12 185:10:12 186:10:12 "
+    "187:10:12 188:10:12 189:10:12 190:10:12 191:10:12 192:10:12 193:10:12 194:10:12 "
+    "195:10:12 196:10:12 197:10:12 198:10:12 199:10:12 200:10:12 201:10:12 202:10:12 "
+    "203:10:12 204:10:12 205:10:12 206:10:12 207:10:12 208:10:12 209:10:12 210:10:12 "
+    "211:10:12 212:10:12 213:10:12 214:10:12 215:10:12 216:10:12 217:10:12 220:10:12 "
+    "221:10:12 222:10:12 223:10:12 224:10:12 225:10:12 226:10:12 230:59:5 233:75:14 "
+    "235:76:13 256:47:15 258:47:15 259:47:15 260:47:15 261:47:15 262:47:15 263:47:15 "
+    "264:47:15 265:47:15 266:47:15 269:51:10 271:51:10 272:51:10 273:51:10 274:51:10 "
+    "275:51:10 276:51:10 277:51:10 305:56:15 308:57:5 309:58:5 310:58:5 311:58:5 "
+    "312:58:5 313:59:5 314:60:5 315:61:5 316:62:5 321:52:13 326:52:14 327:52:26 "
+    "341:51:10 344:51:10 348:45:1 350:67:10 351:68:19 352:64:21 407:65:17 462:70:16 "
+    "493:46:10 932:80:1 942:81:3 943:81:3 944:81:3 945:81:3 946:81:3 947:81:3 "
+    "948:81:3 949:81:3 950:82:3 951:82:3 952:82:3 953:82:3 954:82:3 955:82:3 "
+    "956:83:3 957:83:3 958:83:3 959:83:3 960:83:3 961:83:3 962:83:3 963:83:3 "
+    "964:83:3 965:89:3 966:89:3 967:89:3 968:89:3 969:89:3 970:89:3 971:89:3 "
+    "972:90:3 973:90:3 974:90:3 975:90:3 976:90:3 977:90:3 978:90:3 979:91:3 "
+    "980:91:3 981:91:3 982:91:3 983:91:3 984:91:3 985:91:3 986:91:3 1003:80:1 "
+    "1004:80:1"
 )

@@ -5,8 +5,11 @@ Edit the spec, not this file: `tfspec compile` writes it again.
 
 import csv
 import json
+import os
 import pathlib
+import shutil
 import sys
+import tempfile
 
 import keras
 import numpy as np
@@ -54,33 +57,33 @@ def load_splits():
     return split_arrays(features, labels, validation=0.2, test=0.0, seed=42)
 
 
-def pipeline(dataset, split):
-    """One split, tuned as TensorFlow's tf.data guide recommends: cache what is
-    loaded, shuffle the training set every epoch, batch, augment whole batches
-    in parallel, and prefetch so that input overlaps training."""
+def pipeline(arrays, split):
+    """One split of arrays in memory: shuffle the row numbers (the training set's,
+    every epoch), batch them, gather each batch's rows in parallel, augment whole
+    batches, and prefetch so that input overlaps training."""
     training = split == "train"  # "adapt": the training data as it is
-    if split != "adapt":  # one pass only: nothing to cache
-        dataset = dataset.cache()
+    tensors = tf.nest.map_structure(tf.convert_to_tensor, arrays)
+    count = len(tf.nest.flatten(arrays)[0])
+    dataset = tf.data.Dataset.range(count)
     if training:
-        size = int(dataset.cardinality())
-        # the whole split when it is known and small, else 10,000
-        buffer = size if 0 < size <= 10_000 else 10_000
         # each epoch's order is a function of (seed, epoch) alone, so a
         # resumed run shuffles its epochs as an uninterrupted run does
-        base, size, epoch = dataset, dataset.cardinality(), current_epoch()
+        indices, epoch = dataset, current_epoch()
         dataset = tf.data.Dataset.from_tensors(0).flat_map(
-            lambda _: base.shuffle(buffer, seed=42 + epoch, reshuffle_each_iteration=False)
-        )
-        if size >= 0:
-            dataset = dataset.apply(tf.data.experimental.assert_cardinality(size))
+            lambda _: indices.shuffle(count, seed=42 + epoch, reshuffle_each_iteration=False)
+        ).apply(tf.data.experimental.assert_cardinality(count))
     dataset = dataset.batch(16, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(
+        lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def make_datasets(splits=None):
     """The batched `train`, `validation` and `test` pipelines that exist."""
     splits = splits if splits is not None else load_splits()
-    return {name: pipeline(dataset, name) for name, dataset in splits.items()}
+    return {name: pipeline(split, name) for name, split in splits.items()}
 
 
 def current_epoch():
@@ -120,7 +123,8 @@ def read_csv(path, delimiter=",", header=True, na_value=""):
 
 
 def split_arrays(features, labels, validation, test, seed):
-    """Shuffle once with `seed` and hold out the last fractions: the same every run."""
+    """Shuffle once with `seed` and hold out the last fractions: the same every run.
+    Returns the `(features, labels)` arrays of each split."""
     count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
     order = np.random.default_rng(seed).permutation(count)
     n_test = int(round(count * test))
@@ -138,7 +142,7 @@ def split_arrays(features, labels, validation, test, seed):
         return tree[index]
 
     return {
-        name: tf.data.Dataset.from_tensor_slices((take(features, index), take(labels, index)))
+        name: (take(features, index), take(labels, index))
         for name, index in parts.items()
         if len(index)
     }
@@ -233,12 +237,16 @@ def make_optimizer():
     return keras.optimizers.Adam()
 
 
-def compile_model(model):
-    """`model.compile` with the loss, metrics and options of `train`."""
+def compile_model(model, batches=-1):
+    """`model.compile` with the loss, metrics and options of `train`; `batches` is
+    the number of training batches in an epoch (negative: unknown)."""
+    # 32 steps per call into TensorFlow (fewer round trips from Python), but
+    # not more than an epoch has
     model.compile(
         optimizer=make_optimizer(),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=min(32, batches) if batches > 0 else 32,
     )
 
 
@@ -259,10 +267,42 @@ class ShuffleEpoch(keras.callbacks.Callback):
         current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
 
 
+def random_state(model):
+    """The model's variables that are not weights: the seed generators' states of its
+    random layers (Dropout…). `save_weights` leaves them out, so a resumed run would
+    draw the first epoch's dropout masks again without them."""
+    weights = {id(variable) for variable in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
+
+
+class BackupAndRestoreWithSeeds(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, and the model's random_state() in random_state.json."""
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)  # the weights, the optimizer's state, the epoch
+        backup = pathlib.Path(self.backup_dir)
+        if (backup / "random_state.json").exists():
+            saved = json.loads((backup / "random_state.json").read_text())
+            metadata = json.loads((backup / "training_metadata.json").read_text())
+            # the state saved with the weights restored (a kill can fall between the two)
+            if saved["epoch"] == metadata["epoch"]:
+                for variable, value in zip(random_state(self.model), saved["state"], strict=True):
+                    variable.assign(value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)  # the backup, when save_freq is "epoch"
+        if self.save_freq == "epoch":
+            state = [variable.numpy().tolist() for variable in random_state(self.model)]
+            path = pathlib.Path(self.backup_dir) / "random_state.json"
+            # written beside, then renamed: a kill leaves the last one whole
+            path.with_suffix(".tmp").write_text(json.dumps({"epoch": epoch + 1, "state": state}))
+            path.with_suffix(".tmp").replace(path)
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
-        keras.callbacks.BackupAndRestore(CHECKPOINT_DIR),  # resume if killed
+        BackupAndRestoreWithSeeds(CHECKPOINT_DIR),  # resume if killed
         ShuffleEpoch(),
     ]
 
@@ -277,7 +317,9 @@ def train(verbose="auto"):
         check_data(model, datasets["train"], LOSSES)
         # adapted on the training data as it is: not shuffled, not augmented
         adapt(model, pipeline(splits["train"], "adapt"))
-        compile_model(model)  # the optimizer and metrics, in the scope too
+        # the optimizer and metrics, in the scope too (and steps per execution
+        # no more than the batches of an epoch)
+        compile_model(model, int(datasets["train"].cardinality()))
     history = model.fit(
         datasets["train"],
         validation_data=datasets.get("validation"),
@@ -289,8 +331,214 @@ def train(verbose="auto"):
     return model, history, datasets
 
 
+def serving_function(model):
+    """The model as a tf.function from named inputs to named outputs: the signature
+    that every export shares (floating outputs as float32, what clients expect)."""
+    specs = {
+        name: tf.TensorSpec((None, *shape), dtype, name=name)
+        for name, (shape, dtype) in INPUTS.items()
+    }
+
+    @tf.function(input_signature=[specs])
+    def serve(inputs):
+        features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
+        return named_outputs(model(features, training=False))
+
+    return serve
+
+
+def named_outputs(outputs):
+    """A model's outputs as a dict keyed by the spec's output names."""
+    if not isinstance(outputs, dict):
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        outputs = dict(zip(OUTPUTS, outputs, strict=True))
+    return {
+        name: tf.cast(value, tf.float32) if value.dtype.is_floating else value
+        for name, value in outputs.items()
+    }
+
+
+def write_saved_model(model, path, signature="serving_default"):
+    """A SavedModel whose `signature` takes and gives the spec's names."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(signature, serving_function(model))
+    archive.write_out(str(path), verbose=False)
+
+
+def write_atomically(path, write):
+    """Write `path` (a file or a folder) with `write(temporary_path)` beside it, then
+    rename it into place: a failed or killed export leaves the previous export (or
+    nothing) at `path`, never part of one."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed export
+        shutil.rmtree(stale, ignore_errors=True)
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        write(scratch / path.name)
+        if path.is_dir():
+            os.replace(path, scratch / "previous")  # a folder cannot replace a folder
+        os.replace(scratch / path.name, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return path
+
+
+def save_verify_batch(model, datasets, run_dir, size=32):
+    """A fixed batch of the spec's data (the test split first) and the Keras model's
+    answers to it: what `verify_exports` checks every export against."""
+    split = next(name for name in ("test", "validation", "train") if name in datasets)
+    features = next(iter(datasets[split].unbatch().batch(size).take(1)))[0]
+    if not isinstance(features, dict):
+        features = {next(iter(INPUTS)): features}
+    features = {name: features[name] for name in INPUTS}
+    inputs = features if len(features) > 1 else features[next(iter(INPUTS))]
+    expected = named_outputs(model(inputs, training=False))
+    # strings as fixed-width bytes: np.load refuses object arrays
+    arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
+              else value.numpy() for name, value in features.items()}
+    arrays.update({f"output/{name}": value.numpy() for name, value in expected.items()})
+    np.savez(run_dir / "verify_batch.npz", **arrays)
+
+
+def verify_exports(run_dir):
+    """Run the kept batch through each export in its own runtime and compare with the
+    Keras model's answers; writes verify.json and raises ExportMismatch on a failure."""
+    run_dir = pathlib.Path(run_dir)
+    record = json.loads((run_dir / "exports.json").read_text())
+    with np.load(run_dir / "verify_batch.npz") as batch:
+        inputs = {key[6:]: batch[key] for key in batch.files if key.startswith("input/")}
+        expected = {key[7:]: batch[key] for key in batch.files if key.startswith("output/")}
+    report = []
+    for index, target in enumerate(record["targets"]):
+        if not target.get("verify", True):
+            continue
+        try:
+            answers = RUNTIMES[target["format"]](target, inputs)
+            entry = parity(target, answers, expected)
+        except Exception as exc:  # an export its runtime cannot load or run fails too
+            where = f"{target['format']} {target['spec_path']}"
+            entry = {"format": target["format"], "path": target["path"], "passed": False,
+                     "message": f"{where} could not be checked: {exc}"}
+        report.append({"index": index, **entry})
+        print(f"verify: {entry['message']}")
+    (run_dir / "verify.json").write_text(json.dumps(report, indent=2) + "\n")
+    failed = [entry for entry in report if not entry["passed"]]
+    if failed:
+        raise ExportMismatch(failed)
+    return report
+
+
+class ExportMismatch(AssertionError):
+    """Exports that do not answer like the Keras model (`failures`: their reports)."""
+
+    def __init__(self, failures):
+        self.failures = failures
+        super().__init__("; ".join(entry["message"] for entry in failures))
+
+
+def parity(target, answers, expected):
+    """How far an export's answers are from the Keras model's, against its tolerance
+    (absolute, scaled by the outputs' magnitude where that exceeds 1)."""
+    missing = sorted(set(expected) - set(answers))
+    if missing:
+        raise ValueError(f"the {target['format']} export has no output {missing}")
+    worst, mean, agree = 0.0, 0.0, []
+    scale = 1.0
+    for name, want in expected.items():
+        got = np.asarray(answers[name], dtype="float64").reshape(want.shape)
+        error = np.abs(got - want)
+        worst = max(worst, float(error.max(initial=0.0)))
+        mean = max(mean, float(error.mean()))
+        scale = max(scale, float(np.abs(want).max(initial=0.0)))
+        if want.ndim == 2 and want.shape[-1] > 1:  # class scores: compare the argmax
+            agree.append(float(np.mean(got.argmax(-1) == want.argmax(-1))))
+    limit = target["tolerance"] * scale
+    passed = worst <= limit
+    where = f"{target['format']} {target['spec_path']}"
+    message = (
+        f"{where} answers like the Keras model: max abs error {worst:.3g} <= {limit:.3g}"
+        if passed else
+        f"{where} does not answer like the Keras model: max abs error {worst:.3g} > "
+        f"tolerance {limit:.3g}"
+    ) + f" (mean {mean:.3g}" + (f", argmax agreement {100 * min(agree):.1f} %)"
+                                if agree else ")")
+    return {
+        "format": target["format"],
+        "path": target["path"],
+        "max_abs_error": worst,
+        "mean_abs_error": mean,
+        "argmax_agreement": min(agree) if agree else None,
+        "tolerance": limit,
+        "passed": passed,
+        "message": message,
+    }
+
+
+def export_keras(model, path, **target):
+    """A `.keras` archive: the model, its weights and its optimizer state."""
+    write_atomically(path, model.save)
+    return {"format": "keras", "path": str(path), **target}
+
+
+def run_keras(target, inputs):
+    """The `.keras` archive, loaded back into Keras."""
+    model = keras.saving.load_model(target["path"], compile=False)
+    features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
+    return {name: value.numpy() for name, value in
+            named_outputs(model(features, training=False)).items()}
+
+
+def export_saved_model(model, base, version=1, signature="serving_default", **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`."""
+    write_atomically(pathlib.Path(base) / str(version),
+                     lambda path: write_saved_model(model, path, signature))
+    return {"format": "saved_model", "path": str(base), "version": version,
+            "signature": signature, **target}
+
+
+def run_saved_model(target, inputs):
+    """The export's serving signature, loaded as TF Serving loads it."""
+    loaded = tf.saved_model.load(str(pathlib.Path(target["path"]) / str(target["version"])))
+    serve = loaded.signatures[target["signature"]]
+    answers = serve(**{name: tf.constant(value) for name, value in inputs.items()})
+    return {name: value.numpy() for name, value in answers.items()}
+
+
+# Each format's own runtime, as `verify_exports` runs it.
+RUNTIMES = {
+    "keras": run_keras,
+    "saved_model": run_saved_model,
+}
+
+
+def export_all(model, run_dir, datasets):
+    """Write every export target, each atomically, and record them in
+    exports.json with the batch that `verify_exports` checks them on."""
+    run_dir = pathlib.Path(run_dir)
+    save_verify_batch(model, datasets, run_dir)
+    targets = []
+    targets.append(export_keras(
+        model,
+        SPEC_DIR / "runs/iris/model.keras",
+        tolerance=1e-06,
+        spec_path="runs/iris/model.keras",
+    ))
+    targets.append(export_saved_model(
+        model,
+        SPEC_DIR / "runs/iris/serving",
+        tolerance=1e-05,
+        spec_path="runs/iris/serving",
+    ))
+    record = {"name": "iris-mlp", "targets": targets}
+    (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
+    return targets
+
+
 def main(run_dir=".", verbose="auto"):
-    """Train, evaluate on the test split, and save the model and metrics."""
+    """Train, evaluate on the test split, and save the model and metrics; then
+    export and verify."""
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model, history, datasets = train(verbose)
@@ -299,6 +547,8 @@ def main(run_dir=".", verbose="auto"):
         metrics["test"] = model.evaluate(datasets["test"], return_dict=True, verbose=0)
     model.save(run_dir / "model.keras")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    export_all(model, run_dir, datasets)
+    verify_exports(run_dir)
     return model
 
 
@@ -310,23 +560,25 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/iris_mlp.tfspec"
 TFSPEC_LINES = (
-    "23:5:16 30:24:10 35:14:7 37:15:3 38:11:17 39:16:3 40:17:3 41:18:3 "
-    "42:19:3 48:8:12 50:8:12 54:9:3 57:8:12 76:10:11 80:8:12 94:8:12 "
-    "98:11:17 104:8:12 105:8:12 106:8:12 107:8:12 108:8:12 109:8:12 110:8:12 "
-    "111:8:12 112:8:12 113:8:12 114:8:12 115:8:12 116:8:12 117:8:12 118:8:12 "
-    "119:8:12 122:8:12 123:8:12 124:8:12 125:8:12 126:8:12 127:8:12 128:8:12 "
-    "129:8:12 130:8:12 131:8:12 132:8:12 133:8:12 134:8:12 135:8:12 136:8:12 "
-    "137:8:12 138:8:12 139:8:12 140:8:12 141:8:12 142:8:12 143:8:12 144:8:12 "
-    "147:8:12 148:8:12 149:8:12 150:8:12 151:8:12 152:8:12 153:8:12 154:8:12 "
-    "155:8:12 156:8:12 157:8:12 158:8:12 159:8:12 160:8:12 161:8:12 162:8:12 "
-    "163:8:12 164:8:12 165:8:12 166:8:12 167:8:12 168:8:12 169:8:12 170:8:12 "
-    "171:8:12 172:8:12 173:8:12 174:8:12 175:8:12 176:8:12 177:8:12 178:8:12 "
-    "179:8:12 180:8:12 181:8:12 182:8:12 183:8:12 184:8:12 185:8:12 186:8:12 "
-    "187:8:12 188:8:12 189:8:12 190:8:12 191:8:12 192:8:12 193:8:12 194:8:12 "
-    "195:8:12 196:8:12 197:8:12 198:8:12 199:8:12 200:8:12 201:8:12 202:8:12 "
-    "203:8:12 204:8:12 205:8:12 206:8:12 207:8:12 208:8:12 209:8:12 210:8:12 "
-    "213:8:12 214:8:12 215:8:12 216:8:12 217:8:12 218:8:12 219:8:12 226:2:8 "
-    "231:23:15 233:23:15 236:24:10 238:24:10 239:24:10 240:24:10 241:24:10 242:24:10 "
-    "270:22:1 281:26:12 282:26:12 283:26:12 284:26:12 285:26:12 286:26:12 287:26:12 "
-    "288:26:12"
+    "26:5:16 33:24:10 38:14:7 40:15:3 41:11:17 42:16:3 43:17:3 44:18:3 "
+    "45:19:3 51:8:12 53:8:12 57:9:3 60:8:12 75:10:11 83:8:12 97:8:12 "
+    "101:11:17 107:8:12 108:8:12 109:8:12 110:8:12 111:8:12 112:8:12 113:8:12 "
+    "114:8:12 115:8:12 116:8:12 117:8:12 118:8:12 119:8:12 120:8:12 121:8:12 "
+    "122:8:12 125:8:12 126:8:12 127:8:12 128:8:12 129:8:12 130:8:12 131:8:12 "
+    "132:8:12 133:8:12 134:8:12 135:8:12 136:8:12 137:8:12 138:8:12 139:8:12 "
+    "140:8:12 141:8:12 142:8:12 143:8:12 144:8:12 145:8:12 146:8:12 147:8:12 "
+    "148:8:12 151:8:12 152:8:12 153:8:12 154:8:12 155:8:12 156:8:12 157:8:12 "
+    "158:8:12 159:8:12 160:8:12 161:8:12 162:8:12 163:8:12 164:8:12 165:8:12 "
+    "166:8:12 167:8:12 168:8:12 169:8:12 170:8:12 171:8:12 172:8:12 173:8:12 "
+    "174:8:12 175:8:12 176:8:12 177:8:12 178:8:12 179:8:12 180:8:12 181:8:12 "
+    "182:8:12 183:8:12 184:8:12 185:8:12 186:8:12 187:8:12 188:8:12 189:8:12 "
+    "190:8:12 191:8:12 192:8:12 193:8:12 194:8:12 195:8:12 196:8:12 197:8:12 "
+    "198:8:12 199:8:12 200:8:12 201:8:12 202:8:12 203:8:12 204:8:12 205:8:12 "
+    "206:8:12 207:8:12 208:8:12 209:8:12 210:8:12 211:8:12 212:8:12 213:8:12 "
+    "214:8:12 217:8:12 218:8:12 219:8:12 220:8:12 221:8:12 222:8:12 223:8:12 "
+    "230:2:8 235:23:15 237:23:15 240:24:10 245:24:10 246:24:10 247:24:10 248:24:10 "
+    "249:24:10 250:24:10 310:22:1 323:26:12 324:26:12 325:26:12 326:26:12 327:26:12 "
+    "328:26:12 329:26:12 330:26:12 516:29:1 522:30:3 523:30:3 524:30:3 525:30:3 "
+    "526:30:3 527:30:3 528:31:3 529:31:3 530:31:3 531:31:3 532:31:3 533:31:3 "
+    "550:29:1 551:29:1"
 )

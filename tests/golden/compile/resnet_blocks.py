@@ -4,8 +4,11 @@ Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
 import json
+import os
 import pathlib
+import shutil
 import sys
+import tempfile
 
 import keras
 import numpy as np
@@ -82,33 +85,33 @@ def load_splits():
     return split_arrays(features, labels, validation=0.2, test=0.0, seed=7)
 
 
-def pipeline(dataset, split):
-    """One split, tuned as TensorFlow's tf.data guide recommends: cache what is
-    loaded, shuffle the training set every epoch, batch, augment whole batches
-    in parallel, and prefetch so that input overlaps training."""
+def pipeline(arrays, split):
+    """One split of arrays in memory: shuffle the row numbers (the training set's,
+    every epoch), batch them, gather each batch's rows in parallel, augment whole
+    batches, and prefetch so that input overlaps training."""
     training = split == "train"  # "adapt": the training data as it is
-    if split != "adapt":  # one pass only: nothing to cache
-        dataset = dataset.cache()
+    tensors = tf.nest.map_structure(tf.convert_to_tensor, arrays)
+    count = len(tf.nest.flatten(arrays)[0])
+    dataset = tf.data.Dataset.range(count)
     if training:
-        size = int(dataset.cardinality())
-        # the whole split when it is known and small, else 10,000
-        buffer = size if 0 < size <= 10_000 else 10_000
         # each epoch's order is a function of (seed, epoch) alone, so a
         # resumed run shuffles its epochs as an uninterrupted run does
-        base, size, epoch = dataset, dataset.cardinality(), current_epoch()
+        indices, epoch = dataset, current_epoch()
         dataset = tf.data.Dataset.from_tensors(0).flat_map(
-            lambda _: base.shuffle(buffer, seed=7 + epoch, reshuffle_each_iteration=False)
-        )
-        if size >= 0:
-            dataset = dataset.apply(tf.data.experimental.assert_cardinality(size))
+            lambda _: indices.shuffle(count, seed=7 + epoch, reshuffle_each_iteration=False)
+        ).apply(tf.data.experimental.assert_cardinality(count))
     dataset = dataset.batch(64, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(
+        lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def make_datasets(splits=None):
     """The batched `train`, `validation` and `test` pipelines that exist."""
     splits = splits if splits is not None else load_splits()
-    return {name: pipeline(dataset, name) for name, dataset in splits.items()}
+    return {name: pipeline(split, name) for name, split in splits.items()}
 
 
 def current_epoch():
@@ -126,7 +129,8 @@ def adapt(model, train):
 
 
 def split_arrays(features, labels, validation, test, seed):
-    """Shuffle once with `seed` and hold out the last fractions: the same every run."""
+    """Shuffle once with `seed` and hold out the last fractions: the same every run.
+    Returns the `(features, labels)` arrays of each split."""
     count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
     order = np.random.default_rng(seed).permutation(count)
     n_test = int(round(count * test))
@@ -144,7 +148,7 @@ def split_arrays(features, labels, validation, test, seed):
         return tree[index]
 
     return {
-        name: tf.data.Dataset.from_tensor_slices((take(features, index), take(labels, index)))
+        name: (take(features, index), take(labels, index))
         for name, index in parts.items()
         if len(index)
     }
@@ -245,12 +249,16 @@ def make_optimizer():
     )
 
 
-def compile_model(model):
-    """`model.compile` with the loss, metrics and options of `train`."""
+def compile_model(model, batches=-1):
+    """`model.compile` with the loss, metrics and options of `train`; `batches` is
+    the number of training batches in an epoch (negative: unknown)."""
+    # 32 steps per call into TensorFlow (fewer round trips from Python), but
+    # not more than an epoch has
     model.compile(
         optimizer=make_optimizer(),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        steps_per_execution=min(32, batches) if batches > 0 else 32,
     )
 
 
@@ -289,7 +297,9 @@ def train(verbose="auto"):
         check_data(model, datasets["train"], LOSSES)
         # adapted on the training data as it is: not shuffled, not augmented
         adapt(model, pipeline(splits["train"], "adapt"))
-        compile_model(model)  # the optimizer and metrics, in the scope too
+        # the optimizer and metrics, in the scope too (and steps per execution
+        # no more than the batches of an epoch)
+        compile_model(model, int(datasets["train"].cardinality()))
     history = model.fit(
         datasets["train"],
         validation_data=datasets.get("validation"),
@@ -301,8 +311,265 @@ def train(verbose="auto"):
     return model, history, datasets
 
 
+def serving_function(model):
+    """The model as a tf.function from named inputs to named outputs: the signature
+    that every export shares (floating outputs as float32, what clients expect)."""
+    specs = {
+        name: tf.TensorSpec((None, *shape), dtype, name=name)
+        for name, (shape, dtype) in INPUTS.items()
+    }
+
+    @tf.function(input_signature=[specs])
+    def serve(inputs):
+        features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
+        return named_outputs(model(features, training=False))
+
+    return serve
+
+
+def named_outputs(outputs):
+    """A model's outputs as a dict keyed by the spec's output names."""
+    if not isinstance(outputs, dict):
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        outputs = dict(zip(OUTPUTS, outputs, strict=True))
+    return {
+        name: tf.cast(value, tf.float32) if value.dtype.is_floating else value
+        for name, value in outputs.items()
+    }
+
+
+def write_saved_model(model, path, signature="serving_default"):
+    """A SavedModel whose `signature` takes and gives the spec's names."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(signature, serving_function(model))
+    archive.write_out(str(path), verbose=False)
+
+
+def write_atomically(path, write):
+    """Write `path` (a file or a folder) with `write(temporary_path)` beside it, then
+    rename it into place: a failed or killed export leaves the previous export (or
+    nothing) at `path`, never part of one."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed export
+        shutil.rmtree(stale, ignore_errors=True)
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        write(scratch / path.name)
+        if path.is_dir():
+            os.replace(path, scratch / "previous")  # a folder cannot replace a folder
+        os.replace(scratch / path.name, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return path
+
+
+def save_verify_batch(model, datasets, run_dir, size=32):
+    """A fixed batch of the spec's data (the test split first) and the Keras model's
+    answers to it: what `verify_exports` checks every export against."""
+    split = next(name for name in ("test", "validation", "train") if name in datasets)
+    features = next(iter(datasets[split].unbatch().batch(size).take(1)))[0]
+    if not isinstance(features, dict):
+        features = {next(iter(INPUTS)): features}
+    features = {name: features[name] for name in INPUTS}
+    inputs = features if len(features) > 1 else features[next(iter(INPUTS))]
+    expected = named_outputs(model(inputs, training=False))
+    # strings as fixed-width bytes: np.load refuses object arrays
+    arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
+              else value.numpy() for name, value in features.items()}
+    arrays.update({f"output/{name}": value.numpy() for name, value in expected.items()})
+    np.savez(run_dir / "verify_batch.npz", **arrays)
+
+
+def verify_exports(run_dir):
+    """Run the kept batch through each export in its own runtime and compare with the
+    Keras model's answers; writes verify.json and raises ExportMismatch on a failure."""
+    run_dir = pathlib.Path(run_dir)
+    record = json.loads((run_dir / "exports.json").read_text())
+    with np.load(run_dir / "verify_batch.npz") as batch:
+        inputs = {key[6:]: batch[key] for key in batch.files if key.startswith("input/")}
+        expected = {key[7:]: batch[key] for key in batch.files if key.startswith("output/")}
+    report = []
+    for index, target in enumerate(record["targets"]):
+        if not target.get("verify", True):
+            continue
+        try:
+            answers = RUNTIMES[target["format"]](target, inputs)
+            entry = parity(target, answers, expected)
+        except Exception as exc:  # an export its runtime cannot load or run fails too
+            where = f"{target['format']} {target['spec_path']}"
+            entry = {"format": target["format"], "path": target["path"], "passed": False,
+                     "message": f"{where} could not be checked: {exc}"}
+        report.append({"index": index, **entry})
+        print(f"verify: {entry['message']}")
+    (run_dir / "verify.json").write_text(json.dumps(report, indent=2) + "\n")
+    failed = [entry for entry in report if not entry["passed"]]
+    if failed:
+        raise ExportMismatch(failed)
+    return report
+
+
+class ExportMismatch(AssertionError):
+    """Exports that do not answer like the Keras model (`failures`: their reports)."""
+
+    def __init__(self, failures):
+        self.failures = failures
+        super().__init__("; ".join(entry["message"] for entry in failures))
+
+
+def parity(target, answers, expected):
+    """How far an export's answers are from the Keras model's, against its tolerance
+    (absolute, scaled by the outputs' magnitude where that exceeds 1)."""
+    missing = sorted(set(expected) - set(answers))
+    if missing:
+        raise ValueError(f"the {target['format']} export has no output {missing}")
+    worst, mean, agree = 0.0, 0.0, []
+    scale = 1.0
+    for name, want in expected.items():
+        got = np.asarray(answers[name], dtype="float64").reshape(want.shape)
+        error = np.abs(got - want)
+        worst = max(worst, float(error.max(initial=0.0)))
+        mean = max(mean, float(error.mean()))
+        scale = max(scale, float(np.abs(want).max(initial=0.0)))
+        if want.ndim == 2 and want.shape[-1] > 1:  # class scores: compare the argmax
+            agree.append(float(np.mean(got.argmax(-1) == want.argmax(-1))))
+    limit = target["tolerance"] * scale
+    passed = worst <= limit
+    where = f"{target['format']} {target['spec_path']}"
+    message = (
+        f"{where} answers like the Keras model: max abs error {worst:.3g} <= {limit:.3g}"
+        if passed else
+        f"{where} does not answer like the Keras model: max abs error {worst:.3g} > "
+        f"tolerance {limit:.3g}"
+    ) + f" (mean {mean:.3g}" + (f", argmax agreement {100 * min(agree):.1f} %)"
+                                if agree else ")")
+    return {
+        "format": target["format"],
+        "path": target["path"],
+        "max_abs_error": worst,
+        "mean_abs_error": mean,
+        "argmax_agreement": min(agree) if agree else None,
+        "tolerance": limit,
+        "passed": passed,
+        "message": message,
+    }
+
+
+def export_saved_model(model, base, version=1, signature="serving_default", **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`."""
+    write_atomically(pathlib.Path(base) / str(version),
+                     lambda path: write_saved_model(model, path, signature))
+    return {"format": "saved_model", "path": str(base), "version": version,
+            "signature": signature, **target}
+
+
+def run_saved_model(target, inputs):
+    """The export's serving signature, loaded as TF Serving loads it."""
+    loaded = tf.saved_model.load(str(pathlib.Path(target["path"]) / str(target["version"])))
+    serve = loaded.signatures[target["signature"]]
+    answers = serve(**{name: tf.constant(value) for name, value in inputs.items()})
+    return {name: value.numpy() for name, value in answers.items()}
+
+
+def export_tflite(saved_model, path, quantize="none", representative=None,
+                  integer_io=False, **target):
+    """A TensorFlow Lite flatbuffer converted from the serving SavedModel."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if integer_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+    flatbuffer = converter.convert()
+    write_atomically(path, lambda tmp: tmp.write_bytes(flatbuffer))
+    return {"format": "tflite", "path": str(path), "quantize": quantize, **target}
+
+
+def representative_data(datasets, samples):
+    """`samples` training examples, one at a time, to calibrate int8 quantization."""
+    examples = datasets["train"].unbatch().take(samples)
+
+    def generate():
+        for features, _ in examples:
+            if not isinstance(features, dict):
+                features = {next(iter(INPUTS)): features}
+            yield {name: tf.expand_dims(tf.cast(features[name], INPUTS[name][1]), 0)
+                   for name in INPUTS}
+
+    return generate
+
+
+def run_tflite(target, inputs):
+    """The flatbuffer in LiteRT, the TensorFlow Lite runtime; integer inputs and
+    outputs are quantized and dequantized with the model's own scales."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise ImportError(
+            "checking a tflite export runs it in LiteRT: pip install 'tfspec[tflite]' "
+            "(ai-edge-litert)"
+        ) from None
+    runner = Interpreter(model_path=target["path"]).get_signature_runner()
+    feed = {}
+    for name, detail in runner.get_input_details().items():
+        value = inputs[name]
+        scale, zero = detail["quantization"]
+        if scale:
+            info = np.iinfo(detail["dtype"])
+            value = np.clip(np.round(value / scale + zero), info.min, info.max)
+        feed[name] = value.astype(detail["dtype"])
+    answers = runner(**feed)
+    for name, detail in runner.get_output_details().items():
+        scale, zero = detail["quantization"]
+        if scale:
+            answers[name] = (answers[name].astype("float32") - zero) * scale
+    return answers
+
+
+# Each format's own runtime, as `verify_exports` runs it.
+RUNTIMES = {
+    "saved_model": run_saved_model,
+    "tflite": run_tflite,
+}
+
+
+def export_all(model, run_dir, datasets):
+    """Write every export target, each atomically, and record them in
+    exports.json with the batch that `verify_exports` checks them on."""
+    run_dir = pathlib.Path(run_dir)
+    save_verify_batch(model, datasets, run_dir)
+    targets = []
+    with tempfile.TemporaryDirectory() as scratch:
+        # tflite, tfjs and onnx convert the same serving SavedModel
+        saved_model = pathlib.Path(scratch) / "serving"
+        write_saved_model(model, saved_model)
+        targets.append(export_saved_model(
+            model,
+            SPEC_DIR / "runs/resnet/serving",
+            tolerance=1e-05,
+            spec_path="runs/resnet/serving",
+        ))
+        targets.append(export_tflite(
+            saved_model,
+            SPEC_DIR / "runs/resnet/model.tflite",
+            quantize="float16",
+            tolerance=0.01,
+            spec_path="runs/resnet/model.tflite",
+        ))
+    record = {"name": "digits-resnet", "targets": targets}
+    (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
+    return targets
+
+
 def main(run_dir=".", verbose="auto"):
-    """Train, evaluate on the test split, and save the model and metrics."""
+    """Train, evaluate on the test split, and save the model and metrics; then
+    export and verify."""
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model, history, datasets = train(verbose)
@@ -311,6 +578,8 @@ def main(run_dir=".", verbose="auto"):
         metrics["test"] = model.evaluate(datasets["test"], return_dict=True, verbose=0)
     model.save(run_dir / "model.keras")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    export_all(model, run_dir, datasets)
+    verify_exports(run_dir)
     return model
 
 
@@ -322,25 +591,27 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/resnet_blocks.tfspec"
 TFSPEC_LINES = (
-    "22:5:15 29:41:10 32:7:7 34:10:8 35:10:8 36:10:8 37:10:8 38:10:8 "
-    "39:10:8 40:10:8 41:10:8 42:11:8 43:12:8 44:13:8 45:13:8 46:13:8 "
-    "47:13:8 48:13:8 49:13:8 50:13:8 51:9:7 52:15:14 53:15:14 54:15:14 "
-    "55:15:14 56:15:14 57:15:14 58:15:14 59:16:16 60:16:16 66:26:3 67:28:8 "
-    "68:29:8 69:30:8 70:31:8 71:27:7 72:33:23 73:33:18 74:25:7 77:20:12 "
-    "79:20:12 82:21:3 85:20:12 104:22:11 108:20:12 122:20:12 128:20:12 129:20:12 "
-    "130:20:12 131:20:12 132:20:12 133:20:12 134:20:12 135:20:12 136:20:12 137:20:12 "
-    "138:20:12 139:20:12 140:20:12 141:20:12 142:20:12 143:20:12 144:20:12 145:20:12 "
-    "146:20:12 147:20:12 148:20:12 149:20:12 150:20:12 153:20:12 154:20:12 155:20:12 "
-    "156:20:12 157:20:12 158:20:12 159:20:12 160:20:12 161:20:12 162:20:12 163:20:12 "
-    "164:20:12 165:20:12 166:20:12 167:20:12 168:20:12 169:20:12 170:20:12 171:20:12 "
-    "172:20:12 173:20:12 174:20:12 175:20:12 176:20:12 177:20:12 178:20:12 179:20:12 "
-    "180:20:12 181:20:12 182:20:12 183:20:12 184:20:12 185:20:12 186:20:12 187:20:12 "
-    "188:20:12 189:20:12 190:20:12 191:20:12 192:20:12 193:20:12 194:20:12 195:20:12 "
-    "196:20:12 197:20:12 198:20:12 199:20:12 200:20:12 201:20:12 202:20:12 203:20:12 "
-    "204:20:12 205:20:12 206:20:12 207:20:12 208:20:12 209:20:12 210:20:12 211:20:12 "
-    "212:20:12 213:20:12 214:20:12 215:20:12 216:20:12 219:20:12 220:20:12 221:20:12 "
-    "222:20:12 223:20:12 224:20:12 225:20:12 232:2:8 237:37:15 239:37:15 240:37:15 "
-    "241:37:15 242:37:15 243:37:15 244:37:15 245:37:15 248:41:10 250:41:10 251:41:10 "
-    "252:41:10 253:41:10 254:41:10 282:36:1 293:43:12 294:43:12 295:43:12 296:43:12 "
-    "297:43:12 298:43:12 299:43:12 300:43:12"
+    "25:5:15 32:41:10 35:7:7 37:10:8 38:10:8 39:10:8 40:10:8 41:10:8 "
+    "42:10:8 43:10:8 44:10:8 45:11:8 46:12:8 47:13:8 48:13:8 49:13:8 "
+    "50:13:8 51:13:8 52:13:8 53:13:8 54:9:7 55:15:14 56:15:14 57:15:14 "
+    "58:15:14 59:15:14 60:15:14 61:15:14 62:16:16 63:16:16 69:26:3 70:28:8 "
+    "71:29:8 72:30:8 73:31:8 74:27:7 75:33:23 76:33:18 77:25:7 80:20:12 "
+    "82:20:12 85:21:3 88:20:12 103:22:11 111:20:12 125:20:12 131:20:12 132:20:12 "
+    "133:20:12 134:20:12 135:20:12 136:20:12 137:20:12 138:20:12 139:20:12 140:20:12 "
+    "141:20:12 142:20:12 143:20:12 144:20:12 145:20:12 146:20:12 147:20:12 148:20:12 "
+    "149:20:12 150:20:12 151:20:12 152:20:12 153:20:12 154:20:12 157:20:12 158:20:12 "
+    "159:20:12 160:20:12 161:20:12 162:20:12 163:20:12 164:20:12 165:20:12 166:20:12 "
+    "167:20:12 168:20:12 169:20:12 170:20:12 171:20:12 172:20:12 173:20:12 174:20:12 "
+    "175:20:12 176:20:12 177:20:12 178:20:12 179:20:12 180:20:12 181:20:12 182:20:12 "
+    "183:20:12 184:20:12 185:20:12 186:20:12 187:20:12 188:20:12 189:20:12 190:20:12 "
+    "191:20:12 192:20:12 193:20:12 194:20:12 195:20:12 196:20:12 197:20:12 198:20:12 "
+    "199:20:12 200:20:12 201:20:12 202:20:12 203:20:12 204:20:12 205:20:12 206:20:12 "
+    "207:20:12 208:20:12 209:20:12 210:20:12 211:20:12 212:20:12 213:20:12 214:20:12 "
+    "215:20:12 216:20:12 217:20:12 218:20:12 219:20:12 220:20:12 223:20:12 224:20:12 "
+    "225:20:12 226:20:12 227:20:12 228:20:12 229:20:12 236:2:8 241:37:15 243:37:15 "
+    "244:37:15 245:37:15 246:37:15 247:37:15 248:37:15 249:37:15 252:41:10 257:41:10 "
+    "258:41:10 259:41:10 260:41:10 261:41:10 262:41:10 290:36:1 303:43:12 304:43:12 "
+    "305:43:12 306:43:12 307:43:12 308:43:12 309:43:12 310:43:12 542:46:1 552:47:3 "
+    "553:47:3 554:47:3 555:47:3 556:47:3 557:47:3 558:48:3 559:48:3 560:48:3 "
+    "561:48:3 562:48:3 563:48:3 564:48:3 581:46:1 582:46:1"
 )

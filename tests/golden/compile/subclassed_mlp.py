@@ -4,9 +4,11 @@ Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
 import json
+import os
 import pathlib
 import shutil
 import sys
+import tempfile
 
 import keras
 import numpy as np
@@ -69,33 +71,33 @@ def load_splits():
     return split_arrays(features, labels, validation=0.2, test=0.0, seed=7)
 
 
-def pipeline(dataset, split):
-    """One split, tuned as TensorFlow's tf.data guide recommends: cache what is
-    loaded, shuffle the training set every epoch, batch, augment whole batches
-    in parallel, and prefetch so that input overlaps training."""
+def pipeline(arrays, split):
+    """One split of arrays in memory: shuffle the row numbers (the training set's,
+    every epoch), batch them, gather each batch's rows in parallel, augment whole
+    batches, and prefetch so that input overlaps training."""
     training = split == "train"  # "adapt": the training data as it is
-    if split != "adapt":  # one pass only: nothing to cache
-        dataset = dataset.cache()
+    tensors = tf.nest.map_structure(tf.convert_to_tensor, arrays)
+    count = len(tf.nest.flatten(arrays)[0])
+    dataset = tf.data.Dataset.range(count)
     if training:
-        size = int(dataset.cardinality())
-        # the whole split when it is known and small, else 10,000
-        buffer = size if 0 < size <= 10_000 else 10_000
         # each epoch's order is a function of (seed, epoch) alone, so a
         # resumed run shuffles its epochs as an uninterrupted run does
-        base, size, epoch = dataset, dataset.cardinality(), current_epoch()
+        indices, epoch = dataset, current_epoch()
         dataset = tf.data.Dataset.from_tensors(0).flat_map(
-            lambda _: base.shuffle(buffer, seed=7 + epoch, reshuffle_each_iteration=False)
-        )
-        if size >= 0:
-            dataset = dataset.apply(tf.data.experimental.assert_cardinality(size))
+            lambda _: indices.shuffle(count, seed=7 + epoch, reshuffle_each_iteration=False)
+        ).apply(tf.data.experimental.assert_cardinality(count))
     dataset = dataset.batch(64, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(
+        lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def make_datasets(splits=None):
     """The batched `train`, `validation` and `test` pipelines that exist."""
     splits = splits if splits is not None else load_splits()
-    return {name: pipeline(dataset, name) for name, dataset in splits.items()}
+    return {name: pipeline(split, name) for name, split in splits.items()}
 
 
 def current_epoch():
@@ -113,7 +115,8 @@ def adapt(model, train):
 
 
 def split_arrays(features, labels, validation, test, seed):
-    """Shuffle once with `seed` and hold out the last fractions: the same every run."""
+    """Shuffle once with `seed` and hold out the last fractions: the same every run.
+    Returns the `(features, labels)` arrays of each split."""
     count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
     order = np.random.default_rng(seed).permutation(count)
     n_test = int(round(count * test))
@@ -131,7 +134,7 @@ def split_arrays(features, labels, validation, test, seed):
         return tree[index]
 
     return {
-        name: tf.data.Dataset.from_tensor_slices((take(features, index), take(labels, index)))
+        name: (take(features, index), take(labels, index))
         for name, index in parts.items()
         if len(index)
     }
@@ -226,12 +229,16 @@ def make_optimizer():
     return keras.optimizers.SGD(learning_rate=0.05, momentum=0.9, nesterov=True)
 
 
-def compile_model(model):
-    """`model.compile` with the loss, metrics and options of `train`."""
+def compile_model(model, batches=-1):
+    """`model.compile` with the loss, metrics and options of `train`; `batches` is
+    the number of training batches in an epoch (negative: unknown)."""
+    # 32 steps per call into TensorFlow (fewer round trips from Python), but
+    # not more than an epoch has
     model.compile(
         optimizer=make_optimizer(),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        steps_per_execution=min(32, batches) if batches > 0 else 32,
     )
 
 
@@ -250,6 +257,14 @@ class ShuffleEpoch(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
+
+
+def random_state(model):
+    """The model's variables that are not weights: the seed generators' states of its
+    random layers (Dropout…). `save_weights` leaves them out, so a resumed run would
+    draw the first epoch's dropout masks again without them."""
+    weights = {id(variable) for variable in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
 
 
 def make_callbacks():
@@ -274,7 +289,7 @@ def results(metric_list):
     out = {}
     for output, metric in metric_list:
         name = metric.name if output is None or len(OUTPUTS) == 1 else f"{output}_{metric.name}"
-        out[name] = float(metric.result())
+        out[name] = metric.result()  # a tensor: the callbacks read it
     return out
 
 
@@ -295,7 +310,9 @@ def train(verbose="auto"):
         check_data(model, datasets["train"], LOSSES)
         # adapted on the training data as it is: not shuffled, not augmented
         adapt(model, pipeline(splits["train"], "adapt"))
-        compile_model(model)  # the optimizer and metrics, in the scope too
+        # the optimizer and metrics, in the scope too (and steps per execution
+        # no more than the batches of an epoch)
+        compile_model(model, int(datasets["train"].cardinality()))
         model.optimizer.build(model.trainable_variables)
         metrics = make_metrics()
         losses = loss_functions()
@@ -303,7 +320,9 @@ def train(verbose="auto"):
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     train_data = datasets["train"].with_options(options)
+    batches_per_epoch = int(train_data.cardinality())  # negative: unknown
     train_data = strategy.experimental_distribute_dataset(train_data)
+    steps_per_execution = model.steps_per_execution  # as compile_model set it
 
     def compute_loss(labels, predictions):
         """Each output's per-example loss, averaged over the GLOBAL batch (the
@@ -345,19 +364,46 @@ def train(verbose="auto"):
         update(metrics["validation"], labels, predictions)
         return compute_loss(labels, predictions)
 
-    @tf.function
-    def distributed_train_step(features, labels):
-        per_replica = strategy.run(train_step, args=(features, labels))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+    # the epoch's summed losses and batches stay in TensorFlow: Python reads them for
+    # the callbacks' logs once an execution (not once a step), and the steps never wait
+    sums = {split: (tf.Variable(0.0), tf.Variable(0, dtype=tf.int64))
+            for split in ("train", "validation")}
 
-    @tf.function
-    def distributed_test_step(features, labels):
-        per_replica = strategy.run(test_step, args=(features, labels))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+    def mean_loss(split):
+        """The mean loss of the epoch's batches so far (a tensor)."""
+        total, batches = sums[split]
+        return total / tf.cast(tf.maximum(batches, 1), tf.float32)
+
+    def run_steps(step, split):
+        """A tf.function that runs `step` on every replica for the next `steps_per_execution`
+        batches of an iterator, or what is left of them (one call from Python, like `fit`),
+        and returns how many batches of the epoch it has run so far."""
+        total, batches = sums[split]
+
+        @tf.function
+        def run(iterator):
+            for _ in tf.range(steps_per_execution):
+                batch = iterator.get_next_as_optional()
+                if not batch.has_value():  # the end of the epoch's data
+                    break
+                per_replica = strategy.run(step, args=batch.get_value())
+                loss = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+                total.assign_add(loss)
+                batches.assign_add(1)
+            return batches.read_value()
+
+        return run
+
+    train_steps, test_steps = run_steps(train_step, "train"), run_steps(test_step, "validation")
 
     # resume from the last epoch's checkpoint, if a killed run left one
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch)
+    checkpoint = tf.train.Checkpoint(
+        model=model,
+        optimizer=model.optimizer,
+        epoch=epoch,
+        random_state=random_state(model),
+    )
     manager = tf.train.CheckpointManager(checkpoint, CHECKPOINT_DIR, max_to_keep=1)
     checkpoint.restore(manager.latest_checkpoint)
     verbose = verbose
@@ -375,23 +421,28 @@ def train(verbose="auto"):
     logs = {}
     for current in range(int(epoch.numpy()), 5):
         callbacks.on_epoch_begin(current)
+        for total, batches in sums.values():
+            total.assign(0.0)
+            batches.assign(0)
         for _, metric in metrics["train"] + metrics["validation"]:
             metric.reset_state()
-        total, batches = 0.0, 0
-        for step, (features, labels) in enumerate(train_data):
-            callbacks.on_train_batch_begin(step)
-            total += float(distributed_train_step(features, labels))
-            batches += 1
-            logs = {"loss": total / batches, **results(metrics["train"])}
-            callbacks.on_train_batch_end(step, logs)
+        iterator, done = iter(train_data), 0
+        while done != batches_per_epoch and not model.stop_training:
+            callbacks.on_train_batch_begin(done)
+            ran = int(train_steps(iterator))  # waits for this execution's steps
+            if ran == done:  # no data was left
+                break
+            done = ran
+            logs = {"loss": mean_loss("train"), **results(metrics["train"])}
+            callbacks.on_train_batch_end(done - 1, logs)
+        logs = {"loss": mean_loss("train"), **results(metrics["train"])}
         if "validation" in datasets:
             validation = datasets["validation"].with_options(options)
-            validation = strategy.experimental_distribute_dataset(validation)
-            val_total, val_batches = 0.0, 0
-            for features, labels in validation:
-                val_total += float(distributed_test_step(features, labels))
-                val_batches += 1
-            logs["val_loss"] = val_total / max(val_batches, 1)
+            iterator = iter(strategy.experimental_distribute_dataset(validation))
+            done = 0
+            while (ran := int(test_steps(iterator))) > done:  # to the end of the data
+                done = ran
+            logs["val_loss"] = mean_loss("validation")
             logs.update({f"val_{k}": v for k, v in results(metrics["validation"]).items()})
         epoch.assign(current + 1)
         manager.save()
@@ -403,8 +454,191 @@ def train(verbose="auto"):
     return model, history, datasets
 
 
+def serving_function(model):
+    """The model as a tf.function from named inputs to named outputs: the signature
+    that every export shares (floating outputs as float32, what clients expect)."""
+    specs = {
+        name: tf.TensorSpec((None, *shape), dtype, name=name)
+        for name, (shape, dtype) in INPUTS.items()
+    }
+
+    @tf.function(input_signature=[specs])
+    def serve(inputs):
+        features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
+        return named_outputs(model(features, training=False))
+
+    return serve
+
+
+def named_outputs(outputs):
+    """A model's outputs as a dict keyed by the spec's output names."""
+    if not isinstance(outputs, dict):
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        outputs = dict(zip(OUTPUTS, outputs, strict=True))
+    return {
+        name: tf.cast(value, tf.float32) if value.dtype.is_floating else value
+        for name, value in outputs.items()
+    }
+
+
+def write_saved_model(model, path, signature="serving_default"):
+    """A SavedModel whose `signature` takes and gives the spec's names."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(signature, serving_function(model))
+    archive.write_out(str(path), verbose=False)
+
+
+def write_atomically(path, write):
+    """Write `path` (a file or a folder) with `write(temporary_path)` beside it, then
+    rename it into place: a failed or killed export leaves the previous export (or
+    nothing) at `path`, never part of one."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed export
+        shutil.rmtree(stale, ignore_errors=True)
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        write(scratch / path.name)
+        if path.is_dir():
+            os.replace(path, scratch / "previous")  # a folder cannot replace a folder
+        os.replace(scratch / path.name, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return path
+
+
+def save_verify_batch(model, datasets, run_dir, size=32):
+    """A fixed batch of the spec's data (the test split first) and the Keras model's
+    answers to it: what `verify_exports` checks every export against."""
+    split = next(name for name in ("test", "validation", "train") if name in datasets)
+    features = next(iter(datasets[split].unbatch().batch(size).take(1)))[0]
+    if not isinstance(features, dict):
+        features = {next(iter(INPUTS)): features}
+    features = {name: features[name] for name in INPUTS}
+    inputs = features if len(features) > 1 else features[next(iter(INPUTS))]
+    expected = named_outputs(model(inputs, training=False))
+    # strings as fixed-width bytes: np.load refuses object arrays
+    arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
+              else value.numpy() for name, value in features.items()}
+    arrays.update({f"output/{name}": value.numpy() for name, value in expected.items()})
+    np.savez(run_dir / "verify_batch.npz", **arrays)
+
+
+def verify_exports(run_dir):
+    """Run the kept batch through each export in its own runtime and compare with the
+    Keras model's answers; writes verify.json and raises ExportMismatch on a failure."""
+    run_dir = pathlib.Path(run_dir)
+    record = json.loads((run_dir / "exports.json").read_text())
+    with np.load(run_dir / "verify_batch.npz") as batch:
+        inputs = {key[6:]: batch[key] for key in batch.files if key.startswith("input/")}
+        expected = {key[7:]: batch[key] for key in batch.files if key.startswith("output/")}
+    report = []
+    for index, target in enumerate(record["targets"]):
+        if not target.get("verify", True):
+            continue
+        try:
+            answers = RUNTIMES[target["format"]](target, inputs)
+            entry = parity(target, answers, expected)
+        except Exception as exc:  # an export its runtime cannot load or run fails too
+            where = f"{target['format']} {target['spec_path']}"
+            entry = {"format": target["format"], "path": target["path"], "passed": False,
+                     "message": f"{where} could not be checked: {exc}"}
+        report.append({"index": index, **entry})
+        print(f"verify: {entry['message']}")
+    (run_dir / "verify.json").write_text(json.dumps(report, indent=2) + "\n")
+    failed = [entry for entry in report if not entry["passed"]]
+    if failed:
+        raise ExportMismatch(failed)
+    return report
+
+
+class ExportMismatch(AssertionError):
+    """Exports that do not answer like the Keras model (`failures`: their reports)."""
+
+    def __init__(self, failures):
+        self.failures = failures
+        super().__init__("; ".join(entry["message"] for entry in failures))
+
+
+def parity(target, answers, expected):
+    """How far an export's answers are from the Keras model's, against its tolerance
+    (absolute, scaled by the outputs' magnitude where that exceeds 1)."""
+    missing = sorted(set(expected) - set(answers))
+    if missing:
+        raise ValueError(f"the {target['format']} export has no output {missing}")
+    worst, mean, agree = 0.0, 0.0, []
+    scale = 1.0
+    for name, want in expected.items():
+        got = np.asarray(answers[name], dtype="float64").reshape(want.shape)
+        error = np.abs(got - want)
+        worst = max(worst, float(error.max(initial=0.0)))
+        mean = max(mean, float(error.mean()))
+        scale = max(scale, float(np.abs(want).max(initial=0.0)))
+        if want.ndim == 2 and want.shape[-1] > 1:  # class scores: compare the argmax
+            agree.append(float(np.mean(got.argmax(-1) == want.argmax(-1))))
+    limit = target["tolerance"] * scale
+    passed = worst <= limit
+    where = f"{target['format']} {target['spec_path']}"
+    message = (
+        f"{where} answers like the Keras model: max abs error {worst:.3g} <= {limit:.3g}"
+        if passed else
+        f"{where} does not answer like the Keras model: max abs error {worst:.3g} > "
+        f"tolerance {limit:.3g}"
+    ) + f" (mean {mean:.3g}" + (f", argmax agreement {100 * min(agree):.1f} %)"
+                                if agree else ")")
+    return {
+        "format": target["format"],
+        "path": target["path"],
+        "max_abs_error": worst,
+        "mean_abs_error": mean,
+        "argmax_agreement": min(agree) if agree else None,
+        "tolerance": limit,
+        "passed": passed,
+        "message": message,
+    }
+
+
+def export_keras(model, path, **target):
+    """A `.keras` archive: the model, its weights and its optimizer state."""
+    write_atomically(path, model.save)
+    return {"format": "keras", "path": str(path), **target}
+
+
+def run_keras(target, inputs):
+    """The `.keras` archive, loaded back into Keras."""
+    model = keras.saving.load_model(target["path"], compile=False)
+    features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
+    return {name: value.numpy() for name, value in
+            named_outputs(model(features, training=False)).items()}
+
+
+# Each format's own runtime, as `verify_exports` runs it.
+RUNTIMES = {
+    "keras": run_keras,
+}
+
+
+def export_all(model, run_dir, datasets):
+    """Write every export target, each atomically, and record them in
+    exports.json with the batch that `verify_exports` checks them on."""
+    run_dir = pathlib.Path(run_dir)
+    save_verify_batch(model, datasets, run_dir)
+    targets = []
+    targets.append(export_keras(
+        model,
+        SPEC_DIR / "runs/digits_subclassed/model.keras",
+        tolerance=1e-06,
+        spec_path="runs/digits_subclassed/model.keras",
+    ))
+    record = {"name": "digits-subclassed", "targets": targets}
+    (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
+    return targets
+
+
 def main(run_dir=".", verbose="auto"):
-    """Train, evaluate on the test split, and save the model and metrics."""
+    """Train, evaluate on the test split, and save the model and metrics; then
+    export and verify."""
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model, history, datasets = train(verbose)
@@ -413,6 +647,8 @@ def main(run_dir=".", verbose="auto"):
         metrics["test"] = model.evaluate(datasets["test"], return_dict=True, verbose=0)
     model.save(run_dir / "model.keras")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    export_all(model, run_dir, datasets)
+    verify_exports(run_dir)
     return model
 
 
@@ -424,21 +660,22 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/subclassed_mlp.tfspec"
 TFSPEC_LINES = (
-    "27:24:10 31:11:7 36:14:8 37:15:8 38:16:8 39:16:8 40:16:8 41:16:8 "
-    "42:16:8 43:16:8 44:17:8 45:18:18 49:14:8 50:15:8 51:16:8 52:13:12 "
-    "53:18:18 64:6:12 66:6:12 69:7:3 72:6:12 91:8:11 95:6:12 109:6:12 "
-    "115:6:12 116:6:12 117:6:12 118:6:12 119:6:12 120:6:12 121:6:12 122:6:12 "
-    "123:6:12 124:6:12 125:6:12 126:6:12 127:6:12 128:6:12 129:6:12 130:6:12 "
-    "131:6:12 132:6:12 133:6:12 134:6:12 135:6:12 136:6:12 137:6:12 140:6:12 "
-    "141:6:12 142:6:12 143:6:12 144:6:12 145:6:12 146:6:12 147:6:12 148:6:12 "
-    "149:6:12 150:6:12 151:6:12 152:6:12 153:6:12 154:6:12 155:6:12 156:6:12 "
-    "157:6:12 158:6:12 159:6:12 160:6:12 161:6:12 162:6:12 163:6:12 164:6:12 "
-    "165:6:12 166:6:12 167:6:12 168:6:12 169:6:12 170:6:12 171:6:12 172:6:12 "
-    "173:6:12 174:6:12 175:6:12 176:6:12 177:6:12 178:6:12 179:6:12 180:6:12 "
-    "181:6:12 182:6:12 183:6:12 184:6:12 185:6:12 186:6:12 187:6:12 188:6:12 "
-    "189:6:12 190:6:12 191:6:12 192:6:12 193:6:12 194:6:12 195:6:12 196:6:12 "
-    "197:6:12 198:6:12 199:6:12 200:6:12 201:6:12 202:6:12 203:6:12 206:6:12 "
-    "207:6:12 208:6:12 209:6:12 210:6:12 211:6:12 212:6:12 219:2:8 224:23:15 "
-    "226:23:15 229:24:10 231:24:10 232:24:10 233:24:10 234:24:10 235:24:10 262:25:13 "
-    "267:25:14 281:24:10 284:24:10 288:21:1 376:22:10"
+    "29:24:10 33:11:7 38:14:8 39:15:8 40:16:8 41:16:8 42:16:8 43:16:8 "
+    "44:16:8 45:16:8 46:17:8 47:18:18 51:14:8 52:15:8 53:16:8 54:13:12 "
+    "55:18:18 66:6:12 68:6:12 71:7:3 74:6:12 89:8:11 97:6:12 111:6:12 "
+    "117:6:12 118:6:12 119:6:12 120:6:12 121:6:12 122:6:12 123:6:12 124:6:12 "
+    "125:6:12 126:6:12 127:6:12 128:6:12 129:6:12 130:6:12 131:6:12 132:6:12 "
+    "133:6:12 134:6:12 135:6:12 136:6:12 137:6:12 138:6:12 139:6:12 140:6:12 "
+    "143:6:12 144:6:12 145:6:12 146:6:12 147:6:12 148:6:12 149:6:12 150:6:12 "
+    "151:6:12 152:6:12 153:6:12 154:6:12 155:6:12 156:6:12 157:6:12 158:6:12 "
+    "159:6:12 160:6:12 161:6:12 162:6:12 163:6:12 164:6:12 165:6:12 166:6:12 "
+    "167:6:12 168:6:12 169:6:12 170:6:12 171:6:12 172:6:12 173:6:12 174:6:12 "
+    "175:6:12 176:6:12 177:6:12 178:6:12 179:6:12 180:6:12 181:6:12 182:6:12 "
+    "183:6:12 184:6:12 185:6:12 186:6:12 187:6:12 188:6:12 189:6:12 190:6:12 "
+    "191:6:12 192:6:12 193:6:12 194:6:12 195:6:12 196:6:12 197:6:12 198:6:12 "
+    "199:6:12 200:6:12 201:6:12 202:6:12 203:6:12 204:6:12 205:6:12 206:6:12 "
+    "209:6:12 210:6:12 211:6:12 212:6:12 213:6:12 214:6:12 215:6:12 222:2:8 "
+    "227:23:15 229:23:15 232:24:10 237:24:10 238:24:10 239:24:10 240:24:10 241:24:10 "
+    "242:24:10 277:25:13 282:25:14 296:24:10 299:24:10 303:21:1 422:22:10 622:29:1 "
+    "628:30:3 629:30:3 630:30:3 631:30:3 632:30:3 633:30:3 650:29:1 651:29:1"
 )

@@ -4,10 +4,14 @@ Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
 import json
+import os
 import pathlib
+import shutil
 import sys
+import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 # Paths in the spec are relative to the spec's folder.
@@ -82,7 +86,7 @@ def pipeline(dataset, split):
 def make_datasets(splits=None):
     """The batched `train`, `validation` and `test` pipelines that exist."""
     splits = splits if splits is not None else load_splits()
-    return {name: pipeline(dataset, name) for name, dataset in splits.items()}
+    return {name: pipeline(split, name) for name, split in splits.items()}
 
 
 def current_epoch():
@@ -215,12 +219,16 @@ def make_optimizer():
     return keras.optimizers.Adam(learning_rate=0.002, clipnorm=1.0)
 
 
-def compile_model(model):
-    """`model.compile` with the loss, metrics and options of `train`."""
+def compile_model(model, batches=-1):
+    """`model.compile` with the loss, metrics and options of `train`; `batches` is
+    the number of training batches in an epoch (negative: unknown)."""
+    # 32 steps per call into TensorFlow (fewer round trips from Python), but
+    # not more than an epoch has
     model.compile(
         optimizer=make_optimizer(),
         loss="binary_crossentropy",
         metrics=["accuracy", keras.metrics.Precision(), keras.metrics.Recall()],
+        steps_per_execution=min(32, batches) if batches > 0 else 32,
     )
 
 
@@ -241,10 +249,42 @@ class ShuffleEpoch(keras.callbacks.Callback):
         current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
 
 
+def random_state(model):
+    """The model's variables that are not weights: the seed generators' states of its
+    random layers (Dropout…). `save_weights` leaves them out, so a resumed run would
+    draw the first epoch's dropout masks again without them."""
+    weights = {id(variable) for variable in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
+
+
+class BackupAndRestoreWithSeeds(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, and the model's random_state() in random_state.json."""
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)  # the weights, the optimizer's state, the epoch
+        backup = pathlib.Path(self.backup_dir)
+        if (backup / "random_state.json").exists():
+            saved = json.loads((backup / "random_state.json").read_text())
+            metadata = json.loads((backup / "training_metadata.json").read_text())
+            # the state saved with the weights restored (a kill can fall between the two)
+            if saved["epoch"] == metadata["epoch"]:
+                for variable, value in zip(random_state(self.model), saved["state"], strict=True):
+                    variable.assign(value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)  # the backup, when save_freq is "epoch"
+        if self.save_freq == "epoch":
+            state = [variable.numpy().tolist() for variable in random_state(self.model)]
+            path = pathlib.Path(self.backup_dir) / "random_state.json"
+            # written beside, then renamed: a kill leaves the last one whole
+            path.with_suffix(".tmp").write_text(json.dumps({"epoch": epoch + 1, "state": state}))
+            path.with_suffix(".tmp").replace(path)
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
-        keras.callbacks.BackupAndRestore(CHECKPOINT_DIR),  # resume if killed
+        BackupAndRestoreWithSeeds(CHECKPOINT_DIR),  # resume if killed
         ShuffleEpoch(),
     ]
 
@@ -259,7 +299,9 @@ def train(verbose="auto"):
         check_data(model, datasets["train"], LOSSES)
         # adapted on the training data as it is: not shuffled, not augmented
         adapt(model, pipeline(splits["train"], "adapt"))
-        compile_model(model)  # the optimizer and metrics, in the scope too
+        # the optimizer and metrics, in the scope too (and steps per execution
+        # no more than the batches of an epoch)
+        compile_model(model, int(datasets["train"].cardinality()))
     history = model.fit(
         datasets["train"],
         validation_data=datasets.get("validation"),
@@ -271,8 +313,193 @@ def train(verbose="auto"):
     return model, history, datasets
 
 
+def serving_function(model):
+    """The model as a tf.function from named inputs to named outputs: the signature
+    that every export shares (floating outputs as float32, what clients expect)."""
+    specs = {
+        name: tf.TensorSpec((None, *shape), dtype, name=name)
+        for name, (shape, dtype) in INPUTS.items()
+    }
+
+    @tf.function(input_signature=[specs])
+    def serve(inputs):
+        features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
+        return named_outputs(model(features, training=False))
+
+    return serve
+
+
+def named_outputs(outputs):
+    """A model's outputs as a dict keyed by the spec's output names."""
+    if not isinstance(outputs, dict):
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        outputs = dict(zip(OUTPUTS, outputs, strict=True))
+    return {
+        name: tf.cast(value, tf.float32) if value.dtype.is_floating else value
+        for name, value in outputs.items()
+    }
+
+
+def write_saved_model(model, path, signature="serving_default"):
+    """A SavedModel whose `signature` takes and gives the spec's names."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(signature, serving_function(model))
+    archive.write_out(str(path), verbose=False)
+
+
+def write_atomically(path, write):
+    """Write `path` (a file or a folder) with `write(temporary_path)` beside it, then
+    rename it into place: a failed or killed export leaves the previous export (or
+    nothing) at `path`, never part of one."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed export
+        shutil.rmtree(stale, ignore_errors=True)
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        write(scratch / path.name)
+        if path.is_dir():
+            os.replace(path, scratch / "previous")  # a folder cannot replace a folder
+        os.replace(scratch / path.name, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return path
+
+
+def save_verify_batch(model, datasets, run_dir, size=32):
+    """A fixed batch of the spec's data (the test split first) and the Keras model's
+    answers to it: what `verify_exports` checks every export against."""
+    split = next(name for name in ("test", "validation", "train") if name in datasets)
+    features = next(iter(datasets[split].unbatch().batch(size).take(1)))[0]
+    if not isinstance(features, dict):
+        features = {next(iter(INPUTS)): features}
+    features = {name: features[name] for name in INPUTS}
+    inputs = features if len(features) > 1 else features[next(iter(INPUTS))]
+    expected = named_outputs(model(inputs, training=False))
+    # strings as fixed-width bytes: np.load refuses object arrays
+    arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
+              else value.numpy() for name, value in features.items()}
+    arrays.update({f"output/{name}": value.numpy() for name, value in expected.items()})
+    np.savez(run_dir / "verify_batch.npz", **arrays)
+
+
+def verify_exports(run_dir):
+    """Run the kept batch through each export in its own runtime and compare with the
+    Keras model's answers; writes verify.json and raises ExportMismatch on a failure."""
+    run_dir = pathlib.Path(run_dir)
+    record = json.loads((run_dir / "exports.json").read_text())
+    with np.load(run_dir / "verify_batch.npz") as batch:
+        inputs = {key[6:]: batch[key] for key in batch.files if key.startswith("input/")}
+        expected = {key[7:]: batch[key] for key in batch.files if key.startswith("output/")}
+    report = []
+    for index, target in enumerate(record["targets"]):
+        if not target.get("verify", True):
+            continue
+        try:
+            answers = RUNTIMES[target["format"]](target, inputs)
+            entry = parity(target, answers, expected)
+        except Exception as exc:  # an export its runtime cannot load or run fails too
+            where = f"{target['format']} {target['spec_path']}"
+            entry = {"format": target["format"], "path": target["path"], "passed": False,
+                     "message": f"{where} could not be checked: {exc}"}
+        report.append({"index": index, **entry})
+        print(f"verify: {entry['message']}")
+    (run_dir / "verify.json").write_text(json.dumps(report, indent=2) + "\n")
+    failed = [entry for entry in report if not entry["passed"]]
+    if failed:
+        raise ExportMismatch(failed)
+    return report
+
+
+class ExportMismatch(AssertionError):
+    """Exports that do not answer like the Keras model (`failures`: their reports)."""
+
+    def __init__(self, failures):
+        self.failures = failures
+        super().__init__("; ".join(entry["message"] for entry in failures))
+
+
+def parity(target, answers, expected):
+    """How far an export's answers are from the Keras model's, against its tolerance
+    (absolute, scaled by the outputs' magnitude where that exceeds 1)."""
+    missing = sorted(set(expected) - set(answers))
+    if missing:
+        raise ValueError(f"the {target['format']} export has no output {missing}")
+    worst, mean, agree = 0.0, 0.0, []
+    scale = 1.0
+    for name, want in expected.items():
+        got = np.asarray(answers[name], dtype="float64").reshape(want.shape)
+        error = np.abs(got - want)
+        worst = max(worst, float(error.max(initial=0.0)))
+        mean = max(mean, float(error.mean()))
+        scale = max(scale, float(np.abs(want).max(initial=0.0)))
+        if want.ndim == 2 and want.shape[-1] > 1:  # class scores: compare the argmax
+            agree.append(float(np.mean(got.argmax(-1) == want.argmax(-1))))
+    limit = target["tolerance"] * scale
+    passed = worst <= limit
+    where = f"{target['format']} {target['spec_path']}"
+    message = (
+        f"{where} answers like the Keras model: max abs error {worst:.3g} <= {limit:.3g}"
+        if passed else
+        f"{where} does not answer like the Keras model: max abs error {worst:.3g} > "
+        f"tolerance {limit:.3g}"
+    ) + f" (mean {mean:.3g}" + (f", argmax agreement {100 * min(agree):.1f} %)"
+                                if agree else ")")
+    return {
+        "format": target["format"],
+        "path": target["path"],
+        "max_abs_error": worst,
+        "mean_abs_error": mean,
+        "argmax_agreement": min(agree) if agree else None,
+        "tolerance": limit,
+        "passed": passed,
+        "message": message,
+    }
+
+
+def export_saved_model(model, base, version=1, signature="serving_default", **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`."""
+    write_atomically(pathlib.Path(base) / str(version),
+                     lambda path: write_saved_model(model, path, signature))
+    return {"format": "saved_model", "path": str(base), "version": version,
+            "signature": signature, **target}
+
+
+def run_saved_model(target, inputs):
+    """The export's serving signature, loaded as TF Serving loads it."""
+    loaded = tf.saved_model.load(str(pathlib.Path(target["path"]) / str(target["version"])))
+    serve = loaded.signatures[target["signature"]]
+    answers = serve(**{name: tf.constant(value) for name, value in inputs.items()})
+    return {name: value.numpy() for name, value in answers.items()}
+
+
+# Each format's own runtime, as `verify_exports` runs it.
+RUNTIMES = {
+    "saved_model": run_saved_model,
+}
+
+
+def export_all(model, run_dir, datasets):
+    """Write every export target, each atomically, and record them in
+    exports.json with the batch that `verify_exports` checks them on."""
+    run_dir = pathlib.Path(run_dir)
+    save_verify_batch(model, datasets, run_dir)
+    targets = []
+    targets.append(export_saved_model(
+        model,
+        SPEC_DIR / "runs/text/serving",
+        tolerance=1e-05,
+        spec_path="runs/text/serving",
+    ))
+    record = {"name": "text-lstm", "targets": targets}
+    (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
+    return targets
+
+
 def main(run_dir=".", verbose="auto"):
-    """Train, evaluate on the test split, and save the model and metrics."""
+    """Train, evaluate on the test split, and save the model and metrics; then
+    export and verify."""
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model, history, datasets = train(verbose)
@@ -281,6 +508,8 @@ def main(run_dir=".", verbose="auto"):
         metrics["test"] = model.evaluate(datasets["test"], return_dict=True, verbose=0)
     model.save(run_dir / "model.keras")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    export_all(model, run_dir, datasets)
+    verify_exports(run_dir)
     return model
 
 
@@ -292,22 +521,23 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/text_lstm.tfspec"
 TFSPEC_LINES = (
-    "21:5:15 22:6:17 29:27:10 34:15:3 35:16:12 36:16:12 37:16:12 38:16:12 "
-    "39:16:12 40:19:8 41:20:8 42:18:7 43:22:21 44:14:7 47:9:12 50:9:12 "
-    "51:9:12 52:9:12 53:9:12 54:9:12 55:9:12 56:10:3 59:9:12 78:11:11 "
-    "82:9:12 96:9:12 100:17:8 106:9:12 107:9:12 108:9:12 109:9:12 110:9:12 "
-    "111:9:12 112:9:12 113:9:12 114:9:12 115:9:12 116:9:12 117:9:12 118:9:12 "
-    "119:9:12 120:9:12 121:9:12 122:9:12 123:9:12 124:9:12 125:9:12 126:9:12 "
-    "129:9:12 130:9:12 131:9:12 132:9:12 133:9:12 134:9:12 135:9:12 136:9:12 "
-    "137:9:12 138:9:12 139:9:12 140:9:12 141:9:12 142:9:12 143:9:12 144:9:12 "
-    "145:9:12 146:9:12 147:9:12 148:9:12 149:9:12 150:9:12 151:9:12 152:9:12 "
-    "153:9:12 154:9:12 155:9:12 156:9:12 157:9:12 158:9:12 159:9:12 160:9:12 "
-    "161:9:12 162:9:12 163:9:12 164:9:12 165:9:12 166:9:12 167:9:12 168:9:12 "
-    "169:9:12 170:9:12 171:9:12 172:9:12 173:9:12 174:9:12 175:9:12 176:9:12 "
-    "177:9:12 178:9:12 179:9:12 180:9:12 181:9:12 182:9:12 183:9:12 184:9:12 "
-    "185:9:12 186:9:12 187:9:12 188:9:12 189:9:12 190:9:12 191:9:12 192:9:12 "
-    "195:9:12 196:9:12 197:9:12 198:9:12 199:9:12 200:9:12 201:9:12 208:2:8 "
-    "213:26:15 215:26:15 218:27:10 220:27:10 221:27:10 222:27:10 223:27:10 224:27:10 "
-    "252:25:1 263:29:12 264:29:12 265:29:12 266:29:12 267:29:12 268:29:12 269:29:12 "
-    "270:29:12"
+    "25:5:15 26:6:17 33:27:10 38:15:3 39:16:12 40:16:12 41:16:12 42:16:12 "
+    "43:16:12 44:19:8 45:20:8 46:18:7 47:22:21 48:14:7 51:9:12 54:9:12 "
+    "55:9:12 56:9:12 57:9:12 58:9:12 59:9:12 60:10:3 63:9:12 82:11:11 "
+    "86:9:12 100:9:12 104:17:8 110:9:12 111:9:12 112:9:12 113:9:12 114:9:12 "
+    "115:9:12 116:9:12 117:9:12 118:9:12 119:9:12 120:9:12 121:9:12 122:9:12 "
+    "123:9:12 124:9:12 125:9:12 126:9:12 127:9:12 128:9:12 129:9:12 130:9:12 "
+    "133:9:12 134:9:12 135:9:12 136:9:12 137:9:12 138:9:12 139:9:12 140:9:12 "
+    "141:9:12 142:9:12 143:9:12 144:9:12 145:9:12 146:9:12 147:9:12 148:9:12 "
+    "149:9:12 150:9:12 151:9:12 152:9:12 153:9:12 154:9:12 155:9:12 156:9:12 "
+    "157:9:12 158:9:12 159:9:12 160:9:12 161:9:12 162:9:12 163:9:12 164:9:12 "
+    "165:9:12 166:9:12 167:9:12 168:9:12 169:9:12 170:9:12 171:9:12 172:9:12 "
+    "173:9:12 174:9:12 175:9:12 176:9:12 177:9:12 178:9:12 179:9:12 180:9:12 "
+    "181:9:12 182:9:12 183:9:12 184:9:12 185:9:12 186:9:12 187:9:12 188:9:12 "
+    "189:9:12 190:9:12 191:9:12 192:9:12 193:9:12 194:9:12 195:9:12 196:9:12 "
+    "199:9:12 200:9:12 201:9:12 202:9:12 203:9:12 204:9:12 205:9:12 212:2:8 "
+    "217:26:15 219:26:15 222:27:10 227:27:10 228:27:10 229:27:10 230:27:10 231:27:10 "
+    "232:27:10 292:25:1 305:29:12 306:29:12 307:29:12 308:29:12 309:29:12 310:29:12 "
+    "311:29:12 312:29:12 483:32:1 489:33:3 490:33:3 491:33:3 492:33:3 493:33:3 "
+    "494:33:3 511:32:1 512:32:1"
 )

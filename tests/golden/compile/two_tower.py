@@ -4,8 +4,11 @@ Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
 import json
+import os
 import pathlib
+import shutil
 import sys
+import tempfile
 
 import keras
 import numpy as np
@@ -71,26 +74,28 @@ def load_splits():
     return split_arrays(features, labels, validation=0.0, test=0.0, seed=0)
 
 
-def pipeline(dataset, split):
-    """One split, tuned as TensorFlow's tf.data guide recommends: cache what is
-    loaded, shuffle the training set every epoch, batch, augment whole batches
-    in parallel, and prefetch so that input overlaps training."""
+def pipeline(arrays, split):
+    """One split of arrays in memory: shuffle the row numbers (the training set's,
+    every epoch), batch them, gather each batch's rows in parallel, augment whole
+    batches, and prefetch so that input overlaps training."""
     training = split == "train"  # "adapt": the training data as it is
-    if split != "adapt":  # one pass only: nothing to cache
-        dataset = dataset.cache()
+    tensors = tf.nest.map_structure(tf.convert_to_tensor, arrays)
+    count = len(tf.nest.flatten(arrays)[0])
+    dataset = tf.data.Dataset.range(count)
     if training:
-        size = int(dataset.cardinality())
-        # the whole split when it is known and small, else 10,000
-        buffer = size if 0 < size <= 10_000 else 10_000
-        dataset = dataset.shuffle(buffer)
+        dataset = dataset.shuffle(count)
     dataset = dataset.batch(32, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(
+        lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def make_datasets(splits=None):
     """The batched `train`, `validation` and `test` pipelines that exist."""
     splits = splits if splits is not None else load_splits()
-    return {name: pipeline(dataset, name) for name, dataset in splits.items()}
+    return {name: pipeline(split, name) for name, split in splits.items()}
 
 
 def adapt(model, train):
@@ -109,7 +114,8 @@ def model_outputs(model):
 
 
 def split_arrays(features, labels, validation, test, seed):
-    """Shuffle once with `seed` and hold out the last fractions: the same every run."""
+    """Shuffle once with `seed` and hold out the last fractions: the same every run.
+    Returns the `(features, labels)` arrays of each split."""
     count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
     order = np.random.default_rng(seed).permutation(count)
     n_test = int(round(count * test))
@@ -127,7 +133,7 @@ def split_arrays(features, labels, validation, test, seed):
         return tree[index]
 
     return {
-        name: tf.data.Dataset.from_tensor_slices((take(features, index), take(labels, index)))
+        name: (take(features, index), take(labels, index))
         for name, index in parts.items()
         if len(index)
     }
@@ -213,13 +219,17 @@ def make_optimizer():
     return keras.optimizers.Adam(learning_rate=0.003)
 
 
-def compile_model(model):
-    """`model.compile` with the loss, metrics and options of `train`."""
+def compile_model(model, batches=-1):
+    """`model.compile` with the loss, metrics and options of `train`; `batches` is
+    the number of training batches in an epoch (negative: unknown)."""
+    # 32 steps per call into TensorFlow (fewer round trips from Python), but
+    # not more than an epoch has
     model.compile(
         optimizer=make_optimizer(),
         loss={"score": "binary_crossentropy", "category": "sparse_categorical_crossentropy"},
         loss_weights={"score": 1.0, "category": 0.5},
         metrics={"score": ["accuracy", keras.metrics.AUC()], "category": ["accuracy"]},
+        steps_per_execution=min(32, batches) if batches > 0 else 32,
     )
 
 
@@ -230,10 +240,42 @@ def spec_path(relative):
     return str(path)
 
 
+def random_state(model):
+    """The model's variables that are not weights: the seed generators' states of its
+    random layers (Dropout…). `save_weights` leaves them out, so a resumed run would
+    draw the first epoch's dropout masks again without them."""
+    weights = {id(variable) for variable in model.weights}
+    return [variable for variable in model.variables if id(variable) not in weights]
+
+
+class BackupAndRestoreWithSeeds(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, and the model's random_state() in random_state.json."""
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)  # the weights, the optimizer's state, the epoch
+        backup = pathlib.Path(self.backup_dir)
+        if (backup / "random_state.json").exists():
+            saved = json.loads((backup / "random_state.json").read_text())
+            metadata = json.loads((backup / "training_metadata.json").read_text())
+            # the state saved with the weights restored (a kill can fall between the two)
+            if saved["epoch"] == metadata["epoch"]:
+                for variable, value in zip(random_state(self.model), saved["state"], strict=True):
+                    variable.assign(value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)  # the backup, when save_freq is "epoch"
+        if self.save_freq == "epoch":
+            state = [variable.numpy().tolist() for variable in random_state(self.model)]
+            path = pathlib.Path(self.backup_dir) / "random_state.json"
+            # written beside, then renamed: a kill leaves the last one whole
+            path.with_suffix(".tmp").write_text(json.dumps({"epoch": epoch + 1, "state": state}))
+            path.with_suffix(".tmp").replace(path)
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
-        keras.callbacks.BackupAndRestore(CHECKPOINT_DIR),  # resume if killed
+        BackupAndRestoreWithSeeds(CHECKPOINT_DIR),  # resume if killed
     ]
 
 
@@ -247,7 +289,9 @@ def train(verbose="auto"):
         check_data(model, datasets["train"], LOSSES)
         # adapted on the training data as it is: not shuffled, not augmented
         adapt(model, pipeline(splits["train"], "adapt"))
-        compile_model(model)  # the optimizer and metrics, in the scope too
+        # the optimizer and metrics, in the scope too (and steps per execution
+        # no more than the batches of an epoch)
+        compile_model(model, int(datasets["train"].cardinality()))
     history = model.fit(
         datasets["train"],
         validation_data=datasets.get("validation"),
@@ -259,8 +303,193 @@ def train(verbose="auto"):
     return model, history, datasets
 
 
+def serving_function(model):
+    """The model as a tf.function from named inputs to named outputs: the signature
+    that every export shares (floating outputs as float32, what clients expect)."""
+    specs = {
+        name: tf.TensorSpec((None, *shape), dtype, name=name)
+        for name, (shape, dtype) in INPUTS.items()
+    }
+
+    @tf.function(input_signature=[specs])
+    def serve(inputs):
+        features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
+        return named_outputs(model(features, training=False))
+
+    return serve
+
+
+def named_outputs(outputs):
+    """A model's outputs as a dict keyed by the spec's output names."""
+    if not isinstance(outputs, dict):
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        outputs = dict(zip(OUTPUTS, outputs, strict=True))
+    return {
+        name: tf.cast(value, tf.float32) if value.dtype.is_floating else value
+        for name, value in outputs.items()
+    }
+
+
+def write_saved_model(model, path, signature="serving_default"):
+    """A SavedModel whose `signature` takes and gives the spec's names."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(signature, serving_function(model))
+    archive.write_out(str(path), verbose=False)
+
+
+def write_atomically(path, write):
+    """Write `path` (a file or a folder) with `write(temporary_path)` beside it, then
+    rename it into place: a failed or killed export leaves the previous export (or
+    nothing) at `path`, never part of one."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed export
+        shutil.rmtree(stale, ignore_errors=True)
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        write(scratch / path.name)
+        if path.is_dir():
+            os.replace(path, scratch / "previous")  # a folder cannot replace a folder
+        os.replace(scratch / path.name, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return path
+
+
+def save_verify_batch(model, datasets, run_dir, size=32):
+    """A fixed batch of the spec's data (the test split first) and the Keras model's
+    answers to it: what `verify_exports` checks every export against."""
+    split = next(name for name in ("test", "validation", "train") if name in datasets)
+    features = next(iter(datasets[split].unbatch().batch(size).take(1)))[0]
+    if not isinstance(features, dict):
+        features = {next(iter(INPUTS)): features}
+    features = {name: features[name] for name in INPUTS}
+    inputs = features if len(features) > 1 else features[next(iter(INPUTS))]
+    expected = named_outputs(model(inputs, training=False))
+    # strings as fixed-width bytes: np.load refuses object arrays
+    arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
+              else value.numpy() for name, value in features.items()}
+    arrays.update({f"output/{name}": value.numpy() for name, value in expected.items()})
+    np.savez(run_dir / "verify_batch.npz", **arrays)
+
+
+def verify_exports(run_dir):
+    """Run the kept batch through each export in its own runtime and compare with the
+    Keras model's answers; writes verify.json and raises ExportMismatch on a failure."""
+    run_dir = pathlib.Path(run_dir)
+    record = json.loads((run_dir / "exports.json").read_text())
+    with np.load(run_dir / "verify_batch.npz") as batch:
+        inputs = {key[6:]: batch[key] for key in batch.files if key.startswith("input/")}
+        expected = {key[7:]: batch[key] for key in batch.files if key.startswith("output/")}
+    report = []
+    for index, target in enumerate(record["targets"]):
+        if not target.get("verify", True):
+            continue
+        try:
+            answers = RUNTIMES[target["format"]](target, inputs)
+            entry = parity(target, answers, expected)
+        except Exception as exc:  # an export its runtime cannot load or run fails too
+            where = f"{target['format']} {target['spec_path']}"
+            entry = {"format": target["format"], "path": target["path"], "passed": False,
+                     "message": f"{where} could not be checked: {exc}"}
+        report.append({"index": index, **entry})
+        print(f"verify: {entry['message']}")
+    (run_dir / "verify.json").write_text(json.dumps(report, indent=2) + "\n")
+    failed = [entry for entry in report if not entry["passed"]]
+    if failed:
+        raise ExportMismatch(failed)
+    return report
+
+
+class ExportMismatch(AssertionError):
+    """Exports that do not answer like the Keras model (`failures`: their reports)."""
+
+    def __init__(self, failures):
+        self.failures = failures
+        super().__init__("; ".join(entry["message"] for entry in failures))
+
+
+def parity(target, answers, expected):
+    """How far an export's answers are from the Keras model's, against its tolerance
+    (absolute, scaled by the outputs' magnitude where that exceeds 1)."""
+    missing = sorted(set(expected) - set(answers))
+    if missing:
+        raise ValueError(f"the {target['format']} export has no output {missing}")
+    worst, mean, agree = 0.0, 0.0, []
+    scale = 1.0
+    for name, want in expected.items():
+        got = np.asarray(answers[name], dtype="float64").reshape(want.shape)
+        error = np.abs(got - want)
+        worst = max(worst, float(error.max(initial=0.0)))
+        mean = max(mean, float(error.mean()))
+        scale = max(scale, float(np.abs(want).max(initial=0.0)))
+        if want.ndim == 2 and want.shape[-1] > 1:  # class scores: compare the argmax
+            agree.append(float(np.mean(got.argmax(-1) == want.argmax(-1))))
+    limit = target["tolerance"] * scale
+    passed = worst <= limit
+    where = f"{target['format']} {target['spec_path']}"
+    message = (
+        f"{where} answers like the Keras model: max abs error {worst:.3g} <= {limit:.3g}"
+        if passed else
+        f"{where} does not answer like the Keras model: max abs error {worst:.3g} > "
+        f"tolerance {limit:.3g}"
+    ) + f" (mean {mean:.3g}" + (f", argmax agreement {100 * min(agree):.1f} %)"
+                                if agree else ")")
+    return {
+        "format": target["format"],
+        "path": target["path"],
+        "max_abs_error": worst,
+        "mean_abs_error": mean,
+        "argmax_agreement": min(agree) if agree else None,
+        "tolerance": limit,
+        "passed": passed,
+        "message": message,
+    }
+
+
+def export_saved_model(model, base, version=1, signature="serving_default", **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`."""
+    write_atomically(pathlib.Path(base) / str(version),
+                     lambda path: write_saved_model(model, path, signature))
+    return {"format": "saved_model", "path": str(base), "version": version,
+            "signature": signature, **target}
+
+
+def run_saved_model(target, inputs):
+    """The export's serving signature, loaded as TF Serving loads it."""
+    loaded = tf.saved_model.load(str(pathlib.Path(target["path"]) / str(target["version"])))
+    serve = loaded.signatures[target["signature"]]
+    answers = serve(**{name: tf.constant(value) for name, value in inputs.items()})
+    return {name: value.numpy() for name, value in answers.items()}
+
+
+# Each format's own runtime, as `verify_exports` runs it.
+RUNTIMES = {
+    "saved_model": run_saved_model,
+}
+
+
+def export_all(model, run_dir, datasets):
+    """Write every export target, each atomically, and record them in
+    exports.json with the batch that `verify_exports` checks them on."""
+    run_dir = pathlib.Path(run_dir)
+    save_verify_batch(model, datasets, run_dir)
+    targets = []
+    targets.append(export_saved_model(
+        model,
+        SPEC_DIR / "runs/two_tower/serving",
+        tolerance=1e-05,
+        spec_path="runs/two_tower/serving",
+    ))
+    record = {"name": "two-tower", "targets": targets}
+    (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
+    return targets
+
+
 def main(run_dir=".", verbose="auto"):
-    """Train, evaluate on the test split, and save the model and metrics."""
+    """Train, evaluate on the test split, and save the model and metrics; then
+    export and verify."""
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model, history, datasets = train(verbose)
@@ -269,6 +498,8 @@ def main(run_dir=".", verbose="auto"):
         metrics["test"] = model.evaluate(datasets["test"], return_dict=True, verbose=0)
     model.save(run_dir / "model.keras")
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    export_all(model, run_dir, datasets)
+    verify_exports(run_dir)
     return model
 
 
@@ -280,21 +511,23 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/two_tower.tfspec"
 TFSPEC_LINES = (
-    "22:26:3 27:11:3 28:12:3 29:14:19 30:15:7 31:16:15 32:16:7 33:17:11 "
-    "34:18:18 35:20:8 36:19:21 37:10:7 38:10:7 39:10:7 40:10:7 41:10:7 "
-    "44:6:12 47:6:12 71:5:1 74:6:12 86:7:11 90:6:12 96:6:12 102:6:12 "
-    "103:6:12 104:6:12 105:6:12 106:6:12 107:6:12 108:6:12 111:6:12 112:6:12 "
-    "113:6:12 114:6:12 115:6:12 116:6:12 117:6:12 118:6:12 119:6:12 120:6:12 "
-    "121:6:12 122:6:12 123:6:12 124:6:12 125:6:12 126:6:12 127:6:12 128:6:12 "
-    "129:6:12 130:6:12 131:6:12 132:6:12 133:6:12 136:6:12 137:6:12 138:6:12 "
-    "139:6:12 140:6:12 141:6:12 142:6:12 143:6:12 144:6:12 145:6:12 146:6:12 "
-    "147:6:12 148:6:12 149:6:12 150:6:12 151:6:12 152:6:12 153:6:12 154:6:12 "
-    "155:6:12 156:6:12 157:6:12 158:6:12 159:6:12 160:6:12 161:6:12 162:6:12 "
-    "163:6:12 164:6:12 165:6:12 166:6:12 167:6:12 168:6:12 169:6:12 170:6:12 "
-    "171:6:12 172:6:12 173:6:12 174:6:12 175:6:12 176:6:12 177:6:12 178:6:12 "
-    "179:6:12 180:6:12 181:6:12 182:6:12 183:6:12 184:6:12 185:6:12 186:6:12 "
-    "187:6:12 188:6:12 189:6:12 190:6:12 191:6:12 192:6:12 193:6:12 194:6:12 "
-    "195:6:12 196:6:12 197:6:12 198:6:12 199:6:12 206:2:8 211:25:15 213:25:15 "
-    "216:26:3 218:26:3 219:26:3 220:26:3 221:26:3 222:26:3 223:26:3 240:24:1 "
-    "251:32:12 252:32:12 253:32:12 254:32:12 255:32:12 256:32:12 257:32:12 258:32:12"
+    "25:26:3 30:11:3 31:12:3 32:14:19 33:15:7 34:16:15 35:16:7 36:17:11 "
+    "37:18:18 38:20:8 39:19:21 40:10:7 41:10:7 42:10:7 43:10:7 44:10:7 "
+    "47:6:12 50:6:12 74:5:1 77:6:12 87:7:11 95:6:12 101:6:12 107:6:12 "
+    "108:6:12 109:6:12 110:6:12 111:6:12 112:6:12 113:6:12 116:6:12 117:6:12 "
+    "118:6:12 119:6:12 120:6:12 121:6:12 122:6:12 123:6:12 124:6:12 125:6:12 "
+    "126:6:12 127:6:12 128:6:12 129:6:12 130:6:12 131:6:12 132:6:12 133:6:12 "
+    "134:6:12 135:6:12 136:6:12 137:6:12 138:6:12 139:6:12 142:6:12 143:6:12 "
+    "144:6:12 145:6:12 146:6:12 147:6:12 148:6:12 149:6:12 150:6:12 151:6:12 "
+    "152:6:12 153:6:12 154:6:12 155:6:12 156:6:12 157:6:12 158:6:12 159:6:12 "
+    "160:6:12 161:6:12 162:6:12 163:6:12 164:6:12 165:6:12 166:6:12 167:6:12 "
+    "168:6:12 169:6:12 170:6:12 171:6:12 172:6:12 173:6:12 174:6:12 175:6:12 "
+    "176:6:12 177:6:12 178:6:12 179:6:12 180:6:12 181:6:12 182:6:12 183:6:12 "
+    "184:6:12 185:6:12 186:6:12 187:6:12 188:6:12 189:6:12 190:6:12 191:6:12 "
+    "192:6:12 193:6:12 194:6:12 195:6:12 196:6:12 197:6:12 198:6:12 199:6:12 "
+    "200:6:12 201:6:12 202:6:12 203:6:12 204:6:12 205:6:12 212:2:8 217:25:15 "
+    "219:25:15 222:26:3 227:26:3 228:26:3 229:26:3 230:26:3 231:26:3 232:26:3 "
+    "233:26:3 282:24:1 295:32:12 296:32:12 297:32:12 298:32:12 299:32:12 300:32:12 "
+    "301:32:12 302:32:12 473:35:1 479:36:3 480:36:3 481:36:3 482:36:3 483:36:3 "
+    "484:36:3 501:35:1 502:35:1"
 )

@@ -1,0 +1,563 @@
+"""iris-finetune: compiled from examples/iris_finetune.tfspec by tfspec 0.1.0.
+
+Edit the spec, not this file: `tfspec compile` writes it again.
+"""
+
+import csv
+import json
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Paths in the spec are relative to the spec's folder.
+SPEC_DIR = pathlib.Path(__file__).resolve().parent
+
+# The epoch being trained: it picks the training data's shuffle order.
+# Made on first use, after the strategy (which must come before any op).
+EPOCH = None
+
+# Params: `tfspec run --set NAME=VALUE` overrides them.
+FINE_TUNE = False
+LR = 0.001
+
+# The model's inputs (shape per example, dtype) and outputs, by name.
+INPUTS = {"features": ((4,), "float32")}
+OUTPUTS = ["species"]
+
+# The loss of each output, for checking the data before training.
+LOSSES = {"species": "sparse_categorical_crossentropy"}
+
+
+def load_keras_model(filepath, *, trainable=None, output=None, name=None):
+    """A saved Keras model as a layer (`load_model` in the spec).
+
+    `output` cuts it at that layer's output, to put a new head on it;
+    `trainable` freezes (False) or unfreezes (True) all of its layers.
+    """
+    model = keras.saving.load_model(filepath, compile=False)
+    if output is not None:
+        model = keras.Model(model.inputs, model.get_layer(output).output)
+    if trainable is not None:
+        model.trainable = trainable
+    if name is not None:
+        model.name = name
+    return model
+
+
+def build_model():
+    """`IrisFinetune`: a functional keras.Model (examples/iris_finetune.tfspec:15)."""
+    features = keras.Input(shape=(4,), dtype="float32", name="features")
+    backbone = load_keras_model(
+        SPEC_DIR / "runs/iris/model.keras",
+        output="dense_2",
+        trainable=FINE_TUNE,
+        name="backbone",
+    )(features)
+    species = keras.layers.Dense(3, activation="softmax", name="species")(backbone)
+    return keras.Model(inputs=features, outputs=species, name="IrisFinetune")
+
+
+def load_splits():
+    """The columns of the CSV file, split (examples/iris_finetune.tfspec:10)."""
+    columns = read_csv(SPEC_DIR / "data/iris.csv")
+    labels = columns.pop("species")
+    # one model input: the feature columns side by side, as float32
+    features = np.stack(list(columns.values()), axis=-1).astype("float32")
+    return split_arrays(features, labels, validation=0.2, test=0.0, seed=7)
+
+
+def pipeline(arrays, split):
+    """One split of arrays in memory: shuffle the row numbers (the training set's,
+    every epoch), batch them, gather each batch's rows in parallel, augment whole
+    batches, and prefetch so that input overlaps training."""
+    training = split == "train"  # "adapt": the training data as it is
+    tensors = tf.nest.map_structure(tf.convert_to_tensor, arrays)
+    count = len(tf.nest.flatten(arrays)[0])
+    dataset = tf.data.Dataset.range(count)
+    if training:
+        # each epoch's order is a function of (seed, epoch) alone, so a
+        # resumed run shuffles its epochs as an uninterrupted run does
+        indices, epoch = dataset, current_epoch()
+        dataset = tf.data.Dataset.from_tensors(0).flat_map(
+            lambda _: indices.shuffle(count, seed=7 + epoch, reshuffle_each_iteration=False)
+        ).apply(tf.data.experimental.assert_cardinality(count))
+    dataset = dataset.batch(16, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(
+        lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_datasets(splits=None):
+    """The batched `train`, `validation` and `test` pipelines that exist."""
+    splits = splits if splits is not None else load_splits()
+    return {name: pipeline(split, name) for name, split in splits.items()}
+
+
+def current_epoch():
+    """EPOCH, made the first time it is needed."""
+    global EPOCH
+    if EPOCH is None:
+        EPOCH = tf.Variable(0, dtype=tf.int64, trainable=False)
+    return EPOCH
+
+
+def adapt(model, train):
+    """Fit the layers that learn from data (their vocabulary, mean…) to the
+    training split, inside the model: the exported model takes raw inputs."""
+    del model, train  # no layer of this model learns from data
+
+
+def read_csv(path, delimiter=",", header=True, na_value=""):
+    """Columns of a CSV file as numpy arrays: numbers where every cell is one."""
+    with open(path, newline="", encoding="utf-8") as file:
+        rows = list(csv.reader(file, delimiter=delimiter))
+    names = rows.pop(0) if header else [f"column_{i}" for i in range(len(rows[0]))]
+    columns = {}
+    for i, name in enumerate(names):
+        cells = [row[i] if row[i] != na_value else "nan" for row in rows]
+        try:
+            values = np.array([float(cell) for cell in cells])
+        except ValueError:
+            columns[name] = np.array(cells)
+            continue
+        whole = np.all(np.isfinite(values)) and np.all(values == np.round(values))
+        columns[name] = values.astype("int64" if whole else "float32")
+    return columns
+
+
+def split_arrays(features, labels, validation, test, seed):
+    """Shuffle once with `seed` and hold out the last fractions: the same every run.
+    Returns the `(features, labels)` arrays of each split."""
+    count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
+    order = np.random.default_rng(seed).permutation(count)
+    n_test = int(round(count * test))
+    n_validation = int(round(count * validation))
+    n_train = count - n_validation - n_test
+    parts = {
+        "train": order[:n_train],
+        "validation": order[n_train:n_train + n_validation],
+        "test": order[n_train + n_validation:],
+    }
+
+    def take(tree, index):
+        if isinstance(tree, dict):
+            return {key: value[index] for key, value in tree.items()}
+        return tree[index]
+
+    return {
+        name: (take(features, index), take(labels, index))
+        for name, index in parts.items()
+        if len(index)
+    }
+
+
+def check_data(model, dataset, losses):
+    """Stop before training when the data cannot feed the model (names, ranks, dtypes,
+    labels against each loss), naming both sides."""
+    features, labels = dataset.element_spec
+    if isinstance(features, dict):
+        for name in INPUTS:
+            if name not in features:
+                raise ValueError(
+                    f"the model input `{name}` has no data: the data has the features "
+                    f"{sorted(features)}"
+                )
+        pairs = [(name, features[name]) for name in INPUTS]
+    else:
+        if len(INPUTS) != 1:
+            raise ValueError(
+                f"the data has one feature tensor but the model has {len(INPUTS)} inputs "
+                f"{sorted(INPUTS)}: give the source one array per input"
+            )
+        pairs = [(next(iter(INPUTS)), features)]
+    for name, spec in pairs:
+        want, dtype = INPUTS[name]
+        got = tuple(spec.shape[1:])
+        if len(want) != len(got) or any(w is not None and g is not None and w != g
+                                         for w, g in zip(want, got, strict=True)):
+            raise ValueError(
+                f"the data for model input `{name}` has shape {got} per example, "
+                f"but `{name}` is declared with shape {want}"
+            )
+        if (spec.dtype == tf.string) != (dtype == "string"):
+            raise ValueError(
+                f"the data for model input `{name}` is {spec.dtype.name}, "
+                f"but `{name}` is declared {dtype}"
+            )
+    outputs = model_outputs(model)
+    label_specs = labels if isinstance(labels, dict) else {name: labels for name in outputs}
+    for name, loss in losses.items():
+        if name not in label_specs or name not in outputs:
+            continue
+        label, output = label_specs[name], outputs[name]
+        units = output.shape[-1]
+        sparse = "sparse" in loss
+        if sparse and len(label.shape) == len(output.shape) and label.shape[-1] not in (1, None):
+            raise ValueError(
+                f"`{loss}` expects integer class ids for output `{name}`, "
+                f"but the labels have shape {tuple(label.shape[1:])} (one-hot?): "
+                f"use `categorical_crossentropy`"
+            )
+        if "categorical" in loss and not sparse and len(label.shape) < len(output.shape):
+            raise ValueError(
+                f"`{loss}` expects one-hot labels of shape {tuple(output.shape[1:])} for "
+                f"output `{name}`, but the labels are class ids: use "
+                f"`sparse_categorical_crossentropy`"
+            )
+        if sparse and units is not None and label.dtype.is_integer:
+            largest = int(dataset.take(64).reduce(
+                tf.constant(0, tf.int64),
+                lambda top, batch, name=name: tf.maximum(top, tf.cast(tf.reduce_max(
+                    batch[1] if not isinstance(batch[1], dict) else batch[1][name]), tf.int64)),
+            ))
+            if largest >= units:
+                raise ValueError(
+                    f"the labels of output `{name}` go up to {largest}, but it has "
+                    f"{units} units: it needs at least {largest + 1}"
+                )
+
+
+def model_outputs(model):
+    """The model's output tensors by output name, for every kind of model."""
+    try:
+        structure = model.output
+    except AttributeError:  # keras.Sequential keeps its graph inside
+        structure = model.outputs[0]
+    return structure if isinstance(structure, dict) else {OUTPUTS[0]: structure}
+
+
+# Every epoch is checkpointed here; a killed run, started again, resumes.
+CHECKPOINT_DIR = str(SPEC_DIR / "runs" / "iris-finetune" / "checkpoints")
+
+
+def make_strategy():
+    """`default` distribution: where variables live and steps run."""
+    return tf.distribute.get_strategy()
+
+
+def make_optimizer():
+    """The optimizer, created inside the strategy scope by `compile_model`."""
+    return keras.optimizers.Adam(learning_rate=LR)
+
+
+def compile_model(model, batches=-1):
+    """`model.compile` with the loss, metrics and options of `train`; `batches` is
+    the number of training batches in an epoch (negative: unknown)."""
+    # 32 steps per call into TensorFlow (fewer round trips from Python), but
+    # not more than an epoch has
+    model.compile(
+        optimizer=make_optimizer(),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=min(32, batches) if batches > 0 else 32,
+    )
+
+
+def spec_path(relative):
+    """A path in the spec's folder for a callback to write; its folder is made."""
+    path = SPEC_DIR / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+class ShuffleEpoch(keras.callbacks.Callback):
+    """Tells the data pipeline which epoch it is (see EPOCH)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        current_epoch().assign(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
+
+
+def make_callbacks():
+    """The callbacks of `train`; their paths are relative to the spec."""
+    return [
+        keras.callbacks.BackupAndRestore(CHECKPOINT_DIR),  # resume if killed
+        ShuffleEpoch(),
+    ]
+
+
+def train(verbose="auto"):
+    """Train as `train { … }` says; returns the model, its history and data."""
+    strategy = make_strategy()
+    splits = load_splits()
+    datasets = make_datasets(splits)
+    with strategy.scope():  # variables are created where the strategy wants
+        model = build_model()
+        check_data(model, datasets["train"], LOSSES)
+        # adapted on the training data as it is: not shuffled, not augmented
+        adapt(model, pipeline(splits["train"], "adapt"))
+        # the optimizer and metrics, in the scope too (and steps per execution
+        # no more than the batches of an epoch)
+        compile_model(model, int(datasets["train"].cardinality()))
+    history = model.fit(
+        datasets["train"],
+        validation_data=datasets.get("validation"),
+        epochs=10,
+        shuffle=False,
+        callbacks=make_callbacks(),
+        verbose=verbose,
+    )
+    return model, history, datasets
+
+
+def serving_function(model):
+    """The model as a tf.function from named inputs to named outputs: the signature
+    that every export shares (floating outputs as float32, what clients expect)."""
+    specs = {
+        name: tf.TensorSpec((None, *shape), dtype, name=name)
+        for name, (shape, dtype) in INPUTS.items()
+    }
+
+    @tf.function(input_signature=[specs])
+    def serve(inputs):
+        features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
+        return named_outputs(model(features, training=False))
+
+    return serve
+
+
+def named_outputs(outputs):
+    """A model's outputs as a dict keyed by the spec's output names."""
+    if not isinstance(outputs, dict):
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        outputs = dict(zip(OUTPUTS, outputs, strict=True))
+    return {
+        name: tf.cast(value, tf.float32) if value.dtype.is_floating else value
+        for name, value in outputs.items()
+    }
+
+
+def write_saved_model(model, path, signature="serving_default"):
+    """A SavedModel whose `signature` takes and gives the spec's names."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(signature, serving_function(model))
+    archive.write_out(str(path), verbose=False)
+
+
+def write_atomically(path, write):
+    """Write `path` (a file or a folder) with `write(temporary_path)` beside it, then
+    rename it into place: a failed or killed export leaves the previous export (or
+    nothing) at `path`, never part of one."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed export
+        shutil.rmtree(stale, ignore_errors=True)
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        write(scratch / path.name)
+        if path.is_dir():
+            os.replace(path, scratch / "previous")  # a folder cannot replace a folder
+        os.replace(scratch / path.name, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return path
+
+
+def save_verify_batch(model, datasets, run_dir, size=32):
+    """A fixed batch of the spec's data (the test split first) and the Keras model's
+    answers to it: what `verify_exports` checks every export against."""
+    split = next(name for name in ("test", "validation", "train") if name in datasets)
+    features = next(iter(datasets[split].unbatch().batch(size).take(1)))[0]
+    if not isinstance(features, dict):
+        features = {next(iter(INPUTS)): features}
+    features = {name: features[name] for name in INPUTS}
+    inputs = features if len(features) > 1 else features[next(iter(INPUTS))]
+    expected = named_outputs(model(inputs, training=False))
+    # strings as fixed-width bytes: np.load refuses object arrays
+    arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
+              else value.numpy() for name, value in features.items()}
+    arrays.update({f"output/{name}": value.numpy() for name, value in expected.items()})
+    np.savez(run_dir / "verify_batch.npz", **arrays)
+
+
+def verify_exports(run_dir):
+    """Run the kept batch through each export in its own runtime and compare with the
+    Keras model's answers; writes verify.json and raises ExportMismatch on a failure."""
+    run_dir = pathlib.Path(run_dir)
+    record = json.loads((run_dir / "exports.json").read_text())
+    with np.load(run_dir / "verify_batch.npz") as batch:
+        inputs = {key[6:]: batch[key] for key in batch.files if key.startswith("input/")}
+        expected = {key[7:]: batch[key] for key in batch.files if key.startswith("output/")}
+    report = []
+    for index, target in enumerate(record["targets"]):
+        if not target.get("verify", True):
+            continue
+        try:
+            answers = RUNTIMES[target["format"]](target, inputs)
+            entry = parity(target, answers, expected)
+        except Exception as exc:  # an export its runtime cannot load or run fails too
+            where = f"{target['format']} {target['spec_path']}"
+            entry = {"format": target["format"], "path": target["path"], "passed": False,
+                     "message": f"{where} could not be checked: {exc}"}
+        report.append({"index": index, **entry})
+        print(f"verify: {entry['message']}")
+    (run_dir / "verify.json").write_text(json.dumps(report, indent=2) + "\n")
+    failed = [entry for entry in report if not entry["passed"]]
+    if failed:
+        raise ExportMismatch(failed)
+    return report
+
+
+class ExportMismatch(AssertionError):
+    """Exports that do not answer like the Keras model (`failures`: their reports)."""
+
+    def __init__(self, failures):
+        self.failures = failures
+        super().__init__("; ".join(entry["message"] for entry in failures))
+
+
+def parity(target, answers, expected):
+    """How far an export's answers are from the Keras model's, against its tolerance
+    (absolute, scaled by the outputs' magnitude where that exceeds 1)."""
+    missing = sorted(set(expected) - set(answers))
+    if missing:
+        raise ValueError(f"the {target['format']} export has no output {missing}")
+    worst, mean, agree = 0.0, 0.0, []
+    scale = 1.0
+    for name, want in expected.items():
+        got = np.asarray(answers[name], dtype="float64").reshape(want.shape)
+        error = np.abs(got - want)
+        worst = max(worst, float(error.max(initial=0.0)))
+        mean = max(mean, float(error.mean()))
+        scale = max(scale, float(np.abs(want).max(initial=0.0)))
+        if want.ndim == 2 and want.shape[-1] > 1:  # class scores: compare the argmax
+            agree.append(float(np.mean(got.argmax(-1) == want.argmax(-1))))
+    limit = target["tolerance"] * scale
+    passed = worst <= limit
+    where = f"{target['format']} {target['spec_path']}"
+    message = (
+        f"{where} answers like the Keras model: max abs error {worst:.3g} <= {limit:.3g}"
+        if passed else
+        f"{where} does not answer like the Keras model: max abs error {worst:.3g} > "
+        f"tolerance {limit:.3g}"
+    ) + f" (mean {mean:.3g}" + (f", argmax agreement {100 * min(agree):.1f} %)"
+                                if agree else ")")
+    return {
+        "format": target["format"],
+        "path": target["path"],
+        "max_abs_error": worst,
+        "mean_abs_error": mean,
+        "argmax_agreement": min(agree) if agree else None,
+        "tolerance": limit,
+        "passed": passed,
+        "message": message,
+    }
+
+
+def export_keras(model, path, **target):
+    """A `.keras` archive: the model, its weights and its optimizer state."""
+    write_atomically(path, model.save)
+    return {"format": "keras", "path": str(path), **target}
+
+
+def run_keras(target, inputs):
+    """The `.keras` archive, loaded back into Keras."""
+    model = keras.saving.load_model(target["path"], compile=False)
+    features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
+    return {name: value.numpy() for name, value in
+            named_outputs(model(features, training=False)).items()}
+
+
+def export_saved_model(model, base, version=1, signature="serving_default", **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`."""
+    write_atomically(pathlib.Path(base) / str(version),
+                     lambda path: write_saved_model(model, path, signature))
+    return {"format": "saved_model", "path": str(base), "version": version,
+            "signature": signature, **target}
+
+
+def run_saved_model(target, inputs):
+    """The export's serving signature, loaded as TF Serving loads it."""
+    loaded = tf.saved_model.load(str(pathlib.Path(target["path"]) / str(target["version"])))
+    serve = loaded.signatures[target["signature"]]
+    answers = serve(**{name: tf.constant(value) for name, value in inputs.items()})
+    return {name: value.numpy() for name, value in answers.items()}
+
+
+# Each format's own runtime, as `verify_exports` runs it.
+RUNTIMES = {
+    "keras": run_keras,
+    "saved_model": run_saved_model,
+}
+
+
+def export_all(model, run_dir, datasets):
+    """Write every export target, each atomically, and record them in
+    exports.json with the batch that `verify_exports` checks them on."""
+    run_dir = pathlib.Path(run_dir)
+    save_verify_batch(model, datasets, run_dir)
+    targets = []
+    targets.append(export_saved_model(
+        model,
+        SPEC_DIR / "runs/iris_finetune/serving",
+        tolerance=1e-05,
+        spec_path="runs/iris_finetune/serving",
+    ))
+    targets.append(export_keras(
+        model,
+        SPEC_DIR / "runs/iris_finetune/model.keras",
+        tolerance=1e-06,
+        spec_path="runs/iris_finetune/model.keras",
+    ))
+    record = {"name": "iris-finetune", "targets": targets}
+    (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
+    return targets
+
+
+def main(run_dir=".", verbose="auto"):
+    """Train, evaluate on the test split, and save the model and metrics; then
+    export and verify."""
+    run_dir = pathlib.Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    model, history, datasets = train(verbose)
+    metrics = {"history": history.history}
+    if "test" in datasets:
+        metrics["test"] = model.evaluate(datasets["test"], return_dict=True, verbose=0)
+    model.save(run_dir / "model.keras")
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    export_all(model, run_dir, datasets)
+    verify_exports(run_dir)
+    return model
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else ".")
+
+
+# Where each line of this program comes from in the spec (generated line:
+# spec line:column), so that errors can point at the spec.
+TFSPEC_SPEC = "examples/iris_finetune.tfspec"
+TFSPEC_LINES = (
+    "26:6:19 27:7:12 34:29:10 55:16:3 56:19:14 57:19:14 58:19:14 59:19:14 "
+    "60:19:14 61:19:14 62:24:20 63:15:7 66:10:12 68:10:12 72:11:3 75:10:12 "
+    "90:12:11 98:10:12 112:10:12 118:10:12 119:10:12 120:10:12 121:10:12 122:10:12 "
+    "123:10:12 124:10:12 125:10:12 126:10:12 127:10:12 128:10:12 129:10:12 130:10:12 "
+    "131:10:12 132:10:12 133:10:12 136:10:12 137:10:12 138:10:12 139:10:12 140:10:12 "
+    "141:10:12 142:10:12 143:10:12 144:10:12 145:10:12 146:10:12 147:10:12 148:10:12 "
+    "149:10:12 150:10:12 151:10:12 152:10:12 153:10:12 154:10:12 155:10:12 156:10:12 "
+    "157:10:12 158:10:12 159:10:12 162:10:12 163:10:12 164:10:12 165:10:12 166:10:12 "
+    "167:10:12 168:10:12 169:10:12 170:10:12 171:10:12 172:10:12 173:10:12 174:10:12 "
+    "175:10:12 176:10:12 177:10:12 178:10:12 179:10:12 180:10:12 181:10:12 182:10:12 "
+    "183:10:12 184:10:12 185:10:12 186:10:12 187:10:12 188:10:12 189:10:12 190:10:12 "
+    "191:10:12 192:10:12 193:10:12 194:10:12 195:10:12 196:10:12 197:10:12 198:10:12 "
+    "199:10:12 200:10:12 201:10:12 202:10:12 203:10:12 204:10:12 205:10:12 206:10:12 "
+    "207:10:12 208:10:12 209:10:12 210:10:12 211:10:12 212:10:12 213:10:12 214:10:12 "
+    "215:10:12 216:10:12 217:10:12 218:10:12 219:10:12 220:10:12 221:10:12 222:10:12 "
+    "223:10:12 224:10:12 225:10:12 228:10:12 229:10:12 230:10:12 231:10:12 232:10:12 "
+    "233:10:12 234:10:12 241:3:8 246:28:15 248:28:15 251:29:10 256:29:10 257:29:10 "
+    "258:29:10 259:29:10 260:29:10 261:29:10 289:27:1 302:31:12 303:31:12 304:31:12 "
+    "305:31:12 306:31:12 307:31:12 308:31:12 309:31:12 495:34:1 501:35:3 502:35:3 "
+    "503:35:3 504:35:3 505:35:3 506:35:3 507:36:3 508:36:3 509:36:3 510:36:3 "
+    "511:36:3 512:36:3 529:34:1 530:34:1"
+)
