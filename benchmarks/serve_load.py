@@ -8,7 +8,8 @@ Rescaling -> Conv2D(16, 3) -> MaxPooling2D -> Flatten -> Dense(10, softmax)),
 exported as tfspec exports it (keras ExportArchive, signature `serving_default`
 from `image` to `digit`) to a temporary `<base>/1/`. For each batch size:
 
-(a) HTTP: `tfspec serve <base>` in its own process; N client threads here, each
+(a) HTTP: `tfspec serve <base>` in its own process (its default number of predict
+    workers: one per two CPUs, the rest wait their turn); N client threads here, each
     with one keep-alive connection, send R row-format predict requests
     (`{"instances": [...]}`, fixed random images) and parse the answers; a
     request's latency is from sending it to having its JSON decoded.
@@ -43,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tfspec.build import quiet_tensorflow  # noqa: E402
+from tfspec.serve import default_workers  # noqa: E402
 
 quiet_tensorflow()
 
@@ -149,7 +151,8 @@ def main() -> None:
     print(f"python {sys.version.split()[0]}, tensorflow {tf.__version__}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} before")
     print(f"{args.clients} clients x {args.requests} requests each, digits CNN "
-          "float32[8, 8, 1] -> 10 classes")
+          f"float32[8, 8, 1] -> 10 classes; tfspec serve runs {default_workers()} predict "
+          "request(s) at once")
     with tempfile.TemporaryDirectory() as scratch:
         base = Path(scratch) / "serving"
         export_digits_cnn(base)

@@ -24,7 +24,9 @@ The contenders, in examples/s of training:
     pipeline that gathers each batch's rows); "spe 1" sets
     `steps_per_execution = 1` (Keras's default, to show what that default is
     worth); "jit" adds `jit_compile = true` (the MLP's tuned spec is "jit"; XLA
-    makes this CNN slower on CPU, so its tuned spec is the default spec).
+    makes this CNN slower on CPU, so its tuned spec is the default spec); "no
+    backup" leaves out the BackupAndRestore the program adds (every epoch it writes
+    the weights and the optimizer's state: that is its cost).
 (a) plain: `model.fit(x, y, batch_size=B)` on the NumPy arrays, Keras's defaults.
 (b) by hand, tuned: `model.fit` on a hand-written tf.data pipeline, compiled with
     `steps_per_execution=32` (and `jit_compile=True` for the MLP), two pipelines:
@@ -224,7 +226,7 @@ class Generated(Contender):
 
     def __init__(self, name: str, keras: Any, folder: Path, kind: str, data: str,
                  epochs: int, loop: str = "fit", spe: int | None = None,
-                 jit: bool | None = None, whole: bool = False):
+                 jit: bool | None = None, whole: bool = False, backup: bool = True):
         super().__init__(name, keras)
         # whole: each round is a whole train() of 1 + E epochs, the first not timed
         # (the custom loop cannot be re-entered; a `fit` timed so is its like)
@@ -232,7 +234,8 @@ class Generated(Contender):
         options = "".join([f"  steps_per_execution = {spe}\n" if spe else "",
                            f"  jit_compile = {str(jit).lower()}\n" if jit is not None else ""])
         self.epochs = epochs + self.whole
-        stem = f"{kind}_{loop}_spe{spe or 'auto'}_jit{jit}_{'whole' if self.whole else 'fit'}"
+        stem = (f"{kind}_{loop}_spe{spe or 'auto'}_jit{jit}_{'whole' if self.whole else 'fit'}"
+                f"{'' if backup else '_nobackup'}")
         stem = stem.lower()
         self.spec = SPEC.format(name=stem.replace("_", "-"), epochs=self.epochs, data=data,
                                 batch=MODELS[kind]["batch"], layers=MODELS[kind]["layers"],
@@ -243,7 +246,11 @@ class Generated(Contender):
         self.source = compiled.source
         self.namespace = load_program(compiled)
         own = self.namespace["make_callbacks"]
-        self.namespace["make_callbacks"] = lambda: [*own(), self.timer]
+        # backup=False: without the BackupAndRestore the program adds, to measure its cost
+        self.namespace["make_callbacks"] = lambda: [
+            *(c for c in own() if backup or not isinstance(c, keras.callbacks.BackupAndRestore)),
+            self.timer,
+        ]
         self.fit_call: tuple[Callable[..., Any], tuple, dict] | None = None
         if not self.whole:  # record the program's model.fit call as train() makes it
             compile_model = self.namespace["compile_model"]
@@ -384,6 +391,7 @@ def run_model(kind: str, folder: Path, data: str, images: Any, labels: Any, roun
     contenders: list[Contender] = [
         gen("gen fit, default spec"),
         gen("gen fit, spe 1", spe=1),
+        gen("gen fit, default, no backup", backup=False),
     ]
     if jit:
         contenders.append(gen(tuned, jit=True))
@@ -424,6 +432,10 @@ def run_model(kind: str, folder: Path, data: str, images: Any, labels: Any, roun
                    GOAL_HAND)
     ratio_line("    default spec / spe 1", c["gen fit, default spec"], c["gen fit, spe 1"],
                None)
+    ratio_line("    default spec / default without its backup", c["gen fit, default spec"],
+               c["gen fit, default, no backup"], None)
+    ratio_line("    default without its backup / best by hand", c["gen fit, default, no backup"],
+               c[best], None)
     for other in hands:
         if other != best:
             ratio_line(f"    tuned spec / {other}", c[tuned], c[other], None)

@@ -139,6 +139,17 @@ def test_saved_models_are_in_tf_serving_layout_with_the_spec_names(examples):
     assert record["targets"][0]["path"] == str(base)
 
 
+def test_tfsmlayer_calls_a_spec_saved_model_export(examples):
+    """The export also carries `model.export`'s positional `serve` endpoint."""
+    run_dir = run_example(examples, "iris_mlp")
+    layer = keras.layers.TFSMLayer(str(examples / "runs" / "iris" / "serving" / "1"),
+                                   trainable=False)
+    features = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
+    model = keras.saving.load_model(run_dir / "model.keras")
+    np.testing.assert_allclose(np.asarray(layer(features)), model.predict(features, verbose=0),
+                               atol=1e-6)
+
+
 def test_quantized_tflite_is_smaller_and_int8_io_is_integer(examples):
     run_example(examples, "everything")
     from ai_edge_litert.interpreter import Interpreter

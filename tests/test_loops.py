@@ -124,12 +124,12 @@ def test_default_steps_per_execution(train, expected, tmp_path):
     spec.write_text(SPEC.format(loop="fit").replace("  steps_per_execution = 5\n",
                                                     f"  {train}\n"))
     source = compile_file(spec).source
-    compile_model = source[source.index("def compile_model("):source.index("\n\n\n", source.index(
-        "def compile_model("))]
+    start = source.index("def compile_model(")
+    compile_call = source[source.index("model.compile(", start):source.index("\n\n\n", start)]
     if expected is None:
-        assert "steps_per_execution" not in compile_model.split("model.compile(")[1]
+        assert "steps_per_execution" not in compile_call
     else:
-        assert expected in compile_model
+        assert expected in compile_call
     capped = expected == CAPPED
     assert ('compile_model(model, int(datasets["train"].cardinality()))' in source) == capped
 

@@ -460,23 +460,22 @@ def test_the_bound_is_configurable(exports: dict[str, Any]):
 # load, and the command line
 
 
-def test_concurrent_clients_get_every_answer_right(server: Server, exports: dict[str, Any],
-                                                   images: np.ndarray):
-    clients, requests = 8, 200
-    expected = exports["v2"].predict(images, verbose=0)
+def hammer(url: str, path: str, images: np.ndarray, expected: np.ndarray,
+           clients: int = 8, requests: int = 200) -> None:
+    """`clients` threads x `requests` predict requests each, every answer checked."""
     bodies = [json.dumps({"instances": images[i:i + 1].tolist()}).encode()
               for i in range(len(images))]
     failures: list[str] = []
     start = threading.Barrier(clients)
 
     def client(seed: int) -> None:
-        parts = urlsplit(server.url)
+        parts = urlsplit(url)
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
         start.wait()
         for n in range(requests):
             i = (seed * 7 + n) % len(images)
             try:  # one keep-alive connection per client, as real clients hold one
-                conn.request("POST", f"/v1/models/{NAME}:predict", body=bodies[i])
+                conn.request("POST", path, body=bodies[i])
                 response = conn.getresponse()
                 answer = json.loads(response.read())
                 if response.status != 200 or not close(answer["predictions"], expected[i:i + 1]):
@@ -496,6 +495,19 @@ def test_concurrent_clients_get_every_answer_right(server: Server, exports: dict
     assert not any(thread.is_alive() for thread in threads), "a client hung"
     assert failures == [], f"{len(failures)} failures, first: {failures[:3]}"
     assert elapsed < 120, f"{clients * requests} requests took {elapsed:.1f} s"
+
+
+def test_concurrent_clients_get_every_answer_right(server: Server, exports: dict[str, Any],
+                                                   images: np.ndarray):
+    hammer(server.url, f"/v1/models/{NAME}:predict", images,
+           exports["v2"].predict(images, verbose=0))
+
+
+def test_concurrent_signature_calls_are_safe(exports: dict[str, Any], images: np.ndarray):
+    # 8 workers: every request calls the SavedModel's function at the same time
+    with in_process(exports["root"] / "serving", workers=8) as url:
+        hammer(url, "/v1/models/serving/versions/1:predict", images,
+               exports["v1"].predict(images, verbose=0), requests=100)
 
 
 BAD_PATHS = {

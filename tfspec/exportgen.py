@@ -74,10 +74,18 @@ def named_outputs(outputs):
 
 
 def write_saved_model(model, path, signature="serving_default"):
-    """A SavedModel whose `signature` takes and gives the spec's names."""
+    """A SavedModel whose `signature` takes and gives the spec's names, plus the
+    positional `serve` endpoint that `model.export` writes (what TFSMLayer calls)."""
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(signature, serving_function(model))
+    specs = {name: tf.TensorSpec((None, *shape), dtype, name=name)
+             for name, (shape, dtype) in INPUTS.items()}
+    archive.add_endpoint(
+        "serve",
+        lambda inputs: model(inputs, training=False),
+        input_signature=[specs if len(specs) > 1 else specs[next(iter(INPUTS))]],
+    )
     archive.write_out(str(path), verbose=False)
 
 
@@ -172,13 +180,14 @@ def parity(target, answers, expected):
     limit = target["tolerance"] * scale
     passed = worst <= limit
     where = f"{target['format']} {target['spec_path']}"
-    message = (
-        f"{where} answers like the Keras model: max abs error {worst:.3g} <= {limit:.3g}"
-        if passed else
-        f"{where} does not answer like the Keras model: max abs error {worst:.3g} > "
-        f"tolerance {limit:.3g}"
-    ) + f" (mean {mean:.3g}" + (f", argmax agreement {100 * min(agree):.1f} %)"
-                                if agree else ")")
+    detail = f"mean {mean:.3g}" + (f", argmax agreement {100 * min(agree):.1f} %"
+                                   if agree else "")
+    if passed:
+        message = (f"{where} answers like the Keras model: max abs error {worst:.3g} "
+                   f"<= {limit:.3g} ({detail})")
+    else:
+        message = (f"{where} does not answer like the Keras model: max abs error "
+                   f"{worst:.3g} > tolerance {limit:.3g} ({detail})")
     return {
         "format": target["format"],
         "path": target["path"],
