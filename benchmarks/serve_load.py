@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tfspec.build import quiet_tensorflow  # noqa: E402
-from tfspec.serve import default_workers  # noqa: E402
+from tfspec.server import default_workers  # noqa: E402
 
 quiet_tensorflow()
 

@@ -134,6 +134,17 @@ def test_default_steps_per_execution(train, expected, tmp_path):
     assert ('compile_model(model, int(datasets["train"].cardinality()))' in source) == capped
 
 
+def test_fit_under_mirrored_strategy_runs_one_step_per_execution(tmp_path):
+    # Keras 3.15's fit fails with more on several replicas (keras-team/keras#19246);
+    # the custom loop runs several
+    for loop, expected in (("fit", None), ("custom", CAPPED)):
+        spec = tmp_path / f"{loop}.tfspec"
+        spec.write_text(SPEC.format(loop=loop).replace("  steps_per_execution = 5\n", "")
+                        + '\ndistribute { strategy = "mirrored" }\n')
+        source = compile_file(spec).source
+        assert (expected or "keras-team/keras#19246") in source, loop
+
+
 # -- LearningRateScheduler with a schedule object ---------------------------------------------
 
 

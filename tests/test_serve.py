@@ -29,7 +29,8 @@ import numpy as np
 import pytest
 
 from tfspec.build import quiet_tensorflow
-from tfspec.serve import find_export, make_server
+from tfspec.servables import find_export
+from tfspec.server import make_server
 
 quiet_tensorflow()
 

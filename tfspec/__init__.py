@@ -5,6 +5,9 @@ The public API. Checking a spec never imports TensorFlow.
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 __version__ = "0.1.0"
 
 from .diagnostics import Diagnostic, Diagnostics, Span, SpecError  # noqa: E402
@@ -26,11 +29,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    # `serve` (the module tfspec.serve, callable as its serve() function) is imported
-    # on first use only: importing tfspec must stay free of NumPy and TensorFlow
-    if name == "serve":
-        import importlib
+def serve(path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
+    """Serve the SavedModel export at `path` over TF Serving's REST API until Ctrl-C:
+    `tfspec.server.serve`, which documents the options (host, port, name, ...).
 
-        return importlib.import_module(".serve", __name__)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    NumPy and TensorFlow are imported when it is called: importing tfspec stays free
+    of them.
+    """
+    from .server import serve as serve_export
+
+    serve_export(path, *args, **kwargs)

@@ -297,7 +297,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serve import ServeError, serve
+    from .servables import ServeError
+    from .server import serve
 
     try:
         serve(args.path, host=args.host, port=args.port, name=args.name)

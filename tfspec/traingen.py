@@ -268,10 +268,15 @@ class TrainGenerator:
         hooks once per execution, so a callback that acts on batches keeps 1; and `fit`
         runs whole executions, so with `steps_per_epoch` or `validation_steps` it is a
         divisor of them. Otherwise it is capped by the batches in an epoch (_CAPPED),
-        known only when the data is loaded."""
+        known only when the data is loaded. (And 1 for `fit` under MirroredStrategy,
+        which fails with more in Keras 3.15.)"""
         spe = self.train.get("steps_per_execution", "auto")
         if spe != "auto":
             return self.value("steps_per_execution"), []
+        if self.loop == "fit" and self.distribute.get("strategy") == "mirrored":
+            # Keras 3.15's fit fails with several steps per execution on several replicas
+            return "1", ["one step per execution: Keras's fit fails with more on several "
+                         "replicas", "(keras-team/keras#19246)"]
         batchwise = [name for name in (self.batch_callback(call) for call in
                                        self.train.get("callbacks") or []) if name]
         if batchwise:

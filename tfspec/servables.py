@@ -1,0 +1,240 @@
+"""The exports `tfspec serve` serves: finding them, and loading them as TF Serving would.
+
+`find_export` resolves PATH (a TF Serving base directory `<base>/<version>/saved_model.pb`,
+one SavedModel directory, or a run directory's `exports.json`) without importing
+TensorFlow, so a bad PATH fails in milliseconds. `load_model` loads every version:
+its signature functions, each input's dtype and shape, and TF Serving's JSON of its
+SignatureDefs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+PREDICT_METHOD = "tensorflow/serving/predict"  # a predict SignatureDef's method_name
+
+
+class ServeError(Exception):
+    """PATH, the model name or the address cannot be served (one line for the user)."""
+
+
+# ---------------------------------------------------------------------------
+# Finding the export (no TensorFlow)
+
+
+@dataclass(frozen=True)
+class Export:
+    """What to serve: the model's name and its SavedModel directory per version."""
+
+    name: str
+    base: Path  # TF Serving's --model_base_path (or the one SavedModel)
+    versions: dict[int, Path]
+
+
+def find_export(path: str | os.PathLike[str], name: str | None = None) -> Export:
+    """Resolve PATH: a TF Serving base directory (`<base>/<version>/saved_model.pb`),
+    one SavedModel directory, or a run directory holding `exports.json`."""
+    try:
+        return _find_export(path, name)
+    except OSError as exc:  # unreadable folders
+        raise ServeError(f"{path}: {exc.strerror or exc}") from None
+
+
+def _find_export(path: str | os.PathLike[str], name: str | None) -> Export:
+    given = Path(path).expanduser()
+    if not given.exists():
+        raise ServeError(f"{path}: no such file or directory")
+    if given.is_file():
+        if given.name == "exports.json":
+            return _from_run(given.parent, name)
+        if given.name in ("saved_model.pb", "saved_model.pbtxt"):
+            given = given.parent
+        else:
+            raise ServeError(_not_an_export(path))
+    if _is_saved_model(given):
+        return _single(given, name)
+    if (given / "exports.json").is_file():
+        return _from_run(given, name)
+    versions = _versions(given)
+    if versions:
+        return Export(_model_name(name, given.resolve().name), given, versions)
+    raise ServeError(_not_an_export(path))
+
+
+def _not_an_export(path: str | os.PathLike[str]) -> str:
+    return (f"{path} is not a SavedModel, a SavedModel base directory "
+            "(<base>/<version>/saved_model.pb) or a run directory with exports.json")
+
+
+def _is_saved_model(directory: Path) -> bool:
+    return (directory / "saved_model.pb").is_file() or (
+        directory / "saved_model.pbtxt").is_file()
+
+
+def _versions(base: Path) -> dict[int, Path]:
+    """TF Serving's versions: subfolders named by a number that hold a SavedModel."""
+    found = {}
+    for child in base.iterdir():
+        if child.name.isdigit() and child.is_dir() and _is_saved_model(child):
+            found.setdefault(int(child.name), child)
+    return dict(sorted(found.items()))
+
+
+def _single(directory: Path, name: str | None) -> Export:
+    numbered = directory.name.isdigit()
+    base = directory.parent if numbered else directory
+    version = int(directory.name) if numbered else 1
+    return Export(_model_name(name, base.resolve().name), base, {version: directory})
+
+
+def _from_run(run_dir: Path, name: str | None) -> Export:
+    """The first `saved_model` target that a run's `exports.json` lists."""
+    record_file = run_dir / "exports.json"
+    try:
+        record = json.loads(record_file.read_text(encoding="utf-8"))
+        targets = record["targets"]
+        target = next(t for t in targets if t.get("format") == "saved_model")
+        base = Path(target["path"])
+    except StopIteration:
+        raise ServeError(f"{record_file} lists no saved_model export") from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ServeError(f"{record_file}: cannot read the exports: {exc}") from None
+    base = base if base.is_absolute() else run_dir / base
+    if base.is_dir() and _is_saved_model(base):
+        export = _single(base, name or record.get("name"))
+    elif base.is_dir() and _versions(base):
+        export = Export(_model_name(name or record.get("name"), base.name), base,
+                        _versions(base))
+    else:
+        raise ServeError(f"{record_file}: its saved_model export {base} holds no SavedModel "
+                         "(<base>/<version>/saved_model.pb)")
+    return export
+
+
+def _model_name(name: Any, fallback: str) -> str:
+    chosen = name if isinstance(name, str) and name else fallback
+    # the name is one URL path segment: /v1/models/NAME:predict
+    if not chosen or "/" in chosen or ":" in chosen:
+        raise ServeError(f"invalid model name {chosen!r}: it may not be empty or hold '/' "
+                         "or ':' (pass --name)")
+    return chosen
+
+
+# ---------------------------------------------------------------------------
+# Loading (TensorFlow from here on)
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input of a signature: what JSON values it takes and its shape."""
+
+    dtype: np.dtype[Any]
+    dtype_name: str  # as TF Serving names it in errors: float, double, int32, string
+    shape: tuple[int | None, ...] | None  # None: unknown rank
+
+    @property
+    def kind(self) -> str:
+        return "S" if self.dtype == np.dtype(object) else self.dtype.kind
+
+
+@dataclass(frozen=True)
+class Signature:
+    name: str
+    function: Callable[..., Any]  # the SavedModel's ConcreteFunction
+    inputs: dict[str, Input]
+    method_name: str
+
+
+@dataclass(frozen=True)
+class Servable:
+    """One loaded version: its signatures and TF Serving's JSON of them."""
+
+    version: int
+    path: Path
+    signatures: dict[str, Signature]
+    signature_defs: dict[str, Any]
+    keep_alive: Any  # the loaded object, which owns the functions' variables
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    base: Path
+    versions: dict[int, Servable]  # ascending
+
+    @property
+    def latest(self) -> Servable:
+        return self.versions[max(self.versions)]
+
+
+def load_model(export: Export) -> Model:
+    """Load every version of the export, as TF Serving would."""
+    from .build import quiet_tensorflow
+
+    quiet_tensorflow()
+    servables = {version: _load_version(version, path)
+                 for version, path in sorted(export.versions.items())}
+    return Model(export.name, export.base, servables)
+
+
+def _load_version(version: int, path: Path) -> Servable:
+    import tensorflow as tf
+    from google.protobuf import json_format
+
+    try:
+        meta_graph = _serving_meta_graph(path)
+        loaded = tf.saved_model.load(str(path), tags=list(meta_graph.meta_info_def.tags))
+    except Exception as exc:  # a corrupt or foreign SavedModel: one line, no traceback
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ServeError(f"cannot load the SavedModel in {path}: {first}") from None
+    defs = meta_graph.signature_def
+    signatures = {
+        key: Signature(key, function, _inputs(function), defs[key].method_name)
+        for key, function in loaded.signatures.items() if key in defs
+    }
+    # as TF Serving prints a SignatureDef: proto field names, every field shown
+    signature_defs = {
+        key: json_format.MessageToDict(defs[key], preserving_proto_field_name=True,
+                                       always_print_fields_with_no_presence=True)
+        for key in sorted(defs)
+    }
+    return Servable(version, path, signatures, signature_defs, loaded)
+
+
+def _serving_meta_graph(path: Path) -> Any:
+    """The MetaGraphDef TF Serving loads: the one tagged `serve`."""
+    from google.protobuf import text_format
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved_model = saved_model_pb2.SavedModel()
+    if (path / "saved_model.pb").is_file():
+        saved_model.ParseFromString((path / "saved_model.pb").read_bytes())
+    else:
+        text_format.Parse((path / "saved_model.pbtxt").read_text(), saved_model)
+    graphs = list(saved_model.meta_graphs)
+    if not graphs:
+        raise ValueError("it holds no MetaGraphDef")
+    return next((g for g in graphs if "serve" in g.meta_info_def.tags), graphs[0])
+
+
+def _inputs(function: Any) -> dict[str, Input]:
+    specs = function.structured_input_signature[1]
+    inputs = {}
+    for key in sorted(specs):
+        spec = specs[key]
+        dtype = spec.dtype
+        shape = None if spec.shape.rank is None else tuple(spec.shape.as_list())
+        np_dtype = np.dtype(object) if dtype.name == "string" else np.dtype(dtype.as_numpy_dtype)
+        inputs[key] = Input(np_dtype, _TF_SERVING_DTYPE_NAMES.get(dtype.name, dtype.name), shape)
+    return inputs
+
+
+# TensorFlow's DataTypeString(), which TF Serving's messages use
+_TF_SERVING_DTYPE_NAMES = {"float32": "float", "float64": "double"}
