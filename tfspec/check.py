@@ -812,8 +812,38 @@ class Checker:
         body = model.get("body") if isinstance(model, dict) else None
         return sum(1 for s in _list(body) if isinstance(s, dict) and "input" in s)
 
+    def check_output_dtypes(self, model: dict[str, Any], policy: str) -> None:
+        """Keras's mixed-precision guide: the layer that makes an output should compute
+        in float32 (a 16-bit softmax is unstable, and float32 metrics such as top-k
+        reject 16-bit predictions)."""
+        body = [s for s in _list(model.get("body")) if isinstance(s, dict)]
+        found: list[tuple[dict[str, Any], str, str]] = []
+        if model.get("kind") == "sequential":
+            layers = [(i, s) for i, s in enumerate(body) if "add" in s]
+            if layers:
+                i, s = layers[-1]
+                last = _last_layer(s["add"], f"/model/body/{i}/add")
+                if last:
+                    found.append((*last, "the model's output"))
+        else:
+            for i, s in enumerate(body):
+                if isinstance(s.get("output"), str):
+                    last = _last_layer(s.get("value"), f"/model/body/{i}/value")
+                    if last:
+                        found.append((*last, f"output `{s['output']}`"))
+        for call, at, what in found:
+            if catalog.lookup("layers", call["call"]) is None:
+                continue  # a block or a loaded model: its own layers decide
+            if "dtype" not in (call.get("kwargs") or {}):
+                self.error("W402", f"under `{policy}`, {what} is computed in "
+                           f"{policy.removeprefix('mixed_')}: Keras's mixed-precision guide "
+                           f"makes the output layer float32", at,
+                           hint=f"add `dtype = \"float32\"` to `{call['call']}(…)`")
+
     def check_train(self, train: dict[str, Any], at: str, model: dict[str, Any] | None) -> None:
         outputs = _model_outputs(model)
+        if train.get("mixed_precision") in ("mixed_float16", "mixed_bfloat16") and model:
+            self.check_output_dtypes(model, train["mixed_precision"])
         for key, value in train.items():
             kat = f"{at}/{escape(key)}"
             if key == "optimizer":
@@ -957,6 +987,17 @@ def _override_problem(declared: Any, override: Any) -> str | None:
     if want == "a number" and got == "an integer":
         return None
     return f"expected {want}. Received: {json.dumps(override)}"
+
+
+def _last_layer(value: Any, at: str) -> tuple[dict[str, Any], str] | None:
+    """The layer call that makes `value` (`Dense(…)(x)`, or a pipe's last stage)."""
+    if isinstance(value, dict) and isinstance(value.get("pipe"), list) and value["pipe"]:
+        return _last_layer(value["pipe"][-1], f"{at}/pipe/{len(value['pipe']) - 1}")
+    if isinstance(value, dict) and isinstance(value.get("call"), dict):
+        return _last_layer(value["call"], f"{at}/call")
+    if isinstance(value, dict) and isinstance(value.get("call"), str):
+        return value, at
+    return None
 
 
 def _model_outputs(model: dict[str, Any] | None) -> list[str] | None:

@@ -60,6 +60,7 @@ CODES: dict[str, str] = {
     # W4xx: warnings
     "W400": "unused node",
     "W401": "unused param",
+    "W402": "mixed precision without a float32 output layer",
 }
 
 
