@@ -31,9 +31,11 @@ The contenders, in examples/s of training:
 (b) by hand, tuned: `model.fit` on a hand-written tf.data pipeline, compiled with
     `steps_per_execution=32` (and `jit_compile=True` for the MLP), two pipelines:
     "guide" (from_tensor_slices -> cache -> shuffle(all) -> batch -> prefetch, the
-    tf.data guide's recipe) and "gather" (shuffled indices -> batch -> one
-    `tf.gather` per batch -> prefetch), and "numpy" (`fit(x, y, batch_size=B)` on
-    the arrays, Keras's own array adapter); the fastest is the baseline.
+    tf.data guide's recipe), "gather" (shuffled indices -> batch -> one
+    `tf.gather` per batch -> prefetch) and "gather, no autotune" (the same with
+    tf.data's autotuner off, which on 2 cores avoids epochs a third slower), and
+    "numpy" (`fit(x, y, batch_size=B)` on the arrays, Keras's own array adapter);
+    the fastest is the baseline.
 (c) `loop = "custom"` (the generated tf.function GradientTape loop) against
     `loop = "fit"`, same spec otherwise. The custom loop cannot be re-entered, so
     both are timed the same way here: each round is a whole `train()` of 1 + E
@@ -314,6 +316,10 @@ class ByHand(Contender):
             data = data.map(lambda i: (tf.gather(x, i), tf.gather(y, i)),
                             num_parallel_calls=tf.data.AUTOTUNE)
         self.dataset = data.prefetch(tf.data.AUTOTUNE)
+        if pipeline == "gather, no autotune":  # as tfspec generates it for arrays
+            options = tf.data.Options()
+            options.autotune.enabled = False
+            self.dataset = self.dataset.with_options(options)
         self.model = keras_model(keras, kind)
         compile_by_hand(keras, self.model, steps_per_execution=SPE, jit_compile=jit)
 
@@ -402,7 +408,7 @@ def run_model(kind: str, folder: Path, data: str, images: Any, labels: Any, roun
         contenders.append(gen(f"train(): custom, {label}", loop="custom", **options))
     contenders.append(Plain(plain, keras, kind, images, labels))
     hand = "jit" if jit else "no jit"
-    for pipeline in ("guide", "gather"):
+    for pipeline in ("guide", "gather", "gather, no autotune"):
         contenders.append(ByHand(f"hand {pipeline}, spe 32 {hand}", tf, keras, kind, images,
                                  labels, pipeline, jit))
     contenders.append(Plain(f"hand numpy, spe 32 {hand}", keras, kind, images, labels,

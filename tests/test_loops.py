@@ -84,6 +84,22 @@ def test_each_loop_learns(loop, tmp_path, capsys, losses):
     losses[loop] = model
 
 
+def test_the_custom_loop_learns_under_xla(tmp_path, capsys):
+    # one replica: XLA compiles the whole step (passes, update, metrics); without
+    # op determinism, under which Keras turns XLA off (and warns)
+    (tmp_path / "data").mkdir()
+    shutil.copy(ROOT / "examples" / "data" / "digits.npz", tmp_path / "data")
+    spec = tmp_path / "loops.tfspec"
+    spec.write_text(SPEC.format(loop="custom").replace("  deterministic = true\n",
+                                                      "  jit_compile = true\n"))
+    assert "@tf.function(jit_compile=True)  # XLA: the whole step" in compile_file(spec).source
+    assert tfspec.cli.main(["run", str(spec)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    (run_dir,) = (tmp_path / "runs" / "loops").iterdir()
+    history = json.loads((run_dir / "metrics.json").read_text())["history"]["loss"]
+    assert len(history) == 3 and history[-1] < history[0]
+
+
 def test_the_loops_agree(losses):
     import keras
 

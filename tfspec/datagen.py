@@ -661,6 +661,14 @@ class DataGenerator:
                    "tensors),")
             w.line(f"num_parallel_calls={self.parallel_calls()},")
         w.line(")")
+        # measured by benchmarks/train_overhead.py on 2 cores: with the autotuner on,
+        # every other epoch or so trained a third slower
+        w.line("# a gather per batch needs no tuning, and tf.data's autotuner would take "
+               "CPU")
+        w.line("# from training (AUTOTUNE then means fixed defaults)")
+        w.line("options = tf.data.Options()")
+        w.line("options.autotune.enabled = False")
+        w.line("dataset = dataset.with_options(options)")
 
     def examples(self, w: CodeWriter) -> None:
         """The pipeline of a dataset of examples: cache, shuffle, repeat, batch."""

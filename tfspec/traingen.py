@@ -688,7 +688,10 @@ class TrainGenerator:
                     w.line("metric.update_state(labels[output], predictions[output])")
         w.line("")
         jit = t.get("jit_compile", "auto") is True
-        if jit:
+        # one replica: XLA compiles the whole step, the update with it (as `fit` does);
+        # several: the update synchronises them, so XLA compiles only the passes
+        whole = jit and self.distribute.get("strategy", "default") in ("default", "one_device")
+        if jit and not whole:
             w.line("@tf.function(jit_compile=True)", self.span("jit_compile"))
             w.line("def gradients_of(features, labels):")
             with w.indented():
@@ -703,9 +706,12 @@ class TrainGenerator:
                 w.line("return loss, predictions, tape.gradient(scaled, "
                        "model.trainable_variables)")
             w.line("")
+        if whole:
+            w.line("@tf.function(jit_compile=True)  # XLA: the whole step, on one replica",
+                   self.span("jit_compile"))
         w.line("def train_step(features, labels):")
         with w.indented():
-            if jit:
+            if jit and not whole:
                 w.line("loss, predictions, gradients = gradients_of(features, labels)")
             else:
                 w.line("with tf.GradientTape() as tape:")
@@ -735,6 +741,8 @@ class TrainGenerator:
                 with w.indented():
                     w.line("total.assign(tf.zeros_like(total))")
         w.line("")
+        if whole:
+            w.line("@tf.function(jit_compile=True)", self.span("jit_compile"))
         w.line("def test_step(features, labels):")
         with w.indented():
             w.line("predictions = float32(model(features, training=False))")
@@ -793,11 +801,15 @@ class TrainGenerator:
         w.line("")
         w.line("# resume from the last epoch's checkpoint, if a killed run left one")
         w.line("epoch = tf.Variable(0, dtype=tf.int64, trainable=False)")
-        from .compiler import call_text
-
-        state = ["random_state=random_state(model)"] if self.random_layers() else []
-        w.line(call_text("checkpoint = tf.train.Checkpoint", [
-            "model=model", "optimizer=model.optimizer", "epoch=epoch", *state], w.width))
+        if self.random_layers():
+            w.line("checkpoint = tf.train.Checkpoint(")
+            with w.indented():
+                w.line("model=model, optimizer=model.optimizer, epoch=epoch, "
+                       "random_state=random_state(model),")
+            w.line(")")
+        else:
+            w.line("checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, "
+                   "epoch=epoch)")
         if self.multi_worker:
             w.line("# every worker saves (the save is collective); only the chief's is kept")
             w.line("directory = CHECKPOINT_DIR if is_chief() else tempfile.mkdtemp()")
