@@ -302,7 +302,7 @@ KILLER = textwrap.dedent("""\
     from pathlib import Path
     # wait for the export's scratch folder, then kill the exporting process
     parent, pid = Path(sys.argv[1]), int(sys.argv[2])
-    while not list(parent.glob(".*.tmp-*")):
+    while not list(parent.rglob(".*.tmp-*")):  # .model.keras.tmp-…, serving/.1.tmp-…
         time.sleep(0.005)
     os.kill(pid, signal.SIGKILL)
 """)
