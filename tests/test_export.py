@@ -36,9 +36,11 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 # The examples `tfspec run` trains here (multi_worker needs `tfspec launch`:
-# tests/test_launch.py; iris_finetune needs iris_mlp's export: tests/test_transfer.py).
-RUNNABLE = ["autoencoder", "digits_cnn", "everything", "iris_mlp", "resnet_blocks",
-            "subclassed_mlp", "text_lstm", "two_tower"]
+# tests/test_launch.py).
+RUNNABLE = ["autoencoder", "digits_cnn", "everything", "iris_mlp", "iris_finetune",
+            "resnet_blocks", "subclassed_mlp", "text_lstm", "two_tower"]
+# iris_finetune loads the `.keras` model iris_mlp exports
+NEEDS = {"iris_finetune": "iris_mlp"}
 
 
 @pytest.fixture(autouse=True)
@@ -72,6 +74,8 @@ FRESH_PROCESS = {"everything"}
 def run_example(examples: Path, name: str) -> Path:
     """Train the example once (its run directory is shared by the tests)."""
     if name not in _RUNS:
+        if name in NEEDS:
+            run_example(examples, NEEDS[name])
         run_dir = examples / "runs" / f"{name}-test"
         args = ["run", str(examples / f"{name}.tfspec"), "--run-dir", str(run_dir)]
         if name in FRESH_PROCESS:
@@ -244,6 +248,15 @@ def test_verify_checks_a_run_again_and_catches_a_tampered_export(examples, capsy
             "saved_model": True, "tflite": True, "tfjs": False}
     finally:
         shard.write_bytes(original)
+
+
+def test_verify_a_run_whose_model_loads_another_export(examples, capsys):
+    """The run's copy of the spec is elsewhere than the spec: `verify` does not look for
+    the backbone its model loaded (only the exports are loaded again)."""
+    run_dir = run_example(examples, "iris_finetune")
+    assert cli.main(["verify", str(run_dir)]) == 0, capsys.readouterr().err
+    assert "keras runs/iris_finetune/model.keras answers like the Keras model" in \
+        capsys.readouterr().out
 
 
 def test_export_from_a_run_writes_the_targets_again_without_training(examples, capsys):

@@ -56,13 +56,16 @@ def quiet_tensorflow() -> None:
             os.close(saved)
 
 
-def load_program(compiled: Compiled) -> dict[str, Any]:
-    """Execute the generated module; returns its namespace."""
-    # a file the model loads (`load_model`, `TFSMLayer`): reported before TensorFlow starts
-    missing = missing_files(compiled.spec_file, compiled.spec_source, compiled.ir,
-                            compiled.positions, compiled.overrides)
-    if missing is not None:
-        raise missing
+def load_program(compiled: Compiled, builds_model: bool = True) -> dict[str, Any]:
+    """Execute the generated module; returns its namespace.
+
+    `builds_model`: whether the caller builds the model, whose files (`load_model`,
+    `TFSMLayer`) are then looked for first, before TensorFlow starts."""
+    if builds_model:
+        missing = missing_files(compiled.spec_file, compiled.spec_source, compiled.ir,
+                                compiled.positions, compiled.overrides)
+        if missing is not None:
+            raise missing
     quiet_tensorflow()
     module = types.ModuleType("tfspec_program")
     # AutoGraph (tf.data map functions) reads the program's source and module

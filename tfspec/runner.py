@@ -284,7 +284,9 @@ def verify_run(from_dir: str) -> list[dict[str, Any]]:
     compiled = Compiled(str(run_dir / "spec.tfspec"), spec.source, spec.ir or {},
                         spec.positions, source, {})
     node_path()
-    namespace = load_program(compiled)
+    # only `verify_exports` runs: the model (and any file it loads) is not needed, and
+    # the run's copy of the spec is not where its relative paths start
+    namespace = load_program(compiled, builds_model=False)
     try:
         return namespace["verify_exports"](run_dir)
     except Exception as exc:
