@@ -17,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .compiler import _Scope, py_string
 from .writer import CodeWriter
 
 if TYPE_CHECKING:
@@ -393,6 +394,7 @@ class ExportGenerator:
         self.gen = gen
         self.targets = targets
         self.formats = {t["format"] for t in targets}
+        self.scope = _Scope(values={})
         policy = (gen.ir.get("train") or {}).get("mixed_precision", "float32")
         # a param or `--set` value cannot change the precision: it is a literal
         self.mixed = MIXED_TOLERANCES.get(policy) if isinstance(policy, str) else None
@@ -415,12 +417,11 @@ class ExportGenerator:
         return self.gen.span(f"/export/{index}")
 
     def option(self, index: int, key: str, default: Any) -> str:
+        """A target's option as Python (a param's constant where the spec names one)."""
         target = self.targets[index]
         if key not in target:
             return self.gen.literal(default)
-        from .compiler import _Scope
-
-        return self.gen.value(target[key], f"/export/{index}/{key}", _Scope(values={}))
+        return self.gen.value(target[key], f"/export/{index}/{key}", self.scope)
 
     def emit(self, w: CodeWriter) -> None:
         if "tfjs" in self.formats:
@@ -462,7 +463,7 @@ class ExportGenerator:
             if self.converted:
                 w.level -= 1
             name = self.gen.ir.get("name") or self.gen.ir["model"]["name"]
-            w.line(f'record = {{"name": {_q(name)}, "targets": targets}}')
+            w.line(f'record = {{"name": {py_string(name)}, "targets": targets}}')
             w.line('(run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\\n")')
             w.line("return targets")
 
@@ -470,7 +471,7 @@ class ExportGenerator:
         fmt = target["format"]
         quantize = target.get("quantize", "none")
         source = "model" if fmt in ("saved_model", "keras") else "saved_model"
-        args = [source, f"SPEC_DIR / {_q(target['path'])}"]
+        args = [source, f"SPEC_DIR / {py_string(target['path'])}"]
         for key in ("version", "signature", "quantize", "integer_io", "opset"):
             if key in target:
                 args.append(f"{key}={self.option(i, key, None)}")
@@ -483,16 +484,10 @@ class ExportGenerator:
         args.append(f"tolerance={self.option(i, 'tolerance', tolerance)}")
         if "verify" in target:
             args.append(f"verify={self.option(i, 'verify', True)}")
-        args.append(f"spec_path={_q(target['path'])}")
+        args.append(f"spec_path={py_string(target['path'])}")
         span = self.span(i)
         w.line(f"targets.append(export_{fmt}(", span)
         with w.indented():
             for arg in args:
                 w.line(f"{arg},", span)
         w.line("))", span)
-
-
-def _q(text: str) -> str:
-    import json
-
-    return json.dumps(text, ensure_ascii=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import catalog
+from .compiler import py_string
 from .located import escape
 from .writer import CodeWriter
 
@@ -92,7 +93,7 @@ class TrainGenerator:
                    self.gen.span(at))
         else:
             name = self.gen.ir.get("name") or self.gen.ir["model"]["name"]
-            w.line(f"CHECKPOINT_DIR = str(SPEC_DIR / \"runs\" / {_q(name)} / "
+            w.line(f"CHECKPOINT_DIR = str(SPEC_DIR / \"runs\" / {py_string(name)} / "
                    "\"checkpoints\")")
 
     # -- pieces ------------------------------------------------------------------------------
@@ -208,8 +209,9 @@ class TrainGenerator:
             return "[" + ", ".join(self.objective(x, f"{at}/{i}", category)
                                    for i, x in enumerate(v)) + "]"
         if isinstance(v, dict):
-            return "{" + ", ".join(f"{_q(k)}: {self.objective(x, f'{at}/{escape(k)}', category)}"
-                                   for k, x in v.items()) + "}"
+            items = (f"{py_string(k)}: {self.objective(x, f'{at}/{escape(k)}', category)}"
+                     for k, x in v.items())
+            return "{" + ", ".join(items) + "}"
         return self.gen.value(v, at, self.scope)
 
     def compile(self, w: CodeWriter) -> None:
@@ -219,7 +221,8 @@ class TrainGenerator:
         if "loss_weights" in self.train:
             weights = self.train["loss_weights"]
             text = self.value("loss_weights") if isinstance(weights, list) else "{" + ", ".join(
-                f"{_q(k)}: {self.gen.value(v, f'/train/loss_weights/{escape(k)}', self.scope)}"
+                f"{py_string(k)}: "
+                f"{self.gen.value(v, f'/train/loss_weights/{escape(k)}', self.scope)}"
                 for k, v in weights.items()) + "}"
             args.append(f"loss_weights={text}")
         if "metrics" in self.train:
@@ -892,7 +895,7 @@ class TrainGenerator:
                                    else f"/train/metrics/{i}")
                             target = output if per_output else (
                                 outputs[0] if len(outputs) == 1 else None)
-                            w.line(f"({_q(target) if per_output else 'None'}, "
+                            w.line(f"({py_string(target) if per_output else 'None'}, "
                                    f"{self.metric(m, key, target)}),", gen.span(key))
                 w.line("]")
             w.line("return {\"train\": build(), \"validation\": build()}")
@@ -917,8 +920,8 @@ class TrainGenerator:
             cls = ("SparseCategoricalAccuracy" if "sparse" in loss else
                    "CategoricalAccuracy" if "categorical" in loss else
                    "BinaryAccuracy" if "binary" in loss else "Accuracy")
-            return f"keras.metrics.{cls}(name={_q(m)})"
-        return f"keras.metrics.get({_q(m)})"
+            return f"keras.metrics.{cls}(name={py_string(m)})"
+        return f"keras.metrics.get({py_string(m)})"
 
     def gen_loss_name(self, output: str | None) -> str:
         loss = self.train.get("loss")
@@ -961,7 +964,7 @@ class TrainGenerator:
                         weight = gen.value(weights[i], f"/train/loss_weights/{i}", self.scope)
                     else:
                         weight = "1.0"
-                    w.line(f"{_q(name)}: ({fn}, {weight}),", gen.span(at))
+                    w.line(f"{py_string(name)}: ({fn}, {weight}),", gen.span(at))
             w.line("}")
 
     @property
@@ -1015,9 +1018,3 @@ class TrainGenerator:
         w.line('if __name__ == "__main__":')
         with w.indented():
             w.line('main(sys.argv[1] if len(sys.argv) > 1 else ".")')
-
-
-def _q(text: str) -> str:
-    import json
-
-    return json.dumps(text, ensure_ascii=False)
