@@ -8,18 +8,44 @@ the line table back to the spec: `model.tfspec:12:5: error[E500]: …`.
 
 from __future__ import annotations
 
+import contextlib
 import linecache
 import os
 import re
 import sys
 import tempfile
 import types
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .compiler import HELPERS, Compiled
 from .diagnostics import Diagnostics, SpecError
 from .transfer import missing_files
+
+
+@contextlib.contextmanager
+def diverted(fds: Iterable[int]) -> Iterator[IO[bytes]]:
+    """Send what is written to these OS file descriptors (C++ logs included) to a
+    temporary file for the block, which is yielded; descriptors that do not exist are
+    left alone. Python's own streams are flushed first: what they held stays."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved: list[tuple[int, int]] = []
+    with tempfile.TemporaryFile() as sink:
+        try:
+            for fd in fds:
+                try:
+                    saved.append((fd, os.dup(fd)))
+                except OSError:
+                    continue
+                os.dup2(sink.fileno(), fd)
+            yield sink
+        finally:
+            for fd, copy in reversed(saved):
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 def quiet_tensorflow() -> None:
@@ -37,23 +63,20 @@ def quiet_tensorflow() -> None:
     except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured)
         import keras  # noqa: F401
         return
-    sys.stderr.flush()
-    saved = os.dup(fd)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), fd)
+    failure = None
+    with diverted([fd]) as log:
         try:
             import keras  # noqa: F401
             import tensorflow as tf
 
             tf.config.list_physical_devices("GPU")  # probes CUDA, which logs when absent
-        except BaseException:
-            os.dup2(saved, fd)
-            tmp.seek(0)
-            sys.stderr.write(tmp.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, fd)
-            os.close(saved)
+        except BaseException as exc:
+            failure = exc
+            log.seek(0)
+            chatter = log.read().decode(errors="replace")
+    if failure is not None:
+        sys.stderr.write(chatter)  # the import failed: what it said explains why
+        raise failure
 
 
 def load_program(compiled: Compiled, builds_model: bool = True) -> dict[str, Any]:

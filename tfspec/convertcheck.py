@@ -23,7 +23,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import re
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .build import diverted
 from .compiler import Compiled
 from .diagnostics import Diagnostics, Span, SpecError
 from .plan import Analysis, Locator, _call_inputs, analyze, human_bytes
@@ -615,28 +615,14 @@ def _clean(text: str) -> str:
 def _quiet() -> Iterator[None]:
     """Swallow what the converters print: C++ logs and prints on the process's stdout
     and stderr, Python prints, TensorFlow's Python logging, and warnings."""
-    saved: list[tuple[int, int]] = []
-    sink = tempfile.TemporaryFile()
     logger = logging.getLogger("tensorflow")
     level = logger.level
     try:
-        for stream in (sys.stdout, sys.stderr):  # what was printed before stays
-            with contextlib.suppress(Exception):
-                stream.flush()
-        for fd in (1, 2):
-            try:
-                saved.append((fd, os.dup(fd)))
-                os.dup2(sink.fileno(), fd)
-            except OSError:  # no such descriptor: nothing to silence there
-                continue
-        logger.setLevel(logging.ERROR)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+        with diverted((1, 2)), warnings.catch_warnings(), \
+                contextlib.redirect_stdout(io.StringIO()), \
                 contextlib.redirect_stderr(io.StringIO()):
+            logger.setLevel(logging.ERROR)
             warnings.simplefilter("ignore")
             yield
     finally:
         logger.setLevel(level)
-        for fd, copy in reversed(saved):
-            os.dup2(copy, fd)
-            os.close(copy)
-        sink.close()
