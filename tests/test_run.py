@@ -479,8 +479,8 @@ def resume_case(root: Path, data: str = "", model: str = RESUME_MODEL) -> dict:
     with ThreadPoolExecutor(1) as pool:
         reference = pool.submit(run_to_completion, uninterrupted)
         killed = run_and_kill(interrupted, at_epoch=3)
-        backup = json.loads((interrupted.parent / "backup" / "training_metadata.json")
-                            .read_text())
+        with np.load(interrupted.parent / "backup" / "backup.npz") as saved:
+            backup = {"epoch": int(saved["epoch"])}
         resumed = run_to_completion(interrupted)
         reference = reference.result()
     assert resumed.returncode == 0, resumed.stderr
@@ -527,12 +527,15 @@ def test_resume_after_sigkill_starts_after_the_last_completed_epoch(resume_shuff
     case = resume_shuffled
     completed = len([line for line in case["killed"] if EPOCH_SUMMARY.match(line)])
     assert completed == 2, case["killed"]
-    assert case["backup"]["epoch"] == completed
+    # the backup is written while the next epoch trains: the kill may have come before
+    # the last epoch's backup was whole, and then the one before it is the last
+    backed_up = case["backup"]["epoch"]
+    assert backed_up in (completed - 1, completed)
     headers = [line for line in case["resumed"].stdout.splitlines() if EPOCH_HEADER.match(line)]
-    assert headers == [f"Epoch {e}/{RESUME_EPOCHS}" for e in range(completed + 1,
+    assert headers == [f"Epoch {e}/{RESUME_EPOCHS}" for e in range(backed_up + 1,
                                                                      RESUME_EPOCHS + 1)]
     history = json.loads((case["resumed_model"].parent / "metrics.json").read_text())
-    assert len(history["history"]["loss"]) == RESUME_EPOCHS - completed
+    assert len(history["history"]["loss"]) == RESUME_EPOCHS - backed_up
     assert not (case["interrupted"].parent / "backup").exists()  # removed when training ends
     # the killed run left its record, but no model or metrics
     killed_dirs = [d for d in (case["interrupted"].parent / "runs" / "resume").iterdir()
@@ -545,7 +548,7 @@ def test_resume_without_shuffling_equals_an_uninterrupted_run(resume_in_order):
     """BackupAndRestore brings back the weights, the optimizer's state and the epoch:
     with the batches in one fixed order, the resumed run ends where an uninterrupted
     one does (this is what the shuffled case below is missing)."""
-    assert resume_in_order["backup"]["epoch"] == 2
+    assert resume_in_order["backup"]["epoch"] in (1, 2)
     assert_same_weights(resume_in_order)
 
 

@@ -193,6 +193,8 @@ class Generator:
                 if self.ir["train"].get("loop") == "custom" or strategy == (
                         "multi_worker_mirrored"):
                     imports.add("shutil")
+                elif self.ir["train"].get("loop", "fit") == "fit":
+                    imports |= {"concurrent.futures", "os"}  # BackgroundBackupAndRestore
                 if strategy == "multi_worker_mirrored":
                     imports |= {"os", "tempfile"}
                 if self.exports():
@@ -206,8 +208,8 @@ class Generator:
         w.line("Edit the spec, not this file: `tfspec compile` writes it again.")
         w.line('"""')
         w.blank()
-        std = [m for m in ("csv", "json", "os", "pathlib", "shutil", "subprocess", "sys",
-                           "tempfile", "types")
+        std = [m for m in ("concurrent.futures", "csv", "json", "os", "pathlib", "shutil",
+                           "subprocess", "sys", "tempfile", "types")
                if m in imports or (m == "pathlib" and imports)]
         if self.spec_files and not imports:  # a model that loads files, and no data
             std = ["pathlib"]

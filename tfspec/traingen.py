@@ -340,8 +340,10 @@ class TrainGenerator:
                 with w.indented():
                     w.line("current_epoch().assign(epoch + 1)  # Keras may open the next epoch's "
                            "data now")
-        if self.random_layers() and self.loop in ("fit", "custom"):
+        if self.random_layers() and self.loop == "custom":
             self.random_state(w)
+        if self.loop == "fit":
+            self.backup_class(w)
         if any(self.epoch_schedule(call) is not None for call in calls):
             w.blank(2)
             w.line("def schedule_by_epoch(schedule):")
@@ -376,7 +378,7 @@ class TrainGenerator:
                         continue
                     w.line(self.callback(call, at, w.width - 4) + ",", gen.span(at))
                 if self.loop == "fit" and self.backup() is None:
-                    w.line(f"{self.backup_class()}(CHECKPOINT_DIR),  # resume if killed")
+                    w.line("BackgroundBackupAndRestore(CHECKPOINT_DIR),  # resume if killed")
                 if self.gen.shuffles_by_epoch():
                     w.line("ShuffleEpoch(),")
             w.line("]")
@@ -408,7 +410,7 @@ class TrainGenerator:
 
         name = entry.get("name") or call["call"]
         if name == "BackupAndRestore" and self.loop == "fit":
-            return call_text(self.backup_class(), args, budget)
+            return call_text("BackgroundBackupAndRestore", args, budget)
         return call_text(f"keras.callbacks.{name}", args, budget)
 
     def epoch_schedule(self, call: Any) -> int | str | None:
@@ -449,65 +451,81 @@ class TrainGenerator:
             for name in calls([ir.get("model"), ir.get("blocks")])
         )
 
-    def backup_class(self) -> str:
-        """The BackupAndRestore of the `fit` loop: Keras's, or one that also backs up
-        the random state of the model's layers."""
-        return ("BackupAndRestoreWithSeeds" if self.random_layers() else
-                "keras.callbacks.BackupAndRestore")
-
     def random_state(self, w: CodeWriter) -> None:
-        """`random_state(model)`, and for `fit` a BackupAndRestore that backs it up."""
+        """`random_state(model)`, which the custom loop's checkpoint tracks."""
         w.blank(2)
         w.line("def random_state(model):")
         with w.indented():
             w.line('"""The model\'s variables that are not weights: the seed generators\' '
                    'states of its')
-            w.line("random layers (Dropout…). `save_weights` leaves them out, so a resumed "
-                   "run would")
-            w.line('draw the first epoch\'s dropout masks again without them."""')
+            w.line("random layers (Dropout…). Without them a resumed run would draw the "
+                   "first epoch\'s")
+            w.line('dropout masks again."""')
             w.line("weights = {id(variable) for variable in model.weights}")
             w.line("return [variable for variable in model.variables if id(variable) not in "
                    "weights]")
-        if self.loop != "fit":
+
+    def backup_class(self, w: CodeWriter) -> None:
+        """The `fit` loop's BackupAndRestore: Keras's, but the backup is a copy of the
+        variables that a thread writes while the next epoch trains."""
+        lines = '''
+class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, written in the background. When an epoch ends (or
+    every `save_freq` batches) the variables of the model (seed generators included)
+    and of the optimizer are copied, and a thread writes the copy to `backup.npz` while
+    training goes on; the file is replaced whole, so a kill leaves the last backup."""
+
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False,
+                 delete_checkpoint=True):
+        super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
+        self.path = pathlib.Path(backup_dir) / "backup.npz"
+        self.writer = concurrent.futures.ThreadPoolExecutor(1)
+        self.writing = None
+
+    def state(self):
+        return self.model.variables + self.model.optimizer.variables
+
+    def on_train_begin(self, logs=None):
+        if not self.path.exists():
             return
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        with np.load(self.path) as saved:
+            values = [saved[f"v{i}"] for i in range(len(saved.files) - 1)]
+            epoch = int(saved["epoch"])
+        variables = self.state()
+        if [v.shape for v in values] != [tuple(v.shape) for v in variables]:
+            raise ValueError(f"{self.path} is the backup of another model: delete it to "
+                             "train this one from the start")
+        for variable, value in zip(variables, values, strict=True):
+            variable.assign(value)
+        self.model._initial_epoch = epoch  # where fit starts, as Keras's callback does
+
+    def _save_model(self):  # Keras calls it when a backup is due
+        values = [variable.numpy() for variable in self.state()]  # a copy, now
+        self.wait()  # one write at a time
+        self.writing = self.writer.submit(self.write, values, self._current_epoch)
+
+    def write(self, values, epoch):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_suffix(".tmp")
+        with open(scratch, "wb") as file:
+            np.savez(file, epoch=epoch, **{f"v{i}": value for i, value in enumerate(values)})
+        os.replace(scratch, self.path)
+
+    def wait(self):
+        if self.writing is not None:
+            self.writing.result()  # raises what the write raised
+
+    def on_train_end(self, logs=None):
+        self.wait()
+        super().on_train_end(logs)  # deletes the backup if delete_checkpoint
+'''
+        found = self.backup()  # its errors point at the spec's callback, or at `train`
+        span = self.gen.span(f"/train/callbacks/{found[0]}" if found else "/train")
         w.blank(2)
-        w.line("class BackupAndRestoreWithSeeds(keras.callbacks.BackupAndRestore):")
-        with w.indented():
-            w.line('"""Keras\'s BackupAndRestore, and the model\'s random_state() in '
-                   'random_state.json."""')
-            w.line("")
-            w.line("def on_train_begin(self, logs=None):")
-            with w.indented():
-                w.line("super().on_train_begin(logs)  # the weights, the optimizer's state, "
-                       "the epoch")
-                w.line("backup = pathlib.Path(self.backup_dir)")
-                w.line("if (backup / \"random_state.json\").exists():")
-                with w.indented():
-                    w.line("saved = json.loads((backup / \"random_state.json\").read_text())")
-                    w.line("metadata = json.loads((backup / \"training_metadata.json\")"
-                           ".read_text())")
-                    w.line("# the state saved with the weights restored (a kill can fall "
-                           "between the two)")
-                    w.line("if saved[\"epoch\"] == metadata[\"epoch\"]:")
-                    with w.indented():
-                        w.line("for variable, value in zip(random_state(self.model), "
-                               "saved[\"state\"], strict=True):")
-                        with w.indented():
-                            w.line("variable.assign(value)")
-            w.line("")
-            w.line("def on_epoch_end(self, epoch, logs=None):")
-            with w.indented():
-                w.line("super().on_epoch_end(epoch, logs)  # the backup, when save_freq is "
-                       "\"epoch\"")
-                w.line("if self.save_freq == \"epoch\":")
-                with w.indented():
-                    w.line("state = [variable.numpy().tolist() for variable in "
-                           "random_state(self.model)]")
-                    w.line("path = pathlib.Path(self.backup_dir) / \"random_state.json\"")
-                    w.line("# written beside, then renamed: a kill leaves the last one whole")
-                    w.line("path.with_suffix(\".tmp\").write_text(json.dumps({\"epoch\": "
-                           "epoch + 1, \"state\": state}))")
-                    w.line("path.with_suffix(\".tmp\").replace(path)")
+        for line in lines.strip("\n").splitlines():
+            w.line(line, span)
 
     def train_fn(self, w: CodeWriter) -> None:
         loop = self.loop

@@ -3,6 +3,7 @@
 Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
+import concurrent.futures
 import csv
 import json
 import os
@@ -283,10 +284,63 @@ class ShuffleEpoch(keras.callbacks.Callback):
         current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
 
 
+class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, written in the background. When an epoch ends (or
+    every `save_freq` batches) the variables of the model (seed generators included)
+    and of the optimizer are copied, and a thread writes the copy to `backup.npz` while
+    training goes on; the file is replaced whole, so a kill leaves the last backup."""
+
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False,
+                 delete_checkpoint=True):
+        super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
+        self.path = pathlib.Path(backup_dir) / "backup.npz"
+        self.writer = concurrent.futures.ThreadPoolExecutor(1)
+        self.writing = None
+
+    def state(self):
+        return self.model.variables + self.model.optimizer.variables
+
+    def on_train_begin(self, logs=None):
+        if not self.path.exists():
+            return
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        with np.load(self.path) as saved:
+            values = [saved[f"v{i}"] for i in range(len(saved.files) - 1)]
+            epoch = int(saved["epoch"])
+        variables = self.state()
+        if [v.shape for v in values] != [tuple(v.shape) for v in variables]:
+            raise ValueError(f"{self.path} is the backup of another model: delete it to "
+                             "train this one from the start")
+        for variable, value in zip(variables, values, strict=True):
+            variable.assign(value)
+        self.model._initial_epoch = epoch  # where fit starts, as Keras's callback does
+
+    def _save_model(self):  # Keras calls it when a backup is due
+        values = [variable.numpy() for variable in self.state()]  # a copy, now
+        self.wait()  # one write at a time
+        self.writing = self.writer.submit(self.write, values, self._current_epoch)
+
+    def write(self, values, epoch):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_suffix(".tmp")
+        with open(scratch, "wb") as file:
+            np.savez(file, epoch=epoch, **{f"v{i}": value for i, value in enumerate(values)})
+        os.replace(scratch, self.path)
+
+    def wait(self):
+        if self.writing is not None:
+            self.writing.result()  # raises what the write raised
+
+    def on_train_end(self, logs=None):
+        self.wait()
+        super().on_train_end(logs)  # deletes the backup if delete_checkpoint
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
-        keras.callbacks.BackupAndRestore(CHECKPOINT_DIR),  # resume if killed
+        BackgroundBackupAndRestore(CHECKPOINT_DIR),  # resume if killed
         ShuffleEpoch(),
     ]
 
@@ -553,25 +607,31 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/iris_finetune.tfspec"
 TFSPEC_LINES = (
-    "26:6:19 27:7:12 34:29:10 55:16:3 56:19:14 57:19:14 58:19:14 59:19:14 "
-    "60:19:14 61:19:14 62:24:20 63:15:7 66:10:12 68:10:12 72:11:3 75:10:12 "
-    "90:12:11 103:10:12 117:10:12 123:10:12 124:10:12 125:10:12 126:10:12 127:10:12 "
-    "128:10:12 129:10:12 130:10:12 131:10:12 132:10:12 133:10:12 134:10:12 135:10:12 "
-    "136:10:12 137:10:12 138:10:12 141:10:12 142:10:12 143:10:12 144:10:12 145:10:12 "
-    "146:10:12 147:10:12 148:10:12 149:10:12 150:10:12 151:10:12 152:10:12 153:10:12 "
-    "154:10:12 155:10:12 156:10:12 157:10:12 158:10:12 159:10:12 160:10:12 161:10:12 "
-    "162:10:12 163:10:12 164:10:12 167:10:12 168:10:12 169:10:12 170:10:12 171:10:12 "
-    "172:10:12 173:10:12 174:10:12 175:10:12 176:10:12 177:10:12 178:10:12 179:10:12 "
-    "180:10:12 181:10:12 182:10:12 183:10:12 184:10:12 185:10:12 186:10:12 187:10:12 "
-    "188:10:12 189:10:12 190:10:12 191:10:12 192:10:12 193:10:12 194:10:12 195:10:12 "
-    "196:10:12 197:10:12 198:10:12 199:10:12 200:10:12 201:10:12 202:10:12 203:10:12 "
-    "204:10:12 205:10:12 206:10:12 207:10:12 208:10:12 209:10:12 210:10:12 211:10:12 "
-    "212:10:12 213:10:12 214:10:12 215:10:12 216:10:12 217:10:12 218:10:12 219:10:12 "
-    "220:10:12 221:10:12 222:10:12 223:10:12 224:10:12 225:10:12 226:10:12 227:10:12 "
-    "228:10:12 229:10:12 230:10:12 233:10:12 234:10:12 235:10:12 236:10:12 237:10:12 "
-    "238:10:12 239:10:12 246:3:8 251:28:15 253:28:15 256:29:10 261:29:10 262:29:10 "
-    "263:29:10 264:29:10 265:29:10 266:29:10 294:27:1 307:31:12 308:31:12 309:31:12 "
-    "310:31:12 311:31:12 312:31:12 313:31:12 314:31:12 509:34:1 515:35:3 516:35:3 "
-    "517:35:3 518:35:3 519:35:3 520:35:3 521:36:3 522:36:3 523:36:3 524:36:3 "
-    "525:36:3 526:36:3 543:34:1 544:34:1"
+    "27:6:19 28:7:12 35:29:10 56:16:3 57:19:14 58:19:14 59:19:14 60:19:14 "
+    "61:19:14 62:19:14 63:24:20 64:15:7 67:10:12 69:10:12 73:11:3 76:10:12 "
+    "91:12:11 104:10:12 118:10:12 124:10:12 125:10:12 126:10:12 127:10:12 128:10:12 "
+    "129:10:12 130:10:12 131:10:12 132:10:12 133:10:12 134:10:12 135:10:12 136:10:12 "
+    "137:10:12 138:10:12 139:10:12 142:10:12 143:10:12 144:10:12 145:10:12 146:10:12 "
+    "147:10:12 148:10:12 149:10:12 150:10:12 151:10:12 152:10:12 153:10:12 154:10:12 "
+    "155:10:12 156:10:12 157:10:12 158:10:12 159:10:12 160:10:12 161:10:12 162:10:12 "
+    "163:10:12 164:10:12 165:10:12 168:10:12 169:10:12 170:10:12 171:10:12 172:10:12 "
+    "173:10:12 174:10:12 175:10:12 176:10:12 177:10:12 178:10:12 179:10:12 180:10:12 "
+    "181:10:12 182:10:12 183:10:12 184:10:12 185:10:12 186:10:12 187:10:12 188:10:12 "
+    "189:10:12 190:10:12 191:10:12 192:10:12 193:10:12 194:10:12 195:10:12 196:10:12 "
+    "197:10:12 198:10:12 199:10:12 200:10:12 201:10:12 202:10:12 203:10:12 204:10:12 "
+    "205:10:12 206:10:12 207:10:12 208:10:12 209:10:12 210:10:12 211:10:12 212:10:12 "
+    "213:10:12 214:10:12 215:10:12 216:10:12 217:10:12 218:10:12 219:10:12 220:10:12 "
+    "221:10:12 222:10:12 223:10:12 224:10:12 225:10:12 226:10:12 227:10:12 228:10:12 "
+    "229:10:12 230:10:12 231:10:12 234:10:12 235:10:12 236:10:12 237:10:12 238:10:12 "
+    "239:10:12 240:10:12 247:3:8 252:28:15 254:28:15 257:29:10 262:29:10 263:29:10 "
+    "264:29:10 265:29:10 266:29:10 267:29:10 287:27:1 288:27:1 289:27:1 290:27:1 "
+    "291:27:1 292:27:1 293:27:1 294:27:1 295:27:1 296:27:1 297:27:1 298:27:1 "
+    "299:27:1 300:27:1 301:27:1 302:27:1 303:27:1 304:27:1 305:27:1 306:27:1 "
+    "307:27:1 308:27:1 309:27:1 310:27:1 311:27:1 312:27:1 313:27:1 314:27:1 "
+    "315:27:1 316:27:1 317:27:1 318:27:1 319:27:1 320:27:1 321:27:1 322:27:1 "
+    "323:27:1 324:27:1 325:27:1 326:27:1 327:27:1 328:27:1 329:27:1 330:27:1 "
+    "331:27:1 332:27:1 333:27:1 334:27:1 335:27:1 336:27:1 337:27:1 348:27:1 "
+    "361:31:12 362:31:12 363:31:12 364:31:12 365:31:12 366:31:12 367:31:12 368:31:12 "
+    "563:34:1 569:35:3 570:35:3 571:35:3 572:35:3 573:35:3 574:35:3 575:36:3 "
+    "576:36:3 577:36:3 578:36:3 579:36:3 580:36:3 597:34:1 598:34:1"
 )

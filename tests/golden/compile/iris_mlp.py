@@ -3,6 +3,7 @@
 Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
+import concurrent.futures
 import csv
 import json
 import os
@@ -272,42 +273,63 @@ class ShuffleEpoch(keras.callbacks.Callback):
         current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
 
 
-def random_state(model):
-    """The model's variables that are not weights: the seed generators' states of its
-    random layers (Dropout…). `save_weights` leaves them out, so a resumed run would
-    draw the first epoch's dropout masks again without them."""
-    weights = {id(variable) for variable in model.weights}
-    return [variable for variable in model.variables if id(variable) not in weights]
+class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, written in the background. When an epoch ends (or
+    every `save_freq` batches) the variables of the model (seed generators included)
+    and of the optimizer are copied, and a thread writes the copy to `backup.npz` while
+    training goes on; the file is replaced whole, so a kill leaves the last backup."""
 
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False,
+                 delete_checkpoint=True):
+        super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
+        self.path = pathlib.Path(backup_dir) / "backup.npz"
+        self.writer = concurrent.futures.ThreadPoolExecutor(1)
+        self.writing = None
 
-class BackupAndRestoreWithSeeds(keras.callbacks.BackupAndRestore):
-    """Keras's BackupAndRestore, and the model's random_state() in random_state.json."""
+    def state(self):
+        return self.model.variables + self.model.optimizer.variables
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)  # the weights, the optimizer's state, the epoch
-        backup = pathlib.Path(self.backup_dir)
-        if (backup / "random_state.json").exists():
-            saved = json.loads((backup / "random_state.json").read_text())
-            metadata = json.loads((backup / "training_metadata.json").read_text())
-            # the state saved with the weights restored (a kill can fall between the two)
-            if saved["epoch"] == metadata["epoch"]:
-                for variable, value in zip(random_state(self.model), saved["state"], strict=True):
-                    variable.assign(value)
+        if not self.path.exists():
+            return
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        with np.load(self.path) as saved:
+            values = [saved[f"v{i}"] for i in range(len(saved.files) - 1)]
+            epoch = int(saved["epoch"])
+        variables = self.state()
+        if [v.shape for v in values] != [tuple(v.shape) for v in variables]:
+            raise ValueError(f"{self.path} is the backup of another model: delete it to "
+                             "train this one from the start")
+        for variable, value in zip(variables, values, strict=True):
+            variable.assign(value)
+        self.model._initial_epoch = epoch  # where fit starts, as Keras's callback does
 
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)  # the backup, when save_freq is "epoch"
-        if self.save_freq == "epoch":
-            state = [variable.numpy().tolist() for variable in random_state(self.model)]
-            path = pathlib.Path(self.backup_dir) / "random_state.json"
-            # written beside, then renamed: a kill leaves the last one whole
-            path.with_suffix(".tmp").write_text(json.dumps({"epoch": epoch + 1, "state": state}))
-            path.with_suffix(".tmp").replace(path)
+    def _save_model(self):  # Keras calls it when a backup is due
+        values = [variable.numpy() for variable in self.state()]  # a copy, now
+        self.wait()  # one write at a time
+        self.writing = self.writer.submit(self.write, values, self._current_epoch)
+
+    def write(self, values, epoch):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_suffix(".tmp")
+        with open(scratch, "wb") as file:
+            np.savez(file, epoch=epoch, **{f"v{i}": value for i, value in enumerate(values)})
+        os.replace(scratch, self.path)
+
+    def wait(self):
+        if self.writing is not None:
+            self.writing.result()  # raises what the write raised
+
+    def on_train_end(self, logs=None):
+        self.wait()
+        super().on_train_end(logs)  # deletes the backup if delete_checkpoint
 
 
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
-        BackupAndRestoreWithSeeds(CHECKPOINT_DIR),  # resume if killed
+        BackgroundBackupAndRestore(CHECKPOINT_DIR),  # resume if killed
         ShuffleEpoch(),
     ]
 
@@ -574,25 +596,31 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/iris_mlp.tfspec"
 TFSPEC_LINES = (
-    "26:5:16 33:24:10 38:14:7 40:15:3 41:11:17 42:16:3 43:17:3 44:18:3 "
-    "45:19:3 51:8:12 53:8:12 57:9:3 60:8:12 75:10:11 88:8:12 102:8:12 "
-    "106:11:17 112:8:12 113:8:12 114:8:12 115:8:12 116:8:12 117:8:12 118:8:12 "
-    "119:8:12 120:8:12 121:8:12 122:8:12 123:8:12 124:8:12 125:8:12 126:8:12 "
-    "127:8:12 130:8:12 131:8:12 132:8:12 133:8:12 134:8:12 135:8:12 136:8:12 "
-    "137:8:12 138:8:12 139:8:12 140:8:12 141:8:12 142:8:12 143:8:12 144:8:12 "
-    "145:8:12 146:8:12 147:8:12 148:8:12 149:8:12 150:8:12 151:8:12 152:8:12 "
-    "153:8:12 156:8:12 157:8:12 158:8:12 159:8:12 160:8:12 161:8:12 162:8:12 "
-    "163:8:12 164:8:12 165:8:12 166:8:12 167:8:12 168:8:12 169:8:12 170:8:12 "
-    "171:8:12 172:8:12 173:8:12 174:8:12 175:8:12 176:8:12 177:8:12 178:8:12 "
-    "179:8:12 180:8:12 181:8:12 182:8:12 183:8:12 184:8:12 185:8:12 186:8:12 "
-    "187:8:12 188:8:12 189:8:12 190:8:12 191:8:12 192:8:12 193:8:12 194:8:12 "
-    "195:8:12 196:8:12 197:8:12 198:8:12 199:8:12 200:8:12 201:8:12 202:8:12 "
-    "203:8:12 204:8:12 205:8:12 206:8:12 207:8:12 208:8:12 209:8:12 210:8:12 "
-    "211:8:12 212:8:12 213:8:12 214:8:12 215:8:12 216:8:12 217:8:12 218:8:12 "
-    "219:8:12 222:8:12 223:8:12 224:8:12 225:8:12 226:8:12 227:8:12 228:8:12 "
-    "235:2:8 240:23:15 242:23:15 245:24:10 250:24:10 251:24:10 252:24:10 253:24:10 "
-    "254:24:10 255:24:10 315:22:1 328:26:12 329:26:12 330:26:12 331:26:12 332:26:12 "
-    "333:26:12 334:26:12 335:26:12 530:29:1 536:30:3 537:30:3 538:30:3 539:30:3 "
-    "540:30:3 541:30:3 542:31:3 543:31:3 544:31:3 545:31:3 546:31:3 547:31:3 "
-    "564:29:1 565:29:1"
+    "27:5:16 34:24:10 39:14:7 41:15:3 42:11:17 43:16:3 44:17:3 45:18:3 "
+    "46:19:3 52:8:12 54:8:12 58:9:3 61:8:12 76:10:11 89:8:12 103:8:12 "
+    "107:11:17 113:8:12 114:8:12 115:8:12 116:8:12 117:8:12 118:8:12 119:8:12 "
+    "120:8:12 121:8:12 122:8:12 123:8:12 124:8:12 125:8:12 126:8:12 127:8:12 "
+    "128:8:12 131:8:12 132:8:12 133:8:12 134:8:12 135:8:12 136:8:12 137:8:12 "
+    "138:8:12 139:8:12 140:8:12 141:8:12 142:8:12 143:8:12 144:8:12 145:8:12 "
+    "146:8:12 147:8:12 148:8:12 149:8:12 150:8:12 151:8:12 152:8:12 153:8:12 "
+    "154:8:12 157:8:12 158:8:12 159:8:12 160:8:12 161:8:12 162:8:12 163:8:12 "
+    "164:8:12 165:8:12 166:8:12 167:8:12 168:8:12 169:8:12 170:8:12 171:8:12 "
+    "172:8:12 173:8:12 174:8:12 175:8:12 176:8:12 177:8:12 178:8:12 179:8:12 "
+    "180:8:12 181:8:12 182:8:12 183:8:12 184:8:12 185:8:12 186:8:12 187:8:12 "
+    "188:8:12 189:8:12 190:8:12 191:8:12 192:8:12 193:8:12 194:8:12 195:8:12 "
+    "196:8:12 197:8:12 198:8:12 199:8:12 200:8:12 201:8:12 202:8:12 203:8:12 "
+    "204:8:12 205:8:12 206:8:12 207:8:12 208:8:12 209:8:12 210:8:12 211:8:12 "
+    "212:8:12 213:8:12 214:8:12 215:8:12 216:8:12 217:8:12 218:8:12 219:8:12 "
+    "220:8:12 223:8:12 224:8:12 225:8:12 226:8:12 227:8:12 228:8:12 229:8:12 "
+    "236:2:8 241:23:15 243:23:15 246:24:10 251:24:10 252:24:10 253:24:10 254:24:10 "
+    "255:24:10 256:24:10 276:22:1 277:22:1 278:22:1 279:22:1 280:22:1 281:22:1 "
+    "282:22:1 283:22:1 284:22:1 285:22:1 286:22:1 287:22:1 288:22:1 289:22:1 "
+    "290:22:1 291:22:1 292:22:1 293:22:1 294:22:1 295:22:1 296:22:1 297:22:1 "
+    "298:22:1 299:22:1 300:22:1 301:22:1 302:22:1 303:22:1 304:22:1 305:22:1 "
+    "306:22:1 307:22:1 308:22:1 309:22:1 310:22:1 311:22:1 312:22:1 313:22:1 "
+    "314:22:1 315:22:1 316:22:1 317:22:1 318:22:1 319:22:1 320:22:1 321:22:1 "
+    "322:22:1 323:22:1 324:22:1 325:22:1 326:22:1 337:22:1 350:26:12 351:26:12 "
+    "352:26:12 353:26:12 354:26:12 355:26:12 356:26:12 357:26:12 552:29:1 558:30:3 "
+    "559:30:3 560:30:3 561:30:3 562:30:3 563:30:3 564:31:3 565:31:3 566:31:3 "
+    "567:31:3 568:31:3 569:31:3 586:29:1 587:29:1"
 )

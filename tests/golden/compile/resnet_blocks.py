@@ -3,6 +3,7 @@
 Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -284,10 +285,63 @@ class ShuffleEpoch(keras.callbacks.Callback):
         current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
 
 
+class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, written in the background. When an epoch ends (or
+    every `save_freq` batches) the variables of the model (seed generators included)
+    and of the optimizer are copied, and a thread writes the copy to `backup.npz` while
+    training goes on; the file is replaced whole, so a kill leaves the last backup."""
+
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False,
+                 delete_checkpoint=True):
+        super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
+        self.path = pathlib.Path(backup_dir) / "backup.npz"
+        self.writer = concurrent.futures.ThreadPoolExecutor(1)
+        self.writing = None
+
+    def state(self):
+        return self.model.variables + self.model.optimizer.variables
+
+    def on_train_begin(self, logs=None):
+        if not self.path.exists():
+            return
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        with np.load(self.path) as saved:
+            values = [saved[f"v{i}"] for i in range(len(saved.files) - 1)]
+            epoch = int(saved["epoch"])
+        variables = self.state()
+        if [v.shape for v in values] != [tuple(v.shape) for v in variables]:
+            raise ValueError(f"{self.path} is the backup of another model: delete it to "
+                             "train this one from the start")
+        for variable, value in zip(variables, values, strict=True):
+            variable.assign(value)
+        self.model._initial_epoch = epoch  # where fit starts, as Keras's callback does
+
+    def _save_model(self):  # Keras calls it when a backup is due
+        values = [variable.numpy() for variable in self.state()]  # a copy, now
+        self.wait()  # one write at a time
+        self.writing = self.writer.submit(self.write, values, self._current_epoch)
+
+    def write(self, values, epoch):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_suffix(".tmp")
+        with open(scratch, "wb") as file:
+            np.savez(file, epoch=epoch, **{f"v{i}": value for i, value in enumerate(values)})
+        os.replace(scratch, self.path)
+
+    def wait(self):
+        if self.writing is not None:
+            self.writing.result()  # raises what the write raised
+
+    def on_train_end(self, logs=None):
+        self.wait()
+        super().on_train_end(logs)  # deletes the backup if delete_checkpoint
+
+
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
-        keras.callbacks.BackupAndRestore(CHECKPOINT_DIR),  # resume if killed
+        BackgroundBackupAndRestore(CHECKPOINT_DIR),  # resume if killed
         ShuffleEpoch(),
     ]
 
@@ -605,27 +659,34 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/resnet_blocks.tfspec"
 TFSPEC_LINES = (
-    "25:5:15 32:41:10 35:7:7 37:10:8 38:10:8 39:10:8 40:10:8 41:10:8 "
-    "42:10:8 43:10:8 44:10:8 45:11:8 46:12:8 47:13:8 48:13:8 49:13:8 "
-    "50:13:8 51:13:8 52:13:8 53:13:8 54:9:7 55:15:14 56:15:14 57:15:14 "
-    "58:15:14 59:15:14 60:15:14 61:15:14 62:16:16 63:16:16 69:26:3 70:28:8 "
-    "71:29:8 72:30:8 73:31:8 74:27:7 75:33:23 76:33:18 77:25:7 80:20:12 "
-    "82:20:12 85:21:3 88:20:12 103:22:11 116:20:12 130:20:12 136:20:12 137:20:12 "
-    "138:20:12 139:20:12 140:20:12 141:20:12 142:20:12 143:20:12 144:20:12 145:20:12 "
-    "146:20:12 147:20:12 148:20:12 149:20:12 150:20:12 151:20:12 152:20:12 153:20:12 "
-    "154:20:12 155:20:12 156:20:12 157:20:12 158:20:12 159:20:12 162:20:12 163:20:12 "
-    "164:20:12 165:20:12 166:20:12 167:20:12 168:20:12 169:20:12 170:20:12 171:20:12 "
-    "172:20:12 173:20:12 174:20:12 175:20:12 176:20:12 177:20:12 178:20:12 179:20:12 "
-    "180:20:12 181:20:12 182:20:12 183:20:12 184:20:12 185:20:12 186:20:12 187:20:12 "
-    "188:20:12 189:20:12 190:20:12 191:20:12 192:20:12 193:20:12 194:20:12 195:20:12 "
-    "196:20:12 197:20:12 198:20:12 199:20:12 200:20:12 201:20:12 202:20:12 203:20:12 "
-    "204:20:12 205:20:12 206:20:12 207:20:12 208:20:12 209:20:12 210:20:12 211:20:12 "
-    "212:20:12 213:20:12 214:20:12 215:20:12 216:20:12 217:20:12 218:20:12 219:20:12 "
-    "220:20:12 221:20:12 222:20:12 223:20:12 224:20:12 225:20:12 228:20:12 229:20:12 "
-    "230:20:12 231:20:12 232:20:12 233:20:12 234:20:12 241:2:8 246:37:15 248:37:15 "
-    "249:37:15 250:37:15 251:37:15 252:37:15 253:37:15 254:37:15 257:41:10 262:41:10 "
-    "263:41:10 264:41:10 265:41:10 266:41:10 267:41:10 295:36:1 308:43:12 309:43:12 "
-    "310:43:12 311:43:12 312:43:12 313:43:12 314:43:12 315:43:12 556:46:1 566:47:3 "
-    "567:47:3 568:47:3 569:47:3 570:47:3 571:47:3 572:48:3 573:48:3 574:48:3 "
-    "575:48:3 576:48:3 577:48:3 578:48:3 595:46:1 596:46:1"
+    "26:5:15 33:41:10 36:7:7 38:10:8 39:10:8 40:10:8 41:10:8 42:10:8 "
+    "43:10:8 44:10:8 45:10:8 46:11:8 47:12:8 48:13:8 49:13:8 50:13:8 "
+    "51:13:8 52:13:8 53:13:8 54:13:8 55:9:7 56:15:14 57:15:14 58:15:14 "
+    "59:15:14 60:15:14 61:15:14 62:15:14 63:16:16 64:16:16 70:26:3 71:28:8 "
+    "72:29:8 73:30:8 74:31:8 75:27:7 76:33:23 77:33:18 78:25:7 81:20:12 "
+    "83:20:12 86:21:3 89:20:12 104:22:11 117:20:12 131:20:12 137:20:12 138:20:12 "
+    "139:20:12 140:20:12 141:20:12 142:20:12 143:20:12 144:20:12 145:20:12 146:20:12 "
+    "147:20:12 148:20:12 149:20:12 150:20:12 151:20:12 152:20:12 153:20:12 154:20:12 "
+    "155:20:12 156:20:12 157:20:12 158:20:12 159:20:12 160:20:12 163:20:12 164:20:12 "
+    "165:20:12 166:20:12 167:20:12 168:20:12 169:20:12 170:20:12 171:20:12 172:20:12 "
+    "173:20:12 174:20:12 175:20:12 176:20:12 177:20:12 178:20:12 179:20:12 180:20:12 "
+    "181:20:12 182:20:12 183:20:12 184:20:12 185:20:12 186:20:12 187:20:12 188:20:12 "
+    "189:20:12 190:20:12 191:20:12 192:20:12 193:20:12 194:20:12 195:20:12 196:20:12 "
+    "197:20:12 198:20:12 199:20:12 200:20:12 201:20:12 202:20:12 203:20:12 204:20:12 "
+    "205:20:12 206:20:12 207:20:12 208:20:12 209:20:12 210:20:12 211:20:12 212:20:12 "
+    "213:20:12 214:20:12 215:20:12 216:20:12 217:20:12 218:20:12 219:20:12 220:20:12 "
+    "221:20:12 222:20:12 223:20:12 224:20:12 225:20:12 226:20:12 229:20:12 230:20:12 "
+    "231:20:12 232:20:12 233:20:12 234:20:12 235:20:12 242:2:8 247:37:15 249:37:15 "
+    "250:37:15 251:37:15 252:37:15 253:37:15 254:37:15 255:37:15 258:41:10 263:41:10 "
+    "264:41:10 265:41:10 266:41:10 267:41:10 268:41:10 288:36:1 289:36:1 290:36:1 "
+    "291:36:1 292:36:1 293:36:1 294:36:1 295:36:1 296:36:1 297:36:1 298:36:1 "
+    "299:36:1 300:36:1 301:36:1 302:36:1 303:36:1 304:36:1 305:36:1 306:36:1 "
+    "307:36:1 308:36:1 309:36:1 310:36:1 311:36:1 312:36:1 313:36:1 314:36:1 "
+    "315:36:1 316:36:1 317:36:1 318:36:1 319:36:1 320:36:1 321:36:1 322:36:1 "
+    "323:36:1 324:36:1 325:36:1 326:36:1 327:36:1 328:36:1 329:36:1 330:36:1 "
+    "331:36:1 332:36:1 333:36:1 334:36:1 335:36:1 336:36:1 337:36:1 338:36:1 "
+    "349:36:1 362:43:12 363:43:12 364:43:12 365:43:12 366:43:12 367:43:12 368:43:12 "
+    "369:43:12 610:46:1 620:47:3 621:47:3 622:47:3 623:47:3 624:47:3 625:47:3 "
+    "626:48:3 627:48:3 628:48:3 629:48:3 630:48:3 631:48:3 632:48:3 649:46:1 "
+    "650:46:1"
 )

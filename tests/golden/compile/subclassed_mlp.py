@@ -266,8 +266,8 @@ class ShuffleEpoch(keras.callbacks.Callback):
 
 def random_state(model):
     """The model's variables that are not weights: the seed generators' states of its
-    random layers (Dropout…). `save_weights` leaves them out, so a resumed run would
-    draw the first epoch's dropout masks again without them."""
+    random layers (Dropout…). Without them a resumed run would draw the first epoch's
+    dropout masks again."""
     weights = {id(variable) for variable in model.weights}
     return [variable for variable in model.variables if id(variable) not in weights]
 

@@ -3,6 +3,7 @@
 Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -249,42 +250,63 @@ class ShuffleEpoch(keras.callbacks.Callback):
         current_epoch().assign(epoch + 1)  # Keras may open the next epoch's data now
 
 
-def random_state(model):
-    """The model's variables that are not weights: the seed generators' states of its
-    random layers (Dropout…). `save_weights` leaves them out, so a resumed run would
-    draw the first epoch's dropout masks again without them."""
-    weights = {id(variable) for variable in model.weights}
-    return [variable for variable in model.variables if id(variable) not in weights]
+class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, written in the background. When an epoch ends (or
+    every `save_freq` batches) the variables of the model (seed generators included)
+    and of the optimizer are copied, and a thread writes the copy to `backup.npz` while
+    training goes on; the file is replaced whole, so a kill leaves the last backup."""
 
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False,
+                 delete_checkpoint=True):
+        super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
+        self.path = pathlib.Path(backup_dir) / "backup.npz"
+        self.writer = concurrent.futures.ThreadPoolExecutor(1)
+        self.writing = None
 
-class BackupAndRestoreWithSeeds(keras.callbacks.BackupAndRestore):
-    """Keras's BackupAndRestore, and the model's random_state() in random_state.json."""
+    def state(self):
+        return self.model.variables + self.model.optimizer.variables
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)  # the weights, the optimizer's state, the epoch
-        backup = pathlib.Path(self.backup_dir)
-        if (backup / "random_state.json").exists():
-            saved = json.loads((backup / "random_state.json").read_text())
-            metadata = json.loads((backup / "training_metadata.json").read_text())
-            # the state saved with the weights restored (a kill can fall between the two)
-            if saved["epoch"] == metadata["epoch"]:
-                for variable, value in zip(random_state(self.model), saved["state"], strict=True):
-                    variable.assign(value)
+        if not self.path.exists():
+            return
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        with np.load(self.path) as saved:
+            values = [saved[f"v{i}"] for i in range(len(saved.files) - 1)]
+            epoch = int(saved["epoch"])
+        variables = self.state()
+        if [v.shape for v in values] != [tuple(v.shape) for v in variables]:
+            raise ValueError(f"{self.path} is the backup of another model: delete it to "
+                             "train this one from the start")
+        for variable, value in zip(variables, values, strict=True):
+            variable.assign(value)
+        self.model._initial_epoch = epoch  # where fit starts, as Keras's callback does
 
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)  # the backup, when save_freq is "epoch"
-        if self.save_freq == "epoch":
-            state = [variable.numpy().tolist() for variable in random_state(self.model)]
-            path = pathlib.Path(self.backup_dir) / "random_state.json"
-            # written beside, then renamed: a kill leaves the last one whole
-            path.with_suffix(".tmp").write_text(json.dumps({"epoch": epoch + 1, "state": state}))
-            path.with_suffix(".tmp").replace(path)
+    def _save_model(self):  # Keras calls it when a backup is due
+        values = [variable.numpy() for variable in self.state()]  # a copy, now
+        self.wait()  # one write at a time
+        self.writing = self.writer.submit(self.write, values, self._current_epoch)
+
+    def write(self, values, epoch):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_suffix(".tmp")
+        with open(scratch, "wb") as file:
+            np.savez(file, epoch=epoch, **{f"v{i}": value for i, value in enumerate(values)})
+        os.replace(scratch, self.path)
+
+    def wait(self):
+        if self.writing is not None:
+            self.writing.result()  # raises what the write raised
+
+    def on_train_end(self, logs=None):
+        self.wait()
+        super().on_train_end(logs)  # deletes the backup if delete_checkpoint
 
 
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
-        BackupAndRestoreWithSeeds(CHECKPOINT_DIR),  # resume if killed
+        BackgroundBackupAndRestore(CHECKPOINT_DIR),  # resume if killed
         ShuffleEpoch(),
     ]
 
@@ -530,23 +552,29 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/text_lstm.tfspec"
 TFSPEC_LINES = (
-    "25:5:15 26:6:17 33:27:10 38:15:3 39:16:12 40:16:12 41:16:12 42:16:12 "
-    "43:16:12 44:19:8 45:20:8 46:18:7 47:22:21 48:14:7 51:9:12 54:9:12 "
-    "55:9:12 56:9:12 57:9:12 58:9:12 59:9:12 60:10:3 63:9:12 82:11:11 "
-    "86:9:12 100:9:12 104:17:8 110:9:12 111:9:12 112:9:12 113:9:12 114:9:12 "
-    "115:9:12 116:9:12 117:9:12 118:9:12 119:9:12 120:9:12 121:9:12 122:9:12 "
-    "123:9:12 124:9:12 125:9:12 126:9:12 127:9:12 128:9:12 129:9:12 130:9:12 "
-    "133:9:12 134:9:12 135:9:12 136:9:12 137:9:12 138:9:12 139:9:12 140:9:12 "
-    "141:9:12 142:9:12 143:9:12 144:9:12 145:9:12 146:9:12 147:9:12 148:9:12 "
-    "149:9:12 150:9:12 151:9:12 152:9:12 153:9:12 154:9:12 155:9:12 156:9:12 "
-    "157:9:12 158:9:12 159:9:12 160:9:12 161:9:12 162:9:12 163:9:12 164:9:12 "
-    "165:9:12 166:9:12 167:9:12 168:9:12 169:9:12 170:9:12 171:9:12 172:9:12 "
-    "173:9:12 174:9:12 175:9:12 176:9:12 177:9:12 178:9:12 179:9:12 180:9:12 "
-    "181:9:12 182:9:12 183:9:12 184:9:12 185:9:12 186:9:12 187:9:12 188:9:12 "
-    "189:9:12 190:9:12 191:9:12 192:9:12 193:9:12 194:9:12 195:9:12 196:9:12 "
-    "199:9:12 200:9:12 201:9:12 202:9:12 203:9:12 204:9:12 205:9:12 212:2:8 "
-    "217:26:15 219:26:15 222:27:10 227:27:10 228:27:10 229:27:10 230:27:10 231:27:10 "
-    "232:27:10 292:25:1 305:29:12 306:29:12 307:29:12 308:29:12 309:29:12 310:29:12 "
-    "311:29:12 312:29:12 492:32:1 498:33:3 499:33:3 500:33:3 501:33:3 502:33:3 "
-    "503:33:3 520:32:1 521:32:1"
+    "26:5:15 27:6:17 34:27:10 39:15:3 40:16:12 41:16:12 42:16:12 43:16:12 "
+    "44:16:12 45:19:8 46:20:8 47:18:7 48:22:21 49:14:7 52:9:12 55:9:12 "
+    "56:9:12 57:9:12 58:9:12 59:9:12 60:9:12 61:10:3 64:9:12 83:11:11 "
+    "87:9:12 101:9:12 105:17:8 111:9:12 112:9:12 113:9:12 114:9:12 115:9:12 "
+    "116:9:12 117:9:12 118:9:12 119:9:12 120:9:12 121:9:12 122:9:12 123:9:12 "
+    "124:9:12 125:9:12 126:9:12 127:9:12 128:9:12 129:9:12 130:9:12 131:9:12 "
+    "134:9:12 135:9:12 136:9:12 137:9:12 138:9:12 139:9:12 140:9:12 141:9:12 "
+    "142:9:12 143:9:12 144:9:12 145:9:12 146:9:12 147:9:12 148:9:12 149:9:12 "
+    "150:9:12 151:9:12 152:9:12 153:9:12 154:9:12 155:9:12 156:9:12 157:9:12 "
+    "158:9:12 159:9:12 160:9:12 161:9:12 162:9:12 163:9:12 164:9:12 165:9:12 "
+    "166:9:12 167:9:12 168:9:12 169:9:12 170:9:12 171:9:12 172:9:12 173:9:12 "
+    "174:9:12 175:9:12 176:9:12 177:9:12 178:9:12 179:9:12 180:9:12 181:9:12 "
+    "182:9:12 183:9:12 184:9:12 185:9:12 186:9:12 187:9:12 188:9:12 189:9:12 "
+    "190:9:12 191:9:12 192:9:12 193:9:12 194:9:12 195:9:12 196:9:12 197:9:12 "
+    "200:9:12 201:9:12 202:9:12 203:9:12 204:9:12 205:9:12 206:9:12 213:2:8 "
+    "218:26:15 220:26:15 223:27:10 228:27:10 229:27:10 230:27:10 231:27:10 232:27:10 "
+    "233:27:10 253:25:1 254:25:1 255:25:1 256:25:1 257:25:1 258:25:1 259:25:1 "
+    "260:25:1 261:25:1 262:25:1 263:25:1 264:25:1 265:25:1 266:25:1 267:25:1 "
+    "268:25:1 269:25:1 270:25:1 271:25:1 272:25:1 273:25:1 274:25:1 275:25:1 "
+    "276:25:1 277:25:1 278:25:1 279:25:1 280:25:1 281:25:1 282:25:1 283:25:1 "
+    "284:25:1 285:25:1 286:25:1 287:25:1 288:25:1 289:25:1 290:25:1 291:25:1 "
+    "292:25:1 293:25:1 294:25:1 295:25:1 296:25:1 297:25:1 298:25:1 299:25:1 "
+    "300:25:1 301:25:1 302:25:1 303:25:1 314:25:1 327:29:12 328:29:12 329:29:12 "
+    "330:29:12 331:29:12 332:29:12 333:29:12 334:29:12 514:32:1 520:33:3 521:33:3 "
+    "522:33:3 523:33:3 524:33:3 525:33:3 542:32:1 543:32:1"
 )

@@ -3,6 +3,7 @@
 Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
+import concurrent.futures
 import json
 import os
 import pathlib
@@ -245,42 +246,63 @@ def spec_path(relative):
     return str(path)
 
 
-def random_state(model):
-    """The model's variables that are not weights: the seed generators' states of its
-    random layers (Dropout…). `save_weights` leaves them out, so a resumed run would
-    draw the first epoch's dropout masks again without them."""
-    weights = {id(variable) for variable in model.weights}
-    return [variable for variable in model.variables if id(variable) not in weights]
+class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, written in the background. When an epoch ends (or
+    every `save_freq` batches) the variables of the model (seed generators included)
+    and of the optimizer are copied, and a thread writes the copy to `backup.npz` while
+    training goes on; the file is replaced whole, so a kill leaves the last backup."""
 
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False,
+                 delete_checkpoint=True):
+        super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
+        self.path = pathlib.Path(backup_dir) / "backup.npz"
+        self.writer = concurrent.futures.ThreadPoolExecutor(1)
+        self.writing = None
 
-class BackupAndRestoreWithSeeds(keras.callbacks.BackupAndRestore):
-    """Keras's BackupAndRestore, and the model's random_state() in random_state.json."""
+    def state(self):
+        return self.model.variables + self.model.optimizer.variables
 
     def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)  # the weights, the optimizer's state, the epoch
-        backup = pathlib.Path(self.backup_dir)
-        if (backup / "random_state.json").exists():
-            saved = json.loads((backup / "random_state.json").read_text())
-            metadata = json.loads((backup / "training_metadata.json").read_text())
-            # the state saved with the weights restored (a kill can fall between the two)
-            if saved["epoch"] == metadata["epoch"]:
-                for variable, value in zip(random_state(self.model), saved["state"], strict=True):
-                    variable.assign(value)
+        if not self.path.exists():
+            return
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        with np.load(self.path) as saved:
+            values = [saved[f"v{i}"] for i in range(len(saved.files) - 1)]
+            epoch = int(saved["epoch"])
+        variables = self.state()
+        if [v.shape for v in values] != [tuple(v.shape) for v in variables]:
+            raise ValueError(f"{self.path} is the backup of another model: delete it to "
+                             "train this one from the start")
+        for variable, value in zip(variables, values, strict=True):
+            variable.assign(value)
+        self.model._initial_epoch = epoch  # where fit starts, as Keras's callback does
 
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)  # the backup, when save_freq is "epoch"
-        if self.save_freq == "epoch":
-            state = [variable.numpy().tolist() for variable in random_state(self.model)]
-            path = pathlib.Path(self.backup_dir) / "random_state.json"
-            # written beside, then renamed: a kill leaves the last one whole
-            path.with_suffix(".tmp").write_text(json.dumps({"epoch": epoch + 1, "state": state}))
-            path.with_suffix(".tmp").replace(path)
+    def _save_model(self):  # Keras calls it when a backup is due
+        values = [variable.numpy() for variable in self.state()]  # a copy, now
+        self.wait()  # one write at a time
+        self.writing = self.writer.submit(self.write, values, self._current_epoch)
+
+    def write(self, values, epoch):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_suffix(".tmp")
+        with open(scratch, "wb") as file:
+            np.savez(file, epoch=epoch, **{f"v{i}": value for i, value in enumerate(values)})
+        os.replace(scratch, self.path)
+
+    def wait(self):
+        if self.writing is not None:
+            self.writing.result()  # raises what the write raised
+
+    def on_train_end(self, logs=None):
+        self.wait()
+        super().on_train_end(logs)  # deletes the backup if delete_checkpoint
 
 
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
-        BackupAndRestoreWithSeeds(CHECKPOINT_DIR),  # resume if killed
+        BackgroundBackupAndRestore(CHECKPOINT_DIR),  # resume if killed
     ]
 
 
@@ -525,23 +547,29 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/two_tower.tfspec"
 TFSPEC_LINES = (
-    "25:26:3 30:11:3 31:12:3 32:14:19 33:15:7 34:16:15 35:16:7 36:17:11 "
-    "37:18:18 38:20:8 39:19:21 40:10:7 41:10:7 42:10:7 43:10:7 44:10:7 "
-    "47:6:12 50:6:12 74:5:1 77:6:12 87:7:11 100:6:12 106:6:12 112:6:12 "
-    "113:6:12 114:6:12 115:6:12 116:6:12 117:6:12 118:6:12 121:6:12 122:6:12 "
-    "123:6:12 124:6:12 125:6:12 126:6:12 127:6:12 128:6:12 129:6:12 130:6:12 "
-    "131:6:12 132:6:12 133:6:12 134:6:12 135:6:12 136:6:12 137:6:12 138:6:12 "
-    "139:6:12 140:6:12 141:6:12 142:6:12 143:6:12 144:6:12 147:6:12 148:6:12 "
-    "149:6:12 150:6:12 151:6:12 152:6:12 153:6:12 154:6:12 155:6:12 156:6:12 "
-    "157:6:12 158:6:12 159:6:12 160:6:12 161:6:12 162:6:12 163:6:12 164:6:12 "
-    "165:6:12 166:6:12 167:6:12 168:6:12 169:6:12 170:6:12 171:6:12 172:6:12 "
-    "173:6:12 174:6:12 175:6:12 176:6:12 177:6:12 178:6:12 179:6:12 180:6:12 "
-    "181:6:12 182:6:12 183:6:12 184:6:12 185:6:12 186:6:12 187:6:12 188:6:12 "
-    "189:6:12 190:6:12 191:6:12 192:6:12 193:6:12 194:6:12 195:6:12 196:6:12 "
-    "197:6:12 198:6:12 199:6:12 200:6:12 201:6:12 202:6:12 203:6:12 204:6:12 "
-    "205:6:12 206:6:12 207:6:12 208:6:12 209:6:12 210:6:12 217:2:8 222:25:15 "
-    "224:25:15 227:26:3 232:26:3 233:26:3 234:26:3 235:26:3 236:26:3 237:26:3 "
-    "238:26:3 287:24:1 300:32:12 301:32:12 302:32:12 303:32:12 304:32:12 305:32:12 "
-    "306:32:12 307:32:12 487:35:1 493:36:3 494:36:3 495:36:3 496:36:3 497:36:3 "
-    "498:36:3 515:35:1 516:35:1"
+    "26:26:3 31:11:3 32:12:3 33:14:19 34:15:7 35:16:15 36:16:7 37:17:11 "
+    "38:18:18 39:20:8 40:19:21 41:10:7 42:10:7 43:10:7 44:10:7 45:10:7 "
+    "48:6:12 51:6:12 75:5:1 78:6:12 88:7:11 101:6:12 107:6:12 113:6:12 "
+    "114:6:12 115:6:12 116:6:12 117:6:12 118:6:12 119:6:12 122:6:12 123:6:12 "
+    "124:6:12 125:6:12 126:6:12 127:6:12 128:6:12 129:6:12 130:6:12 131:6:12 "
+    "132:6:12 133:6:12 134:6:12 135:6:12 136:6:12 137:6:12 138:6:12 139:6:12 "
+    "140:6:12 141:6:12 142:6:12 143:6:12 144:6:12 145:6:12 148:6:12 149:6:12 "
+    "150:6:12 151:6:12 152:6:12 153:6:12 154:6:12 155:6:12 156:6:12 157:6:12 "
+    "158:6:12 159:6:12 160:6:12 161:6:12 162:6:12 163:6:12 164:6:12 165:6:12 "
+    "166:6:12 167:6:12 168:6:12 169:6:12 170:6:12 171:6:12 172:6:12 173:6:12 "
+    "174:6:12 175:6:12 176:6:12 177:6:12 178:6:12 179:6:12 180:6:12 181:6:12 "
+    "182:6:12 183:6:12 184:6:12 185:6:12 186:6:12 187:6:12 188:6:12 189:6:12 "
+    "190:6:12 191:6:12 192:6:12 193:6:12 194:6:12 195:6:12 196:6:12 197:6:12 "
+    "198:6:12 199:6:12 200:6:12 201:6:12 202:6:12 203:6:12 204:6:12 205:6:12 "
+    "206:6:12 207:6:12 208:6:12 209:6:12 210:6:12 211:6:12 218:2:8 223:25:15 "
+    "225:25:15 228:26:3 233:26:3 234:26:3 235:26:3 236:26:3 237:26:3 238:26:3 "
+    "239:26:3 249:24:1 250:24:1 251:24:1 252:24:1 253:24:1 254:24:1 255:24:1 "
+    "256:24:1 257:24:1 258:24:1 259:24:1 260:24:1 261:24:1 262:24:1 263:24:1 "
+    "264:24:1 265:24:1 266:24:1 267:24:1 268:24:1 269:24:1 270:24:1 271:24:1 "
+    "272:24:1 273:24:1 274:24:1 275:24:1 276:24:1 277:24:1 278:24:1 279:24:1 "
+    "280:24:1 281:24:1 282:24:1 283:24:1 284:24:1 285:24:1 286:24:1 287:24:1 "
+    "288:24:1 289:24:1 290:24:1 291:24:1 292:24:1 293:24:1 294:24:1 295:24:1 "
+    "296:24:1 297:24:1 298:24:1 299:24:1 309:24:1 322:32:12 323:32:12 324:32:12 "
+    "325:32:12 326:32:12 327:32:12 328:32:12 329:32:12 509:35:1 515:36:3 516:36:3 "
+    "517:36:3 518:36:3 519:36:3 520:36:3 537:35:1 538:35:1"
 )
