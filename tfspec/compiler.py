@@ -193,7 +193,7 @@ class Generator:
                 if self.ir["train"].get("loop") == "custom" or strategy == (
                         "multi_worker_mirrored"):
                     imports.add("shutil")
-                elif self.ir["train"].get("loop", "fit") == "fit":
+                else:
                     imports |= {"concurrent.futures", "os"}  # BackgroundBackupAndRestore
                 if strategy == "multi_worker_mirrored":
                     imports |= {"os", "tempfile"}

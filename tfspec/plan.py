@@ -646,6 +646,13 @@ def training(ir: dict[str, Any]) -> dict[str, Any] | None:
         out["why"] = (f'loop = "{asked}" does not work with MultiWorkerMirroredStrategy in '
                       "Keras 3 (keras-team/keras#20585): the program uses its generated "
                       "custom loop")
+    from .traingen import XLA_MIN_STEPS, xla_on_cpu
+
+    if xla_on_cpu(ir):
+        out["xla"] = (f'jit_compile = "auto": XLA when the run has {XLA_MIN_STEPS:,} steps or '
+                      "more on a CPU-only machine (a model of dense layers, which XLA speeds "
+                      "up there; Keras's \"auto\" never uses XLA on a CPU), else Keras's "
+                      '"auto"')
     return out
 
 
@@ -738,4 +745,6 @@ def render_text(plan_dict: dict[str, Any]) -> str:
         out.append(f"Training: loop = \"{train['loop']}\", strategy = \"{train['strategy']}\"")
         if train.get("why"):
             out.append(f"  ({train['why']})")
+        if train.get("xla"):
+            out.append(f"  ({train['xla']})")
     return "\n".join(out) + "\n"

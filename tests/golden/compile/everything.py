@@ -404,7 +404,7 @@ def train(verbose="auto"):
             else:
                 metric.update_state(labels[output], predictions[output])
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=model.jit_compile)
     def gradients_of(features, labels):
         """The forward and backward pass, compiled by XLA on each replica (the update
         synchronises replicas, so it stays outside the XLA function)."""
