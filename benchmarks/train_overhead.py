@@ -454,6 +454,7 @@ def run_model(kind: str, folder: Path, data: str, images: Any, labels: Any, roun
     ratio_line("(b) default spec / best by hand", c[default], c[best], GOAL_HAND)
     ratio_line("(c) train(): custom / fit", c["train(): custom"], c["train(): fit"],
                GOAL_CUSTOM)
+    ratio_line("    best by hand / plain fit (what tuning can reach)", c[best], c[plain], None)
     ratio_line("    default spec / spe 1", c[default], c["gen fit, spe 1"], None)
     ratio_line("    default spec / default without its backup", c[default],
                c["gen fit, default, no backup"], None)
