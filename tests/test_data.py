@@ -689,7 +689,7 @@ def test_shuffle_with_seed_is_reproducible_and_reshuffles(tmp_path):
       seed = 5
     """
     # the order is a function of (seed, epoch): the program's EPOCH says which epoch
-    # (its ShuffleEpoch callback sets it), so a resumed run shuffles like the first
+    # (its DataEpoch callback sets it), so a resumed run shuffles like the first
     first = prepare(points(tmp_path, data))
     first_run, epoch = first.datasets["train"], first.namespace["EPOCH"]
     epoch.assign(0)
@@ -949,19 +949,23 @@ def test_augment_applies_to_the_training_split_only(tmp_path):
     assert flipped > 100 and kept > 100, (flipped, kept)
 
 
-def test_augment_with_a_seed_is_reproducible(tmp_path):
-    np.savez(tmp_path / "images.npz", x=np.random.default_rng(0).normal(
-        size=(40, 8, 8, 1)).astype("float32"), y=np.arange(40) % 3)
+def test_augment_with_a_seed_is_a_function_of_seed_epoch_and_batch(tmp_path):
+    """Batches augmented in parallel would race for their layers' seed generators:
+    with a data seed each batch's augmentation is a function of (seed, epoch, batch
+    number), so two runs agree batch for batch, every epoch is augmented anew, and a
+    resumed run (a new program at a later epoch) augments as the first run did."""
+    images = np.random.default_rng(0).normal(size=(40, 8, 8, 1)).astype("float32")
+    np.savez(tmp_path / "images.npz", x=images, y=np.arange(40) % 3)
     text = """
         tfspec 1
         name "flips"
 
         data {
           source = npz("images.npz")
-          batch = 40
+          batch = 4
           shuffle = false
           seed = 1
-          augment = [RandomFlip("horizontal")]
+          augment = [RandomFlip("horizontal"), RandomTranslation(0.2, 0.2), GaussianNoise(0.1)]
         }
 
         model Net functional {
@@ -975,10 +979,25 @@ def test_augment_with_a_seed_is_reproducible(tmp_path):
           epochs = 1
         }
     """
-    runs = [prepare(compile_spec(tmp_path, text)).datasets["train"] for _ in range(2)]
-    (x_1, _), (x_2, _) = (next(iter(run)) for run in runs)
-    assert not np.array_equal(x_1, np.load(tmp_path / "images.npz")["x"])  # some flipped
-    np.testing.assert_array_equal(x_1, x_2)
+
+    def epochs(source: str, *numbers: int) -> list[np.ndarray]:
+        program = prepare(compile_spec(tmp_path, source))
+        out = []
+        for number in numbers:
+            program.namespace["EPOCH"].assign(number)
+            out.append(np.concatenate([x for x, _ in program.datasets["train"]]))
+        return out
+
+    first, second = epochs(text, 0, 1), epochs(text, 0, 1)
+    assert not np.allclose(first[0], images)  # augmented
+    assert not np.allclose(first[0], first[1])  # anew every epoch
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)  # batch for batch, in parallel
+    (resumed,) = epochs(text, 1)
+    np.testing.assert_array_equal(resumed, first[1])
+    # a layer's own seed is its stream's
+    (reseeded,) = epochs(text.replace("GaussianNoise(0.1)", "GaussianNoise(0.1, seed = 9)"), 0)
+    assert not np.allclose(reseeded, first[0])
 
 
 # -- 3. data/model mismatches: one located E501, before any training step ------------------

@@ -208,8 +208,8 @@ class Generator:
         w.line("Edit the spec, not this file: `tfspec compile` writes it again.")
         w.line('"""')
         w.blank()
-        std = [m for m in ("concurrent.futures", "csv", "json", "os", "pathlib", "shutil",
-                           "subprocess", "sys", "tempfile", "types")
+        std = [m for m in ("concurrent.futures", "csv", "functools", "json", "os", "pathlib",
+                           "shutil", "subprocess", "sys", "tempfile", "types")
                if m in imports or (m == "pathlib" and imports)]
         if self.spec_files and not imports:  # a model that loads files, and no data
             std = ["pathlib"]
@@ -235,9 +235,10 @@ class Generator:
             relative = self.spec_dir.as_posix()
             w.line("SPEC_DIR = pathlib.Path(__file__).resolve().parent" +
                    (f" / {py_string(relative)}" if relative != "." else ""))
-        if imports and self.shuffles_by_epoch():
+        if imports and self.data_by_epoch():
             w.blank(1)
-            w.line("# The epoch being trained: it picks the training data's shuffle order.")
+            w.line("# The epoch being trained: the training data's order and augmentation")
+            w.line("# depend on it.")
             w.line("# Made on first use, after the strategy (which must come before any op).")
             w.line("EPOCH = None")
         if self.consts:
@@ -277,11 +278,12 @@ class Generator:
         return targets if isinstance(targets, list) and isinstance(
             self.ir.get("train"), dict) else []
 
-    def shuffles_by_epoch(self) -> bool:
-        """Whether the data is shuffled with a seed (see DataGenerator.pipeline)."""
+    def data_by_epoch(self) -> bool:
+        """Whether the training data is a function of (seed, epoch): shuffled or
+        augmented with a seed (see DataGenerator.pipeline and BatchSeeds)."""
         data = self.ir.get("data") or {}
         seeded = "seed" in data or "seed" in (data.get("split") or {})
-        return data.get("shuffle", True) is not False and seeded
+        return seeded and (data.get("shuffle", True) is not False or bool(data.get("augment")))
 
     def losses(self) -> str | None:
         """`{"output": "loss_name"}` for the spec's losses, as Python text."""

@@ -25,7 +25,6 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from . import catalog
 from .located import escape
 from .writer import CodeWriter
 
@@ -45,6 +44,34 @@ ADAPTED_BY = {
 }
 
 _HELPERS: dict[str, str] = {
+    "BatchSeeds": '''
+class BatchSeeds:
+    """`augment(features)` that every run repeats. Its random layers draw their seeds
+    from (seed, layer, draw, epoch, batch number) instead of from their seed
+    generators, whose state the batches augmented in parallel would share and race
+    for: the same batch of the same epoch is augmented the same way in every run,
+    resumed or not, however many batches are augmented at once."""
+
+    def __init__(self, augment, seed):
+        self.augment, self.batch, self.draws = augment, None, 0
+        for number, layer in enumerate(augment.layers):
+            stream = (seed if getattr(layer, "seed", None) is None else layer.seed, number)
+            for generator in list(vars(layer).values()):
+                if isinstance(generator, keras.random.SeedGenerator):
+                    generator.next = functools.partial(self.draw, stream, generator.state.dtype)
+
+    def __call__(self, batch, features):
+        # traced once by `map`: the seeds are tensors of the batch's number
+        self.batch, self.draws = batch, 0
+        return self.augment(features, training=True)
+
+    def draw(self, stream, dtype, ordered=True):
+        seed = tf.constant(stream, tf.int64)
+        for data in (self.draws, current_epoch(), self.batch):
+            seed = tf.random.experimental.stateless_fold_in(seed, data)
+        self.draws += 1
+        return tf.cast(seed, dtype)
+''',
     "model_outputs": '''
 def model_outputs(model):
     """The model's output tensors by output name, for every kind of model."""
@@ -592,7 +619,7 @@ class DataGenerator:
             w.line('"""The batched `train`, `validation` and `test` pipelines that exist."""')
             w.line("splits = splits if splits is not None else load_splits()")
             w.line("return {name: pipeline(split, name) for name, split in splits.items()}")
-        if self.gen.shuffles_by_epoch() and self.data.get("shuffle", True) is not False:
+        if self.gen.data_by_epoch():
             w.blank(2)
             w.line("def current_epoch():")
             with w.indented():
@@ -723,23 +750,32 @@ class DataGenerator:
         self.batch_line(w)
 
     def augment(self, w: CodeWriter) -> None:
+        """Augment whole training batches in parallel; with a data seed, reproducibly
+        (BatchSeeds: a function of seed, epoch and batch, so resume repeats it too)."""
         gen, at = self.gen, self.at
         augment = self.data.get("augment") or []
         if not augment:
             return
-        seed = self.shuffle_seed()
+        seeded = self.shuffle_seed() != "None"
         w.line("if training:")
         with w.indented():
-            w.line("augment = keras.Sequential([", self.span("augment"))
+            first = "augment = BatchSeeds(keras.Sequential([" if seeded else \
+                "augment = keras.Sequential(["
+            w.line(first, self.span("augment"))
             with w.indented():
                 for i, call in enumerate(augment):
-                    extra = []
-                    entry = catalog.lookup("layers", call["call"]) or {}
-                    takes_seed = any(p["name"] == "seed" for p in entry.get("params", []))
-                    if takes_seed and "seed" not in call.get("kwargs", {}) and seed != "None":
-                        extra = [f"seed={seed}"]  # reproducible augmentation
-                    w.line(gen.construct(call, f"{at}/augment/{i}", "layers", self.scope,
-                                         extra) + ",", gen.span(f"{at}/augment/{i}"))
+                    w.line(gen.construct(call, f"{at}/augment/{i}", "layers", self.scope) + ",",
+                           gen.span(f"{at}/augment/{i}"))
+            if seeded:
+                w.line(f"], name=\"augment\"), seed={self.shuffle_seed()})")
+                w.line("dataset = dataset.enumerate().map(")
+                with w.indented():
+                    w.line("lambda batch, example: (augment(batch, example[0]), example[1]),")
+                    w.line(f"num_parallel_calls={self.parallel_calls()},")
+                w.line(")")
+                self.need("BatchSeeds")
+                self.imports.add("functools")
+                return
             w.line("], name=\"augment\")")
             w.line("dataset = dataset.map(")
             with w.indented():

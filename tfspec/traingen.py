@@ -400,9 +400,9 @@ class TrainGenerator:
             w.line("path = SPEC_DIR / relative")
             w.line("path.parent.mkdir(parents=True, exist_ok=True)")
             w.line("return str(path)")
-        if self.gen.shuffles_by_epoch():
+        if self.gen.data_by_epoch():
             w.blank(2)
-            w.line("class ShuffleEpoch(keras.callbacks.Callback):")
+            w.line("class DataEpoch(keras.callbacks.Callback):")
             with w.indented():
                 w.line('"""Tells the data pipeline which epoch it is (see EPOCH)."""')
                 w.line("")
@@ -438,7 +438,7 @@ class TrainGenerator:
         w.line("def make_callbacks():", self.span("callbacks") if calls else None)
         with w.indented():
             w.line('"""The callbacks of `train`; their paths are relative to the spec."""')
-            if not calls and self.loop == "custom" and not self.gen.shuffles_by_epoch():
+            if not calls and self.loop == "custom" and not self.gen.data_by_epoch():
                 w.line("return []")
                 return
             skip = self.backup() if self.loop == "custom" else None
@@ -453,8 +453,8 @@ class TrainGenerator:
                     w.line(self.callback(call, at, w.width - 4) + ",", gen.span(at))
                 if self.loop != "custom" and self.backup() is None:
                     w.line("BackgroundBackupAndRestore(CHECKPOINT_DIR),  # resume if killed")
-                if self.gen.shuffles_by_epoch():
-                    w.line("ShuffleEpoch(),")
+                if self.gen.data_by_epoch():
+                    w.line("DataEpoch(),")
             w.line("]")
 
     def callback(self, call: dict[str, Any], at: str, budget: int) -> str:

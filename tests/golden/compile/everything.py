@@ -3,6 +3,7 @@
 Edit the spec, not this file: `tfspec compile` writes it again.
 """
 
+import functools
 import json
 import os
 import pathlib
@@ -19,7 +20,8 @@ import tensorflow as tf
 # Paths in the spec are relative to the spec's folder.
 SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
-# The epoch being trained: it picks the training data's shuffle order.
+# The epoch being trained: the training data's order and augmentation
+# depend on it.
 # Made on first use, after the strategy (which must come before any op).
 EPOCH = None
 
@@ -94,12 +96,12 @@ def pipeline(arrays, split):
             dataset = dataset.apply(tf.data.experimental.assert_cardinality(size))
     dataset = dataset.batch(32, drop_remainder=True, num_parallel_calls=2)
     if training:
-        augment = keras.Sequential([
-            keras.layers.RandomTranslation(0.1, 0.1, seed=11),
-            keras.layers.RandomZoom(0.1, seed=11),
-        ], name="augment")
-        dataset = dataset.map(
-            lambda x, y: (augment(x, training=True), y),
+        augment = BatchSeeds(keras.Sequential([
+            keras.layers.RandomTranslation(0.1, 0.1),
+            keras.layers.RandomZoom(0.1),
+        ], name="augment"), seed=11)
+        dataset = dataset.enumerate().map(
+            lambda batch, example: (augment(batch, example[0]), example[1]),
             num_parallel_calls=2,
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -149,6 +151,34 @@ def split_arrays(features, labels, validation, test, seed):
         for name, index in parts.items()
         if len(index)
     }
+
+
+class BatchSeeds:
+    """`augment(features)` that every run repeats. Its random layers draw their seeds
+    from (seed, layer, draw, epoch, batch number) instead of from their seed
+    generators, whose state the batches augmented in parallel would share and race
+    for: the same batch of the same epoch is augmented the same way in every run,
+    resumed or not, however many batches are augmented at once."""
+
+    def __init__(self, augment, seed):
+        self.augment, self.batch, self.draws = augment, None, 0
+        for number, layer in enumerate(augment.layers):
+            stream = (seed if getattr(layer, "seed", None) is None else layer.seed, number)
+            for generator in list(vars(layer).values()):
+                if isinstance(generator, keras.random.SeedGenerator):
+                    generator.next = functools.partial(self.draw, stream, generator.state.dtype)
+
+    def __call__(self, batch, features):
+        # traced once by `map`: the seeds are tensors of the batch's number
+        self.batch, self.draws = batch, 0
+        return self.augment(features, training=True)
+
+    def draw(self, stream, dtype, ordered=True):
+        seed = tf.constant(stream, tf.int64)
+        for data in (self.draws, current_epoch(), self.batch):
+            seed = tf.random.experimental.stateless_fold_in(seed, data)
+        self.draws += 1
+        return tf.cast(seed, dtype)
 
 
 def check_data(model, dataset, losses):
@@ -284,7 +314,7 @@ def spec_path(relative):
     return str(path)
 
 
-class ShuffleEpoch(keras.callbacks.Callback):
+class DataEpoch(keras.callbacks.Callback):
     """Tells the data pipeline which epoch it is (see EPOCH)."""
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -314,7 +344,7 @@ def make_callbacks():
         keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=1),
         keras.callbacks.CSVLogger(spec_path("runs/everything/log.csv")),
         keras.callbacks.TerminateOnNaN(),
-        ShuffleEpoch(),
+        DataEpoch(),
     ]
 
 
@@ -1019,33 +1049,36 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/everything.tfspec"
 TFSPEC_LINES = (
-    "27:5:12 28:6:16 29:7:17 36:51:10 41:24:3 42:26:8 43:26:8 44:26:8 "
-    "45:26:8 46:26:8 47:26:8 48:26:8 49:26:8 50:33:8 51:33:8 52:33:8 "
-    "53:33:8 54:34:8 55:25:14 56:37:18 57:37:18 58:37:18 59:37:18 60:37:18 "
-    "61:37:18 62:23:7 65:10:12 67:10:12 70:11:3 73:10:12 81:16:11 91:14:13 "
-    "95:12:11 97:20:13 98:20:14 99:20:43 105:17:14 108:10:12 122:10:12 128:10:12 "
-    "129:10:12 130:10:12 131:10:12 132:10:12 133:10:12 134:10:12 135:10:12 136:10:12 "
-    "137:10:12 138:10:12 139:10:12 140:10:12 141:10:12 142:10:12 143:10:12 144:10:12 "
-    "145:10:12 146:10:12 147:10:12 148:10:12 149:10:12 150:10:12 151:10:12 154:10:12 "
-    "155:10:12 156:10:12 157:10:12 158:10:12 159:10:12 160:10:12 161:10:12 162:10:12 "
-    "163:10:12 164:10:12 165:10:12 166:10:12 167:10:12 168:10:12 169:10:12 170:10:12 "
-    "171:10:12 172:10:12 173:10:12 174:10:12 175:10:12 176:10:12 177:10:12 178:10:12 "
-    "179:10:12 180:10:12 181:10:12 182:10:12 183:10:12 184:10:12 185:10:12 186:10:12 "
-    "187:10:12 188:10:12 189:10:12 190:10:12 191:10:12 192:10:12 193:10:12 194:10:12 "
-    "195:10:12 196:10:12 197:10:12 198:10:12 199:10:12 200:10:12 201:10:12 202:10:12 "
-    "203:10:12 204:10:12 205:10:12 206:10:12 207:10:12 208:10:12 209:10:12 210:10:12 "
-    "211:10:12 212:10:12 213:10:12 214:10:12 215:10:12 216:10:12 217:10:12 220:10:12 "
-    "221:10:12 222:10:12 223:10:12 224:10:12 225:10:12 226:10:12 230:59:5 233:75:14 "
-    "235:76:13 256:47:15 258:47:15 259:47:15 260:47:15 261:47:15 262:47:15 263:47:15 "
-    "264:47:15 265:47:15 266:47:15 269:51:10 271:51:10 272:51:10 273:51:10 274:51:10 "
-    "275:51:10 276:51:10 277:51:10 305:56:15 308:57:5 309:58:5 310:58:5 311:58:5 "
-    "312:58:5 313:59:5 314:60:5 315:61:5 316:62:5 321:52:13 326:52:14 327:52:26 "
-    "341:51:10 344:51:10 348:45:1 350:67:10 351:68:19 352:64:21 407:65:17 462:70:16 "
-    "490:46:10 938:80:1 948:81:3 949:81:3 950:81:3 951:81:3 952:81:3 953:81:3 "
-    "954:81:3 955:81:3 956:82:3 957:82:3 958:82:3 959:82:3 960:82:3 961:82:3 "
-    "962:83:3 963:83:3 964:83:3 965:83:3 966:83:3 967:83:3 968:83:3 969:83:3 "
-    "970:83:3 971:89:3 972:89:3 973:89:3 974:89:3 975:89:3 976:89:3 977:89:3 "
-    "978:90:3 979:90:3 980:90:3 981:90:3 982:90:3 983:90:3 984:90:3 985:91:3 "
-    "986:91:3 987:91:3 988:91:3 989:91:3 990:91:3 991:91:3 992:91:3 1009:80:1 "
-    "1010:80:1"
+    "29:5:12 30:6:16 31:7:17 38:51:10 43:24:3 44:26:8 45:26:8 46:26:8 "
+    "47:26:8 48:26:8 49:26:8 50:26:8 51:26:8 52:33:8 53:33:8 54:33:8 "
+    "55:33:8 56:34:8 57:25:14 58:37:18 59:37:18 60:37:18 61:37:18 62:37:18 "
+    "63:37:18 64:23:7 67:10:12 69:10:12 72:11:3 75:10:12 83:16:11 93:14:13 "
+    "97:12:11 99:20:13 100:20:14 101:20:43 107:17:14 110:10:12 124:10:12 130:10:12 "
+    "131:10:12 132:10:12 133:10:12 134:10:12 135:10:12 136:10:12 137:10:12 138:10:12 "
+    "139:10:12 140:10:12 141:10:12 142:10:12 143:10:12 144:10:12 145:10:12 146:10:12 "
+    "147:10:12 148:10:12 149:10:12 150:10:12 151:10:12 152:10:12 153:10:12 156:10:12 "
+    "157:10:12 158:10:12 159:10:12 160:10:12 161:10:12 162:10:12 163:10:12 164:10:12 "
+    "165:10:12 166:10:12 167:10:12 168:10:12 169:10:12 170:10:12 171:10:12 172:10:12 "
+    "173:10:12 174:10:12 175:10:12 176:10:12 177:10:12 178:10:12 179:10:12 180:10:12 "
+    "181:10:12 184:10:12 185:10:12 186:10:12 187:10:12 188:10:12 189:10:12 190:10:12 "
+    "191:10:12 192:10:12 193:10:12 194:10:12 195:10:12 196:10:12 197:10:12 198:10:12 "
+    "199:10:12 200:10:12 201:10:12 202:10:12 203:10:12 204:10:12 205:10:12 206:10:12 "
+    "207:10:12 208:10:12 209:10:12 210:10:12 211:10:12 212:10:12 213:10:12 214:10:12 "
+    "215:10:12 216:10:12 217:10:12 218:10:12 219:10:12 220:10:12 221:10:12 222:10:12 "
+    "223:10:12 224:10:12 225:10:12 226:10:12 227:10:12 228:10:12 229:10:12 230:10:12 "
+    "231:10:12 232:10:12 233:10:12 234:10:12 235:10:12 236:10:12 237:10:12 238:10:12 "
+    "239:10:12 240:10:12 241:10:12 242:10:12 243:10:12 244:10:12 245:10:12 246:10:12 "
+    "247:10:12 250:10:12 251:10:12 252:10:12 253:10:12 254:10:12 255:10:12 256:10:12 "
+    "260:59:5 263:75:14 265:76:13 286:47:15 288:47:15 289:47:15 290:47:15 291:47:15 "
+    "292:47:15 293:47:15 294:47:15 295:47:15 296:47:15 299:51:10 301:51:10 302:51:10 "
+    "303:51:10 304:51:10 305:51:10 306:51:10 307:51:10 335:56:15 338:57:5 339:58:5 "
+    "340:58:5 341:58:5 342:58:5 343:59:5 344:60:5 345:61:5 346:62:5 351:52:13 "
+    "356:52:14 357:52:26 371:51:10 374:51:10 378:45:1 380:67:10 381:68:19 382:64:21 "
+    "437:65:17 492:70:16 520:46:10 968:80:1 978:81:3 979:81:3 980:81:3 981:81:3 "
+    "982:81:3 983:81:3 984:81:3 985:81:3 986:82:3 987:82:3 988:82:3 989:82:3 "
+    "990:82:3 991:82:3 992:83:3 993:83:3 994:83:3 995:83:3 996:83:3 997:83:3 "
+    "998:83:3 999:83:3 1000:83:3 1001:89:3 1002:89:3 1003:89:3 1004:89:3 1005:89:3 "
+    "1006:89:3 1007:89:3 1008:90:3 1009:90:3 1010:90:3 1011:90:3 1012:90:3 1013:90:3 "
+    "1014:90:3 1015:91:3 1016:91:3 1017:91:3 1018:91:3 1019:91:3 1020:91:3 1021:91:3 "
+    "1022:91:3 1039:80:1 1040:80:1"
 )
