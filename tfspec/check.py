@@ -844,6 +844,12 @@ class Checker:
         outputs = _model_outputs(model)
         if train.get("mixed_precision") in ("mixed_float16", "mixed_bfloat16") and model:
             self.check_output_dtypes(model, train["mixed_precision"])
+        if train.get("jit_compile") is True and train.get("deterministic") is True:
+            # Keras's model_supports_jit: not every op is deterministic under XLA
+            self.error("W403", "`jit_compile = true` has no effect with `deterministic = "
+                       "true`: Keras turns XLA off (not every XLA op is deterministic)",
+                       f"{at}/jit_compile", hint="drop one of them: XLA for speed, or "
+                       "`deterministic` for runs that repeat bit for bit")
         for key, value in train.items():
             kat = f"{at}/{escape(key)}"
             if key == "optimizer":

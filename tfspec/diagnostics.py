@@ -61,6 +61,7 @@ CODES: dict[str, str] = {
     "W400": "unused node",
     "W401": "unused param",
     "W402": "mixed precision without a float32 output layer",
+    "W403": "jit_compile = true with deterministic = true (Keras turns XLA off)",
 }
 
 
