@@ -691,7 +691,8 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def loop_on_batch(self, w: CodeWriter) -> None:
         epochs = self.value("epochs", 1)
-        w.line("verbose = " + (self.fit_verbose() if "verbose" in self.train else "verbose"))
+        if "verbose" in self.train:
+            w.line(f"verbose = {self.fit_verbose()}")
         self.callback_list(w, self.steps())
         w.line("callbacks.on_train_begin()  # BackgroundBackupAndRestore restores a backup")
         w.line("# where the backup left off (the attribute Keras's `fit` reads too)")
@@ -907,7 +908,8 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
             w.line("manager = tf.train.CheckpointManager(checkpoint, CHECKPOINT_DIR, "
                    "max_to_keep=1)")
         w.line("checkpoint.restore(manager.latest_checkpoint)")
-        w.line("verbose = " + (self.fit_verbose() if "verbose" in t else "verbose"))
+        if "verbose" in t:
+            w.line(f"verbose = {self.fit_verbose()}")
         self.callback_list(w, self.steps())
         w.line("callbacks.on_train_begin()")
         w.line("logs = {}")

@@ -116,8 +116,8 @@ def split_arrays(features, labels, validation, test, seed):
     Returns the `(features, labels)` arrays of each split."""
     count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
     order = np.random.default_rng(seed).permutation(count)
-    n_test = int(round(count * test))
-    n_validation = int(round(count * validation))
+    n_test = round(count * test)
+    n_validation = round(count * validation)
     n_train = count - n_validation - n_test
     parts = {
         "train": order[:n_train],

@@ -125,8 +125,8 @@ def split_arrays(features, labels, validation, test, seed):
     Returns the `(features, labels)` arrays of each split."""
     count = len(labels if not isinstance(labels, dict) else next(iter(labels.values())))
     order = np.random.default_rng(seed).permutation(count)
-    n_test = int(round(count * test))
-    n_validation = int(round(count * validation))
+    n_test = round(count * test)
+    n_validation = round(count * validation)
     n_train = count - n_validation - n_test
     parts = {
         "train": order[:n_train],
@@ -421,7 +421,6 @@ def train(verbose="auto"):
     )
     manager = tf.train.CheckpointManager(checkpoint, CHECKPOINT_DIR, max_to_keep=1)
     checkpoint.restore(manager.latest_checkpoint)
-    verbose = verbose
     callbacks = keras.callbacks.CallbackList(
         make_callbacks(),
         add_history=True,
@@ -700,7 +699,7 @@ TFSPEC_LINES = (
     "205:6:12 206:6:12 207:6:12 208:6:12 209:6:12 210:6:12 211:6:12 212:6:12 "
     "215:6:12 216:6:12 217:6:12 218:6:12 219:6:12 220:6:12 221:6:12 228:2:8 "
     "233:23:15 235:23:15 248:24:10 253:24:10 254:24:10 255:24:10 256:24:10 257:24:10 "
-    "258:24:10 259:24:10 294:25:13 299:25:14 313:24:10 316:24:10 320:21:1 437:22:10 "
-    "646:29:1 652:30:3 653:30:3 654:30:3 655:30:3 656:30:3 657:30:3 674:29:1 "
-    "675:29:1"
+    "258:24:10 259:24:10 294:25:13 299:25:14 313:24:10 316:24:10 320:21:1 436:22:10 "
+    "645:29:1 651:30:3 652:30:3 653:30:3 654:30:3 655:30:3 656:30:3 673:29:1 "
+    "674:29:1"
 )

@@ -115,8 +115,8 @@ def split_dataset(dataset, validation, test, seed):
     if count < 0:  # unknown (files, generators): count once
         count = int(dataset.reduce(0, lambda n, _: n + 1))
     dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=False)
-    n_test = int(round(count * test))
-    n_validation = int(round(count * validation))
+    n_test = round(count * test)
+    n_validation = round(count * validation)
     n_train = count - n_validation - n_test
     parts = {
         "train": dataset.take(n_train),
