@@ -965,7 +965,10 @@ def test_augment_with_a_seed_is_a_function_of_seed_epoch_and_batch(tmp_path):
           batch = 4
           shuffle = false
           seed = 1
-          augment = [RandomFlip("horizontal"), RandomTranslation(0.2, 0.2), GaussianNoise(0.1)]
+          augment = [
+            Pipeline([RandomFlip("horizontal"), RandomTranslation(0.2, 0.2)]),  # nested
+            GaussianNoise(0.1),
+          ]
         }
 
         model Net functional {

@@ -54,7 +54,8 @@ class BatchSeeds:
 
     def __init__(self, augment, seed):
         self.augment, self.batch, self.draws = augment, None, 0
-        for number, layer in enumerate(augment.layers):
+        # every layer, those inside RandAugment, AugMix or Pipeline too
+        for number, layer in enumerate(augment._flatten_layers(include_self=False)):
             stream = (seed if getattr(layer, "seed", None) is None else layer.seed, number)
             for generator in list(vars(layer).values()):
                 if isinstance(generator, keras.random.SeedGenerator):
