@@ -542,13 +542,13 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
                  delete_checkpoint=True):
         super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
         self.path = pathlib.Path(backup_dir) / "backup.npz"
-        self.writer = concurrent.futures.ThreadPoolExecutor(1)
-        self.writing = None
+        self.writer = self.writing = None
 
     def state(self):
         return self.model.variables + self.model.optimizer.variables
 
     def on_train_begin(self, logs=None):
+        self.writer = concurrent.futures.ThreadPoolExecutor(1)  # its thread, until the end
         if not self.path.exists():
             return
         if not self.model.optimizer.built:
@@ -581,6 +581,7 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.writing.result()  # raises what the write raised
 
     def on_train_end(self, logs=None):
+        self.writer.shutdown()  # the last write is done
         self.wait()
         super().on_train_end(logs)  # deletes the backup if delete_checkpoint
 '''

@@ -280,13 +280,13 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
                  delete_checkpoint=True):
         super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
         self.path = pathlib.Path(backup_dir) / "backup.npz"
-        self.writer = concurrent.futures.ThreadPoolExecutor(1)
-        self.writing = None
+        self.writer = self.writing = None
 
     def state(self):
         return self.model.variables + self.model.optimizer.variables
 
     def on_train_begin(self, logs=None):
+        self.writer = concurrent.futures.ThreadPoolExecutor(1)  # its thread, until the end
         if not self.path.exists():
             return
         if not self.model.optimizer.built:
@@ -319,6 +319,7 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.writing.result()  # raises what the write raised
 
     def on_train_end(self, logs=None):
+        self.writer.shutdown()  # the last write is done
         self.wait()
         super().on_train_end(logs)  # deletes the backup if delete_checkpoint
 
@@ -594,7 +595,7 @@ TFSPEC_LINES = (
     "298:25:1 299:25:1 300:25:1 301:25:1 302:25:1 303:25:1 304:25:1 305:25:1 "
     "306:25:1 307:25:1 308:25:1 309:25:1 310:25:1 311:25:1 312:25:1 313:25:1 "
     "314:25:1 315:25:1 316:25:1 317:25:1 318:25:1 319:25:1 320:25:1 321:25:1 "
-    "322:25:1 323:25:1 334:25:1 346:29:12 347:29:12 348:29:12 349:29:12 350:29:12 "
-    "351:29:12 352:29:12 353:29:12 533:32:1 539:33:3 540:33:3 541:33:3 542:33:3 "
-    "543:33:3 544:33:3 561:32:1 562:32:1"
+    "322:25:1 323:25:1 324:25:1 335:25:1 347:29:12 348:29:12 349:29:12 350:29:12 "
+    "351:29:12 352:29:12 353:29:12 354:29:12 534:32:1 540:33:3 541:33:3 542:33:3 "
+    "543:33:3 544:33:3 545:33:3 562:32:1 563:32:1"
 )

@@ -262,13 +262,13 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
                  delete_checkpoint=True):
         super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
         self.path = pathlib.Path(backup_dir) / "backup.npz"
-        self.writer = concurrent.futures.ThreadPoolExecutor(1)
-        self.writing = None
+        self.writer = self.writing = None
 
     def state(self):
         return self.model.variables + self.model.optimizer.variables
 
     def on_train_begin(self, logs=None):
+        self.writer = concurrent.futures.ThreadPoolExecutor(1)  # its thread, until the end
         if not self.path.exists():
             return
         if not self.model.optimizer.built:
@@ -301,6 +301,7 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.writing.result()  # raises what the write raised
 
     def on_train_end(self, logs=None):
+        self.writer.shutdown()  # the last write is done
         self.wait()
         super().on_train_end(logs)  # deletes the backup if delete_checkpoint
 
@@ -771,10 +772,10 @@ TFSPEC_LINES = (
     "277:35:5 278:35:5 279:35:5 280:35:5 281:35:5 282:35:5 283:35:5 284:35:5 "
     "285:35:5 286:35:5 287:35:5 288:35:5 289:35:5 290:35:5 291:35:5 292:35:5 "
     "293:35:5 294:35:5 295:35:5 296:35:5 297:35:5 298:35:5 299:35:5 300:35:5 "
-    "301:35:5 302:35:5 303:35:5 304:35:5 305:35:5 308:33:15 311:34:5 312:34:5 "
-    "313:34:5 314:34:5 315:34:5 316:35:5 321:27:1 333:32:12 334:32:12 335:32:12 "
-    "336:32:12 337:32:12 338:32:12 339:32:12 340:32:12 693:41:1 703:42:3 704:42:3 "
-    "705:42:3 706:42:3 707:42:3 708:42:3 709:42:3 710:43:3 711:43:3 712:43:3 "
-    "713:43:3 714:43:3 715:43:3 716:43:3 717:44:3 718:44:3 719:44:3 720:44:3 "
-    "721:44:3 722:44:3 739:41:1 740:41:1"
+    "301:35:5 302:35:5 303:35:5 304:35:5 305:35:5 306:35:5 309:33:15 312:34:5 "
+    "313:34:5 314:34:5 315:34:5 316:34:5 317:35:5 322:27:1 334:32:12 335:32:12 "
+    "336:32:12 337:32:12 338:32:12 339:32:12 340:32:12 341:32:12 694:41:1 704:42:3 "
+    "705:42:3 706:42:3 707:42:3 708:42:3 709:42:3 710:42:3 711:43:3 712:43:3 "
+    "713:43:3 714:43:3 715:43:3 716:43:3 717:43:3 718:44:3 719:44:3 720:44:3 "
+    "721:44:3 722:44:3 723:44:3 740:41:1 741:41:1"
 )

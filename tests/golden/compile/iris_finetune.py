@@ -295,13 +295,13 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
                  delete_checkpoint=True):
         super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
         self.path = pathlib.Path(backup_dir) / "backup.npz"
-        self.writer = concurrent.futures.ThreadPoolExecutor(1)
-        self.writing = None
+        self.writer = self.writing = None
 
     def state(self):
         return self.model.variables + self.model.optimizer.variables
 
     def on_train_begin(self, logs=None):
+        self.writer = concurrent.futures.ThreadPoolExecutor(1)  # its thread, until the end
         if not self.path.exists():
             return
         if not self.model.optimizer.built:
@@ -334,6 +334,7 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.writing.result()  # raises what the write raised
 
     def on_train_end(self, logs=None):
+        self.writer.shutdown()  # the last write is done
         self.wait()
         super().on_train_end(logs)  # deletes the backup if delete_checkpoint
 
@@ -630,8 +631,8 @@ TFSPEC_LINES = (
     "308:27:1 309:27:1 310:27:1 311:27:1 312:27:1 313:27:1 314:27:1 315:27:1 "
     "316:27:1 317:27:1 318:27:1 319:27:1 320:27:1 321:27:1 322:27:1 323:27:1 "
     "324:27:1 325:27:1 326:27:1 327:27:1 328:27:1 329:27:1 330:27:1 331:27:1 "
-    "332:27:1 333:27:1 334:27:1 335:27:1 336:27:1 337:27:1 338:27:1 349:27:1 "
-    "361:31:12 362:31:12 363:31:12 364:31:12 365:31:12 366:31:12 367:31:12 368:31:12 "
-    "563:34:1 569:35:3 570:35:3 571:35:3 572:35:3 573:35:3 574:35:3 575:36:3 "
-    "576:36:3 577:36:3 578:36:3 579:36:3 580:36:3 597:34:1 598:34:1"
+    "332:27:1 333:27:1 334:27:1 335:27:1 336:27:1 337:27:1 338:27:1 339:27:1 "
+    "350:27:1 362:31:12 363:31:12 364:31:12 365:31:12 366:31:12 367:31:12 368:31:12 "
+    "369:31:12 564:34:1 570:35:3 571:35:3 572:35:3 573:35:3 574:35:3 575:35:3 "
+    "576:36:3 577:36:3 578:36:3 579:36:3 580:36:3 581:36:3 598:34:1 599:34:1"
 )

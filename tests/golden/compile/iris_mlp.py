@@ -295,13 +295,13 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
                  delete_checkpoint=True):
         super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
         self.path = pathlib.Path(backup_dir) / "backup.npz"
-        self.writer = concurrent.futures.ThreadPoolExecutor(1)
-        self.writing = None
+        self.writer = self.writing = None
 
     def state(self):
         return self.model.variables + self.model.optimizer.variables
 
     def on_train_begin(self, logs=None):
+        self.writer = concurrent.futures.ThreadPoolExecutor(1)  # its thread, until the end
         if not self.path.exists():
             return
         if not self.model.optimizer.built:
@@ -334,6 +334,7 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.writing.result()  # raises what the write raised
 
     def on_train_end(self, logs=None):
+        self.writer.shutdown()  # the last write is done
         self.wait()
         super().on_train_end(logs)  # deletes the backup if delete_checkpoint
 
@@ -630,8 +631,8 @@ TFSPEC_LINES = (
     "309:22:1 310:22:1 311:22:1 312:22:1 313:22:1 314:22:1 315:22:1 316:22:1 "
     "317:22:1 318:22:1 319:22:1 320:22:1 321:22:1 322:22:1 323:22:1 324:22:1 "
     "325:22:1 326:22:1 327:22:1 328:22:1 329:22:1 330:22:1 331:22:1 332:22:1 "
-    "333:22:1 334:22:1 335:22:1 336:22:1 337:22:1 338:22:1 349:22:1 361:26:12 "
-    "362:26:12 363:26:12 364:26:12 365:26:12 366:26:12 367:26:12 368:26:12 563:29:1 "
-    "569:30:3 570:30:3 571:30:3 572:30:3 573:30:3 574:30:3 575:31:3 576:31:3 "
-    "577:31:3 578:31:3 579:31:3 580:31:3 597:29:1 598:29:1"
+    "333:22:1 334:22:1 335:22:1 336:22:1 337:22:1 338:22:1 339:22:1 350:22:1 "
+    "362:26:12 363:26:12 364:26:12 365:26:12 366:26:12 367:26:12 368:26:12 369:26:12 "
+    "564:29:1 570:30:3 571:30:3 572:30:3 573:30:3 574:30:3 575:30:3 576:31:3 "
+    "577:31:3 578:31:3 579:31:3 580:31:3 581:31:3 598:29:1 599:29:1"
 )

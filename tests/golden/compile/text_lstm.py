@@ -261,13 +261,13 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
                  delete_checkpoint=True):
         super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
         self.path = pathlib.Path(backup_dir) / "backup.npz"
-        self.writer = concurrent.futures.ThreadPoolExecutor(1)
-        self.writing = None
+        self.writer = self.writing = None
 
     def state(self):
         return self.model.variables + self.model.optimizer.variables
 
     def on_train_begin(self, logs=None):
+        self.writer = concurrent.futures.ThreadPoolExecutor(1)  # its thread, until the end
         if not self.path.exists():
             return
         if not self.model.optimizer.built:
@@ -300,6 +300,7 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.writing.result()  # raises what the write raised
 
     def on_train_end(self, logs=None):
+        self.writer.shutdown()  # the last write is done
         self.wait()
         super().on_train_end(logs)  # deletes the backup if delete_checkpoint
 
@@ -574,7 +575,7 @@ TFSPEC_LINES = (
     "277:25:1 278:25:1 279:25:1 280:25:1 281:25:1 282:25:1 283:25:1 284:25:1 "
     "285:25:1 286:25:1 287:25:1 288:25:1 289:25:1 290:25:1 291:25:1 292:25:1 "
     "293:25:1 294:25:1 295:25:1 296:25:1 297:25:1 298:25:1 299:25:1 300:25:1 "
-    "301:25:1 302:25:1 303:25:1 304:25:1 315:25:1 327:29:12 328:29:12 329:29:12 "
-    "330:29:12 331:29:12 332:29:12 333:29:12 334:29:12 514:32:1 520:33:3 521:33:3 "
-    "522:33:3 523:33:3 524:33:3 525:33:3 542:32:1 543:32:1"
+    "301:25:1 302:25:1 303:25:1 304:25:1 305:25:1 316:25:1 328:29:12 329:29:12 "
+    "330:29:12 331:29:12 332:29:12 333:29:12 334:29:12 335:29:12 515:32:1 521:33:3 "
+    "522:33:3 523:33:3 524:33:3 525:33:3 526:33:3 543:32:1 544:32:1"
 )

@@ -256,13 +256,13 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
                  delete_checkpoint=True):
         super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
         self.path = pathlib.Path(backup_dir) / "backup.npz"
-        self.writer = concurrent.futures.ThreadPoolExecutor(1)
-        self.writing = None
+        self.writer = self.writing = None
 
     def state(self):
         return self.model.variables + self.model.optimizer.variables
 
     def on_train_begin(self, logs=None):
+        self.writer = concurrent.futures.ThreadPoolExecutor(1)  # its thread, until the end
         if not self.path.exists():
             return
         if not self.model.optimizer.built:
@@ -295,6 +295,7 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
             self.writing.result()  # raises what the write raised
 
     def on_train_end(self, logs=None):
+        self.writer.shutdown()  # the last write is done
         self.wait()
         super().on_train_end(logs)  # deletes the backup if delete_checkpoint
 
@@ -568,7 +569,7 @@ TFSPEC_LINES = (
     "272:24:1 273:24:1 274:24:1 275:24:1 276:24:1 277:24:1 278:24:1 279:24:1 "
     "280:24:1 281:24:1 282:24:1 283:24:1 284:24:1 285:24:1 286:24:1 287:24:1 "
     "288:24:1 289:24:1 290:24:1 291:24:1 292:24:1 293:24:1 294:24:1 295:24:1 "
-    "296:24:1 297:24:1 298:24:1 299:24:1 309:24:1 321:32:12 322:32:12 323:32:12 "
-    "324:32:12 325:32:12 326:32:12 327:32:12 328:32:12 508:35:1 514:36:3 515:36:3 "
-    "516:36:3 517:36:3 518:36:3 519:36:3 536:35:1 537:35:1"
+    "296:24:1 297:24:1 298:24:1 299:24:1 300:24:1 310:24:1 322:32:12 323:32:12 "
+    "324:32:12 325:32:12 326:32:12 327:32:12 328:32:12 329:32:12 509:35:1 515:36:3 "
+    "516:36:3 517:36:3 518:36:3 519:36:3 520:36:3 537:35:1 538:35:1"
 )
