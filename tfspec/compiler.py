@@ -185,22 +185,10 @@ class Generator:
                 from .traingen import TrainGenerator
 
                 distribute = self.ir.get("distribute")
-                TrainGenerator(self, self.ir["train"],
-                               distribute if isinstance(distribute, dict) else {}).emit(body)
-                imports |= {"json", "sys"}
-                strategy = (distribute or {}).get("strategy") if isinstance(
-                    distribute, dict) else None
-                if self.ir["train"].get("loop") == "custom" or strategy == (
-                        "multi_worker_mirrored"):
-                    imports.add("shutil")
-                else:
-                    imports |= {"concurrent.futures", "os"}  # BackgroundBackupAndRestore
-                if strategy == "multi_worker_mirrored":
-                    imports |= {"os", "tempfile"}
-                if self.exports():
-                    from .exportgen import ExportGenerator
-
-                    imports |= ExportGenerator(self, self.exports()).imports
+                train = TrainGenerator(self, self.ir["train"],
+                                       distribute if isinstance(distribute, dict) else {})
+                train.emit(body)
+                imports |= train.imports
         self.w = w = CodeWriter()
         title = self.ir.get("name") or (model or {}).get("name") or "spec"
         w.line('"""' + f"{title}: compiled from {self.result.file} by tfspec {__version__}.")

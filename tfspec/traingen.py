@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import catalog
-from .compiler import py_string
+from .compiler import _Scope, py_string
+from .exportgen import ExportGenerator
 from .located import escape
 from .writer import CodeWriter
 
@@ -81,14 +82,84 @@ def xla_on_cpu(ir: dict[str, Any]) -> bool:
     return bool(layers) and all(name in XLA_ON_CPU for name in layers)
 
 
+# The `fit` and `on_batch` loops' BackupAndRestore (see TrainGenerator.backup_class).
+_BACKUP_CLASS = '''
+class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, written in the background. When an epoch ends (or
+    every `save_freq` batches) the variables of the model (seed generators included)
+    and of the optimizer are copied, and a thread writes the copy to `backup.npz` while
+    training goes on; the file is replaced whole, so a kill leaves the last backup."""
+
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False,
+                 delete_checkpoint=True):
+        super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
+        self.path = pathlib.Path(backup_dir) / "backup.npz"
+        self.writer = self.writing = None
+
+    def state(self):
+        return self.model.variables + self.model.optimizer.variables
+
+    def on_train_begin(self, logs=None):
+        self.writer = concurrent.futures.ThreadPoolExecutor(1)  # its thread, until the end
+        if not self.path.exists():
+            return
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        with np.load(self.path) as saved:
+            values = [saved[f"v{i}"] for i in range(len(saved.files) - 1)]
+            epoch = int(saved["epoch"])
+        variables = self.state()
+        if [v.shape for v in values] != [tuple(v.shape) for v in variables]:
+            raise ValueError(f"{self.path} is the backup of another model: delete it to "
+                             "train this one from the start")
+        for variable, value in zip(variables, values, strict=True):
+            variable.assign(value)
+        self.model._initial_epoch = epoch  # where fit starts, as Keras's callback does
+
+    def _save_model(self):  # Keras calls it when a backup is due
+        values = [variable.numpy() for variable in self.state()]  # a copy, now
+        self.wait()  # one write at a time
+        self.writing = self.writer.submit(self.write, values, self._current_epoch)
+
+    def write(self, values, epoch):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = self.path.with_suffix(".tmp")
+        with open(scratch, "wb") as file:
+            np.savez(file, epoch=epoch, **{f"v{i}": value for i, value in enumerate(values)})
+        os.replace(scratch, self.path)
+
+    def wait(self):
+        if self.writing is not None:
+            self.writing.result()  # raises what the write raised
+
+    def on_train_end(self, logs=None):
+        self.writer.shutdown()  # the last write is done
+        self.wait()
+        super().on_train_end(logs)  # deletes the backup if delete_checkpoint
+'''
+
+
 class TrainGenerator:
     def __init__(self, gen: Generator, train: dict[str, Any], distribute: dict[str, Any]):
         self.gen = gen
         self.train = train
         self.distribute = distribute
-        from .compiler import _Scope
-
         self.scope = _Scope(values={})
+        self.xla_auto = xla_on_cpu(gen.ir)  # "auto" may turn XLA on (xla_pays_off)
+        targets = gen.exports()
+        self.exports = ExportGenerator(gen, targets) if targets else None
+
+    @property
+    def imports(self) -> set[str]:
+        """The modules the training half of the program imports."""
+        names = {"json", "sys"}
+        if self.loop == "custom":
+            names.add("shutil")
+        else:
+            names |= {"concurrent.futures", "os"}  # BackgroundBackupAndRestore
+        if self.multi_worker:
+            names |= {"os", "tempfile"}
+        return names | (self.exports.imports if self.exports else set())
 
     @property
     def loop(self) -> str:
@@ -113,10 +184,8 @@ class TrainGenerator:
         self.compile(w)
         self.callbacks(w)
         self.train_fn(w)
-        if self.gen.exports():
-            from .exportgen import ExportGenerator
-
-            ExportGenerator(self.gen, self.gen.exports()).emit(w)
+        if self.exports:
+            self.exports.emit(w)
         self.main(w)
 
     def backup(self) -> tuple[int, dict[str, Any]] | None:
@@ -278,12 +347,12 @@ class TrainGenerator:
         jit = self.train.get("jit_compile", "auto")
         if jit != "auto":
             args.append(f"jit_compile={self.value('jit_compile')}")
-        elif xla_on_cpu(self.gen.ir):
+        elif self.xla_auto:
             args.append(f"jit_compile=xla_pays_off(batches * {self.value('epochs', 1)})")
         spe, why = self.steps_per_execution()
         if spe != "1":
             args.append(f"steps_per_execution={spe}")
-        if xla_on_cpu(self.gen.ir):
+        if self.xla_auto:
             self.xla_pays_off(w)
         w.blank(2)
         span = self.span("loss") if "loss" in self.train else None
@@ -308,7 +377,7 @@ class TrainGenerator:
     def takes_batches(self) -> bool:
         """Whether `compile_model` is told the batches of an epoch (for the steps per
         execution, or for XLA)."""
-        return self.steps_per_execution()[0] == _CAPPED or xla_on_cpu(self.gen.ir)
+        return self.steps_per_execution()[0] == _CAPPED or self.xla_auto
 
     def xla_pays_off(self, w: CodeWriter) -> None:
         w.blank(2)
@@ -531,65 +600,10 @@ class TrainGenerator:
     def backup_class(self, w: CodeWriter) -> None:
         """The `fit` loop's BackupAndRestore: Keras's, but the backup is a copy of the
         variables that a thread writes while the next epoch trains."""
-        lines = '''
-class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras's BackupAndRestore, written in the background. When an epoch ends (or
-    every `save_freq` batches) the variables of the model (seed generators included)
-    and of the optimizer are copied, and a thread writes the copy to `backup.npz` while
-    training goes on; the file is replaced whole, so a kill leaves the last backup."""
-
-    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False,
-                 delete_checkpoint=True):
-        super().__init__(backup_dir, save_freq, double_checkpoint, delete_checkpoint)
-        self.path = pathlib.Path(backup_dir) / "backup.npz"
-        self.writer = self.writing = None
-
-    def state(self):
-        return self.model.variables + self.model.optimizer.variables
-
-    def on_train_begin(self, logs=None):
-        self.writer = concurrent.futures.ThreadPoolExecutor(1)  # its thread, until the end
-        if not self.path.exists():
-            return
-        if not self.model.optimizer.built:
-            self.model.optimizer.build(self.model.trainable_variables)
-        with np.load(self.path) as saved:
-            values = [saved[f"v{i}"] for i in range(len(saved.files) - 1)]
-            epoch = int(saved["epoch"])
-        variables = self.state()
-        if [v.shape for v in values] != [tuple(v.shape) for v in variables]:
-            raise ValueError(f"{self.path} is the backup of another model: delete it to "
-                             "train this one from the start")
-        for variable, value in zip(variables, values, strict=True):
-            variable.assign(value)
-        self.model._initial_epoch = epoch  # where fit starts, as Keras's callback does
-
-    def _save_model(self):  # Keras calls it when a backup is due
-        values = [variable.numpy() for variable in self.state()]  # a copy, now
-        self.wait()  # one write at a time
-        self.writing = self.writer.submit(self.write, values, self._current_epoch)
-
-    def write(self, values, epoch):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = self.path.with_suffix(".tmp")
-        with open(scratch, "wb") as file:
-            np.savez(file, epoch=epoch, **{f"v{i}": value for i, value in enumerate(values)})
-        os.replace(scratch, self.path)
-
-    def wait(self):
-        if self.writing is not None:
-            self.writing.result()  # raises what the write raised
-
-    def on_train_end(self, logs=None):
-        self.writer.shutdown()  # the last write is done
-        self.wait()
-        super().on_train_end(logs)  # deletes the backup if delete_checkpoint
-'''
         found = self.backup()  # its errors point at the spec's callback, or at `train`
         span = self.gen.span(f"/train/callbacks/{found[0]}" if found else "/train")
         w.blank(2)
-        for line in lines.strip("\n").splitlines():
-            w.line(line, span)
+        w.line(_BACKUP_CLASS.strip("\n"), span)
 
     def train_fn(self, w: CodeWriter) -> None:
         loop = self.loop
@@ -775,7 +789,7 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
                     w.line("metric.update_state(labels[output], predictions[output])")
         w.line("")
         jit = t.get("jit_compile", "auto") is True
-        auto = xla_on_cpu(self.gen.ir)  # XLA as compile_model decided (xla_pays_off)
+        auto = self.xla_auto  # XLA as compile_model decided (xla_pays_off)
         # one replica: XLA compiles the whole step, the update with it (as `fit` does);
         # several: the update synchronises them, so XLA compiles only the passes
         whole = jit and self.distribute.get("strategy", "default") in ("default", "one_device")
