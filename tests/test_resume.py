@@ -206,3 +206,22 @@ def test_a_failed_backup_write_stops_training(tmp_path):
     program = load_program(compile_file(spec))
     with pytest.raises(FileExistsError):
         program["train"](verbose=0)
+
+
+def test_a_backup_within_the_first_resumed_epoch_records_that_epoch(tmp_path):
+    """With `save_freq` in batches, the backups written before the resumed run's first
+    epoch ends still record the epoch it resumed at, not 0 (Keras's own callback
+    starts counting again from 0 there)."""
+    spec = write_spec(tmp_path, "fit")
+    spec.write_text(spec.read_text().replace(
+        'callbacks = [BackupAndRestore("backup")]',
+        'callbacks = [BackupAndRestore("backup", save_freq = 1, delete_checkpoint = false)]'
+    ).replace(f"epochs = {EPOCHS}", "epochs = 2"))
+
+    def backed_up_epoch() -> int:
+        load_program(compile_file(spec))["train"](verbose=0)
+        with np.load(tmp_path / "backup" / "backup.npz") as saved:
+            return int(saved["epoch"])
+
+    assert backed_up_epoch() == 1  # the last batch of epoch 2, one epoch complete
+    assert backed_up_epoch() == 1  # resumed at epoch 2: its batches record 1 again

@@ -115,6 +115,7 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
         for variable, value in zip(variables, values, strict=True):
             variable.assign(value)
         self.model._initial_epoch = epoch  # where fit starts, as Keras's callback does
+        self._current_epoch = epoch  # what a backup within the first epoch records
 
     def _save_model(self):  # Keras calls it when a backup is due
         values = [variable.numpy() for variable in self.state()]  # a copy, now

@@ -301,6 +301,7 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
         for variable, value in zip(variables, values, strict=True):
             variable.assign(value)
         self.model._initial_epoch = epoch  # where fit starts, as Keras's callback does
+        self._current_epoch = epoch  # what a backup within the first epoch records
 
     def _save_model(self):  # Keras calls it when a backup is due
         values = [variable.numpy() for variable in self.state()]  # a copy, now
@@ -595,7 +596,7 @@ TFSPEC_LINES = (
     "298:25:1 299:25:1 300:25:1 301:25:1 302:25:1 303:25:1 304:25:1 305:25:1 "
     "306:25:1 307:25:1 308:25:1 309:25:1 310:25:1 311:25:1 312:25:1 313:25:1 "
     "314:25:1 315:25:1 316:25:1 317:25:1 318:25:1 319:25:1 320:25:1 321:25:1 "
-    "322:25:1 323:25:1 324:25:1 335:25:1 347:29:12 348:29:12 349:29:12 350:29:12 "
-    "351:29:12 352:29:12 353:29:12 354:29:12 534:32:1 540:33:3 541:33:3 542:33:3 "
-    "543:33:3 544:33:3 545:33:3 562:32:1 563:32:1"
+    "322:25:1 323:25:1 324:25:1 325:25:1 336:25:1 348:29:12 349:29:12 350:29:12 "
+    "351:29:12 352:29:12 353:29:12 354:29:12 355:29:12 535:32:1 541:33:3 542:33:3 "
+    "543:33:3 544:33:3 545:33:3 546:33:3 563:32:1 564:32:1"
 )

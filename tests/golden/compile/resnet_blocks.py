@@ -317,6 +317,7 @@ class BackgroundBackupAndRestore(keras.callbacks.BackupAndRestore):
         for variable, value in zip(variables, values, strict=True):
             variable.assign(value)
         self.model._initial_epoch = epoch  # where fit starts, as Keras's callback does
+        self._current_epoch = epoch  # what a backup within the first epoch records
 
     def _save_model(self):  # Keras calls it when a backup is due
         values = [variable.numpy() for variable in self.state()]  # a copy, now
@@ -686,8 +687,8 @@ TFSPEC_LINES = (
     "316:36:1 317:36:1 318:36:1 319:36:1 320:36:1 321:36:1 322:36:1 323:36:1 "
     "324:36:1 325:36:1 326:36:1 327:36:1 328:36:1 329:36:1 330:36:1 331:36:1 "
     "332:36:1 333:36:1 334:36:1 335:36:1 336:36:1 337:36:1 338:36:1 339:36:1 "
-    "340:36:1 351:36:1 363:43:12 364:43:12 365:43:12 366:43:12 367:43:12 368:43:12 "
-    "369:43:12 370:43:12 611:46:1 621:47:3 622:47:3 623:47:3 624:47:3 625:47:3 "
-    "626:47:3 627:48:3 628:48:3 629:48:3 630:48:3 631:48:3 632:48:3 633:48:3 "
-    "650:46:1 651:46:1"
+    "340:36:1 341:36:1 352:36:1 364:43:12 365:43:12 366:43:12 367:43:12 368:43:12 "
+    "369:43:12 370:43:12 371:43:12 612:46:1 622:47:3 623:47:3 624:47:3 625:47:3 "
+    "626:47:3 627:47:3 628:48:3 629:48:3 630:48:3 631:48:3 632:48:3 633:48:3 "
+    "634:48:3 651:46:1 652:46:1"
 )
