@@ -163,7 +163,7 @@ def _named_columns(inputs: Any, signature: Signature) -> dict[str, Any]:
 def _array(value: Any, spec: Input, row: bool, bools: bool = True) -> np.ndarray:
     """A JSON value as an array of the input's dtype, refusing what TF Serving refuses."""
     if spec.kind == "S":
-        return _string_array(value, row)
+        return _string_array(value, spec, row)
     try:
         array = np.asarray(value)
     except (ValueError, OverflowError):  # ragged lists
@@ -193,8 +193,7 @@ def _fits(array: np.ndarray, spec: Input) -> bool:
     return True
 
 
-def _string_array(value: Any, row: bool) -> np.ndarray:
-    spec = Input(np.dtype(object), "string", None)
+def _string_array(value: Any, spec: Input, row: bool) -> np.ndarray:
 
     def convert(item: Any) -> Any:
         if isinstance(item, list):

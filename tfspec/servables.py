@@ -58,14 +58,22 @@ def _find_export(path: str | os.PathLike[str], name: str | None) -> Export:
             given = given.parent
         else:
             raise ServeError(_not_an_export(path))
-    if _is_saved_model(given):
-        return _single(given, name)
-    if (given / "exports.json").is_file():
+    if (given / "exports.json").is_file() and not _is_saved_model(given):
         return _from_run(given, name)
-    versions = _versions(given)
+    export = _export_at(given, name)
+    if export is None:
+        raise ServeError(_not_an_export(path))
+    return export
+
+
+def _export_at(directory: Path, name: str | None) -> Export | None:
+    """The SavedModel `directory` is, or the versions under it; None when neither."""
+    if _is_saved_model(directory):
+        return _single(directory, name)
+    versions = _versions(directory)
     if versions:
-        return Export(_model_name(name, given.resolve().name), given, versions)
-    raise ServeError(_not_an_export(path))
+        return Export(_model_name(name, directory.resolve().name), directory, versions)
+    return None
 
 
 def _not_an_export(path: str | os.PathLike[str]) -> str:
@@ -107,12 +115,8 @@ def _from_run(run_dir: Path, name: str | None) -> Export:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ServeError(f"{record_file}: cannot read the exports: {exc}") from None
     base = base if base.is_absolute() else run_dir / base
-    if base.is_dir() and _is_saved_model(base):
-        export = _single(base, name or record.get("name"))
-    elif base.is_dir() and _versions(base):
-        export = Export(_model_name(name or record.get("name"), base.name), base,
-                        _versions(base))
-    else:
+    export = _export_at(base, name or record.get("name")) if base.is_dir() else None
+    if export is None:
         raise ServeError(f"{record_file}: its saved_model export {base} holds no SavedModel "
                          "(<base>/<version>/saved_model.pb)")
     return export
@@ -157,7 +161,6 @@ class Servable:
     """One loaded version: its signatures and TF Serving's JSON of them."""
 
     version: int
-    path: Path
     signatures: dict[str, Signature]
     signature_defs: dict[str, Any]
     keep_alive: Any  # the loaded object, which owns the functions' variables
@@ -205,7 +208,7 @@ def _load_version(version: int, path: Path) -> Servable:
                                        always_print_fields_with_no_presence=True)
         for key in sorted(defs)
     }
-    return Servable(version, path, signatures, signature_defs, loaded)
+    return Servable(version, signatures, signature_defs, loaded)
 
 
 def _serving_meta_graph(path: Path) -> Any:

@@ -86,7 +86,8 @@ class RestApi:
             number = _version(version)
             with self._turns:
                 request = parse_request(body)  # first, as TF Serving: bad JSON wins over 404
-                servable = self._servable(unquote(name), number, label)
+                _no_label(label)
+                servable = self._servable(unquote(name), number)
                 # JSON booleans hide in numeric lists ([true, 2] reads as [1, 2]): look
                 # for them only when the body has any
                 bools = b"true" in body or b"false" in body
@@ -95,10 +96,11 @@ class RestApi:
             name, version, label, metadata = model_url.groups()
             if not name:
                 raise ApiError(400, "Missing model name in request.")
+            _no_label(label)
+            name, number = unquote(name), _version(version)
             if metadata:
-                servable = self._servable(unquote(name), _version(version), label)
-                return self._metadata(servable)
-            return self._status(unquote(name), _version(version), label)
+                return self._metadata(self._servable(name, number))
+            return self._status(name, number)
         if predict or model_url:
             allow = "POST" if predict else "GET"
             raise ApiError(405, f"Malformed request: {method} {path} "
@@ -107,9 +109,7 @@ class RestApi:
         status = 400 if path.lower().startswith("/v1/") else 404
         raise ApiError(status, f"Malformed request: {method} {path}")
 
-    def _servable(self, name: str, version: int | None, label: str | None) -> Servable:
-        if label is not None:  # no labels are configured, as in TF Serving by default
-            raise ApiError(400, f"Unrecognized servable version label: {unquote(label)}")
+    def _servable(self, name: str, version: int | None) -> Servable:
         if name == self.model.name:
             if version is None:
                 return self.model.latest
@@ -118,9 +118,7 @@ class RestApi:
         wanted = f"Latest({name})" if version is None else f"Specific({name}, {version})"
         raise ApiError(404, f"Servable not found for request: {wanted}")
 
-    def _status(self, name: str, version: int | None, label: str | None) -> bytes:
-        if label is not None:
-            raise ApiError(400, f"Unrecognized servable version label: {unquote(label)}")
+    def _status(self, name: str, version: int | None) -> bytes:
         known = name == self.model.name
         if version is None:
             if not known:
@@ -162,6 +160,11 @@ class RestApi:
 def default_workers() -> int:
     """Predict requests at once: one per two CPUs, at least one."""
     return max(1, (os.cpu_count() or 1) // 2)
+
+
+def _no_label(label: str | None) -> None:
+    if label is not None:  # no labels are configured, as in TF Serving by default
+        raise ApiError(400, f"Unrecognized servable version label: {unquote(label)}")
 
 
 def _version(text: str | None) -> int | None:

@@ -1091,7 +1091,7 @@ class TrainGenerator:
         w.line("def main(run_dir=\".\", verbose=\"auto\"):")
         with w.indented():
             w.line('"""Train, evaluate on the test split, and save the model and metrics'
-                   + ('; then\nexport and verify."""' if self.gen.exports() else '."""'))
+                   + ('; then\nexport and verify."""' if self.exports else '."""'))
             w.line("run_dir = pathlib.Path(run_dir)")
             if self.multi_worker:
                 w.line("if not is_chief():")
@@ -1109,7 +1109,7 @@ class TrainGenerator:
             w.line('model.save(run_dir / "model.keras")')
             w.line('(run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, '
                    'default=float))')
-            if self.gen.exports():
+            if self.exports:
                 if self.multi_worker:
                     w.line("if is_chief():  # one copy of each export")
                     w.level += 1
