@@ -130,6 +130,16 @@ def generated_line(exc: BaseException, compiled: Compiled) -> int | None:
     return line
 
 
+def one_line(text: str) -> str:
+    """A Keras/TensorFlow message on one line: no ANSI colours, no "Exception
+    encountered when calling …" preamble, no "Arguments received by …" dump."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    text = text.split("\n\nArguments received by")[0]
+    text = re.sub(r"^Exception encountered when calling [\w.]+\(\)\.\s*", "", text.strip())
+    text = re.sub(r"\s*\n\s*", " ", text).strip()
+    return text if len(text) <= 400 else text[:397] + "…"
+
+
 def keras_message(exc: BaseException) -> str:
     """Keras's message, first paragraph, without the noise of its call-stack dump."""
     text = str(exc).strip() or type(exc).__name__
@@ -144,8 +154,7 @@ def keras_message(exc: BaseException) -> str:
                                            "[["))]
         text = causes[-1] if causes else text
         text = re.sub(r"\s*\[\[\{\{node.*$", "", text)
-    text = re.sub(r"\s*\n\s*", " ", text)
-    return text if len(text) <= 400 else text[:397] + "…"
+    return one_line(text)
 
 
 def located_error(exc: BaseException, compiled: Compiled, code: str = "E500",

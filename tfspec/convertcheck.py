@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .build import diverted
+from .build import diverted, one_line
 from .compiler import Compiled
 from .diagnostics import Diagnostics, Span, SpecError
 from .plan import Analysis, Locator, _call_inputs, analyze, human_bytes
@@ -140,7 +140,7 @@ def check_targets(source: Compiled | Analysis, targets: Iterable[str]) -> Conver
             what = f"`{layer.name}`" if layer is not None else "the model"
             report.diagnostics.add(
                 "E500", f"Keras cannot run {what} in a traced graph (to export it): "
-                        f"{_clean(str(exc))}", places.span(layer),
+                        f"{one_line(str(exc))}", places.span(layer),
                 hint="a graph cannot run it, so no converter can either; check the "
                      "layer's arguments against its input shape (`tfspec plan`)")
             report.results = [TargetResult(t, False, unchecked="Keras cannot export the model")
@@ -440,7 +440,7 @@ def _check_tfjs(saved: Path, out: Path, graph: _GraphIndex, places: _Places,
         from tensorflowjs.converters import tf_saved_model_conversion_v2
     except Exception as exc:  # not installed, or installed without its dependencies
         missing = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
-        why = f"no module named `{missing}`" if missing else _clean(f"{exc}")
+        why = f"no module named `{missing}`" if missing else one_line(f"{exc}")
         diags.add("E503", f"cannot check `--target tfjs`: the TensorFlow.js converter is not "
                           f"installed ({why})", places.span(None),
                   hint=f"run `{INSTALL_TFJS}` from the tfspec repository to install it")
@@ -595,17 +595,8 @@ def _first_error(text: str) -> str:
         if not line or line.startswith(("<unknown>:0: note", "Traceback")):
             continue
         line = re.sub(r"^(<unknown>:0: )?error: (loc\(.*?\)\)+: )?", "", line)
-        return _clean(line)
+        return one_line(line)
     return "the converter failed"
-
-
-def _clean(text: str) -> str:
-    """A Keras/TF message on one line: no ANSI colours, no call-stack dump."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    text = text.split("\n\nArguments received by")[0]
-    text = re.sub(r"^Exception encountered when calling [\w.]+\(\)\.\s*", "", text.strip())
-    text = re.sub(r"\s*\n\s*", " ", text).strip()
-    return text if len(text) <= 400 else text[:397] + "…"
 
 
 # -- silence ---------------------------------------------------------------------------------

@@ -8,12 +8,14 @@ the tf.distribute guide requires.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import catalog
 from .compiler import _Scope, py_string
 from .exportgen import ExportGenerator
 from .located import escape
+from .transfer import calls
 from .writer import CodeWriter
 
 if TYPE_CHECKING:
@@ -48,16 +50,9 @@ XLA_ON_CPU = frozenset({
 XLA_MIN_STEPS = 2000
 
 
-def _calls(node: Any) -> Any:
+def _calls(node: Any) -> Iterator[str]:
     """The names of the calls (`Dense(…)`, `L2(…)`…) in an IR node, depth first."""
-    if isinstance(node, dict):
-        if isinstance(node.get("call"), str):
-            yield node["call"]
-        for value in node.values():
-            yield from _calls(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _calls(value)
+    return (call["call"] for _, call in calls(node) if isinstance(call["call"], str))
 
 
 def xla_on_cpu(ir: dict[str, Any]) -> bool:

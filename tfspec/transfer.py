@@ -72,16 +72,28 @@ def path_argument(call: dict[str, Any]) -> tuple[str, Any] | None:
     return None
 
 
-def _calls(value: Any, at: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def calls(value: Any, at: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
     """Every call in `value` (nested ones too), with its JSON pointer."""
     if isinstance(value, dict):
         if "call" in value:
             yield at, value
         for key, v in value.items():
-            yield from _calls(v, f"{at}/{escape(key)}")
+            yield from calls(v, f"{at}/{escape(key)}")
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            yield from _calls(v, f"{at}/{i}")
+            yield from calls(v, f"{at}/{i}")
+
+
+def _path_args(ir: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], str, Any]]:
+    """(pointer of the call, call, pointer suffix, value) of the path argument of every
+    model-loading call in the model, its blocks and the data's preprocessing."""
+    places = [(ir.get("model"), "/model"), (ir.get("blocks"), "/blocks"),
+              ((ir.get("data") or {}).get("preprocess"), "/data/preprocess")]
+    for value, root in places:
+        for at, call in calls(value, root):
+            arg = path_argument(call)
+            if arg is not None:
+                yield at, call, *arg
 
 
 def model_files(ir: dict[str, Any], params: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -91,18 +103,11 @@ def model_files(ir: dict[str, Any], params: dict[str, Any]) -> list[tuple[str, s
     given through a block parameter is not known before run time and is skipped.
     """
     found = []
-    places = [(ir.get("model"), "/model"), (ir.get("blocks"), "/blocks"),
-              ((ir.get("data") or {}).get("preprocess"), "/data/preprocess")]
-    for value, root in places:
-        for at, call in _calls(value, root):
-            arg = path_argument(call)
-            if arg is None:
-                continue
-            suffix, path = arg
-            if isinstance(path, dict) and isinstance(params.get(path.get("ref")), str):
-                path = params[path["ref"]]
-            if isinstance(path, str):
-                found.append((f"{at}/{suffix}", path, call["call"]))
+    for at, call, suffix, path in _path_args(ir):
+        if isinstance(path, dict) and isinstance(params.get(path.get("ref")), str):
+            path = params[path["ref"]]
+        if isinstance(path, str):
+            found.append((f"{at}/{suffix}", path, call["call"]))
     return found
 
 
@@ -110,19 +115,13 @@ def absolute_paths(ir: dict[str, Any], spec_dir: Path) -> None:
     """Make the model's file paths absolute (in place), for a copy of the spec that is
     compiled in another folder (`run --dry-run`)."""
     params = ir.get("params") or {}
-    places = [ir.get("model"), ir.get("blocks"), (ir.get("data") or {}).get("preprocess")]
-    for value in places:
-        for _, call in _calls(value, ""):
-            arg = path_argument(call)
-            if arg is None:
-                continue
-            suffix, path = arg
-            if isinstance(path, dict) and isinstance(params.get(path.get("ref")), str):
-                params[path["ref"]] = str(spec_dir / params[path["ref"]])
-            elif isinstance(path, str) and suffix == "args/0":
-                call["args"][0] = str(spec_dir / path)
-            elif isinstance(path, str):
-                call["kwargs"][PATH_ARG[call["call"]]] = str(spec_dir / path)
+    for _, call, suffix, path in _path_args(ir):
+        if isinstance(path, dict) and isinstance(params.get(path.get("ref")), str):
+            params[path["ref"]] = str(spec_dir / params[path["ref"]])
+        elif isinstance(path, str) and suffix == "args/0":
+            call["args"][0] = str(spec_dir / path)
+        elif isinstance(path, str):
+            call["kwargs"][PATH_ARG[call["call"]]] = str(spec_dir / path)
 
 
 def producer(target: Path) -> tuple[Path, str] | None:
