@@ -108,9 +108,11 @@ def load_program(compiled: Compiled, builds_model: bool = True) -> dict[str, Any
     return module.__dict__
 
 
-def build_model(compiled: Compiled) -> Any:
-    """The Keras model of a compiled spec; Keras errors become located SpecErrors."""
-    namespace = load_program(compiled)
+def build_model(compiled: Compiled, namespace: dict[str, Any] | None = None) -> Any:
+    """The Keras model of a compiled spec; Keras errors become located SpecErrors.
+
+    `namespace`: the program, when the caller has loaded it already."""
+    namespace = namespace or load_program(compiled)
     try:
         return namespace["build_model"]()
     except Exception as exc:

@@ -43,7 +43,7 @@ def prepare(compiled: Compiled) -> Prepared:
     from .build import build_model
 
     namespace = load_program(compiled)
-    model = build_model(compiled)
+    model = build_model(compiled, namespace)
     try:
         raw = namespace["load_splits"]()
     except Exception as exc:
@@ -72,7 +72,7 @@ def preview(compiled: Compiled, examples: int = 3) -> dict[str, Any]:
 
     namespace = load_program(compiled)
     splits = datasets(compiled, namespace)
-    check(compiled, namespace, build_model(compiled), splits)
+    check(compiled, namespace, build_model(compiled, namespace), splits)
     out: dict[str, Any] = {"spec": compiled.spec_file, "splits": {}}
     for name, dataset in splits.items():
         features, labels = dataset.element_spec

@@ -63,13 +63,10 @@ class Analysis:
 
 def analyze(compiled: Compiled) -> Analysis:
     """Build the model of `compiled` (and its functional twin when it is subclassed)."""
-    from .build import build_model, load_program, located_error
+    from .build import build_model, load_program
 
     namespace = load_program(compiled)
-    try:
-        model = namespace["build_model"]()
-    except Exception as exc:
-        raise located_error(exc, compiled) from None
+    model = build_model(compiled, namespace)
     if not model.built:
         raise _unbuilt(compiled)
     detail, detail_compiled = model, compiled
