@@ -27,7 +27,7 @@ from .compiler import Compiled, compile_result, compile_text
 from .diagnostics import Diagnostics, SpecError
 from .formatter import format_spec
 from .transfer import absolute_paths, missing_files
-from .validate import validate_file
+from .validate import Result, validate_file
 
 # What the generated program does not do yet; refused with a located error.
 _NOT_YET = {
@@ -156,7 +156,7 @@ def _restore_global_state() -> None:
     config.disable_op_determinism()
 
 
-def execute(compiled: Compiled, run_dir: Path, origin: Any = None) -> None:
+def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None) -> None:
     """Run the program's `main` in this process, logging to `run_dir/log.txt`.
 
     `origin`: for a dry run, the user's checked spec. Its exports are checked in
@@ -175,17 +175,17 @@ def execute(compiled: Compiled, run_dir: Path, origin: Any = None) -> None:
         try:
             namespace["main"](run_dir, verbose)
         except Exception as exc:
-            if "export_all" in _frames(exc) or "verify_exports" in _frames(exc):
+            frames = _frames(exc)
+            if frames & {"export_all", "verify_exports"}:
                 failures = getattr(exc, "failures", None)
                 if origin is not None and failures is not None:
-                    exc.failures = [f for f in failures if "tolerance" not in f]
+                    exc.failures = [f for f in failures if not _parity(f)]
                     if not exc.failures:
                         print("dry run: the exports load and run in their runtimes; their "
                               "parity is checked after real training")
                         return
-                where = (origin.positions, origin.source, origin.file) if origin else ()
-                raise export_error(exc, compiled, *where) from None
-            if isinstance(exc, ValueError) and "check_data" in _frames(exc):
+                raise export_error(exc, compiled, origin) from None
+            if isinstance(exc, ValueError) and "check_data" in frames:
                 raise located_error(exc, compiled, "E501",
                                     "the data does not fit the model") from None
             raise located_error(exc, compiled, "E502", "training failed") from None
@@ -203,18 +203,19 @@ def node_path() -> None:
 
 
 def export_error(exc: BaseException, compiled: Compiled,
-                 positions: Any = None, source: str | None = None,
-                 spec_file: str | None = None) -> SpecError:
+                 origin: Result | None = None) -> SpecError:
     """E504 at the export target that failed: each target the parity check rejected
-    (`ExportMismatch.failures`), or the target whose export raised."""
-    positions = positions or compiled.positions
-    diags = Diagnostics(spec_file or compiled.spec_file)
+    (`ExportMismatch.failures`), or the target whose export raised. `origin`: the
+    user's spec, for a dry run's program compiled from a copy of it."""
+    positions = origin.positions if origin else compiled.positions
+    source = origin.source if origin else compiled.spec_source
+    diags = Diagnostics(origin.file if origin else compiled.spec_file)
     failures = getattr(exc, "failures", None)
     if failures is not None:
         for entry in failures:
             diags.add("E504", entry["message"], positions.value(f"/export/{entry['index']}"),
                       hint=_parity_hint(entry))
-        return SpecError(diags, source or compiled.spec_source)
+        return SpecError(diags, source)
     span = None
     tb = exc.__traceback__
     while tb is not None:  # the deepest line that is a target's (helpers are not)
@@ -226,11 +227,17 @@ def export_error(exc: BaseException, compiled: Compiled,
         if span is not None and compiled.positions.value(f"/export/{i}") == span:
             pointer = f"/export/{i}"  # the same target in `positions`' spec
     diags.add("E504", f"the export failed: {keras_message(exc)}", positions.value(pointer))
-    return SpecError(diags, source or compiled.spec_source)
+    return SpecError(diags, source)
+
+
+def _parity(entry: dict[str, Any]) -> bool:
+    """Whether a verify failure is a parity one (the export ran, off by more than its
+    tolerance), not an export its runtime could not load or run."""
+    return "tolerance" in entry
 
 
 def _parity_hint(entry: dict[str, Any]) -> str | None:
-    if "tolerance" not in entry:
+    if not _parity(entry):
         return None
     if entry["format"] in ("tflite", "tfjs"):
         return ("a coarser `quantize` loses more precision: try a finer one, or accept "
