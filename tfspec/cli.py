@@ -160,31 +160,22 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .plan import plan
-    from .plan import render_text as render_plan
-
-    if args.target:
-        return _plan_targets(args)
-    try:
-        result = plan(_compile(args))
-    except SpecError as exc:
-        return _report(exc, args.format)
-    print(json.dumps(result, indent=2) if args.format == "json" else render_plan(result))
-    return EXIT_OK
-
-
-def _plan_targets(args: argparse.Namespace) -> int:
-    """`plan --target …`: the plan, then whether the untrained model converts."""
-    from .convertcheck import check_targets
+    """The plan; with `--target`, then whether the untrained model converts."""
     from .plan import analyze, plan_from
     from .plan import render_text as render_plan
 
     try:
         analysis = analyze(_compile(args))
         result = plan_from(analysis)
-        report = check_targets(analysis, args.target)
+        if args.target:
+            from .convertcheck import check_targets
+
+            report = check_targets(analysis, args.target)
     except SpecError as exc:
         return _report(exc, args.format)
+    if not args.target:
+        print(json.dumps(result, indent=2) if args.format == "json" else render_plan(result))
+        return EXIT_OK
     error = report.error()
     if args.format == "json":
         if error is not None:
