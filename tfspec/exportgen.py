@@ -47,18 +47,31 @@ JS_PREDICT = Path(__file__).with_name("js") / "predict.js"
 
 _HELPERS: dict[str, str] = {
     "common": '''
-def serving_function(model):
-    """The model as a tf.function from named inputs to named outputs: the signature
-    that every export shares (floating outputs as float32, what clients expect)."""
-    specs = {
+def input_specs():
+    """The spec's inputs as tf.TensorSpecs of any batch size, by name."""
+    return {
         name: tf.TensorSpec((None, *shape), dtype, name=name)
         for name, (shape, dtype) in INPUTS.items()
     }
 
-    @tf.function(input_signature=[specs])
+
+def model_inputs(named):
+    """Inputs given by name as the model takes them: the dict, or its one value."""
+    return named if len(named) > 1 else named[next(iter(INPUTS))]
+
+
+def by_name(features):
+    """A batch's features by input name (a one-input pipeline yields a tensor)."""
+    return features if isinstance(features, dict) else {next(iter(INPUTS)): features}
+
+
+def serving_function(model):
+    """The model as a tf.function from named inputs to named outputs: the signature
+    that every export shares (floating outputs as float32, what clients expect)."""
+
+    @tf.function(input_signature=[input_specs()])
     def serve(inputs):
-        features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
-        return named_outputs(model(features, training=False))
+        return named_outputs(model(model_inputs(inputs), training=False))
 
     return serve
 
@@ -80,12 +93,10 @@ def write_saved_model(model, path, signature="serving_default"):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(signature, serving_function(model))
-    specs = {name: tf.TensorSpec((None, *shape), dtype, name=name)
-             for name, (shape, dtype) in INPUTS.items()}
     archive.add_endpoint(
         "serve",
         lambda inputs: model(inputs, training=False),
-        input_signature=[specs if len(specs) > 1 else specs[next(iter(INPUTS))]],
+        input_signature=[model_inputs(input_specs())],
     )
     archive.write_out(str(path), verbose=False)
 
@@ -113,12 +124,9 @@ def save_verify_batch(model, datasets, run_dir, size=32):
     """A fixed batch of the spec's data (the test split first) and the Keras model's
     answers to it: what `verify_exports` checks every export against."""
     split = next(name for name in ("test", "validation", "train") if name in datasets)
-    features = next(iter(datasets[split].unbatch().batch(size).take(1)))[0]
-    if not isinstance(features, dict):
-        features = {next(iter(INPUTS)): features}
+    features = by_name(next(iter(datasets[split].unbatch().batch(size).take(1)))[0])
     features = {name: features[name] for name in INPUTS}
-    inputs = features if len(features) > 1 else features[next(iter(INPUTS))]
-    expected = named_outputs(model(inputs, training=False))
+    expected = named_outputs(model(model_inputs(features), training=False))
     # strings as fixed-width bytes: np.load refuses object arrays
     arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
               else value.numpy() for name, value in features.items()}
@@ -239,9 +247,8 @@ def export_keras(model, path, **target):
 def run_keras(target, inputs):
     """The `.keras` archive, loaded back into Keras."""
     model = keras.saving.load_model(target["path"], compile=False)
-    features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
     return {name: value.numpy() for name, value in
-            named_outputs(model(features, training=False)).items()}
+            named_outputs(model(model_inputs(inputs), training=False)).items()}
 ''',
     "tflite": '''
 def export_tflite(saved_model, path, quantize="none", representative=None,
@@ -269,8 +276,7 @@ def representative_data(datasets, samples):
 
     def generate():
         for features, _ in examples:
-            if not isinstance(features, dict):
-                features = {next(iter(INPUTS)): features}
+            features = by_name(features)
             yield {name: tf.expand_dims(tf.cast(features[name], INPUTS[name][1]), 0)
                    for name in INPUTS}
 

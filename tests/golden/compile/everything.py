@@ -612,18 +612,31 @@ main().catch((err) => {
 """
 
 
-def serving_function(model):
-    """The model as a tf.function from named inputs to named outputs: the signature
-    that every export shares (floating outputs as float32, what clients expect)."""
-    specs = {
+def input_specs():
+    """The spec's inputs as tf.TensorSpecs of any batch size, by name."""
+    return {
         name: tf.TensorSpec((None, *shape), dtype, name=name)
         for name, (shape, dtype) in INPUTS.items()
     }
 
-    @tf.function(input_signature=[specs])
+
+def model_inputs(named):
+    """Inputs given by name as the model takes them: the dict, or its one value."""
+    return named if len(named) > 1 else named[next(iter(INPUTS))]
+
+
+def by_name(features):
+    """A batch's features by input name (a one-input pipeline yields a tensor)."""
+    return features if isinstance(features, dict) else {next(iter(INPUTS)): features}
+
+
+def serving_function(model):
+    """The model as a tf.function from named inputs to named outputs: the signature
+    that every export shares (floating outputs as float32, what clients expect)."""
+
+    @tf.function(input_signature=[input_specs()])
     def serve(inputs):
-        features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
-        return named_outputs(model(features, training=False))
+        return named_outputs(model(model_inputs(inputs), training=False))
 
     return serve
 
@@ -645,12 +658,10 @@ def write_saved_model(model, path, signature="serving_default"):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(signature, serving_function(model))
-    specs = {name: tf.TensorSpec((None, *shape), dtype, name=name)
-             for name, (shape, dtype) in INPUTS.items()}
     archive.add_endpoint(
         "serve",
         lambda inputs: model(inputs, training=False),
-        input_signature=[specs if len(specs) > 1 else specs[next(iter(INPUTS))]],
+        input_signature=[model_inputs(input_specs())],
     )
     archive.write_out(str(path), verbose=False)
 
@@ -678,12 +689,9 @@ def save_verify_batch(model, datasets, run_dir, size=32):
     """A fixed batch of the spec's data (the test split first) and the Keras model's
     answers to it: what `verify_exports` checks every export against."""
     split = next(name for name in ("test", "validation", "train") if name in datasets)
-    features = next(iter(datasets[split].unbatch().batch(size).take(1)))[0]
-    if not isinstance(features, dict):
-        features = {next(iter(INPUTS)): features}
+    features = by_name(next(iter(datasets[split].unbatch().batch(size).take(1)))[0])
     features = {name: features[name] for name in INPUTS}
-    inputs = features if len(features) > 1 else features[next(iter(INPUTS))]
-    expected = named_outputs(model(inputs, training=False))
+    expected = named_outputs(model(model_inputs(features), training=False))
     # strings as fixed-width bytes: np.load refuses object arrays
     arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
               else value.numpy() for name, value in features.items()}
@@ -788,9 +796,8 @@ def export_keras(model, path, **target):
 def run_keras(target, inputs):
     """The `.keras` archive, loaded back into Keras."""
     model = keras.saving.load_model(target["path"], compile=False)
-    features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
     return {name: value.numpy() for name, value in
-            named_outputs(model(features, training=False)).items()}
+            named_outputs(model(model_inputs(inputs), training=False)).items()}
 
 
 def export_onnx(saved_model, path, opset=None, **target):
@@ -915,8 +922,7 @@ def representative_data(datasets, samples):
 
     def generate():
         for features, _ in examples:
-            if not isinstance(features, dict):
-                features = {next(iter(INPUTS)): features}
+            features = by_name(features)
             yield {name: tf.expand_dims(tf.cast(features[name], INPUTS[name][1]), 0)
                    for name in INPUTS}
 
@@ -1069,11 +1075,11 @@ TFSPEC_LINES = (
     "303:51:10 304:51:10 305:51:10 306:51:10 307:51:10 308:51:10 336:56:15 339:57:5 "
     "340:58:5 341:58:5 342:58:5 343:58:5 344:59:5 345:60:5 346:61:5 347:62:5 "
     "352:52:13 357:52:14 358:52:26 372:51:10 375:51:10 379:45:1 381:67:10 382:68:19 "
-    "383:64:21 487:70:16 515:46:10 963:80:1 973:81:3 974:81:3 975:81:3 976:81:3 "
-    "977:81:3 978:81:3 979:81:3 980:81:3 981:82:3 982:82:3 983:82:3 984:82:3 "
-    "985:82:3 986:82:3 987:83:3 988:83:3 989:83:3 990:83:3 991:83:3 992:83:3 "
-    "993:83:3 994:83:3 995:83:3 996:91:3 997:91:3 998:91:3 999:91:3 1000:91:3 "
-    "1001:91:3 1002:91:3 1003:92:3 1004:92:3 1005:92:3 1006:92:3 1007:92:3 1008:92:3 "
-    "1009:92:3 1010:93:3 1011:93:3 1012:93:3 1013:93:3 1014:93:3 1015:93:3 1016:93:3 "
-    "1017:93:3 1034:80:1 1035:80:1"
+    "383:64:21 487:70:16 515:46:10 969:80:1 979:81:3 980:81:3 981:81:3 982:81:3 "
+    "983:81:3 984:81:3 985:81:3 986:81:3 987:82:3 988:82:3 989:82:3 990:82:3 "
+    "991:82:3 992:82:3 993:83:3 994:83:3 995:83:3 996:83:3 997:83:3 998:83:3 "
+    "999:83:3 1000:83:3 1001:83:3 1002:91:3 1003:91:3 1004:91:3 1005:91:3 1006:91:3 "
+    "1007:91:3 1008:91:3 1009:92:3 1010:92:3 1011:92:3 1012:92:3 1013:92:3 1014:92:3 "
+    "1015:92:3 1016:93:3 1017:93:3 1018:93:3 1019:93:3 1020:93:3 1021:93:3 1022:93:3 "
+    "1023:93:3 1040:80:1 1041:80:1"
 )

@@ -371,18 +371,31 @@ def train(verbose="auto"):
     return model, history, datasets
 
 
-def serving_function(model):
-    """The model as a tf.function from named inputs to named outputs: the signature
-    that every export shares (floating outputs as float32, what clients expect)."""
-    specs = {
+def input_specs():
+    """The spec's inputs as tf.TensorSpecs of any batch size, by name."""
+    return {
         name: tf.TensorSpec((None, *shape), dtype, name=name)
         for name, (shape, dtype) in INPUTS.items()
     }
 
-    @tf.function(input_signature=[specs])
+
+def model_inputs(named):
+    """Inputs given by name as the model takes them: the dict, or its one value."""
+    return named if len(named) > 1 else named[next(iter(INPUTS))]
+
+
+def by_name(features):
+    """A batch's features by input name (a one-input pipeline yields a tensor)."""
+    return features if isinstance(features, dict) else {next(iter(INPUTS)): features}
+
+
+def serving_function(model):
+    """The model as a tf.function from named inputs to named outputs: the signature
+    that every export shares (floating outputs as float32, what clients expect)."""
+
+    @tf.function(input_signature=[input_specs()])
     def serve(inputs):
-        features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
-        return named_outputs(model(features, training=False))
+        return named_outputs(model(model_inputs(inputs), training=False))
 
     return serve
 
@@ -404,12 +417,10 @@ def write_saved_model(model, path, signature="serving_default"):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(signature, serving_function(model))
-    specs = {name: tf.TensorSpec((None, *shape), dtype, name=name)
-             for name, (shape, dtype) in INPUTS.items()}
     archive.add_endpoint(
         "serve",
         lambda inputs: model(inputs, training=False),
-        input_signature=[specs if len(specs) > 1 else specs[next(iter(INPUTS))]],
+        input_signature=[model_inputs(input_specs())],
     )
     archive.write_out(str(path), verbose=False)
 
@@ -437,12 +448,9 @@ def save_verify_batch(model, datasets, run_dir, size=32):
     """A fixed batch of the spec's data (the test split first) and the Keras model's
     answers to it: what `verify_exports` checks every export against."""
     split = next(name for name in ("test", "validation", "train") if name in datasets)
-    features = next(iter(datasets[split].unbatch().batch(size).take(1)))[0]
-    if not isinstance(features, dict):
-        features = {next(iter(INPUTS)): features}
+    features = by_name(next(iter(datasets[split].unbatch().batch(size).take(1)))[0])
     features = {name: features[name] for name in INPUTS}
-    inputs = features if len(features) > 1 else features[next(iter(INPUTS))]
-    expected = named_outputs(model(inputs, training=False))
+    expected = named_outputs(model(model_inputs(features), training=False))
     # strings as fixed-width bytes: np.load refuses object arrays
     arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
               else value.numpy() for name, value in features.items()}
@@ -534,9 +542,8 @@ def export_keras(model, path, **target):
 def run_keras(target, inputs):
     """The `.keras` archive, loaded back into Keras."""
     model = keras.saving.load_model(target["path"], compile=False)
-    features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
     return {name: value.numpy() for name, value in
-            named_outputs(model(features, training=False)).items()}
+            named_outputs(model(model_inputs(inputs), training=False)).items()}
 
 
 def export_saved_model(model, base, version=1, signature="serving_default", **target):
@@ -634,6 +641,6 @@ TFSPEC_LINES = (
     "325:22:1 326:22:1 327:22:1 328:22:1 329:22:1 330:22:1 331:22:1 332:22:1 "
     "333:22:1 334:22:1 335:22:1 336:22:1 337:22:1 338:22:1 339:22:1 340:22:1 "
     "351:22:1 363:26:12 364:26:12 365:26:12 366:26:12 367:26:12 368:26:12 369:26:12 "
-    "370:26:12 565:29:1 571:30:3 572:30:3 573:30:3 574:30:3 575:30:3 576:30:3 "
-    "577:31:3 578:31:3 579:31:3 580:31:3 581:31:3 582:31:3 599:29:1 600:29:1"
+    "370:26:12 572:29:1 578:30:3 579:30:3 580:30:3 581:30:3 582:30:3 583:30:3 "
+    "584:31:3 585:31:3 586:31:3 587:31:3 588:31:3 589:31:3 606:29:1 607:29:1"
 )

@@ -372,18 +372,31 @@ def train(verbose="auto"):
     return model, history, datasets
 
 
-def serving_function(model):
-    """The model as a tf.function from named inputs to named outputs: the signature
-    that every export shares (floating outputs as float32, what clients expect)."""
-    specs = {
+def input_specs():
+    """The spec's inputs as tf.TensorSpecs of any batch size, by name."""
+    return {
         name: tf.TensorSpec((None, *shape), dtype, name=name)
         for name, (shape, dtype) in INPUTS.items()
     }
 
-    @tf.function(input_signature=[specs])
+
+def model_inputs(named):
+    """Inputs given by name as the model takes them: the dict, or its one value."""
+    return named if len(named) > 1 else named[next(iter(INPUTS))]
+
+
+def by_name(features):
+    """A batch's features by input name (a one-input pipeline yields a tensor)."""
+    return features if isinstance(features, dict) else {next(iter(INPUTS)): features}
+
+
+def serving_function(model):
+    """The model as a tf.function from named inputs to named outputs: the signature
+    that every export shares (floating outputs as float32, what clients expect)."""
+
+    @tf.function(input_signature=[input_specs()])
     def serve(inputs):
-        features = inputs if len(inputs) > 1 else inputs[next(iter(INPUTS))]
-        return named_outputs(model(features, training=False))
+        return named_outputs(model(model_inputs(inputs), training=False))
 
     return serve
 
@@ -405,12 +418,10 @@ def write_saved_model(model, path, signature="serving_default"):
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(signature, serving_function(model))
-    specs = {name: tf.TensorSpec((None, *shape), dtype, name=name)
-             for name, (shape, dtype) in INPUTS.items()}
     archive.add_endpoint(
         "serve",
         lambda inputs: model(inputs, training=False),
-        input_signature=[specs if len(specs) > 1 else specs[next(iter(INPUTS))]],
+        input_signature=[model_inputs(input_specs())],
     )
     archive.write_out(str(path), verbose=False)
 
@@ -438,12 +449,9 @@ def save_verify_batch(model, datasets, run_dir, size=32):
     """A fixed batch of the spec's data (the test split first) and the Keras model's
     answers to it: what `verify_exports` checks every export against."""
     split = next(name for name in ("test", "validation", "train") if name in datasets)
-    features = next(iter(datasets[split].unbatch().batch(size).take(1)))[0]
-    if not isinstance(features, dict):
-        features = {next(iter(INPUTS)): features}
+    features = by_name(next(iter(datasets[split].unbatch().batch(size).take(1)))[0])
     features = {name: features[name] for name in INPUTS}
-    inputs = features if len(features) > 1 else features[next(iter(INPUTS))]
-    expected = named_outputs(model(inputs, training=False))
+    expected = named_outputs(model(model_inputs(features), training=False))
     # strings as fixed-width bytes: np.load refuses object arrays
     arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
               else value.numpy() for name, value in features.items()}
@@ -567,8 +575,7 @@ def representative_data(datasets, samples):
 
     def generate():
         for features, _ in examples:
-            if not isinstance(features, dict):
-                features = {next(iter(INPUTS)): features}
+            features = by_name(features)
             yield {name: tf.expand_dims(tf.cast(features[name], INPUTS[name][1]), 0)
                    for name in INPUTS}
 
@@ -688,7 +695,7 @@ TFSPEC_LINES = (
     "324:36:1 325:36:1 326:36:1 327:36:1 328:36:1 329:36:1 330:36:1 331:36:1 "
     "332:36:1 333:36:1 334:36:1 335:36:1 336:36:1 337:36:1 338:36:1 339:36:1 "
     "340:36:1 341:36:1 352:36:1 364:43:12 365:43:12 366:43:12 367:43:12 368:43:12 "
-    "369:43:12 370:43:12 371:43:12 612:46:1 622:47:3 623:47:3 624:47:3 625:47:3 "
-    "626:47:3 627:47:3 628:48:3 629:48:3 630:48:3 631:48:3 632:48:3 633:48:3 "
-    "634:48:3 651:46:1 652:46:1"
+    "369:43:12 370:43:12 371:43:12 619:46:1 629:47:3 630:47:3 631:47:3 632:47:3 "
+    "633:47:3 634:47:3 635:48:3 636:48:3 637:48:3 638:48:3 639:48:3 640:48:3 "
+    "641:48:3 658:46:1 659:46:1"
 )
