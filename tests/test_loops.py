@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import tfspec.cli
+from tfspec.build import load_program
 from tfspec.compiler import compile_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -122,6 +123,11 @@ def test_the_loops_agree(losses):
 CAPPED = "steps_per_execution=min(32, batches) if batches > 0 else 32"
 
 
+def compile_call(source: str) -> str:
+    start = source.index("def compile_model(")
+    return source[source.index("model.compile(", start):source.index("\n\n\n", start)]
+
+
 @pytest.mark.parametrize("train, expected", [
     ("", CAPPED),  # 32, or fewer when an epoch has fewer batches
     ('steps_per_execution = "auto"', CAPPED),
@@ -140,15 +146,25 @@ def test_default_steps_per_execution(train, expected, tmp_path):
     spec = tmp_path / "loops.tfspec"
     spec.write_text(SPEC.format(loop="fit").replace("  steps_per_execution = 5\n",
                                                     f"  {train}\n"))
-    source = compile_file(spec).source
-    start = source.index("def compile_model(")
-    compile_call = source[source.index("model.compile(", start):source.index("\n\n\n", start)]
+    compiled = compile_file(spec)
+    call = compile_call(compiled.source)
     if expected is None:
-        assert "steps_per_execution" not in compile_call
+        assert "steps_per_execution" not in call
     else:
-        assert expected in compile_call
+        assert expected in call
     capped = expected == CAPPED
-    assert ('compile_model(model, int(datasets["train"].cardinality()))' in source) == capped
+    assert ('compile_model(model, int(datasets["train"].cardinality()))' in
+            compiled.source) == capped
+    # and what Keras is given, for an epoch of 7 batches and of 100
+    namespace = load_program(compiled)
+    fixed = 1 if expected is None else None if capped else int(expected.split("=")[1])
+    for batches, want in ((7, fixed or 7), (100, fixed or 32)):
+        model = namespace["build_model"]()
+        if capped:
+            namespace["compile_model"](model, batches)
+        else:
+            namespace["compile_model"](model)
+        assert model.steps_per_execution == want, (train, batches)
 
 
 def test_fit_under_mirrored_strategy_runs_one_step_per_execution(tmp_path):
@@ -158,8 +174,11 @@ def test_fit_under_mirrored_strategy_runs_one_step_per_execution(tmp_path):
         spec = tmp_path / f"{loop}.tfspec"
         spec.write_text(SPEC.format(loop=loop).replace("  steps_per_execution = 5\n", "")
                         + '\ndistribute { strategy = "mirrored" }\n')
-        source = compile_file(spec).source
-        assert (expected or "keras-team/keras#19246") in source, loop
+        call = compile_call(compile_file(spec).source)
+        if expected is None:
+            assert "steps_per_execution" not in call, loop  # Keras's default: 1
+        else:
+            assert expected in call, loop
 
 
 # -- LearningRateScheduler with a schedule object ---------------------------------------------

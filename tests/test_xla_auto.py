@@ -57,7 +57,7 @@ TRAIN_ROWS = 1437  # 80 % of digits' 1797
 
 def program(tmp_path: Path, model: str = DENSE, x: str = "flat", batch: int = 1,
             epochs: int = 2, loop: str = "fit", options: str = "") -> dict:
-    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ROOT / "examples" / "data" / "digits.npz", tmp_path / "data" / "digits.npz")
     spec = tmp_path / "xla.tfspec"
     spec.write_text(SPEC.format(model=model, x=x, batch=batch, epochs=epochs, loop=loop,
@@ -94,20 +94,23 @@ def test_a_short_run_of_the_same_model_does_without(tmp_path):
     {"options": '  mixed_precision = "mixed_bfloat16"\n'},
 ])
 def test_no_xla_where_it_does_not_help_or_is_not_asked(case, tmp_path):
-    made = program(tmp_path, **case)
+    def jit_of_a_long_run(made: dict) -> bool:
+        model = made["namespace"]["build_model"]()
+        made["namespace"]["compile_model"](model, TRAIN_ROWS * 2)  # a long run, as above
+        return model.jit_compile
+
+    assert jit_of_a_long_run(program(tmp_path / "control")) is True  # the plain dense spec
+    made = program(tmp_path / "case", **case)
     assert "xla_pays_off" not in made["source"]
-    namespace = made["namespace"]
-    model = namespace["build_model"]()
-    namespace["compile_model"](model, TRAIN_ROWS * 2)  # a long run, as above
-    assert model.jit_compile is False
+    assert jit_of_a_long_run(made) is False
 
 
-def test_the_plan_says_when_xla_is_used(tmp_path):
+def test_the_plan_says_when_xla_is_used():
     from tfspec.plan import training
     from tfspec.validate import validate_text
 
-    program(tmp_path)
-    ir = validate_text((tmp_path / "xla.tfspec").read_text(), "xla.tfspec").ir
+    text = SPEC.format(model=DENSE, x="flat", batch=1, epochs=2, loop="fit", options="")
+    ir = validate_text(text, "xla.tfspec").ir
     assert "XLA when the run has 2,000 steps or more" in training(ir)["xla"]
     ir["train"]["deterministic"] = True
     assert "xla" not in training(ir)
