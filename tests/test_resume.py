@@ -12,18 +12,14 @@ examples/data; the first is killed as it starts its third epoch.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+from run_processes import EPOCH_SUMMARY, run_and_kill, run_to_completion
 
 from tfspec.build import load_program, quiet_tensorflow
 from tfspec.compiler import compile_file
@@ -35,7 +31,6 @@ import keras  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 5
 KILL_AT = 3  # killed as epoch 3 begins: epochs 1 and 2 are backed up
-EPOCH_SUMMARY = re.compile(r"^\d+/\d+ - .*\bloss: ")  # verbose=2: one line per epoch
 
 SPEC = """\
 tfspec 1
@@ -76,41 +71,8 @@ def write_spec(folder: Path, loop: str) -> Path:
     return spec
 
 
-def command(spec: Path) -> list[str]:
-    return [sys.executable, "-m", "tfspec", "run", str(spec)]
 
 
-def environment() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    return env
-
-
-def run_to_completion(spec: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(command(spec), cwd=spec.parent, env=environment(),
-                          capture_output=True, text=True, timeout=300)
-
-
-def run_and_kill(spec: Path) -> list[str]:
-    """`tfspec run`, SIGKILLed as it begins epoch KILL_AT; the lines it printed."""
-    process = subprocess.Popen(command(spec), cwd=spec.parent, env=environment(),
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    watchdog = threading.Timer(300, process.kill)  # never hang the test session
-    watchdog.start()
-    lines = []
-    try:
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.startswith(f"Epoch {KILL_AT}/"):
-                process.send_signal(signal.SIGKILL)
-                break
-        process.wait()
-    finally:
-        watchdog.cancel()
-        process.stdout.close()
-    assert process.returncode == -signal.SIGKILL, lines
-    return lines
 
 
 def final_model(spec: Path) -> Path:
@@ -124,7 +86,7 @@ def test_resume_with_dropout_equals_an_uninterrupted_run(loop, tmp_path):
     uninterrupted = write_spec(tmp_path / "uninterrupted", loop)
     with ThreadPoolExecutor(1) as pool:
         reference = pool.submit(run_to_completion, uninterrupted)
-        killed = run_and_kill(interrupted)
+        killed = run_and_kill(interrupted, KILL_AT)
         if loop != "custom":  # every variable is backed up, the Dropout's seed state too
             with np.load(interrupted.parent / "backup" / "backup.npz") as saved:
                 backed_up = int(saved["epoch"]), len(saved.files) - 1

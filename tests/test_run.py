@@ -17,17 +17,23 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+from run_processes import (
+    EPOCH_HEADER,
+    EPOCH_SUMMARY,
+    run_and_kill,
+    run_to_completion,
+    subprocess_env,
+    tfspec_run,
+)
 from transfer_fixtures import examples_with_exports
 
 import tfspec
@@ -49,8 +55,6 @@ DATA = EXAMPLES / "data"
 NOT_YET_LOOPS = {"custom", "on_batch"}
 NOT_YET_STRATEGIES = {"multi_worker_mirrored", "tpu", "parameter_server"}
 
-EPOCH_HEADER = re.compile(r"^Epoch (\d+)/(\d+)$")
-EPOCH_SUMMARY = re.compile(r"^\d+/\d+ - .*\bloss: ")  # verbose=2: one line per epoch
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -148,13 +152,6 @@ def located(err: str, spec: Path, code: str) -> tuple[int, int]:
     assert match, err
     return int(match.group(1)), int(match.group(2))
 
-
-def subprocess_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    env.pop("TFSPEC_DEBUG", None)
-    return env
 
 
 # -- 1. the run directory --------------------------------------------------------------------
@@ -440,38 +437,7 @@ def resume_spec(directory: Path, data: str = "", model: str = RESUME_MODEL) -> P
         callbacks = [BackupAndRestore("backup")]""")
 
 
-def tfspec_run(spec: Path) -> list[str]:
-    return [sys.executable, "-m", "tfspec", "run", str(spec)]
 
-
-def run_to_completion(spec: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(tfspec_run(spec), cwd=spec.parent, env=subprocess_env(),
-                          capture_output=True, text=True, timeout=300)
-
-
-def run_and_kill(spec: Path, at_epoch: int) -> list[str]:
-    """Start `tfspec run`, SIGKILL it when it begins epoch `at_epoch` (the previous one
-    is backed up by then); returns every line it printed."""
-    with open(spec.parent / "killed.stderr", "w") as stderr:
-        process = subprocess.Popen(tfspec_run(spec), cwd=spec.parent, env=subprocess_env(),
-                                   stdout=subprocess.PIPE, stderr=stderr, text=True)
-    watchdog = threading.Timer(300, process.kill)  # never hang the test session
-    watchdog.start()
-    lines = []
-    try:
-        for line in process.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.startswith(f"Epoch {at_epoch}/"):
-                process.send_signal(signal.SIGKILL)
-                break
-        lines += process.stdout.read().splitlines()
-        process.wait()
-    finally:
-        watchdog.cancel()
-        process.stdout.close()
-    assert process.returncode == -signal.SIGKILL, (lines, (spec.parent / "killed.stderr")
-                                                   .read_text())
-    return lines
 
 
 def resume_case(root: Path, data: str = "", model: str = RESUME_MODEL) -> dict:
