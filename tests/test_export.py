@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tf_state import restore_global_state  # noqa: F401 (autouse)
 
 from tfspec import cli
 from tfspec.build import load_program, quiet_tensorflow
@@ -40,20 +41,6 @@ RUNNABLE = ["autoencoder", "digits_cnn", "everything", "iris_mlp", "iris_finetun
             "resnet_blocks", "subclassed_mlp", "text_lstm", "two_tower"]
 # iris_finetune loads the `.keras` model iris_mlp exports
 NEEDS = {"iris_finetune": "iris_mlp"}
-
-
-@pytest.fixture(autouse=True)
-def restore_global_state():
-    """Runs here are in this process: put back the precision policy and determinism
-    a program sets process-wide."""
-    from tensorflow.python.framework import config
-
-    policy = keras.mixed_precision.global_policy().name
-    deterministic = config.is_op_determinism_enabled()
-    yield
-    keras.mixed_precision.set_global_policy(policy)
-    if not deterministic:
-        config.disable_op_determinism()
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from run_processes import (
     subprocess_env,
     tfspec_run,
 )
+from tf_state import restore_global_state  # noqa: F401 (autouse)
 from transfer_fixtures import examples_with_exports
 
 import tfspec
@@ -58,20 +59,6 @@ NOT_YET_STRATEGIES = {"multi_worker_mirrored", "tpu", "parameter_server"}
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def restore_global_state():
-    """Runs here are in this process: put back what a program sets process-wide (its
-    mixed-precision policy, op determinism), for the tests that follow."""
-    from tensorflow.python.framework import config
-
-    policy = keras.mixed_precision.global_policy().name
-    deterministic = config.is_op_determinism_enabled()
-    yield
-    keras.mixed_precision.set_global_policy(policy)
-    if not deterministic:
-        config.disable_op_determinism()
 
 
 def write_spec(directory: Path, text: str, name: str = "spec.tfspec") -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tf_state import restore_global_state  # noqa: F401 (autouse)
 from transfer_fixtures import EXAMPLES, examples_with_exports
 
 from tfspec import cli
@@ -31,14 +32,6 @@ FINETUNE = "iris_finetune.tfspec"
 BACKBONE = Path("runs/iris/model.keras")  # iris_mlp's export, relative to the specs
 # iris_mlp's layers that the fine-tuned model keeps (its softmax head `dense_3` is cut)
 KEPT = ["features_normalization", "dense", "dense_2"]
-
-
-@pytest.fixture(autouse=True)
-def restore_global_state():
-    """Runs here are in this process: put back the mixed-precision policy they set."""
-    policy = keras.mixed_precision.global_policy().name
-    yield
-    keras.mixed_precision.set_global_policy(policy)
 
 
 @pytest.fixture
