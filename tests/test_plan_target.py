@@ -245,5 +245,6 @@ def test_missing_tfjs_converter(tmp_path, capfd, monkeypatch):
 def test_unknown_target_is_rejected():
     with pytest.raises(ValueError, match="unknown target 'onnx'"):
         check_targets(compile_text(UNROLLED, "u.tfspec"), ["onnx"])
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exited:
         main(["plan", "--target", "onnx", "x.tfspec"])
+    assert exited.value.code == 2  # argparse: "invalid choice"

@@ -20,8 +20,8 @@ from tf_state import restore_global_state  # noqa: F401 (autouse)
 from transfer_fixtures import EXAMPLES, examples_with_exports
 
 from tfspec import cli
-from tfspec.build import quiet_tensorflow
-from tfspec.compiler import compile_file, compile_text
+from tfspec.build import build_model, quiet_tensorflow
+from tfspec.compiler import compile_file
 from tfspec.plan import plan
 
 quiet_tensorflow()
@@ -200,22 +200,40 @@ def test_load_model_arguments_are_checked(call, message, hint, tmp_path, capsys)
         assert f"hint: {hint}" in out, out
 
 
-def test_relative_paths_start_at_the_spec_and_absolute_ones_stay():
-    source = compile_text(textwrap.dedent("""
+def test_relative_paths_start_at_the_spec_and_absolute_ones_stay(tmp_path, monkeypatch):
+    def saved(path: Path, seed: int) -> keras.Model:
+        keras.utils.set_random_seed(seed)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5),
+                                  keras.layers.Dense(4, name="dense_2")])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+        return model
+
+    relative = saved(tmp_path / "spec" / "runs" / "iris" / "model.keras", 1)
+    absolute = saved(tmp_path / "elsewhere" / "abs.keras", 2)
+    spec = tmp_path / "spec" / "m.tfspec"
+    spec.write_text(textwrap.dedent(f"""
         tfspec 1
         param backbone = "runs/iris/model.keras"
-        model M sequential {
+        model M sequential {{
           input x: float32[4]
           load_model(backbone, trainable = false)
-          load_model("/models/abs.keras", output = "dense_2")
+          load_model("{tmp_path / "elsewhere" / "abs.keras"}", output = "dense_2")
           Dense(3)
-        }
-    """), "m.tfspec").source
-    flat = re.sub(r"\s+", "", source)  # the calls are broken over lines
+        }}
+    """))
+    compiled = compile_file(spec)
+    flat = re.sub(r"\s+", "", compiled.source)  # the calls are broken over lines
     assert "load_keras_model(SPEC_DIR/BACKBONE,trainable=False,name=" in flat
-    assert 'load_keras_model("/models/abs.keras",output="dense_2",name=' in flat
     # no data section, but a model that loads a file: the program finds it all the same
-    assert "import pathlib" in source and "SPEC_DIR = " in source
+    assert "import pathlib" in compiled.source and "SPEC_DIR = " in compiled.source
+    monkeypatch.chdir(tmp_path / "elsewhere")  # not where the spec is
+    model = build_model(compiled)
+    first, second = model.layers[0], model.layers[1]
+    for loaded, original in ((first, relative), (second, absolute)):
+        for a, b in zip(loaded.get_weights(), original.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert not first.trainable and second.trainable
 
 
 # -- TFSMLayer: a SavedModel as a layer --------------------------------------------------------
