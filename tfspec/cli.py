@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
 import json
 import os
 import sys
@@ -306,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tfspec {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.set_defaults(needs_tf=False)
 
     p = sub.add_parser("validate", help="check specs (no TensorFlow import)",
                        description="Check spec files, or every *.tfspec / *.tfspec.json "
@@ -352,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also convert the untrained model to TensorFlow Lite or TF.js and "
                         "report the layers that will not convert (repeatable)")
     _add_set(p)
-    p.set_defaults(func=cmd_plan)
+    p.set_defaults(func=cmd_plan, needs_tf=True)
 
     p = sub.add_parser("run", help="compile the spec and train it",
                        description="Compile the spec and execute the program in a run "
@@ -363,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-dir", metavar="DIR",
                    help="use this run directory (workers of one `launch` share it)")
     _add_set(p)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, needs_tf=True)
 
     p = sub.add_parser("export", help="export a trained run again, and verify it",
                        description="Write the spec's export targets from the model a run "
@@ -373,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_dir", metavar="RUN_DIR", required=True,
                    help="the run directory whose model is exported")
     _add_set(p)
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=cmd_export, needs_tf=True)
 
     p = sub.add_parser("verify", help="check a run's exports against its Keras model",
                        description="Load each export of a run in its own runtime (TF, "
@@ -383,7 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="json: print the report (verify.json) on stdout")
-    p.set_defaults(func=cmd_verify)
+    p.set_defaults(func=cmd_verify, needs_tf=True)
 
     p = sub.add_parser("launch", help="train on N local worker processes",
                        description="Start N worker processes on 127.0.0.1, each with its "
@@ -392,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", metavar="FILE")
     p.add_argument("--workers", type=int, default=2, metavar="N")
     _add_set(p)
-    p.set_defaults(func=cmd_launch)
+    p.set_defaults(func=cmd_launch, needs_tf=True)
 
     p = sub.add_parser("data", help="preview the data: element spec, sizes, examples",
                        description="Load the spec's data as the program would, check it "
@@ -401,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--examples", type=int, default=3, help="training examples to show")
     _add_set(p)
-    p.set_defaults(func=cmd_data)
+    p.set_defaults(func=cmd_data, needs_tf=True)
 
     p = sub.add_parser("graph", help="draw the model graph (DOT, SVG or PNG)",
                        description="Draw the model graph; SVG and PNG need Graphviz.")
@@ -409,14 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT", required=True,
                    help="out.dot, out.svg or out.png")
     _add_set(p)
-    p.set_defaults(func=cmd_graph)
+    p.set_defaults(func=cmd_graph, needs_tf=True)
 
     p = sub.add_parser("import", help="turn a Keras model into a spec",
                        description="Write the spec of a Sequential or Functional Keras "
                                    "model (.keras file or config.json).")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
-    p.set_defaults(func=cmd_import)
+    p.set_defaults(func=cmd_import, needs_tf=True)
 
     p = sub.add_parser("serve", help="serve a SavedModel export with TF Serving's REST API",
                        description="Serve a SavedModel export over TensorFlow Serving's REST "
@@ -430,19 +432,46 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--name", help="the model's name in URLs (default: the run's spec name, "
                                   "else the base directory's name)")
-    p.set_defaults(func=cmd_serve)
+    p.set_defaults(func=cmd_serve, needs_tf=True)
     return parser
+
+
+# what `pip install "tfspec[tf]"` adds to the light core
+TF_STACK = ("tensorflow", "keras")
+INSTALL_TF = 'pip install "tfspec[tf]"'
+
+
+def needs_tensorflow(args: argparse.Namespace) -> bool:
+    """Whether the command builds, trains, exports or serves a model (the light core
+    install checks, formats, converts and compiles specs without TensorFlow)."""
+    return args.needs_tf or (args.command == "compile" and args.check)
+
+
+def missing_tensorflow() -> str | None:
+    """The first module of the TensorFlow stack that is not installed, if any."""
+    return next((m for m in TF_STACK if importlib.util.find_spec(m) is None), None)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    if needs_tensorflow(args) and (module := missing_tensorflow()):
+        print(f"tfspec: error: `tfspec {args.command}` needs TensorFlow ({module} is not "
+              f"installed): {INSTALL_TF}", file=sys.stderr)
+        return EXIT_ERRORS
     try:
         return func(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return EXIT_OK
+    except ModuleNotFoundError as exc:
+        if exc.name not in TF_STACK or os.environ.get("TFSPEC_DEBUG"):
+            raise
+        # a path that needs TensorFlow without its command saying so
+        print(f"tfspec: error: this needs TensorFlow ({exc.name} is not installed): "
+              f"{INSTALL_TF}", file=sys.stderr)
+        return EXIT_ERRORS
     except Exception as exc:  # a bug in tfspec, not in the spec
         if os.environ.get("TFSPEC_DEBUG"):
             raise
