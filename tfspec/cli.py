@@ -418,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "model (.keras file or config.json).")
     p.add_argument("model", metavar="MODEL")
     p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
-    p.set_defaults(func=cmd_import, needs_tf=True)
+    p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("serve", help="serve a SavedModel export with TF Serving's REST API",
                        description="Serve a SavedModel export over TensorFlow Serving's REST "
