@@ -212,8 +212,8 @@ def test_unreadable_encoding(tmp_path, capsys):
     assert main(["validate", "--format", "json", str(latin1)]) == 1
     captured = capsys.readouterr()
     [diag] = json.loads(captured.out)
-    assert diag["code"] == "E103"
-    assert "utf-8" in diag["message"]
+    assert (diag["code"], diag["line"], diag["col"]) == ("E103", 2, 10)  # the `é`
+    assert "UTF-8" in diag["message"]
     assert "Traceback" not in captured.err
 
 

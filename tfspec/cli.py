@@ -86,6 +86,8 @@ def render(ir: dict[str, Any], to_json: bool) -> str:
 
 
 def cmd_fmt(args: argparse.Namespace) -> int:
+    """Rewrite specs in canonical form, keeping each file's line endings (the first
+    one's, where lines end differently) and its byte-order mark."""
     status = EXIT_OK
     for path in find_specs(args.paths):
         result = validate_file(path)
@@ -94,17 +96,18 @@ def cmd_fmt(args: argparse.Namespace) -> int:
             status = EXIT_ERRORS
             continue
         new = render(result.ir, str(path).endswith(".json"))
-        if new == result.source:
+        if new == result.source and not result.layout.mixed:
             continue
         if args.check or args.diff:
             status = EXIT_ERRORS
-            print(f"would reformat {path}")
+            why = " (its lines end differently)" if new == result.source else ""
+            print(f"would reformat {path}{why}")
             if args.diff:
                 sys.stdout.writelines(difflib.unified_diff(
                     result.source.splitlines(True), new.splitlines(True),
                     f"{path}", f"{path} (formatted)"))
         else:
-            write_atomic(path, new)
+            write_atomic(path, result.layout.apply(new))
             print(f"reformatted {path}")
     return status
 

@@ -229,9 +229,13 @@ def render_one(diag: Diagnostic, source: str | None) -> str:
     where = f"{diag.file}:{span.line}:{span.col}" if span else diag.file
     lines = [f"{where}: {diag.severity}[{diag.code}]: {diag.message}"]
     if span and source is not None:
-        src_lines = source.splitlines()
+        # lines end at "\n" only, as the front ends count them (`str.splitlines` also
+        # breaks at form feeds, U+2028 and other characters a spec may hold)
+        src_lines = source.split("\n")
+        if source.endswith("\n"):
+            src_lines.pop()  # no line after the last line ending
         if 1 <= span.line <= len(src_lines):
-            text = src_lines[span.line - 1].expandtabs(1)
+            text = src_lines[span.line - 1].removesuffix("\r").expandtabs(1)
             gutter = str(span.line)
             pad = " " * len(gutter)
             if span.end_line == span.line:

@@ -19,6 +19,7 @@ from .jsonreader import parse_json
 from .located import Positions
 from .parser import Parsed, parse_dsl
 from .schema import check_schema
+from .textfile import Layout, NotUTF8, decode, normalize
 
 SPEC_SUFFIXES = (".tfspec", ".tfspec.json")
 
@@ -33,6 +34,8 @@ class Result:
     positions: Positions
     diagnostics: Diagnostics
     overrides: dict[str, Any] = field(default_factory=dict)  # checked `--set` values
+    # the file's line endings and byte-order mark (`source` has neither): `fmt` keeps them
+    layout: Layout = field(default_factory=Layout)
 
     @property
     def ok(self) -> bool:
@@ -60,9 +63,12 @@ def validate_text(text: str, filename: str = "<spec>",
                   allow_modules: tuple[str, ...] = ()) -> Result:
     """Check a spec given as text; `filename` decides the syntax (`.json` or DSL).
 
+    A leading byte-order mark is skipped and any line endings are read as `\n`
+    (`Result.layout` says what the text had), so positions are the same for all.
     `allow_modules`: Python modules a `generator("module:function")` source may
     import (DESIGN.md rule 5: a spec never runs code the user did not allow).
     """
+    text, layout = normalize(text)
     diags = Diagnostics(filename)
     parsed = read(text, filename, diags)
     if parsed.ir is not None:
@@ -72,7 +78,8 @@ def validate_text(text: str, filename: str = "<spec>",
         except RecursionError:
             diags.add("E406", "the spec is nested too deeply to check", Span.point(1, 1))
     diags.items = _one_per_place(diags.sorted())
-    return Result(filename, text, parsed.ir, parsed.positions, diags, dict(overrides or {}))
+    return Result(filename, text, parsed.ir, parsed.positions, diags, dict(overrides or {}),
+                  layout)
 
 
 def _one_per_place(items: list) -> list:
@@ -92,15 +99,17 @@ def _one_per_place(items: list) -> list:
 def validate_file(path: str | os.PathLike[str],
                   overrides: dict[str, Any] | None = None,
                   allow_modules: tuple[str, ...] = ()) -> Result:
-    """Check one spec file."""
+    """Check one spec file (UTF-8; see `validate_text` for BOMs and line endings)."""
     name = str(path)
+    diags = Diagnostics(name)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        diags = Diagnostics(name)
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        diags.add("E103", f"cannot read the file: {reason}")
+        text = decode(Path(path).read_bytes())
+    except OSError as exc:
+        diags.add("E103", f"cannot read the file: {exc.strerror or exc}")
         return Result(name, "", None, Positions(), diags)
+    except NotUTF8 as exc:
+        diags.add("E103", exc.message, exc.span, exc.hint)
+        return Result(name, exc.shown, None, Positions(), diags)
     return validate_text(text, name, overrides, allow_modules)
 
 
