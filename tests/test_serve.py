@@ -2,9 +2,11 @@
 
 The SavedModels are written here as tfspec's exporter writes them (ExportArchive,
 a signature from the model's named inputs to its named outputs), plus one from plain
-`model.export`. One `tfspec serve` process serves the classifier's base directory
-(versions 1 and 2) for the whole module; the other exports are served in-process
-with `make_server` (TensorFlow is already imported here).
+`model.export` and one by a generated program's own `export_saved_model` (which
+records the spec's name). One `tfspec serve` process serves the classifier's base
+directory (versions 1 and 2) for the whole module; the other exports are served
+in-process with `make_server` (TensorFlow is already imported here), or by a process
+of their own where signals are the point.
 """
 
 from __future__ import annotations
@@ -28,8 +30,9 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from tfspec.build import quiet_tensorflow
-from tfspec.servables import find_export
+from tfspec.build import load_program, quiet_tensorflow
+from tfspec.compiler import compile_text
+from tfspec.servables import ServeError, find_export
 from tfspec.server import make_server
 
 quiet_tensorflow()
@@ -89,6 +92,28 @@ class Echo(tf.Module):
         return {"length": tf.strings.length(text), "echo_bytes": text}
 
 
+SPEC_NAME = "digits-cnn"
+SPEC_WITH_EXPORT = f"""\
+tfspec 1
+name "{SPEC_NAME}"
+data {{
+  source = synthetic(samples = 8)
+  split {{ validation = 0.5 }}
+}}
+model Net sequential {{
+  input image: float32[3, 2]
+  Flatten()
+  Dense(4, activation = "softmax", name = "digit")
+}}
+train {{
+  loss = "sparse_categorical_crossentropy"
+}}
+export {{
+  saved_model "named/serving"
+}}
+"""
+
+
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("serve")
@@ -103,6 +128,10 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     v1.export(str(root / "plain" / "1"), verbose=False)
     echo = Echo()
     tf.saved_model.save(echo, str(root / "echo" / "1"), signatures={"serving_default": echo.serve})
+    # as a spec's `saved_model "named/serving"` export writes it: the spec's name recorded
+    program = load_program(compile_text(SPEC_WITH_EXPORT, str(root / "spec.tfspec")))
+    program["export_saved_model"](program["build_model"](), root / "named" / "serving",
+                                  SPEC_NAME)
     run = root / "run"
     run.mkdir()
     (run / "exports.json").write_text(json.dumps({"name": "digits-cnn", "targets": [
@@ -125,10 +154,14 @@ def images() -> np.ndarray:
 class Server:
     """`tfspec serve` in its own process."""
 
-    def __init__(self, path: Path, *args: str) -> None:
+    def __init__(self, path: Path, *args: str, ignore_sigint: bool = False) -> None:
+        # ignore_sigint: started as a non-interactive shell starts `tfspec serve … &`
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint \
+            else None
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tfspec", "serve", str(path), "--port", "0", *args],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=ignore)
         lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=lambda: lines.put(self.process.stdout.readline()),
                          daemon=True).start()
@@ -204,7 +237,7 @@ def close(got: Any, expected: np.ndarray) -> bool:
 
 
 def test_the_banner_names_the_url_model_and_versions(server: Server):
-    assert f"serving {NAME} (versions 1, 2, default 2)" in server.banner
+    assert f"serving {NAME} (--name; versions 1, 2, default 2)" in server.banner
     assert f"{server.url}/v1/models/{NAME}" in server.banner
 
 
@@ -234,6 +267,71 @@ def test_metadata_prints_the_signature_defs_as_tf_serving(server: Server):
     assert [d["size"] for d in digit["tensor_shape"]["dim"]] == ["-1", "4"]
     status, answer, _ = call(server.url, "GET", f"/v1/models/{NAME}/versions/1/metadata")
     assert status == 200 and answer["model_spec"]["version"] == "1"
+    # beside TF Serving's entry in the metadata map: the name served, and from where
+    assert answer["metadata"]["tfspec"] == {"name": NAME, "name_from": "--name"}
+
+
+# ---------------------------------------------------------------------------
+# the model's name
+
+
+def test_a_spec_export_is_served_under_the_spec_name(exports: dict[str, Any],
+                                                     images: np.ndarray):
+    base = exports["root"] / "named" / "serving"
+    record = json.loads((base / "1" / "assets.extra" / "tfspec.json").read_text())
+    assert record == {"name": SPEC_NAME}
+    assert tf.saved_model.load(str(base / "1")).signatures["serving_default"]  # loads
+    export = find_export(base)
+    assert (export.name, export.name_from) == (SPEC_NAME, "spec")
+    assert find_export(base / "1").name == SPEC_NAME  # one SavedModel: the same record
+    assert find_export(base, "other").name == "other"  # --name overrides it
+    with in_process(base) as url:
+        status, answer, _ = call(url, "GET", f"/v1/models/{SPEC_NAME}/metadata")
+        assert status == 200
+        assert answer["model_spec"]["name"] == SPEC_NAME
+        assert answer["metadata"]["tfspec"] == {"name": SPEC_NAME, "name_from": "spec"}
+        assert predict(url, {"instances": images[:2].tolist()},
+                       f"/v1/models/{SPEC_NAME}:predict")["predictions"]
+        status, answer, _ = call(url, "GET", "/v1/models/serving")  # not the folder's name
+        assert status == 404, answer
+
+
+def test_without_a_record_the_folder_names_the_model(exports: dict[str, Any]):
+    export = find_export(exports["root"] / "tower")
+    assert (export.name, export.name_from) == ("tower", "folder")
+    with in_process(exports["root"] / "tower") as url:
+        status, answer, _ = call(url, "GET", "/v1/models/tower/metadata")
+        assert answer["metadata"]["tfspec"] == {"name": "tower", "name_from": "folder"}
+
+
+def fake_saved_model(directory: Path, name: str | None) -> None:
+    """A SavedModel's files as far as find_export looks (it loads nothing)."""
+    directory.mkdir(parents=True)
+    (directory / "saved_model.pb").write_bytes(b"")
+    if name is not None:
+        (directory / "assets.extra").mkdir()
+        (directory / "assets.extra" / "tfspec.json").write_text(json.dumps({"name": name}))
+
+
+def test_the_default_version_names_the_model(tmp_path: Path):
+    fake_saved_model(tmp_path / "serving" / "1", "old-name")
+    fake_saved_model(tmp_path / "serving" / "2", "new-name")
+    assert find_export(tmp_path / "serving").name == "new-name"  # TF Serving's default: 2
+    fake_saved_model(tmp_path / "serving" / "3", None)  # written by something else
+    assert find_export(tmp_path / "serving").name == "serving"
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "exports.json").write_text(json.dumps({"name": "run-name", "targets": [
+        {"format": "saved_model", "path": str(tmp_path / "serving"), "version": 2}]}))
+    export = find_export(tmp_path / "run")  # a run directory: the run's spec name
+    assert (export.name, export.name_from) == ("run-name", "spec")
+
+
+def test_a_recorded_name_that_cannot_be_a_url_segment_asks_for_name(tmp_path: Path):
+    fake_saved_model(tmp_path / "serving" / "1", "digits/cnn")
+    with pytest.raises(ServeError, match=r"invalid model name 'digits/cnn' \(the spec's "
+                                         r"name\).*\(pass --name\)"):
+        find_export(tmp_path / "serving")
+    assert find_export(tmp_path / "serving", "digits").name == "digits"
 
 
 # ---------------------------------------------------------------------------
@@ -511,8 +609,16 @@ def test_concurrent_signature_calls_are_safe(exports: dict[str, Any], images: np
                exports["v1"].predict(images, verbose=0), requests=100)
 
 
+def unreadable_record(root: Path) -> Path:
+    fake_saved_model(root / "serving" / "1", None)
+    (root / "serving" / "1" / "assets.extra").mkdir()
+    (root / "serving" / "1" / "assets.extra" / "tfspec.json").write_text("{")
+    return root / "serving"
+
+
 BAD_PATHS = {
     "missing": (lambda root: root / "missing", "no such file or directory"),
+    "unreadable name record": (unreadable_record, "cannot read the model's name"),
     "empty directory": (lambda root: root, "is not a SavedModel, a SavedModel base directory"),
     "no saved_model target": (lambda root: root / "exports.json", "lists no saved_model export"),
 }
@@ -532,6 +638,23 @@ def test_a_bad_path_is_one_line_and_exit_1(tmp_path: Path, case: str):
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("tfspec: error: "), result.stderr
     assert message in lines[0]
+
+
+def test_ctrl_c_stops_a_server_started_with_sigint_ignored(exports: dict[str, Any]):
+    """`tfspec serve PATH &` in a script: the shell starts it with SIGINT ignored."""
+    running = Server(exports["root"] / "named" / "serving", ignore_sigint=True)
+    try:
+        assert f"serving {SPEC_NAME} (the spec's name; version 1, default 1)" in running.banner
+        status, _, _ = call(running.url, "GET", f"/v1/models/{SPEC_NAME}")
+        assert status == 200
+        start = time.monotonic()
+        running.process.send_signal(signal.SIGINT)
+        running.process.wait(timeout=20)
+    finally:
+        code, err = running.stop(signal.SIGKILL)  # only if SIGINT did not stop it
+    assert time.monotonic() - start < 20
+    assert code == 0, err
+    assert "Traceback" not in err, err
 
 
 def test_ctrl_c_stops_the_server_cleanly(server: Server):

@@ -232,17 +232,21 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import run
+    from .runner import run, summary
 
     try:
         run_dir = run(args.spec, _overrides(args.set), tuple(args.allow_module), args.dry_run,
                       run_dir=args.run_dir)
     except SpecError as exc:
-        return _report(exc)
+        status = _report(exc)
+        # a run whose exports failed: what it trained, each export's check, where it is
+        for line in summary(exc.run_dir, failed=True) if getattr(exc, "run_dir", None) else []:
+            print(line, file=sys.stderr)
+        return status
     if args.dry_run:
         print("dry run passed: one training step on synthetic data", file=sys.stderr)
     else:
-        print(f"run directory: {run_dir}", file=sys.stderr)
+        print("\n".join(summary(run_dir)), file=sys.stderr)
     return EXIT_OK
 
 

@@ -222,10 +222,18 @@ def float32_model(model):
     return clone
 ''',
     "saved_model": '''
-def export_saved_model(model, base, version=1, signature="serving_default", **target):
-    """A SavedModel in TF Serving's layout, `base/<version>/`."""
-    write_atomically(pathlib.Path(base) / str(version),
-                     lambda path: write_saved_model(model, path, signature))
+def export_saved_model(model, base, name, version=1, signature="serving_default",
+                       **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`, with the spec's `name` in
+    its `assets.extra/tfspec.json`: `tfspec serve` serves the model under that name, and
+    TF Serving and the SavedModel loader leave the file alone."""
+
+    def write(path):
+        write_saved_model(model, path, signature)
+        (path / "assets.extra").mkdir()
+        (path / "assets.extra" / "tfspec.json").write_text(json.dumps({"name": name}) + "\\n")
+
+    write_atomically(pathlib.Path(base) / str(version), write)
     return {"format": "saved_model", "path": str(base), "version": version,
             "signature": signature, **target}
 
@@ -284,8 +292,7 @@ def representative_data(datasets, samples):
 
 
 def run_tflite(target, inputs):
-    """The flatbuffer in LiteRT, the TensorFlow Lite runtime; integer inputs and
-    outputs are quantized and dequantized with the model's own scales."""
+    """The flatbuffer in LiteRT, the TensorFlow Lite runtime."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -293,7 +300,36 @@ def run_tflite(target, inputs):
             "checking a tflite export runs it in LiteRT: pip install 'tfspec[tflite]' "
             "(ai-edge-litert)"
         ) from None
-    runner = Interpreter(model_path=target["path"]).get_signature_runner()
+    return without_litert_info(lambda: tflite_answers(Interpreter(target["path"]), inputs))
+
+
+def without_litert_info(call):
+    """`call()`, without LiteRT's C++ `INFO: ...` lines (`Created TensorFlow Lite XNNPACK
+    delegate for CPU.` when the default delegate is applied) on stderr: file descriptor 2
+    goes to a file meanwhile, and every other line is written back."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        return call()
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            return call()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            for line in log.read().decode(errors="replace").splitlines(keepends=True):
+                if not line.startswith("INFO: "):
+                    sys.stderr.write(line)
+
+
+def tflite_answers(interpreter, inputs):
+    """The interpreter's signature on named inputs; integer inputs and outputs are
+    quantized and dequantized with the model's own scales."""
+    runner = interpreter.get_signature_runner()
     feed = {}
     for name, detail in runner.get_input_details().items():
         value = inputs[name]
@@ -415,6 +451,8 @@ class ExportGenerator:
         names = {"json", "numpy", "os", "shutil", "tempfile", "tensorflow"}
         if self.formats & {"tfjs", "onnx"}:
             names |= {"subprocess", "sys"}
+        if "tflite" in self.formats:
+            names.add("sys")
         if "tfjs" in self.formats:
             names.add("types")
         return names
@@ -455,6 +493,8 @@ class ExportGenerator:
             w.line('"""Write every export target, each atomically, and record them in')
             w.line('exports.json with the batch that `verify_exports` checks them on."""')
             w.line("run_dir = pathlib.Path(run_dir)")
+            name = self.gen.ir.get("name") or self.gen.ir["model"]["name"]
+            w.line(f"name = {py_string(name)}  # the spec's name, recorded with the exports")
             w.line("save_verify_batch(model, datasets, run_dir)")
             w.line("targets = []")
             if self.converted:
@@ -468,8 +508,7 @@ class ExportGenerator:
                 self.target(w, i, target)
             if self.converted:
                 w.level -= 1
-            name = self.gen.ir.get("name") or self.gen.ir["model"]["name"]
-            w.line(f'record = {{"name": {py_string(name)}, "targets": targets}}')
+            w.line('record = {"name": name, "targets": targets}')
             w.line('(run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\\n")')
             w.line("return targets")
 
@@ -478,6 +517,8 @@ class ExportGenerator:
         quantize = target.get("quantize", "none")
         source = "model" if fmt in ("saved_model", "keras") else "saved_model"
         args = [source, f"SPEC_DIR / {py_string(target['path'])}"]
+        if fmt == "saved_model":
+            args.append("name")
         for key in ("version", "signature", "quantize", "integer_io", "opset"):
             if key in target:
                 args.append(f"{key}={self.option(i, key, None)}")

@@ -126,10 +126,74 @@ def run(path: str, overrides: dict[str, Any] | None = None,
     try:
         # a dry run's export errors point at the user's spec, not the throw-away one
         execute(compiled, run_dir, origin=result if dry_run else None)
+    except SpecError as exc:
+        if not dry_run:
+            exc.run_dir = run_dir  # type: ignore[attr-defined]  # for summary()
+        raise
     finally:
         if dry_run:
             shutil.rmtree(run_dir, ignore_errors=True)
     return run_dir
+
+
+def summary(run_dir: Path, failed: bool = False) -> list[str]:
+    """The end of a run in a few lines, read from the files its program wrote: the test
+    split's metrics (metrics.json), each export with its check (exports.json,
+    verify.json), and the run directory. Files older than the run's spec.tfspec are
+    an earlier run's (`--run-dir` reused) and are left out. A `failed` run is summed up
+    only when its training finished (its exports failed): else nothing is said."""
+    own = task_dir(run_dir)
+    metrics = _this_runs(own / "metrics.json", run_dir)
+    if failed and metrics is None:
+        return []
+    lines = []
+    test = metrics.get("test") if isinstance(metrics, dict) else None
+    if isinstance(test, dict) and test:
+        lines.append("test split: " + ", ".join(f"{name} {_number(value)}"
+                                                 for name, value in test.items()))
+    record = _this_runs(run_dir / "exports.json", run_dir) or {}
+    checks = {entry.get("index"): entry
+              for entry in _this_runs(run_dir / "verify.json", run_dir) or []}
+    for index, target in enumerate(record.get("targets", [])):
+        where = f"{target.get('format')} {target.get('spec_path', target.get('path'))}"
+        lines.append(f"export {where}: {_verdict(checks.get(index))}")
+    lines.append(f"run directory: {run_dir}")
+    return lines
+
+
+def task_dir(run_dir: Path) -> Path:
+    """Where this process's program writes its log, model and metrics: the run directory,
+    or `worker-<i>/` in it for a multi-worker job's non-chief workers."""
+    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    if task.get("index", 0) != 0 and task.get("type") != "chief":
+        return run_dir / f"worker-{task['index']}"
+    return run_dir
+
+
+def _this_runs(path: Path, run_dir: Path) -> Any:
+    """A JSON file the run wrote, or None (missing, unreadable, or an earlier run's)."""
+    try:
+        if path.stat().st_mtime_ns < (run_dir / "spec.tfspec").stat().st_mtime_ns:
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _verdict(check: dict[str, Any] | None) -> str:
+    if check is None:
+        return "not checked (verify = false)"
+    if "tolerance" not in check:  # its runtime could not load or run it
+        return "failed: could not be checked"
+    # as the program's `verify:` lines write them
+    error, tolerance = _number(check["max_abs_error"], 3), _number(check["tolerance"], 3)
+    if check["passed"]:
+        return f"passed, max abs error {error} <= tolerance {tolerance}"
+    return f"failed, max abs error {error} > tolerance {tolerance}"
+
+
+def _number(value: Any, digits: int = 4) -> str:
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
 def new_run_dir(parent: Path) -> Path:
@@ -165,11 +229,8 @@ def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None) -> 
     node_path()
     namespace = load_program(compiled)
     verbose = 1 if sys.stdout.isatty() else 2  # progress bars, or a line per epoch
-    log_dir = run_dir
-    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    if task.get("index", 0) != 0 and task.get("type") != "chief":
-        log_dir = run_dir / f"worker-{task['index']}"  # one log per worker
-        log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = task_dir(run_dir)  # one log per worker
+    log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / "log.txt", "w", encoding="utf-8") as log, \
             redirect_stdout(_Tee(sys.stdout, log)):
         try:

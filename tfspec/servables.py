@@ -1,10 +1,11 @@
 """The exports `tfspec serve` serves: finding them, and loading them as TF Serving would.
 
 `find_export` resolves PATH (a TF Serving base directory `<base>/<version>/saved_model.pb`,
-one SavedModel directory, or a run directory's `exports.json`) without importing
-TensorFlow, so a bad PATH fails in milliseconds. `load_model` loads every version:
-its signature functions, each input's dtype and shape, and TF Serving's JSON of its
-SignatureDefs.
+one SavedModel directory, or a run directory's `exports.json`) and the model's name
+(`--name`, else the spec's name recorded with the export, else the folder's) without
+importing TensorFlow, so a bad PATH fails in milliseconds. `load_model` loads every
+version: its signature functions, each input's dtype and shape, and TF Serving's JSON
+of its SignatureDefs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from typing import Any
 import numpy as np
 
 PREDICT_METHOD = "tensorflow/serving/predict"  # a predict SignatureDef's method_name
+# What tfspec's saved_model export records beside the SavedModel, inside the version
+# folder: TF Serving reads only `assets.extra/tf_serving_warmup_requests` there, and
+# the SavedModel loader nothing at all (tfspec/exportgen.py writes it).
+RECORD = Path("assets.extra") / "tfspec.json"
 
 
 class ServeError(Exception):
@@ -29,6 +34,12 @@ class ServeError(Exception):
 # Finding the export (no TensorFlow)
 
 
+# Where the served name comes from (`name_from`), and how the start line says it
+NAMED_BY_OPTION, NAMED_BY_SPEC, NAMED_BY_FOLDER = "--name", "spec", "folder"
+NAME_SOURCES = {NAMED_BY_OPTION: "--name", NAMED_BY_SPEC: "the spec's name",
+                NAMED_BY_FOLDER: "the folder's name"}
+
+
 @dataclass(frozen=True)
 class Export:
     """What to serve: the model's name and its SavedModel directory per version."""
@@ -36,11 +47,14 @@ class Export:
     name: str
     base: Path  # TF Serving's --model_base_path (or the one SavedModel)
     versions: dict[int, Path]
+    name_from: str = NAMED_BY_FOLDER  # a key of NAME_SOURCES
 
 
 def find_export(path: str | os.PathLike[str], name: str | None = None) -> Export:
     """Resolve PATH: a TF Serving base directory (`<base>/<version>/saved_model.pb`),
-    one SavedModel directory, or a run directory holding `exports.json`."""
+    one SavedModel directory, or a run directory holding `exports.json`. The name is
+    `name`, else the spec's name recorded with the export (the run's `exports.json`,
+    or `assets.extra/tfspec.json` in the default version), else the folder's name."""
     try:
         return _find_export(path, name)
     except OSError as exc:  # unreadable folders
@@ -66,14 +80,37 @@ def _find_export(path: str | os.PathLike[str], name: str | None) -> Export:
     return export
 
 
-def _export_at(directory: Path, name: str | None) -> Export | None:
-    """The SavedModel `directory` is, or the versions under it; None when neither."""
+def _export_at(directory: Path, name: str | None, name_from: str = NAMED_BY_OPTION
+               ) -> Export | None:
+    """The SavedModel `directory` is, or the versions under it; None when neither.
+    `name_from`: where `name` comes from, when there is one."""
     if _is_saved_model(directory):
-        return _single(directory, name)
-    versions = _versions(directory)
-    if versions:
-        return Export(_model_name(name, directory.resolve().name), directory, versions)
-    return None
+        numbered = directory.name.isdigit()
+        base = directory.parent if numbered else directory
+        versions = {int(directory.name) if numbered else 1: directory}
+    else:
+        base, versions = directory, _versions(directory)
+        if not versions:
+            return None
+    if not name:
+        # the default version's record: TF Serving serves the highest version
+        name, name_from = _recorded_name(versions[max(versions)]), NAMED_BY_SPEC
+    if not name:
+        name, name_from = base.resolve().name, NAMED_BY_FOLDER
+    return Export(_model_name(name, name_from), base, versions, name_from)
+
+
+def _recorded_name(saved_model: Path) -> str | None:
+    """The spec's name that tfspec's export recorded in the SavedModel's folder."""
+    record = saved_model / RECORD
+    if not record.is_file():
+        return None  # not written by tfspec (or by an older one)
+    try:
+        name = json.loads(record.read_text(encoding="utf-8"))["name"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ServeError(f"{record}: cannot read the model's name: {exc} (pass --name)"
+                         ) from None
+    return name if isinstance(name, str) else None
 
 
 def _not_an_export(path: str | os.PathLike[str]) -> str:
@@ -95,13 +132,6 @@ def _versions(base: Path) -> dict[int, Path]:
     return dict(sorted(found.items()))
 
 
-def _single(directory: Path, name: str | None) -> Export:
-    numbered = directory.name.isdigit()
-    base = directory.parent if numbered else directory
-    version = int(directory.name) if numbered else 1
-    return Export(_model_name(name, base.resolve().name), base, {version: directory})
-
-
 def _from_run(run_dir: Path, name: str | None) -> Export:
     """The first `saved_model` target that a run's `exports.json` lists."""
     record_file = run_dir / "exports.json"
@@ -115,20 +145,22 @@ def _from_run(run_dir: Path, name: str | None) -> Export:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ServeError(f"{record_file}: cannot read the exports: {exc}") from None
     base = base if base.is_absolute() else run_dir / base
-    export = _export_at(base, name or record.get("name")) if base.is_dir() else None
+    # the run's spec name (exports.json records it) when --name does not say
+    recorded = record.get("name") if isinstance(record, dict) else None
+    name, name_from = (name, NAMED_BY_OPTION) if name else (recorded, NAMED_BY_SPEC)
+    export = _export_at(base, name, name_from) if base.is_dir() else None
     if export is None:
         raise ServeError(f"{record_file}: its saved_model export {base} holds no SavedModel "
                          "(<base>/<version>/saved_model.pb)")
     return export
 
 
-def _model_name(name: Any, fallback: str) -> str:
-    chosen = name if isinstance(name, str) and name else fallback
+def _model_name(name: Any, name_from: str) -> str:
     # the name is one URL path segment: /v1/models/NAME:predict
-    if not chosen or "/" in chosen or ":" in chosen:
-        raise ServeError(f"invalid model name {chosen!r}: it may not be empty or hold '/' "
-                         "or ':' (pass --name)")
-    return chosen
+    if not isinstance(name, str) or not name or "/" in name or ":" in name:
+        raise ServeError(f"invalid model name {name!r} ({NAME_SOURCES[name_from]}): it may "
+                         "not be empty or hold '/' or ':' (pass --name)")
+    return name
 
 
 # ---------------------------------------------------------------------------
@@ -171,6 +203,7 @@ class Model:
     name: str
     base: Path
     versions: dict[int, Servable]  # ascending
+    name_from: str = NAMED_BY_FOLDER  # as Export.name_from
 
     @property
     def latest(self) -> Servable:
@@ -184,7 +217,7 @@ def load_model(export: Export) -> Model:
     quiet_tensorflow()
     servables = {version: _load_version(version, path)
                  for version, path in sorted(export.versions.items())}
-    return Model(export.name, export.base, servables)
+    return Model(export.name, export.base, servables, export.name_from)
 
 
 def _load_version(version: int, path: Path) -> Servable:

@@ -33,7 +33,15 @@ from .restjson import (
     run_signature,
     signature_for,
 )
-from .servables import PREDICT_METHOD, Model, Servable, ServeError, find_export, load_model
+from .servables import (
+    NAME_SOURCES,
+    PREDICT_METHOD,
+    Model,
+    Servable,
+    ServeError,
+    find_export,
+    load_model,
+)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8501  # TF Serving's REST port
@@ -135,10 +143,14 @@ class RestApi:
         ]}, indent=1)
 
     def _metadata(self, servable: Servable) -> bytes:
+        # `metadata` is a map (GetModelMetadataResponse): beside TF Serving's one entry,
+        # `tfspec` says which name is served and where it came from
         return dumps({
             "model_spec": {"name": self.model.name, "signature_name": "",
                            "version": str(servable.version)},
-            "metadata": {"signature_def": {"signature_def": servable.signature_defs}},
+            "metadata": {"signature_def": {"signature_def": servable.signature_defs},
+                         "tfspec": {"name": self.model.name,
+                                    "name_from": self.model.name_from}},
         }, indent=1)
 
     def _predict(self, servable: Servable, verb: str, request: dict[str, Any],
@@ -356,35 +368,51 @@ def serve(path: str | os.PathLike[str], host: str = DEFAULT_HOST, port: int = DE
           workers: int | None = None, log_requests: bool = False,
           out: TextIO | None = None) -> None:
     """Serve the export at `path` until Ctrl-C (or SIGTERM); raises ServeError when
-    PATH, the name or the address cannot be served."""
-    server = make_server(path, host, port, name, max_body_bytes, workers, log_requests)
+    PATH, the name or the address cannot be served (and KeyboardInterrupt when stopped
+    while loading)."""
+    previous = _stop_on_signals()  # before loading, which takes seconds
+    try:
+        server = make_server(path, host, port, name, max_body_bytes, workers, log_requests)
+        try:
+            print(start_line(server), file=out or sys.stdout, flush=True)
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:  # None: a handler not installed from Python
+                signal.signal(signum, handler)
+
+
+def start_line(server: ModelServer) -> str:
+    """What `tfspec serve` prints when it is ready: the name and where it came from, the
+    versions, the export and the URL."""
     model = server.api.model
     versions = ", ".join(str(v) for v in model.versions)
-    print(f"serving {model.name} (version{'s' * (len(model.versions) > 1)} {versions}, "
-          f"default {model.latest.version}) from {model.base} at "
-          f"{server.url}/v1/models/{model.name} - Ctrl-C to stop",
-          file=out or sys.stdout, flush=True)
-    previous = _stop_on_sigterm()
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    return (f"serving {model.name} ({NAME_SOURCES[model.name_from]}; "
+            f"version{'s' * (len(model.versions) > 1)} {versions}, default "
+            f"{model.latest.version}) from {model.base} at {server.url}/v1/models/"
+            f"{model.name} - Ctrl-C to stop")
 
 
-def _stop_on_sigterm() -> Any:
-    """SIGTERM (docker stop, kill) ends the server as Ctrl-C does; the previous handler."""
+def _stop_on_signals() -> dict[int, Any]:
+    """Ctrl-C (SIGINT) and SIGTERM (docker stop, kill) end the server; returns the
+    previous handlers. SIGINT's is installed explicitly: a process started with SIGINT
+    ignored (`tfspec serve … &` in a script: a non-interactive shell's background job)
+    keeps ignoring it, and Python then never raises KeyboardInterrupt."""
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    try:
-        return signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread: leave signals alone
-        return None
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            previous[signum] = signal.signal(signum, interrupt)
+        except ValueError:  # not the main thread: leave signals alone
+            break
+    return previous
 
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_MAX_BODY", "DEFAULT_PORT", "ModelServer", "RestApi",
-           "default_workers", "make_server", "serve"]
+           "default_workers", "make_server", "serve", "start_line"]

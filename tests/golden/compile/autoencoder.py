@@ -518,10 +518,18 @@ def parity(target, answers, expected):
     }
 
 
-def export_saved_model(model, base, version=1, signature="serving_default", **target):
-    """A SavedModel in TF Serving's layout, `base/<version>/`."""
-    write_atomically(pathlib.Path(base) / str(version),
-                     lambda path: write_saved_model(model, path, signature))
+def export_saved_model(model, base, name, version=1, signature="serving_default",
+                       **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`, with the spec's `name` in
+    its `assets.extra/tfspec.json`: `tfspec serve` serves the model under that name, and
+    TF Serving and the SavedModel loader leave the file alone."""
+
+    def write(path):
+        write_saved_model(model, path, signature)
+        (path / "assets.extra").mkdir()
+        (path / "assets.extra" / "tfspec.json").write_text(json.dumps({"name": name}) + "\n")
+
+    write_atomically(pathlib.Path(base) / str(version), write)
     return {"format": "saved_model", "path": str(base), "version": version,
             "signature": signature, **target}
 
@@ -544,15 +552,17 @@ def export_all(model, run_dir, datasets):
     """Write every export target, each atomically, and record them in
     exports.json with the batch that `verify_exports` checks them on."""
     run_dir = pathlib.Path(run_dir)
+    name = "digits-autoencoder"  # the spec's name, recorded with the exports
     save_verify_batch(model, datasets, run_dir)
     targets = []
     targets.append(export_saved_model(
         model,
         SPEC_DIR / "runs/autoencoder/serving",
+        name,
         tolerance=1e-05,
         spec_path="runs/autoencoder/serving",
     ))
-    record = {"name": "digits-autoencoder", "targets": targets}
+    record = {"name": name, "targets": targets}
     (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
     return targets
 
@@ -605,6 +615,6 @@ TFSPEC_LINES = (
     "306:25:1 307:25:1 308:25:1 309:25:1 310:25:1 311:25:1 312:25:1 313:25:1 "
     "314:25:1 315:25:1 316:25:1 317:25:1 318:25:1 319:25:1 320:25:1 321:25:1 "
     "322:25:1 323:25:1 324:25:1 325:25:1 336:25:1 348:29:12 349:29:12 350:29:12 "
-    "351:29:12 352:29:12 353:29:12 354:29:12 355:29:12 543:32:1 549:33:3 550:33:3 "
-    "551:33:3 552:33:3 553:33:3 554:33:3 571:32:1 572:32:1"
+    "351:29:12 352:29:12 353:29:12 354:29:12 355:29:12 551:32:1 558:33:3 559:33:3 "
+    "560:33:3 561:33:3 562:33:3 563:33:3 564:33:3 581:32:1 582:32:1"
 )

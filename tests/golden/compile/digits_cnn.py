@@ -570,10 +570,18 @@ def parity(target, answers, expected):
     }
 
 
-def export_saved_model(model, base, version=1, signature="serving_default", **target):
-    """A SavedModel in TF Serving's layout, `base/<version>/`."""
-    write_atomically(pathlib.Path(base) / str(version),
-                     lambda path: write_saved_model(model, path, signature))
+def export_saved_model(model, base, name, version=1, signature="serving_default",
+                       **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`, with the spec's `name` in
+    its `assets.extra/tfspec.json`: `tfspec serve` serves the model under that name, and
+    TF Serving and the SavedModel loader leave the file alone."""
+
+    def write(path):
+        write_saved_model(model, path, signature)
+        (path / "assets.extra").mkdir()
+        (path / "assets.extra" / "tfspec.json").write_text(json.dumps({"name": name}) + "\n")
+
+    write_atomically(pathlib.Path(base) / str(version), write)
     return {"format": "saved_model", "path": str(base), "version": version,
             "signature": signature, **target}
 
@@ -665,8 +673,7 @@ def representative_data(datasets, samples):
 
 
 def run_tflite(target, inputs):
-    """The flatbuffer in LiteRT, the TensorFlow Lite runtime; integer inputs and
-    outputs are quantized and dequantized with the model's own scales."""
+    """The flatbuffer in LiteRT, the TensorFlow Lite runtime."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -674,7 +681,36 @@ def run_tflite(target, inputs):
             "checking a tflite export runs it in LiteRT: pip install 'tfspec[tflite]' "
             "(ai-edge-litert)"
         ) from None
-    runner = Interpreter(model_path=target["path"]).get_signature_runner()
+    return without_litert_info(lambda: tflite_answers(Interpreter(target["path"]), inputs))
+
+
+def without_litert_info(call):
+    """`call()`, without LiteRT's C++ `INFO: ...` lines (`Created TensorFlow Lite XNNPACK
+    delegate for CPU.` when the default delegate is applied) on stderr: file descriptor 2
+    goes to a file meanwhile, and every other line is written back."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        return call()
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            return call()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            for line in log.read().decode(errors="replace").splitlines(keepends=True):
+                if not line.startswith("INFO: "):
+                    sys.stderr.write(line)
+
+
+def tflite_answers(interpreter, inputs):
+    """The interpreter's signature on named inputs; integer inputs and outputs are
+    quantized and dequantized with the model's own scales."""
+    runner = interpreter.get_signature_runner()
     feed = {}
     for name, detail in runner.get_input_details().items():
         value = inputs[name]
@@ -703,6 +739,7 @@ def export_all(model, run_dir, datasets):
     """Write every export target, each atomically, and record them in
     exports.json with the batch that `verify_exports` checks them on."""
     run_dir = pathlib.Path(run_dir)
+    name = "digits-cnn"  # the spec's name, recorded with the exports
     save_verify_batch(model, datasets, run_dir)
     targets = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -712,6 +749,7 @@ def export_all(model, run_dir, datasets):
         targets.append(export_saved_model(
             model,
             SPEC_DIR / "runs/digits/serving",
+            name,
             version=1,
             tolerance=1e-05,
             spec_path="runs/digits/serving",
@@ -729,7 +767,7 @@ def export_all(model, run_dir, datasets):
             tolerance=0.0001,
             spec_path="runs/digits/tfjs",
         ))
-    record = {"name": "digits-cnn", "targets": targets}
+    record = {"name": name, "targets": targets}
     (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
     return targets
 
@@ -782,8 +820,8 @@ TFSPEC_LINES = (
     "293:35:5 294:35:5 295:35:5 296:35:5 297:35:5 298:35:5 299:35:5 300:35:5 "
     "301:35:5 302:35:5 303:35:5 304:35:5 305:35:5 306:35:5 307:35:5 310:33:15 "
     "313:34:5 314:34:5 315:34:5 316:34:5 317:34:5 318:35:5 323:27:1 335:32:12 "
-    "336:32:12 337:32:12 338:32:12 339:32:12 340:32:12 341:32:12 342:32:12 702:41:1 "
-    "712:42:3 713:42:3 714:42:3 715:42:3 716:42:3 717:42:3 718:42:3 719:43:3 "
-    "720:43:3 721:43:3 722:43:3 723:43:3 724:43:3 725:43:3 726:44:3 727:44:3 "
-    "728:44:3 729:44:3 730:44:3 731:44:3 748:41:1 749:41:1"
+    "336:32:12 337:32:12 338:32:12 339:32:12 340:32:12 341:32:12 342:32:12 738:41:1 "
+    "749:42:3 750:42:3 751:42:3 752:42:3 753:42:3 754:42:3 755:42:3 756:42:3 "
+    "757:43:3 758:43:3 759:43:3 760:43:3 761:43:3 762:43:3 763:43:3 764:44:3 "
+    "765:44:3 766:44:3 767:44:3 768:44:3 769:44:3 786:41:1 787:41:1"
 )

@@ -835,10 +835,18 @@ def run_onnx(target, inputs):
     return dict(zip(names, session.run(names, feed), strict=True))
 
 
-def export_saved_model(model, base, version=1, signature="serving_default", **target):
-    """A SavedModel in TF Serving's layout, `base/<version>/`."""
-    write_atomically(pathlib.Path(base) / str(version),
-                     lambda path: write_saved_model(model, path, signature))
+def export_saved_model(model, base, name, version=1, signature="serving_default",
+                       **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`, with the spec's `name` in
+    its `assets.extra/tfspec.json`: `tfspec serve` serves the model under that name, and
+    TF Serving and the SavedModel loader leave the file alone."""
+
+    def write(path):
+        write_saved_model(model, path, signature)
+        (path / "assets.extra").mkdir()
+        (path / "assets.extra" / "tfspec.json").write_text(json.dumps({"name": name}) + "\n")
+
+    write_atomically(pathlib.Path(base) / str(version), write)
     return {"format": "saved_model", "path": str(base), "version": version,
             "signature": signature, **target}
 
@@ -930,8 +938,7 @@ def representative_data(datasets, samples):
 
 
 def run_tflite(target, inputs):
-    """The flatbuffer in LiteRT, the TensorFlow Lite runtime; integer inputs and
-    outputs are quantized and dequantized with the model's own scales."""
+    """The flatbuffer in LiteRT, the TensorFlow Lite runtime."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -939,7 +946,36 @@ def run_tflite(target, inputs):
             "checking a tflite export runs it in LiteRT: pip install 'tfspec[tflite]' "
             "(ai-edge-litert)"
         ) from None
-    runner = Interpreter(model_path=target["path"]).get_signature_runner()
+    return without_litert_info(lambda: tflite_answers(Interpreter(target["path"]), inputs))
+
+
+def without_litert_info(call):
+    """`call()`, without LiteRT's C++ `INFO: ...` lines (`Created TensorFlow Lite XNNPACK
+    delegate for CPU.` when the default delegate is applied) on stderr: file descriptor 2
+    goes to a file meanwhile, and every other line is written back."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        return call()
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            return call()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            for line in log.read().decode(errors="replace").splitlines(keepends=True):
+                if not line.startswith("INFO: "):
+                    sys.stderr.write(line)
+
+
+def tflite_answers(interpreter, inputs):
+    """The interpreter's signature on named inputs; integer inputs and outputs are
+    quantized and dequantized with the model's own scales."""
+    runner = interpreter.get_signature_runner()
     feed = {}
     for name, detail in runner.get_input_details().items():
         value = inputs[name]
@@ -970,6 +1006,7 @@ def export_all(model, run_dir, datasets):
     """Write every export target, each atomically, and record them in
     exports.json with the batch that `verify_exports` checks them on."""
     run_dir = pathlib.Path(run_dir)
+    name = "kitchen-sink"  # the spec's name, recorded with the exports
     save_verify_batch(model, datasets, run_dir)
     targets = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -979,6 +1016,7 @@ def export_all(model, run_dir, datasets):
         targets.append(export_saved_model(
             model,
             SPEC_DIR / "runs/everything/serving",
+            name,
             version=3,
             signature="serving_default",
             tolerance=0.02,
@@ -1021,7 +1059,7 @@ def export_all(model, run_dir, datasets):
             verify=True,
             spec_path="runs/everything/model.onnx",
         ))
-    record = {"name": "kitchen-sink", "targets": targets}
+    record = {"name": name, "targets": targets}
     (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
     return targets
 
@@ -1075,11 +1113,11 @@ TFSPEC_LINES = (
     "303:51:10 304:51:10 305:51:10 306:51:10 307:51:10 308:51:10 336:56:15 339:57:5 "
     "340:58:5 341:58:5 342:58:5 343:58:5 344:59:5 345:60:5 346:61:5 347:62:5 "
     "352:52:13 357:52:14 358:52:26 372:51:10 375:51:10 379:45:1 381:67:10 382:68:19 "
-    "383:64:21 487:70:16 515:46:10 969:80:1 979:81:3 980:81:3 981:81:3 982:81:3 "
-    "983:81:3 984:81:3 985:81:3 986:81:3 987:82:3 988:82:3 989:82:3 990:82:3 "
-    "991:82:3 992:82:3 993:83:3 994:83:3 995:83:3 996:83:3 997:83:3 998:83:3 "
-    "999:83:3 1000:83:3 1001:83:3 1002:91:3 1003:91:3 1004:91:3 1005:91:3 1006:91:3 "
-    "1007:91:3 1008:91:3 1009:92:3 1010:92:3 1011:92:3 1012:92:3 1013:92:3 1014:92:3 "
-    "1015:92:3 1016:93:3 1017:93:3 1018:93:3 1019:93:3 1020:93:3 1021:93:3 1022:93:3 "
-    "1023:93:3 1040:80:1 1041:80:1"
+    "383:64:21 487:70:16 515:46:10 1005:80:1 1016:81:3 1017:81:3 1018:81:3 1019:81:3 "
+    "1020:81:3 1021:81:3 1022:81:3 1023:81:3 1024:81:3 1025:82:3 1026:82:3 1027:82:3 "
+    "1028:82:3 1029:82:3 1030:82:3 1031:83:3 1032:83:3 1033:83:3 1034:83:3 1035:83:3 "
+    "1036:83:3 1037:83:3 1038:83:3 1039:83:3 1040:91:3 1041:91:3 1042:91:3 1043:91:3 "
+    "1044:91:3 1045:91:3 1046:91:3 1047:92:3 1048:92:3 1049:92:3 1050:92:3 1051:92:3 "
+    "1052:92:3 1053:92:3 1054:93:3 1055:93:3 1056:93:3 1057:93:3 1058:93:3 1059:93:3 "
+    "1060:93:3 1061:93:3 1078:80:1 1079:80:1"
 )

@@ -546,10 +546,18 @@ def run_keras(target, inputs):
             named_outputs(model(model_inputs(inputs), training=False)).items()}
 
 
-def export_saved_model(model, base, version=1, signature="serving_default", **target):
-    """A SavedModel in TF Serving's layout, `base/<version>/`."""
-    write_atomically(pathlib.Path(base) / str(version),
-                     lambda path: write_saved_model(model, path, signature))
+def export_saved_model(model, base, name, version=1, signature="serving_default",
+                       **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`, with the spec's `name` in
+    its `assets.extra/tfspec.json`: `tfspec serve` serves the model under that name, and
+    TF Serving and the SavedModel loader leave the file alone."""
+
+    def write(path):
+        write_saved_model(model, path, signature)
+        (path / "assets.extra").mkdir()
+        (path / "assets.extra" / "tfspec.json").write_text(json.dumps({"name": name}) + "\n")
+
+    write_atomically(pathlib.Path(base) / str(version), write)
     return {"format": "saved_model", "path": str(base), "version": version,
             "signature": signature, **target}
 
@@ -573,11 +581,13 @@ def export_all(model, run_dir, datasets):
     """Write every export target, each atomically, and record them in
     exports.json with the batch that `verify_exports` checks them on."""
     run_dir = pathlib.Path(run_dir)
+    name = "iris-finetune"  # the spec's name, recorded with the exports
     save_verify_batch(model, datasets, run_dir)
     targets = []
     targets.append(export_saved_model(
         model,
         SPEC_DIR / "runs/iris_finetune/serving",
+        name,
         tolerance=1e-05,
         spec_path="runs/iris_finetune/serving",
     ))
@@ -587,7 +597,7 @@ def export_all(model, run_dir, datasets):
         tolerance=1e-06,
         spec_path="runs/iris_finetune/model.keras",
     ))
-    record = {"name": "iris-finetune", "targets": targets}
+    record = {"name": name, "targets": targets}
     (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
     return targets
 
@@ -641,7 +651,7 @@ TFSPEC_LINES = (
     "324:27:1 325:27:1 326:27:1 327:27:1 328:27:1 329:27:1 330:27:1 331:27:1 "
     "332:27:1 333:27:1 334:27:1 335:27:1 336:27:1 337:27:1 338:27:1 339:27:1 "
     "340:27:1 351:27:1 363:31:12 364:31:12 365:31:12 366:31:12 367:31:12 368:31:12 "
-    "369:31:12 370:31:12 572:34:1 578:35:3 579:35:3 580:35:3 581:35:3 582:35:3 "
-    "583:35:3 584:36:3 585:36:3 586:36:3 587:36:3 588:36:3 589:36:3 606:34:1 "
-    "607:34:1"
+    "369:31:12 370:31:12 580:34:1 587:35:3 588:35:3 589:35:3 590:35:3 591:35:3 "
+    "592:35:3 593:35:3 594:36:3 595:36:3 596:36:3 597:36:3 598:36:3 599:36:3 "
+    "616:34:1 617:34:1"
 )

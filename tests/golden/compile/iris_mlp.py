@@ -546,10 +546,18 @@ def run_keras(target, inputs):
             named_outputs(model(model_inputs(inputs), training=False)).items()}
 
 
-def export_saved_model(model, base, version=1, signature="serving_default", **target):
-    """A SavedModel in TF Serving's layout, `base/<version>/`."""
-    write_atomically(pathlib.Path(base) / str(version),
-                     lambda path: write_saved_model(model, path, signature))
+def export_saved_model(model, base, name, version=1, signature="serving_default",
+                       **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`, with the spec's `name` in
+    its `assets.extra/tfspec.json`: `tfspec serve` serves the model under that name, and
+    TF Serving and the SavedModel loader leave the file alone."""
+
+    def write(path):
+        write_saved_model(model, path, signature)
+        (path / "assets.extra").mkdir()
+        (path / "assets.extra" / "tfspec.json").write_text(json.dumps({"name": name}) + "\n")
+
+    write_atomically(pathlib.Path(base) / str(version), write)
     return {"format": "saved_model", "path": str(base), "version": version,
             "signature": signature, **target}
 
@@ -573,6 +581,7 @@ def export_all(model, run_dir, datasets):
     """Write every export target, each atomically, and record them in
     exports.json with the batch that `verify_exports` checks them on."""
     run_dir = pathlib.Path(run_dir)
+    name = "iris-mlp"  # the spec's name, recorded with the exports
     save_verify_batch(model, datasets, run_dir)
     targets = []
     targets.append(export_keras(
@@ -584,10 +593,11 @@ def export_all(model, run_dir, datasets):
     targets.append(export_saved_model(
         model,
         SPEC_DIR / "runs/iris/serving",
+        name,
         tolerance=1e-05,
         spec_path="runs/iris/serving",
     ))
-    record = {"name": "iris-mlp", "targets": targets}
+    record = {"name": name, "targets": targets}
     (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
     return targets
 
@@ -641,6 +651,7 @@ TFSPEC_LINES = (
     "325:22:1 326:22:1 327:22:1 328:22:1 329:22:1 330:22:1 331:22:1 332:22:1 "
     "333:22:1 334:22:1 335:22:1 336:22:1 337:22:1 338:22:1 339:22:1 340:22:1 "
     "351:22:1 363:26:12 364:26:12 365:26:12 366:26:12 367:26:12 368:26:12 369:26:12 "
-    "370:26:12 572:29:1 578:30:3 579:30:3 580:30:3 581:30:3 582:30:3 583:30:3 "
-    "584:31:3 585:31:3 586:31:3 587:31:3 588:31:3 589:31:3 606:29:1 607:29:1"
+    "370:26:12 580:29:1 587:30:3 588:30:3 589:30:3 590:30:3 591:30:3 592:30:3 "
+    "593:31:3 594:31:3 595:31:3 596:31:3 597:31:3 598:31:3 599:31:3 616:29:1 "
+    "617:29:1"
 )

@@ -534,10 +534,18 @@ def parity(target, answers, expected):
     }
 
 
-def export_saved_model(model, base, version=1, signature="serving_default", **target):
-    """A SavedModel in TF Serving's layout, `base/<version>/`."""
-    write_atomically(pathlib.Path(base) / str(version),
-                     lambda path: write_saved_model(model, path, signature))
+def export_saved_model(model, base, name, version=1, signature="serving_default",
+                       **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`, with the spec's `name` in
+    its `assets.extra/tfspec.json`: `tfspec serve` serves the model under that name, and
+    TF Serving and the SavedModel loader leave the file alone."""
+
+    def write(path):
+        write_saved_model(model, path, signature)
+        (path / "assets.extra").mkdir()
+        (path / "assets.extra" / "tfspec.json").write_text(json.dumps({"name": name}) + "\n")
+
+    write_atomically(pathlib.Path(base) / str(version), write)
     return {"format": "saved_model", "path": str(base), "version": version,
             "signature": signature, **target}
 
@@ -583,8 +591,7 @@ def representative_data(datasets, samples):
 
 
 def run_tflite(target, inputs):
-    """The flatbuffer in LiteRT, the TensorFlow Lite runtime; integer inputs and
-    outputs are quantized and dequantized with the model's own scales."""
+    """The flatbuffer in LiteRT, the TensorFlow Lite runtime."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -592,7 +599,36 @@ def run_tflite(target, inputs):
             "checking a tflite export runs it in LiteRT: pip install 'tfspec[tflite]' "
             "(ai-edge-litert)"
         ) from None
-    runner = Interpreter(model_path=target["path"]).get_signature_runner()
+    return without_litert_info(lambda: tflite_answers(Interpreter(target["path"]), inputs))
+
+
+def without_litert_info(call):
+    """`call()`, without LiteRT's C++ `INFO: ...` lines (`Created TensorFlow Lite XNNPACK
+    delegate for CPU.` when the default delegate is applied) on stderr: file descriptor 2
+    goes to a file meanwhile, and every other line is written back."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        return call()
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            return call()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            for line in log.read().decode(errors="replace").splitlines(keepends=True):
+                if not line.startswith("INFO: "):
+                    sys.stderr.write(line)
+
+
+def tflite_answers(interpreter, inputs):
+    """The interpreter's signature on named inputs; integer inputs and outputs are
+    quantized and dequantized with the model's own scales."""
+    runner = interpreter.get_signature_runner()
     feed = {}
     for name, detail in runner.get_input_details().items():
         value = inputs[name]
@@ -620,6 +656,7 @@ def export_all(model, run_dir, datasets):
     """Write every export target, each atomically, and record them in
     exports.json with the batch that `verify_exports` checks them on."""
     run_dir = pathlib.Path(run_dir)
+    name = "digits-resnet"  # the spec's name, recorded with the exports
     save_verify_batch(model, datasets, run_dir)
     targets = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -629,6 +666,7 @@ def export_all(model, run_dir, datasets):
         targets.append(export_saved_model(
             model,
             SPEC_DIR / "runs/resnet/serving",
+            name,
             tolerance=1e-05,
             spec_path="runs/resnet/serving",
         ))
@@ -639,7 +677,7 @@ def export_all(model, run_dir, datasets):
             tolerance=0.01,
             spec_path="runs/resnet/model.tflite",
         ))
-    record = {"name": "digits-resnet", "targets": targets}
+    record = {"name": name, "targets": targets}
     (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
     return targets
 
@@ -695,7 +733,7 @@ TFSPEC_LINES = (
     "324:36:1 325:36:1 326:36:1 327:36:1 328:36:1 329:36:1 330:36:1 331:36:1 "
     "332:36:1 333:36:1 334:36:1 335:36:1 336:36:1 337:36:1 338:36:1 339:36:1 "
     "340:36:1 341:36:1 352:36:1 364:43:12 365:43:12 366:43:12 367:43:12 368:43:12 "
-    "369:43:12 370:43:12 371:43:12 619:46:1 629:47:3 630:47:3 631:47:3 632:47:3 "
-    "633:47:3 634:47:3 635:48:3 636:48:3 637:48:3 638:48:3 639:48:3 640:48:3 "
-    "641:48:3 658:46:1 659:46:1"
+    "369:43:12 370:43:12 371:43:12 655:46:1 666:47:3 667:47:3 668:47:3 669:47:3 "
+    "670:47:3 671:47:3 672:47:3 673:48:3 674:48:3 675:48:3 676:48:3 677:48:3 "
+    "678:48:3 679:48:3 696:46:1 697:46:1"
 )

@@ -499,10 +499,18 @@ def parity(target, answers, expected):
     }
 
 
-def export_saved_model(model, base, version=1, signature="serving_default", **target):
-    """A SavedModel in TF Serving's layout, `base/<version>/`."""
-    write_atomically(pathlib.Path(base) / str(version),
-                     lambda path: write_saved_model(model, path, signature))
+def export_saved_model(model, base, name, version=1, signature="serving_default",
+                       **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`, with the spec's `name` in
+    its `assets.extra/tfspec.json`: `tfspec serve` serves the model under that name, and
+    TF Serving and the SavedModel loader leave the file alone."""
+
+    def write(path):
+        write_saved_model(model, path, signature)
+        (path / "assets.extra").mkdir()
+        (path / "assets.extra" / "tfspec.json").write_text(json.dumps({"name": name}) + "\n")
+
+    write_atomically(pathlib.Path(base) / str(version), write)
     return {"format": "saved_model", "path": str(base), "version": version,
             "signature": signature, **target}
 
@@ -525,15 +533,17 @@ def export_all(model, run_dir, datasets):
     """Write every export target, each atomically, and record them in
     exports.json with the batch that `verify_exports` checks them on."""
     run_dir = pathlib.Path(run_dir)
+    name = "text-lstm"  # the spec's name, recorded with the exports
     save_verify_batch(model, datasets, run_dir)
     targets = []
     targets.append(export_saved_model(
         model,
         SPEC_DIR / "runs/text/serving",
+        name,
         tolerance=1e-05,
         spec_path="runs/text/serving",
     ))
-    record = {"name": "text-lstm", "targets": targets}
+    record = {"name": name, "targets": targets}
     (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
     return targets
 
@@ -585,6 +595,7 @@ TFSPEC_LINES = (
     "285:25:1 286:25:1 287:25:1 288:25:1 289:25:1 290:25:1 291:25:1 292:25:1 "
     "293:25:1 294:25:1 295:25:1 296:25:1 297:25:1 298:25:1 299:25:1 300:25:1 "
     "301:25:1 302:25:1 303:25:1 304:25:1 305:25:1 306:25:1 317:25:1 329:29:12 "
-    "330:29:12 331:29:12 332:29:12 333:29:12 334:29:12 335:29:12 336:29:12 524:32:1 "
-    "530:33:3 531:33:3 532:33:3 533:33:3 534:33:3 535:33:3 552:32:1 553:32:1"
+    "330:29:12 331:29:12 332:29:12 333:29:12 334:29:12 335:29:12 336:29:12 532:32:1 "
+    "539:33:3 540:33:3 541:33:3 542:33:3 543:33:3 544:33:3 545:33:3 562:32:1 "
+    "563:32:1"
 )

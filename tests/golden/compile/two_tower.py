@@ -493,10 +493,18 @@ def parity(target, answers, expected):
     }
 
 
-def export_saved_model(model, base, version=1, signature="serving_default", **target):
-    """A SavedModel in TF Serving's layout, `base/<version>/`."""
-    write_atomically(pathlib.Path(base) / str(version),
-                     lambda path: write_saved_model(model, path, signature))
+def export_saved_model(model, base, name, version=1, signature="serving_default",
+                       **target):
+    """A SavedModel in TF Serving's layout, `base/<version>/`, with the spec's `name` in
+    its `assets.extra/tfspec.json`: `tfspec serve` serves the model under that name, and
+    TF Serving and the SavedModel loader leave the file alone."""
+
+    def write(path):
+        write_saved_model(model, path, signature)
+        (path / "assets.extra").mkdir()
+        (path / "assets.extra" / "tfspec.json").write_text(json.dumps({"name": name}) + "\n")
+
+    write_atomically(pathlib.Path(base) / str(version), write)
     return {"format": "saved_model", "path": str(base), "version": version,
             "signature": signature, **target}
 
@@ -519,15 +527,17 @@ def export_all(model, run_dir, datasets):
     """Write every export target, each atomically, and record them in
     exports.json with the batch that `verify_exports` checks them on."""
     run_dir = pathlib.Path(run_dir)
+    name = "two-tower"  # the spec's name, recorded with the exports
     save_verify_batch(model, datasets, run_dir)
     targets = []
     targets.append(export_saved_model(
         model,
         SPEC_DIR / "runs/two_tower/serving",
+        name,
         tolerance=1e-05,
         spec_path="runs/two_tower/serving",
     ))
-    record = {"name": "two-tower", "targets": targets}
+    record = {"name": name, "targets": targets}
     (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
     return targets
 
@@ -579,6 +589,7 @@ TFSPEC_LINES = (
     "280:24:1 281:24:1 282:24:1 283:24:1 284:24:1 285:24:1 286:24:1 287:24:1 "
     "288:24:1 289:24:1 290:24:1 291:24:1 292:24:1 293:24:1 294:24:1 295:24:1 "
     "296:24:1 297:24:1 298:24:1 299:24:1 300:24:1 301:24:1 311:24:1 323:32:12 "
-    "324:32:12 325:32:12 326:32:12 327:32:12 328:32:12 329:32:12 330:32:12 518:35:1 "
-    "524:36:3 525:36:3 526:36:3 527:36:3 528:36:3 529:36:3 546:35:1 547:35:1"
+    "324:32:12 325:32:12 326:32:12 327:32:12 328:32:12 329:32:12 330:32:12 526:35:1 "
+    "533:36:3 534:36:3 535:36:3 536:36:3 537:36:3 538:36:3 539:36:3 556:35:1 "
+    "557:35:1"
 )
