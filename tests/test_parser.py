@@ -79,6 +79,20 @@ def test_model_statements_and_pipes():
     assert body[6] == {"output": "z", "value": {"ref": "y"}}
 
 
+def test_params_in_input_shapes():
+    text = ("tfspec 1\nparam seq_len = 128\nmodel M functional {\n"
+            "  input tokens: int32[seq_len, None, 3]\n  output tokens\n}\n")
+    parsed, diags = dsl(text)
+    assert not len(diags), [d.message for d in diags]
+    assert parsed.ir["model"]["body"][0] == {
+        "input": "tokens", "dtype": "int32", "shape": [{"ref": "seq_len"}, None, 3]}
+    span = parsed.positions.value("/model/body/0/shape/0/ref")
+    assert (span.line, span.col, span.end_col) == (4, 23, 30)
+    # the JSON form writes the same IR
+    diags = Diagnostics("t.tfspec.json")
+    assert parse_json(json.dumps(parsed.ir), diags).ir == parsed.ir and not len(diags)
+
+
 def test_positions_point_at_what_was_written():
     text = 'tfspec 1\ntrain {\n  epochs = 3\n  optimizer = Adam(learning_rate = 0.1)\n}\n'
     parsed, _ = dsl(text)

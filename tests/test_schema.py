@@ -272,12 +272,27 @@ ALL_EXPORTS = {
 
 MINIMAL = {"tfspec": 1}
 
+# `param seq_len = 128` then `input tokens: int32[seq_len, None]`: a dimension names a param
+PARAM_DIMS = {
+    "tfspec": 1,
+    "params": {"seq_len": 128, "vocab": 1000},
+    "model": {
+        "name": "Tokens",
+        "kind": "sequential",
+        "body": [
+            {"input": "tokens", "dtype": "int32", "shape": [ref("seq_len"), None]},
+            {"add": call("Embedding", ref("vocab"), 8)},
+        ],
+    },
+}
+
 VALID = {
     "sequential_mlp": SEQUENTIAL_MLP,
     "functional_two_heads": FUNCTIONAL_TWO_HEADS,
     "block_used_twice": BLOCK_USED_TWICE,
     "all_exports": ALL_EXPORTS,
     "minimal": MINIMAL,
+    "param_dims": PARAM_DIMS,
 }
 
 
@@ -518,6 +533,12 @@ INVALID = [
     ),
     case("bad_dtype", TWO_HEADS, "/model/body/0/dtype", "float", "enum", "'float'"),
     case("zero_dimension", TWO_HEADS, "/model/body/0/shape/0", 0, "minimum", "0"),
+    case("param_name_as_string_dimension", PARAM_DIMS, "/model/body/0/shape/0", "seq_len",
+         "type", "'seq_len'"),
+    case("dimension_ref_not_a_name", PARAM_DIMS, "/model/body/0/shape/0/ref", 3, "type", "3"),
+    case("dimension_as_an_expression", PARAM_DIMS, "/model/body/0/shape/0",
+         {"op": "*", "args": [ref("seq_len"), 2]}, "additionalProperties", "'op'",
+         "/model/body/0/shape/0/op"),
     case("bad_model_kind", SEQUENTIAL_MLP, "/model/kind", "graph", "enum", "'graph'"),
     case("bad_node_name", TWO_HEADS, "/model/body/3/node", "2a", "pattern", "'2a'"),
     case("epochs_as_string", SEQUENTIAL_MLP, "/train/epochs", "ten", "type", "'ten'"),

@@ -441,6 +441,7 @@ class Checker:
                 elif "shape" not in stmt:
                     self.error("E404", "a sequential model's input needs a shape", sat,
                                hint=f"write `input {stmt['input']}: float32[…]`")
+                self.shape(stmt, sat, None)
                 continue
             if "add" not in stmt:
                 word = next((k for k in ("layer", "node", "output") if k in stmt), "statement")
@@ -507,6 +508,8 @@ class Checker:
             if not isinstance(stmt, dict):
                 continue
             sat = f"{at}/{i}"
+            if "input" in stmt and owner == "model":  # a block's inputs have no shape
+                self.shape(stmt, sat, scope)
             if "add" in stmt:
                 self.error("E404", "a bare layer in a functional model has no input", sat,
                            hint="write `x = Dense(10)(previous)` or `x = previous |> Dense(10)`")
@@ -542,6 +545,33 @@ class Checker:
         if sum(1 for d in self.diags if d.is_error) == errors_before:
             # unused-node warnings after an error in the same body are mostly its echo
             self.check_unused(scope, [n for n, _ in outputs])
+
+    def shape(self, stmt: dict[str, Any], at: str, scope: _Scope | None) -> None:
+        """`input tokens: int32[seq_len]`: a dimension that names a param needs a
+        positive integer there (as declared, or as `--set` gives it)."""
+        for i, dim in enumerate(_list(stmt.get("shape"))):
+            name = _name(dim.get("ref")) if isinstance(dim, dict) else None
+            if name is None:
+                continue  # a number or None: the schema checks those
+            dat = f"{at}/shape/{i}"
+            if name not in self.params and (scope is None or name not in scope.symbols):
+                self.error("E400", f"undefined name `{name}`", dat,
+                           did_you_mean(name, self.params) or
+                           f"a dimension is a number, `None` or a param: declare it "
+                           f"with `param {name} = …`")
+                continue
+            value = self.ref_value(name, dat, scope)
+            if value is UNKNOWN or (isinstance(value, int) and not isinstance(value, bool)
+                                    and value > 0):
+                continue
+            if name in self.overrides:
+                declared = show(_dict(self.ir.get("params")).get(name))
+                hint = f"`--set {name}={json.dumps(value)}` replaces the declared {declared}"
+            else:
+                span = self.pos.key(self.params[name].at)
+                hint = f"`{name}` is declared at line {span.line}" if span else None
+            self.error("E305", f"a dimension of input `{stmt.get('input')}` must be a "
+                       f"positive integer. Received: {name}={show(value)}", dat, hint)
 
     def declare(self, name: str, kind: str, at: str, scope: _Scope) -> bool:
         """Add `name` to the scope; False (and E401) when it is already there."""

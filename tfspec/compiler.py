@@ -241,8 +241,7 @@ class Generator:
             inputs = [s for s in (model or {}).get("body", []) if "input" in s]
             items = []
             for s in inputs:
-                dims = ", ".join("None" if d is None else str(d) for d in s.get("shape", []))
-                shape = f"({dims}{',' if len(s.get('shape', [])) == 1 else ''})"
+                shape = self.shape_text(s.get("shape", []))
                 items.append(f"{py_string(s['input'])}: ({shape}, "
                              f"{py_string(s.get('dtype', 'float32'))})")
             w.line("INPUTS = {" + ", ".join(items) + "}")
@@ -443,9 +442,15 @@ class Generator:
 
     # -- models --------------------------------------------------------------------------------
 
+    def shape_text(self, shape: list[Any]) -> str:
+        """An input's shape as a Python tuple; a dimension that names a param is its
+        constant (`(SEQ_LEN,)`), so `--set` and the program's readers agree."""
+        dims = ["None" if d is None else self.consts[d["ref"]] if isinstance(d, dict)
+                else str(d) for d in shape]
+        return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
     def input_call(self, stmt: dict[str, Any]) -> str:
-        dims = ["None" if d is None else str(d) for d in stmt.get("shape", [])]
-        shape = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+        shape = self.shape_text(stmt.get("shape", []))
         dtype = stmt.get("dtype", "float32")
         return f'keras.Input(shape={shape}, dtype="{dtype}", name={py_string(stmt["input"])})'
 

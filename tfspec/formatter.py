@@ -204,7 +204,8 @@ class _Formatter:
             if "input" in stmt:
                 text = f"input {stmt['input']}"
                 if "shape" in stmt:
-                    dims = ", ".join("None" if d is None else str(d) for d in stmt["shape"])
+                    dims = ", ".join("None" if d is None else d["ref"] if isinstance(d, dict)
+                                     else str(d) for d in stmt["shape"])
                     dtype = stmt.get("dtype")
                     text += f": {dtype}[{dims}]" if dtype else f": [{dims}]"
                 elif "dtype" in stmt:

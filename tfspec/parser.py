@@ -245,6 +245,9 @@ class _ToIR(Transformer):
             if tok is None:
                 continue
             text = str(tok)
+            if tok.type == "NAME":  # a param, resolved (and checked) by the checker
+                out.append(Node({"ref": Node(text, tok_span(tok))}, tok_span(tok)))
+                continue
             dim = number(text) if tok.type == "NUMBER" else None
             if tok.type == "NUMBER" and not isinstance(dim, int):
                 self.diags.add(
