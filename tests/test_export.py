@@ -129,6 +129,20 @@ def test_saved_models_are_in_tf_serving_layout_with_the_spec_names(examples):
     assert record["targets"][0]["path"] == str(base)
 
 
+def test_tfspec_serve_serves_a_saved_model_export_under_the_spec_name(examples):
+    """`tfspec serve runs/two_tower/serving`: the model is `two-tower`, not `serving`."""
+    from tfspec.servables import find_export
+
+    run_example(examples, "two_tower")
+    base = examples / "runs" / "two_tower" / "serving"
+    # recorded inside the version folder, written (and renamed into place) with it
+    record = base / "1" / "assets.extra" / "tfspec.json"
+    assert json.loads(record.read_text()) == {"name": "two-tower"}
+    export = find_export(base)
+    assert (export.name, export.name_from) == ("two-tower", "spec")
+    assert export.versions == {1: base / "1"}
+
+
 def test_tfsmlayer_calls_a_spec_saved_model_export(examples):
     """The export also carries `model.export`'s positional `serve` endpoint."""
     run_dir = run_example(examples, "iris_mlp")
@@ -200,6 +214,15 @@ def test_a_quantization_the_model_cannot_survive_fails_with_target_and_numbers(
     assert "Traceback" not in err
     report = json.loads((tmp_path / "run" / "verify.json").read_text())
     assert [e["passed"] for e in report] == [True, False]  # the SavedModel passed
+    # after the errors, the run's summary: no test split here, each export's check
+    saved_model, tflite = report
+    assert err.splitlines()[-3:] == [
+        f"export saved_model out/serving: passed, max abs error "
+        f"{saved_model['max_abs_error']:.3g} <= tolerance {saved_model['tolerance']:.3g}",
+        f"export tflite out/model.tflite: failed, max abs error {tflite['max_abs_error']:.3g}"
+        " > tolerance 1e-06",
+        f"run directory: {tmp_path / 'run'}",
+    ]
 
 
 def test_verify_checks_a_run_again_and_catches_a_tampered_export(examples, capsys):

@@ -212,6 +212,37 @@ def test_test_split_metrics_are_written(tmp_path, capsys):
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
 
 
+def test_a_run_ends_with_a_short_summary_and_no_litert_chatter(tmp_path):
+    """In a real process, whose file descriptor 2 is the user's terminal: LiteRT's C++
+    `INFO: Created TensorFlow Lite XNNPACK delegate for CPU.` must not reach it."""
+    spec = tiny_digits_spec(tmp_path, train="""
+        optimizer = SGD(learning_rate = 0.1)
+        loss = "sparse_categorical_crossentropy"
+        metrics = ["accuracy"]
+        epochs = 1""")
+    with open(spec, "a", encoding="utf-8") as text:
+        text.write('\nexport {\n  tflite "out/model.tflite"\n'
+                   '  keras "out/model.keras" { verify = false }\n}\n')
+
+    done = run_to_completion(spec)
+
+    assert done.returncode == 0, done.stderr
+    assert "XNNPACK" not in done.stdout + done.stderr
+    assert "INFO: " not in done.stdout + done.stderr
+    run_dir = only_run_dir(spec, "tiny")
+    test = metrics_of(run_dir)["test"]
+    (tflite,) = json.loads((run_dir / "verify.json").read_text(encoding="utf-8"))
+    assert tflite["passed"]
+    # the end of the run, read from metrics.json and verify.json
+    assert done.stderr.splitlines()[-4:] == [
+        f"test split: accuracy {test['accuracy']:.4g}, loss {test['loss']:.4g}",
+        f"export tflite out/model.tflite: passed, max abs error {tflite['max_abs_error']:.3g}"
+        f" <= tolerance {tflite['tolerance']:.3g}",
+        "export keras out/model.keras: not checked (verify = false)",
+        f"run directory: {run_dir}",
+    ]
+
+
 def test_runs_in_the_same_second_get_their_own_directories(tmp_path, capsys):
     # fails fast (E501) after its run directory is made: several runs fit in one second
     spec = tiny_digits_spec(tmp_path, data="", model="""
@@ -221,6 +252,7 @@ def test_runs_in_the_same_second_get_their_own_directories(tmp_path, capsys):
     for _ in range(4):
         status, _, err = run_cli(capsys, str(spec))
         assert status == 1 and "error[E501]" in err, err
+        assert "run directory" not in err  # no summary: training did not finish
     assert len(list((tmp_path / "runs" / "tiny").iterdir())) == 4
 
 
