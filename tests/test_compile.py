@@ -183,6 +183,130 @@ def test_keras_errors_are_reported_at_the_spec(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+SHAPES_SPEC = """tfspec 1
+name "shapes"
+
+data {
+  source = synthetic(samples = 32)
+  batch = 8
+}
+
+model M KIND {
+  input x: float32[4]
+BODY
+}
+
+train {
+  optimizer = "adam"
+  loss = "mse"
+  epochs = 1
+}
+"""
+# line 12 holds the layer Keras cannot build: a Conv2D after a Dense, on a rank-1 input
+SEQUENTIAL_BODY = "  Dense(8)\n  Conv2D(8, 3)"
+SUBCLASS_BODY = "  h = x |> Dense(8)\n  output y = h |> Conv2D(8, 3)"
+
+
+def shapes_spec(tmp_path: Path, kind: str = "sequential") -> Path:
+    spec = tmp_path / f"{kind}.tfspec"
+    body = SEQUENTIAL_BODY if kind == "sequential" else SUBCLASS_BODY
+    spec.write_text(SHAPES_SPEC.replace("KIND", kind).replace("BODY", body))
+    return spec
+
+
+def assert_at_the_conv2d(err: str, spec: Path, col: int, name: str) -> None:
+    """E500 at the Conv2D of line 12 (not the model's header), caret under it, in
+    Keras's own one-line words."""
+    head = (f"{spec}:12:{col}: error[E500]: Keras cannot build `{name}`: Input 0 of layer "
+            f"'{name}' is incompatible with the layer: expected min_ndim=4, found ndim=2. "
+            "Full shape received: (None, 8)")
+    assert head in err.splitlines(), err
+    assert "12 |   " in err and "\n   |" + " " * col + "^" * len("Conv2D(8, 3)") + "\n" in err
+    assert "Traceback" not in err and "Warning" not in err and "Could not" not in err
+
+
+@pytest.mark.parametrize("command", [["compile", "--check"], ["run", "--dry-run"], ["run"]])
+def test_keras_errors_in_sequential_models_point_at_the_layer(tmp_path, capsys, command):
+    spec = shapes_spec(tmp_path)
+    status = tfspec.cli.main([*command, str(spec)])
+    err = capsys.readouterr().err
+    assert status == 1
+    # a dry run compiles a copy of the spec, thrown away: the error is in the user's
+    assert_at_the_conv2d(err, spec, 3, "conv2d")
+    assert "hint: check the shapes flowing into this layer with `tfspec plan`" in err
+
+
+@pytest.mark.parametrize("command", [["compile", "--check"], ["run", "--dry-run"]])
+def test_keras_errors_in_subclassed_models_point_at_the_layer(tmp_path, capsys, command):
+    """Keras's "Could not automatically infer the output shape" wrapper and its two
+    warnings about unbuilt state are left out: the layer's own message remains."""
+    spec = shapes_spec(tmp_path, "subclass")
+    status = tfspec.cli.main([*command, str(spec)])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert_at_the_conv2d(err, spec, 19, "y")
+
+
+def test_sequential_models_add_a_layer_per_line():
+    """Each `model.add` line is mapped to its layer's spec line."""
+    compiled = compile_file(example("iris_mlp.tfspec"))
+    lines = compiled.source.splitlines()
+    adds = {i + 1: line.strip() for i, line in enumerate(lines)
+            if line.startswith("    model.add(")}
+    assert [compiled.origins[n].line for n in adds] == [15, 11, 16, 17, 18, 19]
+    assert adds[min(adds)] == (
+        'model.add(keras.Input(shape=(4,), dtype="float32", name="features"))')
+
+
+def test_sequential_models_keep_their_seeded_weights():
+    """`model.add` a line at a time builds the same layers with the same seeded weights
+    (and the same random draws) as the one-statement `keras.Sequential([…])` of before."""
+    import keras
+
+    from tfspec.build import build_model
+
+    spec = """tfspec 1
+model S sequential {
+  input image: float32[8, 8, 3]
+  RandomFlip()
+  Conv2D(4, 3, activation = "relu")
+  BatchNormalization()
+  Dropout(0.3)
+  GaussianNoise(0.1)
+  Flatten()
+  Dense(8)
+  Dense(3, activation = "softmax")
+}
+"""
+
+    def before():
+        return keras.Sequential([
+            keras.Input(shape=(8, 8, 3), dtype="float32", name="image"),
+            keras.layers.RandomFlip(name="random_flip"),
+            keras.layers.Conv2D(4, 3, activation="relu", name="conv2d"),
+            keras.layers.BatchNormalization(name="batch_normalization"),
+            keras.layers.Dropout(0.3, name="dropout"),
+            keras.layers.GaussianNoise(0.1, name="gaussian_noise"),
+            keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(8, name="dense"),
+            keras.layers.Dense(3, activation="softmax", name="dense_2"),
+        ], name="S")
+
+    compiled = compile_text(spec, "s.tfspec")
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
+    models, outputs = [], []
+    for build in (lambda: build_model(compiled), before):
+        keras.utils.set_random_seed(3)
+        models.append(build())
+        outputs.append(np.asarray(models[-1](x, training=True)))
+    now, old = models
+    assert [layer.name for layer in now.layers] == [layer.name for layer in old.layers]
+    assert [w.path for w in now.weights] == [w.path for w in old.weights]
+    for a, b in zip(now.get_weights(), old.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+
+
 def test_subclassed_model_saves_and_loads(built, tmp_path):
     import keras
 

@@ -249,6 +249,109 @@ def test_plan_reports_keras_errors_at_the_spec():
     assert "shapeless.tfspec:2:7: error[E500]" in str(info.value)
 
 
+SEQUENTIAL_SHAPES = """tfspec 1
+model M sequential {
+  input x: float32[4]
+  Dense(8)
+  Conv2D(8, 3)
+  Flatten()
+}
+"""
+
+
+def plan_cli(tmp_path, capsys, text: str, *args: str) -> tuple[int, str, str, Path]:
+    import tfspec.cli
+
+    spec = tmp_path / "shapes.tfspec"
+    spec.write_text(text)
+    status = tfspec.cli.main(["plan", str(spec), *args])
+    out, err = capsys.readouterr()
+    return status, out, err, spec
+
+
+def test_plan_lists_the_layers_built_before_a_keras_error(tmp_path, capsys):
+    """The table of a plan for the layers Keras built, then E500 at the next one."""
+    status, out, err, spec = plan_cli(tmp_path, capsys, SEQUENTIAL_SHAPES)
+    assert status == 1
+    lines = out.splitlines()
+    assert lines[0] == (f'{spec}: Model: "M" (sequential): the layers Keras built before '
+                        "the error")
+    assert lines[2].split() == ["Layer", "(type)", "Output", "shape", "Param", "#", "FLOPs",
+                                "Spec"]
+    assert [line.split() for line in lines[4:-1]] == [
+        ["dense", "(Dense)", "(None,", "8)", "40", "72", "4:3"]]
+    assert "Total params" not in out  # not a plan of the model: only what was built
+    assert err.startswith(f"{spec}:5:3: error[E500]: Keras cannot build `conv2d`: Input 0 of "
+                          "layer 'conv2d' is incompatible with the layer: expected min_ndim=4")
+    assert "5 |   Conv2D(8, 3)\n  |   ^^^^^^^^^^^^\n" in err
+    assert "hint: the layers Keras built before this one are listed with their output " \
+           "shapes" in err
+
+
+def test_plan_json_carries_the_built_layers_in_the_error(tmp_path, capsys):
+    status, out, err, spec = plan_cli(tmp_path, capsys, SEQUENTIAL_SHAPES, "--format", "json")
+    assert status == 1 and err == ""
+    [diag] = json.loads(out)  # the diagnostics, as every command prints them
+    assert (diag["code"], diag["line"], diag["col"]) == ("E500", 5, 3)
+    assert [(e["name"], e["output_shape"], e["params"], e["location"], e["at"])
+            for e in diag["built_layers"]] == [("dense", [None, 8], 40, "4:3",
+                                                "/model/body/1/add")]
+
+
+def test_plan_of_a_functional_model_lists_the_nodes_built(tmp_path, capsys):
+    """Every node built before the failing one, in other branches and in the block
+    the failing layer is in; the error names the layer as Keras does (`a_h`)."""
+    text = """tfspec 1
+block Down(filters) {
+  input x
+  h = x |> Conv2D(filters, 3, padding = "same") |> Dense(4) |> Conv1D(4, 3)
+  output y = h
+}
+model B functional {
+  input image: float32[8, 8, 1]
+  input extra: float32[3]
+  e = extra |> Dense(2)
+  a = image |> Rescaling(0.5) |> Down(8)
+  output out = Concatenate()([Flatten()(a), e])
+}
+"""
+    status, out, err, spec = plan_cli(tmp_path, capsys, text)
+    assert status == 1
+    rows = {line.split()[0]: line for line in out.splitlines()[4:-1]}
+    assert set(rows) == {"image", "extra", "e", "a_rescaling", "a_h_conv2d", "a_h_dense"}
+    assert "(None, 8, 8, 4)" in rows["a_h_dense"]
+    assert rows["a_h_dense"].endswith("4:52 in Down `a` (11:34)")
+    assert "(None, 2)" in rows["e"]
+    assert err.startswith(f"{spec}:4:64: error[E500]: Keras cannot build `a_h`: Kernel shape "
+                          "must have the same length as input")
+
+
+def test_plan_of_a_subclassed_model_lists_the_twins_layers(tmp_path, capsys):
+    text = """tfspec 1
+model S subclass {
+  input x: float32[4]
+  h = x |> Dense(8)
+  output y = h |> Conv2D(8, 3)
+}
+"""
+    status, out, err, spec = plan_cli(tmp_path, capsys, text)
+    assert status == 1
+    assert out.splitlines()[1] == "layers shown from the functional twin"
+    assert [line.split()[:2] for line in out.splitlines()[5:-1]] == [
+        ["x", "(InputLayer)"], ["h", "(Dense)"]]
+    assert err.startswith(f"{spec}:5:19: error[E500]: Keras cannot build `y`: Input 0 of "
+                          "layer 'y' is incompatible")
+    assert "Warning" not in err and "Could not" not in err
+
+
+def test_plan_when_the_first_layer_fails(tmp_path, capsys):
+    text = SEQUENTIAL_SHAPES.replace("  Dense(8)\n", "")
+    status, out, err, spec = plan_cli(tmp_path, capsys, text)
+    assert (status, out) == (1, "")
+    assert err.startswith(f"{spec}:4:3: error[E500]: Keras cannot build `conv2d`")
+    assert "hint: Keras built no layer before this one: it takes the model's input" in err
+
+
 # -- graph ---------------------------------------------------------------------------------------
 
 

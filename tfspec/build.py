@@ -15,13 +15,15 @@ import re
 import sys
 import tempfile
 import types
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .compiler import HELPERS, Compiled
-from .diagnostics import Diagnostics, SpecError
+from .compiler import HELPERS, Compiled, LayerInfo
+from .diagnostics import Diagnostics, Span, SpecError
 from .transfer import missing_files
+from .validate import Result
 
 
 @contextlib.contextmanager
@@ -108,36 +110,147 @@ def load_program(compiled: Compiled, builds_model: bool = True) -> dict[str, Any
     return module.__dict__
 
 
-def build_model(compiled: Compiled, namespace: dict[str, Any] | None = None) -> Any:
+class BuildError(SpecError):
+    """E500: Keras cannot build the model. `built`: a Keras model of the layers it did
+    build before the failing one, when the caller asked for it (else None)."""
+
+    def __init__(self, error: SpecError, built: Any = None):
+        super().__init__(error.diagnostics, error.source)
+        self.built = built
+
+
+def build_model(compiled: Compiled, namespace: dict[str, Any] | None = None,
+                partial: bool = False) -> Any:
     """The Keras model of a compiled spec; Keras errors become located SpecErrors.
 
-    `namespace`: the program, when the caller has loaded it already."""
+    `namespace`: the program, when the caller has loaded it already. `partial`: on
+    an error, also make the model of the layers built before it (`BuildError.built`).
+    """
     namespace = namespace or load_program(compiled)
     try:
-        return namespace["build_model"]()
+        with quiet_failed_build():
+            return namespace["build_model"]()
     except Exception as exc:
-        raise located_error(exc, compiled) from None
+        error = located_error(exc, compiled)
+        raise BuildError(error, built_part(exc, compiled) if partial else None) from None
 
 
-def generated_line(exc: BaseException, compiled: Compiled) -> int | None:
-    """The deepest line of generated code in the exception's traceback (the program's
-    helper functions excepted: their errors belong to the line that called them)."""
-    line = None
+@contextlib.contextmanager
+def quiet_failed_build() -> Iterator[None]:
+    """Leave out the two warnings Keras gives before a subclassed model's `call()`
+    fails on symbolic inputs: the located error that follows says what failed."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Layer '.*' looks like it has unbuilt state")
+        warnings.filterwarnings("ignore", message=r"`build\(\)` was called on layer '.*', however")
+        yield
+
+
+def built_part(exc: BaseException, compiled: Compiled) -> Any:
+    """A Keras model of what the program built before `exc` (None if no layer was).
+
+    It is read from the generated frames of the traceback: a sequential model's
+    layers before the one that failed, or the tensors a functional program (and the
+    block function it was in) computed so far, all of them outputs.
+    """
+    import keras
+
+    sequential = None
+    tensors: list[Any] = []
+    for frame, _ in _generated(exc, compiled):
+        for value in frame.f_locals.values():
+            if isinstance(value, keras.Sequential):
+                sequential = value
+            items = value.values() if isinstance(value, dict) else (
+                value if isinstance(value, (list, tuple)) else [value])
+            tensors += [t for t in items if isinstance(t, keras.KerasTensor)]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if compiled.ir["model"]["kind"] == "sequential":
+                return _sequential_part(sequential, _failing_layer(exc, compiled))
+            return _functional_part(tensors, compiled)
+    except Exception:  # what could be built is a help, not the error: never hide that
+        return None
+
+
+def _sequential_part(model: Any, failing: str | None) -> Any:
+    """The layers of a `keras.Sequential` up to the failing one, as a new Sequential."""
+    import keras
+
+    layers = list(getattr(model, "_layers", None) or [])  # its InputLayer first
+    names = [layer.name for layer in layers]
+    if failing in names:  # `add` appends the layer before it builds it
+        layers = layers[:names.index(failing)]
+    if len(layers) < 2:  # the input alone: nothing was built
+        return None
+    return keras.Sequential(layers, name=model.name)
+
+
+def _functional_part(tensors: list[Any], compiled: Compiled) -> Any:
+    """A functional model from the inputs the tensors come from to the tensors."""
+    import keras
+
+    outputs: dict[int, Any] = {}
+    inputs: dict[int, Any] = {}
+    stack = list(tensors)
+    while stack:  # walk the graph back to its inputs
+        tensor = stack.pop()
+        history = getattr(tensor, "_keras_history", None)
+        if history is None or id(tensor) in inputs:
+            continue
+        node = history.operation._inbound_nodes[history.node_index]
+        if node.is_input:
+            inputs[id(tensor)] = tensor
+        else:
+            stack += node.input_tensors
+    outputs = {id(t): t for t in tensors if id(t) not in inputs}
+    if not inputs or not outputs:
+        return None
+    order = [s["input"] for s in compiled.ir["model"]["body"] if "input" in s]
+
+    def rank(tensor: Any) -> int:
+        name = tensor._keras_history.operation.name
+        return order.index(name) if name in order else len(order)
+
+    return keras.Model(sorted(inputs.values(), key=rank), list(outputs.values()),
+                       name=compiled.ir["model"]["name"])
+
+
+def _generated(exc: BaseException, compiled: Compiled) -> list[tuple[types.FrameType, int]]:
+    """(frame, line) of each frame of generated code in the exception's traceback,
+    outermost first; the program's helper functions excepted: their errors belong to
+    the line that called them."""
+    found = []
     tb = exc.__traceback__
     while tb is not None:
         code = tb.tb_frame.f_code
         if code.co_filename == compiled.filename and code.co_name not in HELPERS:
-            line = tb.tb_lineno
+            found.append((tb.tb_frame, tb.tb_lineno))
         tb = tb.tb_next
-    return line
+    return found
+
+
+def generated_line(exc: BaseException, compiled: Compiled) -> int | None:
+    """The deepest line of generated code in the exception's traceback."""
+    frames = _generated(exc, compiled)
+    return frames[-1][1] if frames else None
 
 
 def one_line(text: str) -> str:
     """A Keras/TensorFlow message on one line: no ANSI colours, no "Exception
-    encountered when calling …" preamble, no "Arguments received by …" dump."""
+    encountered when calling …" or "Could not automatically infer …" preamble, no
+    "Arguments received by …" dump."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", text)
     text = text.split("\n\nArguments received by")[0]
-    text = re.sub(r"^Exception encountered when calling [\w.]+\(\)\.\s*", "", text.strip())
+    # a subclassed model's `call()` failing on symbolic inputs: Keras wraps the
+    # layer's own message in advice about `compute_output_spec()`, and in a preamble
+    # per `call()` it went through
+    preamble = (r"^(Exception encountered when calling [\w.]+\(\)\.|Could not automatically "
+                r"infer the output shape / dtype of .*?Error encountered:)\s*")
+    text = text.strip()
+    while re.match(preamble, text, flags=re.S):
+        text = re.sub(preamble, "", text, count=1, flags=re.S)
+    text = text.replace(" with name 'None'", "")  # Keras 3's name for an unnamed tensor
     text = re.sub(r"\s*\n\s*", " ", text).strip()
     return text if len(text) <= 400 else text[:397] + "…"
 
@@ -160,13 +273,41 @@ def keras_message(exc: BaseException) -> str:
 
 
 def located_error(exc: BaseException, compiled: Compiled, code: str = "E500",
-                  what: str | None = None) -> SpecError:
+                  what: str | None = None, origin: Result | None = None) -> SpecError:
     """A SpecError at the spec location of the generated line that raised `exc`.
 
     E500 (the default) words it as Keras failing to build a layer; other codes
-    (E501, the data) give their own `what`.
+    (E501, the data) give their own `what`. An exception raised while the program
+    builds the model is E500 whatever the caller expected: loading synthetic data
+    and training call `build_model()` too. `origin`: the user's checked spec when
+    `compiled` is a dry run's copy of it; the error is reported at the same place
+    in the user's file, which the copy (thrown away) is not.
     """
-    diags = Diagnostics(compiled.spec_file)
+    span = _span(exc, compiled)
+    if _building(exc, compiled):
+        code = "E500"
+    layer = _layer_name(_layer_at(compiled, span), exc, compiled) if code == "E500" else None
+    spec_file, source = compiled.spec_file, compiled.spec_source
+    if origin is not None:
+        span = _in_origin(span, compiled, origin)
+        spec_file, source = origin.file, origin.source
+    diags = Diagnostics(spec_file)
+    if code != "E500":
+        diags.add(code, f"{what}: {keras_message(exc)}" if what else keras_message(exc), span,
+                  hint=_tfsm_hint(exc))
+        return SpecError(diags, source)
+    what = f"`{layer}`" if layer else "the model"
+    diags.add(
+        "E500",
+        f"Keras cannot build {what}: {keras_message(exc)}",
+        span,
+        hint=_hint(exc),
+    )
+    return SpecError(diags, source)
+
+
+def _span(exc: BaseException, compiled: Compiled) -> Span | None:
+    """The spec span of the generated line that raised `exc`."""
     line = generated_line(exc, compiled)
     span = None
     if line is not None:
@@ -179,22 +320,28 @@ def located_error(exc: BaseException, compiled: Compiled, code: str = "E500",
     for info in compiled.layers if duplicate else ():
         if info.name == duplicate.group(1) and not info.template:
             span = compiled.positions.value(info.at)  # the second layer of that name
-    if code != "E500":
-        diags.add(code, f"{what}: {keras_message(exc)}" if what else keras_message(exc), span,
-                  hint=_tfsm_hint(exc))
-        return SpecError(diags, compiled.spec_source)
-    layer = _layer_at(compiled, span)
-    what = f"`{layer}`" if layer else "the model"
-    diags.add(
-        "E500",
-        f"Keras cannot build {what}: {keras_message(exc)}",
-        span,
-        hint=_hint(exc),
-    )
-    return SpecError(diags, compiled.spec_source)
+    return span
 
 
-def _layer_at(compiled: Compiled, span: Any) -> str | None:
+def _building(exc: BaseException, compiled: Compiled) -> bool:
+    """Whether `exc` was raised while the program built its model."""
+    return any(f.f_code.co_name == "build_model" for f, _ in _generated(exc, compiled))
+
+
+def _failing_layer(exc: BaseException, compiled: Compiled) -> str | None:
+    """The name of the layer Keras could not build (None if not one layer)."""
+    return _layer_name(_layer_at(compiled, _span(exc, compiled)), exc, compiled)
+
+
+def _in_origin(span: Span | None, compiled: Compiled, origin: Result) -> Span | None:
+    """The span in `origin` of the same part of the IR as `span` in `compiled`."""
+    pointers = [p for p, s in compiled.positions.values.items() if s == span]
+    if span is None or not pointers:
+        return None
+    return origin.positions.value(max(pointers, key=len))  # the innermost part
+
+
+def _layer_at(compiled: Compiled, span: Any) -> LayerInfo | None:
     """The layer whose construction sits in `span` (the last one, for a pipe line)."""
     if span is None:
         return None
@@ -203,8 +350,20 @@ def _layer_at(compiled: Compiled, span: Any) -> str | None:
         s = compiled.positions.value(info.at)
         if s is not None and (span.line, span.col) <= (s.line, s.col) and (
                 (s.end_line, s.end_col) <= (span.end_line, span.end_col)):
-            found = info.name
+            found = info
     return found
+
+
+def _layer_name(info: LayerInfo | None, exc: BaseException, compiled: Compiled) -> str | None:
+    """The name Keras knows the layer by: inside a block's function, the use's `name`
+    (the function's argument) prefixes it."""
+    if info is None or not info.template:
+        return info.name if info else None
+    frames = _generated(exc, compiled)
+    use = frames[-1][0].f_locals.get("name") if frames else None
+    if not isinstance(use, str):
+        return info.name or None
+    return f"{use}_{info.name}" if info.name else use
 
 
 def _tfsm_hint(exc: BaseException) -> str | None:
@@ -219,8 +378,9 @@ def _tfsm_hint(exc: BaseException) -> str | None:
 
 def _hint(exc: BaseException) -> str | None:
     text = str(exc)
-    if "incompatible with the layer" in text or "expected ndim" in text or "rank" in text:
-        return "check the shapes flowing into this layer with `tfspec plan`"
     if "must be unique" in text or "unique" in text and "name" in text:
         return "give each layer its own `name`"
+    if "incompatible with the layer" in text or "ndim" in text or "rank" in text or (
+            "shape" in text):
+        return "check the shapes flowing into this layer with `tfspec plan`"
     return None

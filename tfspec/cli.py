@@ -165,7 +165,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """The plan; with `--target`, then whether the untrained model converts."""
-    from .plan import analyze, plan_from
+    from .plan import PlanError, analyze, plan_from, render_partial
     from .plan import render_text as render_plan
 
     try:
@@ -175,6 +175,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
             from .convertcheck import check_targets
 
             report = check_targets(analysis, args.target)
+    except PlanError as exc:  # the layers Keras built, then the error at the next one
+        if args.format == "json":
+            print(json.dumps(exc.to_json(), indent=2))
+            return EXIT_ERRORS
+        sys.stdout.write(render_partial(exc))
+        sys.stdout.flush()
+        return _report(exc)
     except SpecError as exc:
         return _report(exc, args.format)
     if not args.target:

@@ -62,25 +62,79 @@ class Analysis:
 
 
 def analyze(compiled: Compiled) -> Analysis:
-    """Build the model of `compiled` (and its functional twin when it is subclassed)."""
-    from .build import build_model, load_program
+    """Build the model of `compiled` (and its functional twin when it is subclassed).
+
+    Raises `PlanError` (E500) when Keras rejects the model, with the rows of the
+    layers it could build before the failing one."""
+    from .build import BuildError, build_model, load_program
 
     namespace = load_program(compiled)
-    model = build_model(compiled, namespace)
+    subclass = compiled.ir["model"]["kind"] == "subclass"
+    try:
+        model = build_model(compiled, namespace, partial=not subclass)
+    except BuildError as error:
+        raise _plan_error(error, compiled, namespace) from None
     if not model.built:
         raise _unbuilt(compiled)
     detail, detail_compiled = model, compiled
-    if compiled.ir["model"]["kind"] == "subclass":
+    if subclass:
         detail_compiled = functional_twin(compiled, _program_params(compiled, namespace))
         detail = build_model(detail_compiled)
-    analysis = Analysis(compiled, model, detail, detail_compiled)
-    owned = _model_node_keys(detail)
-    for layer in detail.layers:
+    return _with_nodes(Analysis(compiled, model, detail, detail_compiled))
+
+
+def _with_nodes(analysis: Analysis) -> Analysis:
+    """Record, per listed layer, its call nodes that belong to the detail model."""
+    owned = _model_node_keys(analysis.detail)
+    for layer in analysis.detail.layers:
         analysis.nodes[id(layer)] = [
             node for i, node in enumerate(layer._inbound_nodes)
             if owned is None or _node_key(layer, i) in owned
         ]
     return analysis
+
+
+class PlanError(SpecError):
+    """Keras cannot build the model: its E500, and the plan rows (`layers`, maybe
+    none) of the layers Keras built before the failing one."""
+
+    def __init__(self, error: SpecError, compiled: Compiled, layers: list[dict[str, Any]],
+                 layers_from: str = "model"):
+        super().__init__(error.diagnostics, error.source)
+        self.compiled = compiled
+        self.layers = layers
+        self.layers_from = layers_from
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """The diagnostics as every command prints them; the E500 also carries
+        `built_layers`, the rows of the layers Keras built before the failing one."""
+        return [{**d.to_dict(), "built_layers": self.layers} if d.code == "E500"
+                else d.to_dict() for d in self.diagnostics]
+
+
+def _plan_error(error: Any, compiled: Compiled, namespace: dict[str, Any]) -> PlanError:
+    """The E500 of a model Keras rejects, with the rows of the layers it built. A
+    subclassed model's come from its functional twin, which fails at the same layer."""
+    from .build import BuildError, build_model
+
+    built, detail_compiled = error.built, compiled
+    if compiled.ir["model"]["kind"] == "subclass":
+        detail_compiled = functional_twin(compiled, _program_params(compiled, namespace))
+        try:
+            build_model(detail_compiled, partial=True)
+        except BuildError as twin_error:
+            built = twin_error.built
+    layers = []
+    if built is not None:
+        layers = layer_entries(_with_nodes(Analysis(compiled, built, built, detail_compiled)))
+    for diag in error.diagnostics:
+        if diag.code == "E500" and diag.hint and "tfspec plan" in diag.hint:
+            # the hint of `compile --check` and `run`: here, the rows are the answer
+            diag.hint = ("the layers Keras built before this one are listed with their "
+                         "output shapes" if layers else
+                         "Keras built no layer before this one: it takes the model's input")
+    return PlanError(error, compiled, layers,
+                     "functional twin" if detail_compiled is not compiled else "model")
 
 
 def _program_params(compiled: Compiled, namespace: dict[str, Any]) -> dict[str, Any]:
@@ -677,9 +731,8 @@ def _num(n: int) -> str:
     return f"{n:,}"
 
 
-def render_text(plan_dict: dict[str, Any]) -> str:
-    """An aligned table like `model.summary()`, with the spec location of each layer."""
-    layers = plan_dict["layers"]
+def _table(layers: list[dict[str, Any]]) -> list[str]:
+    """The layer rows between rules, aligned under their headers."""
     headers = ["Layer (type)", "Output shape", "Param #", "FLOPs", "Spec"]
     rows = []
     for e in layers:
@@ -708,15 +761,32 @@ def render_text(plan_dict: dict[str, Any]) -> str:
                for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
         return "  ".join(out).rstrip()
 
-    rule_width = sum(widths) + 2 * (len(widths) - 1)
+    rule = "=" * (sum(widths) + 2 * (len(widths) - 1))
+    return [rule, line(headers), rule, *(line(r) for r in rows), rule]
+
+
+def render_partial(error: PlanError) -> str:
+    """The rows of the layers Keras built before the one it rejected (the error
+    itself is printed after them, as a diagnostic); "" when it built none."""
+    if not error.layers:
+        return ""
+    model = error.compiled.ir["model"]
+    out = [f'{error.compiled.spec_file}: Model: "{model["name"]}" ({model["kind"]}): '
+           "the layers Keras built before the error"]
+    if error.layers_from == "functional twin":
+        out.append("layers shown from the functional twin")
+    return "\n".join(out + _table(error.layers)) + "\n"
+
+
+def render_text(plan_dict: dict[str, Any]) -> str:
+    """An aligned table like `model.summary()`, with the spec location of each layer."""
+    layers = plan_dict["layers"]
     t = plan_dict["totals"]
     title = f'Model: "{plan_dict["model"]}" ({plan_dict["kind"]}, {plan_dict["keras_class"]})'
     out = [f"{plan_dict['spec']}: {title}"]
     if plan_dict.get("layers_from") == "functional twin":
         out.append("layers shown from the functional twin; totals from the subclassed model")
-    out += ["=" * rule_width, line(headers), "=" * rule_width]
-    out += [line(r) for r in rows]
-    out.append("=" * rule_width)
+    out += _table(layers)
     labels = [
         ("Total params", f"{_num(t['params'])} ({t['weight_memory']})"),
         ("Trainable params", _num(t["trainable_params"])),

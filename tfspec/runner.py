@@ -22,7 +22,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
-from .build import keras_message, load_program, located_error
+from .build import keras_message, load_program, located_error, quiet_failed_build
 from .compiler import Compiled, compile_result, compile_text
 from .diagnostics import Diagnostics, SpecError
 from .formatter import format_spec
@@ -234,7 +234,8 @@ def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None) -> 
     with open(log_dir / "log.txt", "w", encoding="utf-8") as log, \
             redirect_stdout(_Tee(sys.stdout, log)):
         try:
-            namespace["main"](run_dir, verbose)
+            with quiet_failed_build():
+                namespace["main"](run_dir, verbose)
         except Exception as exc:
             frames = _frames(exc)
             if frames & {"export_all", "verify_exports"}:
@@ -246,10 +247,11 @@ def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None) -> 
                               "parity is checked after real training")
                         return
                 raise export_error(exc, compiled, origin) from None
+            # a dry run's errors are reported in the user's spec, not in its copy
             if isinstance(exc, ValueError) and "check_data" in frames:
-                raise located_error(exc, compiled, "E501",
-                                    "the data does not fit the model") from None
-            raise located_error(exc, compiled, "E502", "training failed") from None
+                raise located_error(exc, compiled, "E501", "the data does not fit the model",
+                                    origin) from None
+            raise located_error(exc, compiled, "E502", "training failed", origin) from None
         finally:
             _restore_global_state()
 
