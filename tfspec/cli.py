@@ -444,8 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TCP port (default 8501, TF Serving's; 0 picks a free one)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--name", help="the model's name in URLs (default: the run's spec name, "
-                                  "else the base directory's name)")
+    p.add_argument("--name", help="the model's name in URLs (default: the spec's name, "
+                                  "recorded with the export, else the folder's name)")
     p.set_defaults(func=cmd_serve, needs_tf=True)
     return parser
 
