@@ -247,66 +247,6 @@ def test_keras_errors_in_subclassed_models_point_at_the_layer(tmp_path, capsys, 
     assert_at_the_conv2d(err, spec, 19, "y")
 
 
-def test_sequential_models_add_a_layer_per_line():
-    """Each `model.add` line is mapped to its layer's spec line."""
-    compiled = compile_file(example("iris_mlp.tfspec"))
-    lines = compiled.source.splitlines()
-    adds = {i + 1: line.strip() for i, line in enumerate(lines)
-            if line.startswith("    model.add(")}
-    assert [compiled.origins[n].line for n in adds] == [15, 11, 16, 17, 18, 19]
-    assert adds[min(adds)] == (
-        'model.add(keras.Input(shape=(4,), dtype="float32", name="features"))')
-
-
-def test_sequential_models_keep_their_seeded_weights():
-    """`model.add` a line at a time builds the same layers with the same seeded weights
-    (and the same random draws) as the one-statement `keras.Sequential([…])` of before."""
-    import keras
-
-    from tfspec.build import build_model
-
-    spec = """tfspec 1
-model S sequential {
-  input image: float32[8, 8, 3]
-  RandomFlip()
-  Conv2D(4, 3, activation = "relu")
-  BatchNormalization()
-  Dropout(0.3)
-  GaussianNoise(0.1)
-  Flatten()
-  Dense(8)
-  Dense(3, activation = "softmax")
-}
-"""
-
-    def before():
-        return keras.Sequential([
-            keras.Input(shape=(8, 8, 3), dtype="float32", name="image"),
-            keras.layers.RandomFlip(name="random_flip"),
-            keras.layers.Conv2D(4, 3, activation="relu", name="conv2d"),
-            keras.layers.BatchNormalization(name="batch_normalization"),
-            keras.layers.Dropout(0.3, name="dropout"),
-            keras.layers.GaussianNoise(0.1, name="gaussian_noise"),
-            keras.layers.Flatten(name="flatten"),
-            keras.layers.Dense(8, name="dense"),
-            keras.layers.Dense(3, activation="softmax", name="dense_2"),
-        ], name="S")
-
-    compiled = compile_text(spec, "s.tfspec")
-    x = np.random.default_rng(0).normal(size=(4, 8, 8, 3)).astype("float32")
-    models, outputs = [], []
-    for build in (lambda: build_model(compiled), before):
-        keras.utils.set_random_seed(3)
-        models.append(build())
-        outputs.append(np.asarray(models[-1](x, training=True)))
-    now, old = models
-    assert [layer.name for layer in now.layers] == [layer.name for layer in old.layers]
-    assert [w.path for w in now.weights] == [w.path for w in old.weights]
-    for a, b in zip(now.get_weights(), old.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(outputs[0], outputs[1])
-
-
 def test_subclassed_model_saves_and_loads(built, tmp_path):
     import keras
 

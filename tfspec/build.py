@@ -154,36 +154,63 @@ def built_part(exc: BaseException, compiled: Compiled) -> Any:
     """
     import keras
 
-    sequential = None
     tensors: list[Any] = []
     for frame, _ in _generated(exc, compiled):
         for value in frame.f_locals.values():
-            if isinstance(value, keras.Sequential):
-                sequential = value
             items = value.values() if isinstance(value, dict) else (
                 value if isinstance(value, (list, tuple)) else [value])
             tensors += [t for t in items if isinstance(t, keras.KerasTensor)]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if compiled.ir["model"]["kind"] == "sequential":
-                return _sequential_part(sequential, _failing_layer(exc, compiled))
+            if _kind(compiled) == "sequential":
+                return _sequential_part(exc, compiled)
             return _functional_part(tensors, compiled)
     except Exception:  # what could be built is a help, not the error: never hide that
         return None
 
 
-def _sequential_part(model: Any, failing: str | None) -> Any:
-    """The layers of a `keras.Sequential` up to the failing one, as a new Sequential."""
+def _kind(compiled: Compiled) -> str | None:
+    return (compiled.ir.get("model") or {}).get("kind")
+
+
+def _sequential_layers(exc: BaseException, compiled: Compiled) -> list[Any] | None:
+    """The `layers` list of a sequential program's `build_model()`, when `exc` was
+    raised by its `keras.Sequential(layers, …)` (None otherwise)."""
+    frames = _generated(exc, compiled)
+    if _kind(compiled) != "sequential" or not frames or (
+            frames[-1][0].f_code.co_name != "build_model"):
+        return None
+    layers = frames[-1][0].f_locals.get("layers")  # unset if a layer's construction raised
+    return layers if isinstance(layers, list) else None
+
+
+def _uncalled(layers: list[Any]) -> int | None:
+    """The index of the first layer (input aside) that Keras did not get to call.
+
+    Building a Sequential calls its layers in order, and a call that raises leaves no
+    node on its layer: that layer is the one Keras could not build."""
     import keras
 
-    layers = list(getattr(model, "_layers", None) or [])  # its InputLayer first
-    names = [layer.name for layer in layers]
-    if failing in names:  # `add` appends the layer before it builds it
-        layers = layers[:names.index(failing)]
-    if len(layers) < 2:  # the input alone: nothing was built
+    for i, layer in enumerate(layers):
+        if isinstance(layer, keras.Layer) and not isinstance(layer, keras.layers.InputLayer) and (
+                not layer._inbound_nodes):
+            return i
+    return None
+
+
+def _sequential_part(exc: BaseException, compiled: Compiled) -> Any:
+    """The layers before the failing one, as a new `keras.Sequential`."""
+    import keras
+
+    layers = _sequential_layers(exc, compiled)
+    index = _uncalled(layers) if layers else None
+    if layers is None or index is None:
         return None
-    return keras.Sequential(layers, name=model.name)
+    built = layers[:index]
+    if not any(isinstance(layer, keras.Layer) for layer in built):  # the input alone
+        return None
+    return keras.Sequential(built, name=compiled.ir["model"]["name"])
 
 
 def _functional_part(tensors: list[Any], compiled: Compiled) -> Any:
@@ -307,7 +334,8 @@ def located_error(exc: BaseException, compiled: Compiled, code: str = "E500",
 
 
 def _span(exc: BaseException, compiled: Compiled) -> Span | None:
-    """The spec span of the generated line that raised `exc`."""
+    """The spec span of the generated line that raised `exc`; for `keras.Sequential(…)`,
+    of the layer it failed on."""
     line = generated_line(exc, compiled)
     span = None
     if line is not None:
@@ -316,9 +344,16 @@ def _span(exc: BaseException, compiled: Compiled) -> Span | None:
             if candidate in compiled.origins:
                 span = compiled.origins[candidate]
                 break
-    duplicate = re.search(r'name "([^"]+)" is used \d+ times', str(exc))
+    layers = _sequential_layers(exc, compiled)
+    index = _uncalled(layers) if layers else None
+    if layers is not None and index is not None:
+        span = next((compiled.positions.value(info.at) for info in compiled.layers
+                     if info.name == layers[index].name), span)
+    # a layer name used twice (Functional's message, then Sequential's)
+    duplicate = re.search(r'name "([^"]+)" is used \d+ times|Name \'([^\']+)\' is already the '
+                          r"name of a layer", str(exc))
     for info in compiled.layers if duplicate else ():
-        if info.name == duplicate.group(1) and not info.template:
+        if info.name in duplicate.groups() and not info.template:
             span = compiled.positions.value(info.at)  # the second layer of that name
     return span
 
@@ -326,11 +361,6 @@ def _span(exc: BaseException, compiled: Compiled) -> Span | None:
 def _building(exc: BaseException, compiled: Compiled) -> bool:
     """Whether `exc` was raised while the program built its model."""
     return any(f.f_code.co_name == "build_model" for f, _ in _generated(exc, compiled))
-
-
-def _failing_layer(exc: BaseException, compiled: Compiled) -> str | None:
-    """The name of the layer Keras could not build (None if not one layer)."""
-    return _layer_name(_layer_at(compiled, _span(exc, compiled)), exc, compiled)
 
 
 def _in_origin(span: Span | None, compiled: Compiled, origin: Result) -> Span | None:
