@@ -146,8 +146,7 @@ def _from_run(run_dir: Path, name: str | None) -> Export:
         raise ServeError(f"{record_file}: cannot read the exports: {exc}") from None
     base = base if base.is_absolute() else run_dir / base
     # the run's spec name (exports.json records it) when --name does not say
-    recorded = record.get("name") if isinstance(record, dict) else None
-    name, name_from = (name, NAMED_BY_OPTION) if name else (recorded, NAMED_BY_SPEC)
+    name, name_from = (name, NAMED_BY_OPTION) if name else (record.get("name"), NAMED_BY_SPEC)
     export = _export_at(base, name, name_from) if base.is_dir() else None
     if export is None:
         raise ServeError(f"{record_file}: its saved_model export {base} holds no SavedModel "
