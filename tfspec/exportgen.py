@@ -125,7 +125,9 @@ def save_verify_batch(model, datasets, run_dir, size=32):
     answers to it: what `verify_exports` checks every export against."""
     split = next(name for name in ("test", "validation", "train") if name in datasets)
     features = by_name(next(iter(datasets[split].unbatch().batch(size).take(1)))[0])
-    features = {name: features[name] for name in INPUTS}
+    # in the declared dtypes, as a client sends them (a pipeline may hold int64 for int32)
+    features = {name: features[name] if dtype == "string" else tf.cast(features[name], dtype)
+                for name, (_, dtype) in INPUTS.items()}
     expected = named_outputs(model(model_inputs(features), training=False))
     # strings as fixed-width bytes: np.load refuses object arrays
     arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string

@@ -450,7 +450,9 @@ def save_verify_batch(model, datasets, run_dir, size=32):
     answers to it: what `verify_exports` checks every export against."""
     split = next(name for name in ("test", "validation", "train") if name in datasets)
     features = by_name(next(iter(datasets[split].unbatch().batch(size).take(1)))[0])
-    features = {name: features[name] for name in INPUTS}
+    # in the declared dtypes, as a client sends them (a pipeline may hold int64 for int32)
+    features = {name: features[name] if dtype == "string" else tf.cast(features[name], dtype)
+                for name, (_, dtype) in INPUTS.items()}
     expected = named_outputs(model(model_inputs(features), training=False))
     # strings as fixed-width bytes: np.load refuses object arrays
     arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
@@ -733,7 +735,7 @@ TFSPEC_LINES = (
     "324:36:1 325:36:1 326:36:1 327:36:1 328:36:1 329:36:1 330:36:1 331:36:1 "
     "332:36:1 333:36:1 334:36:1 335:36:1 336:36:1 337:36:1 338:36:1 339:36:1 "
     "340:36:1 341:36:1 352:36:1 364:43:12 365:43:12 366:43:12 367:43:12 368:43:12 "
-    "369:43:12 370:43:12 371:43:12 655:46:1 666:47:3 667:47:3 668:47:3 669:47:3 "
-    "670:47:3 671:47:3 672:47:3 673:48:3 674:48:3 675:48:3 676:48:3 677:48:3 "
-    "678:48:3 679:48:3 696:46:1 697:46:1"
+    "369:43:12 370:43:12 371:43:12 657:46:1 668:47:3 669:47:3 670:47:3 671:47:3 "
+    "672:47:3 673:47:3 674:47:3 675:48:3 676:48:3 677:48:3 678:48:3 679:48:3 "
+    "680:48:3 681:48:3 698:46:1 699:46:1"
 )
