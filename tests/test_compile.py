@@ -114,7 +114,8 @@ def _nested_names(model) -> set[str]:
 def test_layer_names_follow_the_spec(built):
     _, model = built["digits_cnn.tfspec"]
     assert [layer.name for layer in model.layers] == [
-        "image", "x_rescaling", "x_conv2d", "x_max_pooling2d", "x_flatten", "x", "digit",
+        "image", "x_rescaling", "x_conv2d", "x_conv2d_2", "x_max_pooling2d", "x_flatten", "x",
+        "digit",
     ]
     _, model = built["two_tower.tfspec"]
     assert model.get_layer("encoder") is not None  # the shared layer keeps its spec name
@@ -234,6 +235,23 @@ def test_keras_errors_in_sequential_models_point_at_the_layer(tmp_path, capsys, 
     # a dry run compiles a copy of the spec, thrown away: the error is in the user's
     assert_at_the_conv2d(err, spec, 3, "conv2d")
     assert "hint: check the shapes flowing into this layer with `tfspec plan`" in err
+
+
+def test_a_dry_runs_training_error_is_in_the_users_spec(tmp_path, capsys):
+    """The dry run trains its own copy of the spec (one epoch, synthetic data, some
+    callbacks left out); an error at a part it did not change is in the user's file."""
+    spec = tmp_path / "metrics.tfspec"
+    # Precision() wants one probability per example, not a softmax over 10 classes
+    spec.write_text(SHAPES_SPEC.replace("KIND", "sequential")
+                    .replace("BODY", '  Dense(10, activation = "softmax")')
+                    .replace('loss = "mse"', 'loss = "sparse_categorical_crossentropy"\n'
+                             '  metrics = [Precision()]\n  callbacks = [CSVLogger("log.csv")]')
+                    .replace("epochs = 1", "epochs = 30"))
+    status = tfspec.cli.main(["run", "--dry-run", str(spec)])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert f"{spec}:19:12: error[E502]: training failed: Incompatible shapes" in err, err
+    assert "19 |   epochs = 30\n" in err
 
 
 @pytest.mark.parametrize("command", [["compile", "--check"], ["run", "--dry-run"]])

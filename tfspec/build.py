@@ -308,16 +308,16 @@ def located_error(exc: BaseException, compiled: Compiled, code: str = "E500",
     builds the model is E500 whatever the caller expected: loading synthetic data
     and training call `build_model()` too. `origin`: the user's checked spec when
     `compiled` is a dry run's copy of it; the error is reported at the same place
-    in the user's file, which the copy (thrown away) is not.
+    in the user's file (the copy is thrown away) where the copy did not change it.
     """
     span = _span(exc, compiled)
     if _building(exc, compiled):
         code = "E500"
     layer = _layer_name(_layer_at(compiled, span), exc, compiled) if code == "E500" else None
     spec_file, source = compiled.spec_file, compiled.spec_source
-    if origin is not None:
-        span = _in_origin(span, compiled, origin)
-        spec_file, source = origin.file, origin.source
+    mapped = _in_origin(span, compiled, origin) if origin else None
+    if origin and mapped:
+        span, spec_file, source = mapped, origin.file, origin.source
     diags = Diagnostics(spec_file)
     if code != "E500":
         diags.add(code, f"{what}: {keras_message(exc)}" if what else keras_message(exc), span,
@@ -364,13 +364,37 @@ def _building(exc: BaseException, compiled: Compiled) -> bool:
 
 
 def _in_origin(span: Span | None, compiled: Compiled, origin: Result) -> Span | None:
-    """The span in `origin` of the same part of the IR as `span` in `compiled`."""
+    """The span in `origin` of the same part of the IR as `span` in `compiled` (a dry
+    run's copy of it), or None where the copy changed what is there (its synthetic
+    data, its list of callbacks): the user's file would point at something else."""
     pointers = [p for p, s in compiled.positions.values.items() if s == span]
     if span is None or not pointers:
         return None
-    return origin.positions.value(max(pointers, key=len))  # the innermost part
+    pointer = max(pointers, key=len)  # the innermost part
+    copied = ("/model", "/blocks", "/params", "/data/preprocess", "/data/augment")
+    if not pointer.startswith(copied):
+        if pointer.startswith("/data"):
+            return None
+        parts = pointer.split("/")
+        for i, part in enumerate(parts):  # a list item is the same only if its list is
+            prefix = "/".join(parts[:i])
+            if part.isdigit() and _at(compiled.ir, prefix) != _at(origin.ir, prefix):
+                return None
+    return origin.positions.value(pointer)
 
 
+def _at(ir: Any, pointer: str) -> Any:
+    """The IR value at a JSON pointer (None if there is none)."""
+    node = ir
+    for part in pointer.split("/")[1:]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return None
+    return node
 def _layer_at(compiled: Compiled, span: Any) -> LayerInfo | None:
     """The layer whose construction sits in `span` (the last one, for a pipe line)."""
     if span is None:
