@@ -126,16 +126,16 @@ def test_every_layer_has_a_spec_location(examples, name):
 def test_layer_rows_of_the_digits_cnn(examples):
     result = examples["digits_cnn.tfspec"][2]
     rows = {e["name"]: e for e in result["layers"]}
-    assert list(rows) == ["image", "x_rescaling", "x_conv2d", "x_max_pooling2d", "x_flatten",
-                          "x", "digit"]
+    assert list(rows) == ["image", "x_rescaling", "x_conv2d", "x_conv2d_2", "x_max_pooling2d",
+                          "x_flatten", "x", "digit"]
     conv = rows["x_conv2d"]
     assert conv["class"] == "Conv2D" and conv["output_shape"] == [None, 8, 8, 16]
     assert conv["output_dtype"] == "float32" and conv["params"] == 3 * 3 * 1 * 16 + 16
     # 8x8x16 outputs, each 3x3x1 multiply-adds, plus bias and ReLU per output
     assert conv["flops"] == 8 * 8 * 16 * (2 * 9 + 2)
     assert conv["location"] == "20:8"
-    assert rows["digit"]["location"] == "24:18"
-    assert rows["digit"]["flops"] == 2 * 256 * 10 + 10 + 10  # bias + softmax
+    assert rows["digit"]["location"] == "25:18"
+    assert rows["digit"]["flops"] == 2 * 512 * 10 + 10 + 10  # bias + softmax
 
 
 def test_dense_flops_follow_the_formula():
@@ -225,13 +225,13 @@ def test_render_text(examples):
     assert "Output shape" in header and "Param #" in header and "Spec" in header
     conv = next(line for line in lines if line.startswith("x_conv2d (Conv2D)"))
     assert "(None, 8, 8, 16)" in conv and "20,480" in conv and conv.endswith("20:8")
-    assert "Total params:         2,730 (10.66 KiB)" in lines
-    assert "FLOPs per example:    ~26,772 (a multiply-add counts 2)" in lines
+    assert "Total params:         9,930 (38.79 KiB)" in lines
+    assert "FLOPs per example:    ~626,836 (a multiply-add counts 2)" in lines
     assert "  image  (None, 8, 8, 1)  float32" in lines
     # columns line up: every row of the table is as wide as its rule or narrower
     rule = next(line for line in lines if set(line) == {"="})
     table = lines[lines.index(header) + 2:]
-    assert all(len(row) <= len(rule) for row in table[:7])
+    assert all(len(row) <= len(rule) for row in table[:8])
     text = render_text(examples["resnet_blocks.tfspec"][2])
     assert "10:8 in Residual `x_residual_2` (30:8)" in text
     assert "Non-trainable params: 384" in text
