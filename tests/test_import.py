@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import tfspec
+from tfspec.compiler import compile_text
 from tfspec.diagnostics import SpecError
 from tfspec.importer import import_config, import_file, import_to_text
 
@@ -391,6 +392,149 @@ def test_legacy_keras2_config():
     assert_clean_and_canonical(text)
 
 
+def test_initializers_with_arguments_are_calls():
+    """An object is a Keras string only where `keras.<kind>.get(string)` builds it."""
+    config = with_layer(layer("Dense", "d", dense(
+        4, kernel_initializer=obj("keras.initializers", "RandomNormal", mean=0.0,
+                                  stddev=0.05, seed=None),
+        bias_initializer=obj("keras.initializers", "Constant", value=0.0),
+        kernel_regularizer=obj("keras.regularizers", "L1L2", l1=0.0, l2=0.0),
+        kernel_constraint=obj("keras.constraints", "MaxNorm", max_value=3.0, axis=0),
+    ), [tensor("x", [None, 4])]))
+    config["layers"][2]["config"]["bias_initializer"] = obj("keras.initializers", "Constant",
+                                                            value=0.5)
+    text = tfspec.format_spec(import_config(config))
+    assert text.endswith("""\
+  d = Dense(
+    4,
+    kernel_initializer = "random_normal",
+    bias_initializer = Constant(),
+    kernel_regularizer = "l1l2",
+    kernel_constraint = MaxNorm(max_value = 3.0),
+  )(x)
+  output out = Dense(1, bias_initializer = Constant(value = 0.5))(d)
+}
+""")
+    assert_clean_and_canonical(text)  # "constant" would be E305: Keras cannot build it
+
+
+def seq_entry(cls: str, name: str, config: dict) -> dict:
+    """A layer as a Sequential model's config lists it (no name, no inbound nodes)."""
+    entry = layer(cls, name, config)
+    del entry["name"], entry["inbound_nodes"]
+    return entry
+
+
+def nested_sequential(name: str, *layers: dict, calls: list, trainable: bool = True
+                      ) -> dict:
+    """A Sequential model used as a layer of a functional model, applied to `calls`."""
+    first = {k: v for k, v in input_layer(f"input_{name}", [None, 4]).items()
+             if k not in ("name", "inbound_nodes")}
+    return {"module": "keras", "class_name": "Sequential",
+            "config": {"name": name, "trainable": trainable, "dtype": policy(),
+                       "layers": [first, *layers]},
+            "registered_name": None, "name": name,
+            "inbound_nodes": [{"args": args, "kwargs": {"mask": None}} for args in calls]}
+
+
+NESTED = """\
+tfspec 1
+name "m"
+
+block Stem() {
+  input x
+  proj = Dense(8)(x)
+  norm = LayerNormalization(epsilon = 1e-06)(proj)
+  output out = Identity()(norm)
+}
+
+block Down() {
+  input x
+  layer_norm = LayerNormalization(trainable = false)(x)
+  output out = Identity()(layer_norm)
+}
+
+model m functional {
+  input x: float32[4]
+  stem = Stem()(x)
+  down = Down()(stem)
+  output out = Dense(1)(down)
+}
+"""
+
+
+def test_nested_sequential_becomes_a_block():
+    v = [None, 4]
+    norm = {"axis": [-1], "epsilon": 1e-6, "center": True, "scale": True}
+    stem = nested_sequential("stem", seq_entry("Dense", "stem_proj", dense(8)),
+                             seq_entry("LayerNormalization", "stem_norm", norm),
+                             calls=[[tensor("x", v)]])
+    down = nested_sequential("down", seq_entry("LayerNormalization", "layer_norm",
+                                               {**norm, "epsilon": 0.001}),
+                             calls=[[tensor("stem", [None, 8])]], trainable=False)
+    config = {"name": "m", "layers": [
+        input_layer("x", v), stem, down,
+        layer("Dense", "out", dense(1), [tensor("down", [None, 8])]),
+    ], "input_layers": [["x", 0, 0]], "output_layers": [["out", 0, 0]]}
+    text = tfspec.format_spec(import_config(config))
+    assert text == NESTED
+    assert_clean_and_canonical(text)
+    # the block's output layer takes the use's name: the layers keep the Keras names
+    compiled = compile_text(text, "m.tfspec").source
+    assert 'keras.layers.Dense(8, name=f"{name}_proj")' in compiled
+    assert 'keras.layers.Identity(name=name)' in compiled
+    assert 'stem = stem_block(x, name="stem")' in compiled
+
+
+def test_sequential_with_a_nested_model_becomes_functional():
+    inner = nested_sequential("features", seq_entry("Dense", "features_dense", dense(3)),
+                              calls=[])
+    del inner["name"], inner["inbound_nodes"]
+    config = {"name": "s", "layers": [
+        {k: v for k, v in input_layer("values", [None, 4]).items()
+         if k not in ("name", "inbound_nodes")},
+        inner, seq_entry("Dense", "head", dense(2)),
+    ]}
+    text = tfspec.format_spec(import_config(config))
+    assert text.endswith("""\
+block Features() {
+  input x
+  dense = Dense(3)(x)
+  output out = Identity()(dense)
+}
+
+model s functional {
+  input values: float32[4]
+  features = Features()(values)
+  output head = Dense(2)(features)
+}
+""")
+    assert_clean_and_canonical(text)
+
+
+def test_application_layers_become_keras_layers():
+    """`LayerScale` (ConvNeXt) and `CustomScaleLayer` (Inception-ResNet-v2) are layers
+    of keras.applications' own modules; each has an exact Keras equivalent."""
+    v = [None, 4]
+    scale = layer("LayerScale", "ls", {"init_values": 1e-6, "projection_dim": 4},
+                  [tensor("x", v)], module="keras.src.applications.convnext",
+                  registered="LayerScale")
+    mix = layer("CustomScaleLayer", "mix", {"scale": 0.17},
+                [[tensor("x", v), tensor("ls", v)]],
+                module="keras.src.applications.inception_resnet_v2",
+                registered="CustomScaleLayer")
+    config = {"name": "m", "layers": [input_layer("x", v), scale, mix],
+              "input_layers": [["x", 0, 0]], "output_layers": [["mix", 0, 0]]}
+    text = tfspec.format_spec(import_config(config))
+    assert text.endswith("""\
+  ls = EinsumDense("...c,c->...c", 4, kernel_initializer = Constant(value = 1e-06))(x)
+  mix_scaled = Rescaling(0.17)(ls)
+  output mix = Add()([x, mix_scaled])
+}
+""")
+    assert_clean_and_canonical(text)
+
+
 # -- what cannot be imported -------------------------------------------------------------------
 
 
@@ -449,14 +593,43 @@ def test_custom_activation_is_reported():
     [(code, message, _)] = errors_of(with_layer(entry))
     assert (code, message) == ("E300", "`activation` of `d` is the custom function `my_act`")
 
-def test_nested_model_is_reported():
-    inner = layer("Sequential", "backbone", {"layers": []}, [tensor("x", [None, 4])],
-                  module="keras")
-    [(code, message, hint)] = errors_of(with_layer(inner))
-    assert code == "E300"
-    assert message == ("layer `backbone` is a nested model (`Sequential`); a spec model "
-                       "cannot contain another model")
+def test_nested_models_that_cannot_be_blocks_are_reported():
+    v = [None, 4]
+    shared = nested_sequential("encoder", seq_entry("Dense", "encoder_dense", dense(4)),
+                               calls=[[tensor("x", v)], [tensor("x", v)]])
+    config = {"name": "m", "layers": [
+        input_layer("x", v), shared,
+        layer("Add", "sum", {}, [[tensor("encoder", v, 0), tensor("encoder", v, 1)]]),
+    ], "input_layers": [["x", 0, 0]], "output_layers": [["sum", 0, 0]]}
+    [(code, message, hint)] = errors_of(config)
+    assert (code, message) == ("E300", "the nested model `encoder` (`Sequential`) is applied "
+                                       "2 times; the block it would become builds new layers "
+                                       "at each use, so its weights would not be shared")
     assert "flat functional model" in hint
+
+    wrapped = nested_sequential("step", seq_entry("Dense", "step_dense", dense(4)), calls=[])
+    del wrapped["name"], wrapped["inbound_nodes"]
+    entry = layer("TimeDistributed", "td", {"layer": wrapped}, [tensor("x", [None, 3, 4])])
+    [(code, message, _)] = errors_of(with_layer(entry))
+    assert (code, message) == ("E300", "layer `step` is a model (`Sequential`) given to "
+                                       "another layer; a spec passes only Keras layers there")
+
+    two = {"module": "keras.src.models.functional", "class_name": "Functional",
+           "registered_name": "Functional", "name": "two", "config": {
+               "name": "two", "trainable": True, "layers": [
+                   input_layer("a", v),
+                   layer("Dense", "d1", dense(4), [tensor("a", v)]),
+                   layer("Dense", "d2", dense(4), [tensor("a", v)])],
+               "input_layers": [["a", 0, 0]],
+               "output_layers": [["d1", 0, 0], ["d2", 0, 0]]},
+           "inbound_nodes": [{"args": [tensor("x", v)], "kwargs": {}}]}
+    config = {"name": "m", "layers": [
+        input_layer("x", v), two,
+        layer("Dense", "out", dense(1), [tensor("two", v)]),
+    ], "input_layers": [["x", 0, 0]], "output_layers": [["out", 0, 0]]}
+    [(code, message, _)] = errors_of(config)
+    assert (code, message) == ("E406", "the nested model `two` has 2 outputs; the block it "
+                                       "becomes has one, used like a layer's")
 
 
 def test_layer_with_several_outputs_is_reported():
@@ -567,14 +740,6 @@ def test_importing_never_imports_tensorflow(tmp_path):
 # -- part two: real Keras models ---------------------------------------------------------------
 
 # name -> constructor keyword arguments (small inputs: 96 px is above every minimum)
-APPLICATIONS = {
-    name: {"input_shape": (96, 96, 3), "classes": 10}
-    for name in ("MobileNetV2", "ResNet50", "DenseNet121", "EfficientNetB0", "VGG16",
-                 "InceptionV3", "Xception", "NASNetMobile", "MobileNetV3Small", "ResNet50V2",
-                 "MobileNet")
-}
-
-
 @pytest.fixture(scope="module")
 def keras():
     from tfspec.build import quiet_tensorflow
@@ -583,6 +748,27 @@ def keras():
     import keras
 
     return keras
+
+
+def weighted_layers(model, prefix: str = ""):
+    """(name in the imported model, layer) for every layer with weights. A nested
+    model's layers are named `<model>_<layer>`, unless the name starts so already."""
+    for layer in model.layers:
+        name = layer.name if layer.name.startswith(prefix) else prefix + layer.name
+        if hasattr(layer, "layers"):  # a nested model
+            yield from weighted_layers(layer, name + "_")
+        elif layer.weights:
+            yield name, layer
+
+
+def copy_weights(original, compiled) -> None:
+    """The original's weights into the compiled model, layer by layer, by name; both
+    have the same layers with weights."""
+    expected = dict(weighted_layers(original))
+    got = {layer.name: layer for layer in compiled.layers if layer.weights}
+    assert sorted(got) == sorted(expected)
+    for name, layer in expected.items():
+        got[name].set_weights(layer.get_weights())
 
 
 def round_trip(original, path: Path, batch):
@@ -599,10 +785,7 @@ def round_trip(original, path: Path, batch):
     assert tfspec.format_spec(import_config(original.get_config())) == text  # tuples too
     compiled = build_model(compile_text(text, "imported.tfspec"))
     assert compiled.count_params() == original.count_params()
-    for keras_layer in original.layers:
-        weights = keras_layer.get_weights()
-        if weights:
-            compiled.get_layer(keras_layer.name).set_weights(weights)
+    copy_weights(original, compiled)
     expected = original(batch, training=False)
     got = compiled(batch, training=False)
     if isinstance(got, dict):  # several outputs: a dict by spec output name, in order
@@ -615,26 +798,67 @@ def round_trip(original, path: Path, batch):
     return text
 
 
-@pytest.mark.parametrize("name", list(APPLICATIONS))
-def test_application_round_trip(keras, tmp_path, name):
+def test_application_round_trip(keras, tmp_path):
+    """Every keras.applications model: test_import_applications.py (slow)."""
     import numpy as np
 
-    model = getattr(keras.applications, name)(weights=None, **APPLICATIONS[name])
+    model = keras.applications.MobileNetV3Small(weights=None, input_shape=(96, 96, 3),
+                                                classes=10)
     batch = np.random.default_rng(0).random((2, 96, 96, 3), dtype=np.float32)
     text = round_trip(model, tmp_path / "x.keras", batch)
     assert text.count("\n  output ") == 1
 
 
-def test_convnext_is_reported_as_unsupported(keras):
-    model = keras.applications.ConvNeXtTiny(weights=None, input_shape=(96, 96, 3), classes=10)
-    errors = errors_of(model.get_config())
-    assert {code for code, *_ in errors} == {"E300"}
-    messages = [message for _, message, _ in errors]
-    assert "layer `convnext_tiny_stage_0_block_0_layer_scale` is the custom class " \
-           "`LayerScale` from `keras.src.applications.convnext`, which is not a Keras " \
-           "layer" in messages
-    assert "layer `convnext_tiny_stem` is a nested model (`Sequential`); a spec model " \
-           "cannot contain another model" in messages
+def test_nested_models_round_trip(keras, tmp_path):
+    """Nested Sequential and Functional models (in each other, frozen, with two
+    inputs) become blocks; so does a model inside a Sequential one."""
+    import numpy as np
+
+    layers = keras.layers
+    a, b = keras.Input((4,), name="a"), keras.Input((4,), name="b")
+    pair = keras.Model([a, b], layers.Dense(3, name="pair_dense")(
+        layers.Concatenate(name="cat")([a, b])), name="pair")
+    u = keras.Input((4,), name="u")
+    deep = keras.Sequential([layers.Dense(4, name="deep_dense")], name="deep")
+    wrap = keras.Model(u, deep(layers.Dense(4, name="pre")(u)), name="wrap")
+    frozen = keras.Sequential([keras.Input((4,)), layers.Dense(4, name="frozen_dense"),
+                               layers.BatchNormalization(name="bn")], name="frozen")
+    frozen.trainable = False
+    x, y = keras.Input((4,), name="x"), keras.Input((4,), name="y")
+    model = keras.Model([x, y], pair([wrap(frozen(x)), y]), name="outer")
+    rng = np.random.default_rng(0)
+    batch = {"x": rng.random((2, 4), dtype=np.float32),
+             "y": rng.random((2, 4), dtype=np.float32)}
+
+    class ByPosition:  # the original takes a list; the compiled model a dict by input name
+        def __init__(self, model):
+            self.model = model
+
+        def __getattr__(self, attr):
+            return getattr(self.model, attr)
+
+        def __call__(self, inputs, training=False):
+            return self.model(list(inputs.values()), training=training)
+
+    text = round_trip(ByPosition(model), tmp_path / "x.keras", batch)
+    assert "block Wrap() {\n  input u\n  pre = Dense(4)(u)\n  deep = Deep()(pre)\n" in text
+    assert "block Pair() {\n  input a\n  input b\n" in text
+    assert "  output pair = Pair()([wrap, y])\n" in text
+    assert "  dense = Dense(4, trainable = false)(x)\n" in text
+    compiled = build_model_of(text)
+    assert [w.name for w in compiled.get_layer("frozen_dense").trainable_weights] == []
+    assert compiled.get_layer("wrap_deep_deep_dense").kernel.shape == (4, 4)
+
+    seq = keras.Sequential([keras.Input((4,)), deep, layers.Dense(2, name="head")],
+                           name="seq")
+    text = round_trip(seq, tmp_path / "s.keras", batch["x"])
+    assert "model seq functional {\n" in text
+
+
+def build_model_of(text: str):
+    from tfspec.build import build_model
+
+    return build_model(compile_text(text, "imported.tfspec"))
 
 
 def test_functional_model_with_shared_layers_round_trips(keras, tmp_path):

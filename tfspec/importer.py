@@ -13,13 +13,17 @@ model to the compiled one by layer name: a node is named after its layer, and a
 layer whose Keras name is not a spec identifier gets `name = "<original>"`.
 Arguments equal to their Keras default are left out, so the spec stays short.
 
+A nested model (a Sequential or Functional model applied inside another) becomes
+a `block`; the two small layer classes of `keras.applications` modules
+(`LayerScale`, `CustomScaleLayer`) become the Keras layers that compute the same.
 Anything a spec cannot express — subclassed models, `Lambda` layers, custom
-layers, nested models, layers that return several tensors — is reported as a
-`SpecError`, every problem at once.
+layers, shared nested models, layers that return several tensors — is reported
+as a `SpecError`, every problem at once.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import math
@@ -45,6 +49,7 @@ _DTYPES = frozenset({
     "uint8", "bool", "string",
 })
 _MODEL_CLASSES = frozenset({"Functional", "Model", "Sequential"})
+_FUNCTIONAL_CLASSES = frozenset({"Functional", "Model"})
 # Catalog layers whose config holds code or an external artefact, not arguments.
 _NOT_IMPORTABLE = {
     "Lambda": "a `Lambda` layer holds a Python function",
@@ -65,6 +70,9 @@ _OP_LAYERS = {"Add": "Add", "Subtract": "Subtract", "Multiply": "Multiply",
 # Arguments whose default (None) means "the same as that other argument".
 _SAME_AS = {"strides": "pool_size", "value_dim": "key_dim"}
 _FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+# Categories whose objects may be written as a Keras string, and the catalog type of it.
+_STRING_TYPES = {"initializers": "initializer", "regularizers": "regularizer",
+                 "constraints": "constraint"}
 
 
 class _Unsupported(Exception):
@@ -172,6 +180,7 @@ def _describe(exc: Exception) -> str:
 # -- names -------------------------------------------------------------------------------
 
 
+@functools.cache
 def _class_names() -> frozenset[str]:
     """Class names a spec calls: a node named like one would shadow it."""
     names: set[str] = set()
@@ -186,15 +195,22 @@ def _sanitize(name: str) -> str:
 
 
 class _Names:
-    """One namespace of spec names: inputs, nodes and named layers share it."""
+    """One namespace of spec names: inputs, nodes and named layers share it.
 
-    def __init__(self) -> None:
+    `blocks`: the spec's block names, which no name of a body takes; `seen`: every
+    name claimed in the spec, which block names avoid (both shared between bodies).
+    """
+
+    def __init__(self, blocks: set[str] | None = None, seen: set[str] | None = None) -> None:
         self.classes = _class_names()
         self.used: set[str] = set()
+        self.blocks = blocks if blocks is not None else set()
+        self.seen = seen if seen is not None else set()
 
     def ok(self, name: str, kind: str) -> bool:
         """Whether `name` is free and can name an `input`, a `node` or a `layer`."""
-        if not _IDENT.match(name) or name in self.used or name in _LITERALS:
+        if not _IDENT.match(name) or name in self.used or name in _LITERALS or \
+                name in self.blocks:
             return False
         if kind == "layer":  # a named layer cannot take any Keras layer's name (`add`)
             return catalog.lookup("layers", name) is None and name not in self.classes
@@ -205,16 +221,17 @@ class _Names:
     def claim(self, wanted: str, kind: str) -> str:
         """`wanted` if it is free, else a sanitized, de-duplicated variant of it."""
         if self.ok(wanted, kind):
-            self.used.add(wanted)
-            return wanted
-        base = _sanitize(wanted)
-        if not self.ok(base, kind) and base not in self.used:
-            base += "_layer" if kind == "layer" else "_"
-        candidate, n = base, 1
-        while not self.ok(candidate, kind):
-            n += 1
-            candidate = f"{base}_{n}"
+            candidate = wanted
+        else:
+            base = _sanitize(wanted)
+            if not self.ok(base, kind) and base not in self.used:
+                base += "_layer" if kind == "layer" else "_"
+            candidate, n = base, 1
+            while not self.ok(candidate, kind):
+                n += 1
+                candidate = f"{base}_{n}"
         self.used.add(candidate)
+        self.seen.add(candidate)
         return candidate
 
 
@@ -225,6 +242,13 @@ class _Importer:
     def __init__(self, diags: Diagnostics):
         self.diags = diags
         self.comments: list[dict[str, Any]] = []
+        self.blocks: list[dict[str, Any]] = []  # nested models, inner ones first
+        self.block_names: set[str] = set()
+        self.seen: set[str] = set()  # every name of every body, and the model's
+
+    def names(self) -> _Names:
+        """A fresh namespace for one body, aware of the spec's blocks."""
+        return _Names(self.block_names, self.seen)
 
     def error(self, code: str, message: str, hint: str | None = None) -> None:
         self.diags.add(code, message, hint=hint)
@@ -251,13 +275,17 @@ class _Importer:
         keras_name = inner.get("name")
         if not isinstance(keras_name, str) or not keras_name:
             keras_name = "model"
+        self.seen.add(self.model_name(keras_name))
         if cls == "Sequential":
             model = self.sequential(inner, keras_name)
         else:
             model = self.functional(inner, keras_name)
         if model is None or self.diags.has_errors:
             return None
-        ir: dict[str, Any] = {"tfspec": 1, "name": spec_name or keras_name, "model": model}
+        ir: dict[str, Any] = {"tfspec": 1, "name": spec_name or keras_name}
+        if self.blocks:
+            ir["blocks"] = self.blocks
+        ir["model"] = model
         if self.comments:
             ir["comments"] = self.comments
         return ir
@@ -266,30 +294,21 @@ class _Importer:
 
     def sequential(self, inner: dict[str, Any], keras_name: str) -> dict[str, Any] | None:
         layers = [entry for entry in inner["layers"] if isinstance(entry, dict)]
-        body: list[dict[str, Any]] = []
-        first = layers[0] if layers else None
-        if first is not None and first.get("class_name") == "InputLayer":
-            layers = layers[1:]
-            cfg = first.get("config") or {}
-            wanted = cfg.get("name") or "input"
-            ident = _Names().claim(wanted, "input")
-            stmt = self.input_statement(ident, cfg, wanted, 0)
-        else:
-            cfg = (first or {}).get("config") or {}
-            shape = cfg.get("batch_input_shape") or cfg.get("batch_shape") or inner.get(
-                "build_input_shape")
-            if not isinstance(shape, list) or not shape:
-                self.error("E202", f"the Sequential model `{keras_name}` has no input shape",
-                           hint="build the model with `keras.Input(shape=…)` as its first "
-                                "layer, then save it again")
-                return None
-            stmt = self.input_statement("input", {"batch_shape": shape,
-                                                  "dtype": cfg.get("dtype")}, None, 0)
-        if stmt is not None:
-            body.append(stmt)
+        if any(_is_model(entry) for entry in layers):
+            # a nested model becomes a block, which only a functional body can use
+            graph = self.sequential_graph(inner, keras_name, nested=False)
+            return None if graph is None else self.functional(graph, keras_name)
+        found = self.sequential_input(inner, keras_name, nested=False)
+        if found is None:
+            return None
+        cfg, layers = found
+        wanted = cfg.get("name")
+        stmt = self.input_statement(self.names().claim(wanted or "input", "input"), cfg,
+                                    wanted, 0)
+        body: list[dict[str, Any]] = [stmt] if stmt is not None else []
         if not layers:
             self.error("E403", f"the Sequential model `{keras_name}` has no layers")
-        for entry in layers:
+        for entry in _private_layers(layers):
             name = _layer_name(entry)
             try:
                 call = self.layer_call(entry, name)
@@ -297,6 +316,50 @@ class _Importer:
                 continue
             body.append({"add": call})
         return {"name": self.model_name(keras_name), "kind": "sequential", "body": body}
+
+    def sequential_input(self, inner: dict[str, Any], keras_name: str, nested: bool
+                         ) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """(the input's InputLayer config, the other layers) of a Sequential model.
+
+        A model built without an `InputLayer` takes the shape it was built with (a
+        nested one needs none: a block's input has no shape)."""
+        layers = [entry for entry in inner["layers"] if isinstance(entry, dict)]
+        first = layers[0] if layers else None
+        if first is not None and first.get("class_name") == "InputLayer":
+            return dict(first.get("config") or {}), layers[1:]
+        cfg = (first or {}).get("config") or {}
+        shape = cfg.get("batch_input_shape") or cfg.get("batch_shape") or inner.get(
+            "build_input_shape")
+        if not nested and (not isinstance(shape, list) or not shape):
+            self.error("E202", f"the Sequential model `{keras_name}` has no input shape",
+                       hint="build the model with `keras.Input(shape=…)` as its first "
+                            "layer, then save it again")
+            return None
+        return {"batch_shape": shape, "dtype": cfg.get("dtype")}, layers
+
+    def sequential_graph(self, inner: dict[str, Any], keras_name: str, nested: bool
+                         ) -> dict[str, Any] | None:
+        """The functional config of a Sequential model: each layer applied to the last."""
+        found = self.sequential_input(inner, keras_name, nested)
+        if found is None:
+            return None
+        cfg, layers = found
+        if not layers:
+            self.error("E403", f"the Sequential model `{keras_name}` has no layers")
+            return None
+        taken = {_layer_name(entry) for entry in layers}
+        source = _fresh_name("x" if nested else cfg.get("name") or "input", taken)
+        entries = [{"module": "keras.layers", "class_name": "InputLayer", "name": source,
+                    "config": {**cfg, "name": source}, "inbound_nodes": []}]
+        for entry in layers:
+            name = _layer_name(entry)
+            entries.append({**entry, "name": name, "inbound_nodes": [
+                {"args": [_tensor_of(entries[-1])], "kwargs": {}}]})
+        # as Keras writes output_layers: see _shifted
+        last = [entries[-1]["name"], int(entries[-1].get("class_name") in _FUNCTIONAL_CLASSES),
+                0]
+        return {"name": keras_name, "trainable": inner.get("trainable", True),
+                "layers": entries, "input_layers": [[source, 0, 0]], "output_layers": [last]}
 
     def model_name(self, keras_name: str) -> str:
         return keras_name if _IDENT.match(keras_name) else _sanitize(keras_name)
@@ -333,18 +396,32 @@ class _Importer:
     # -- functional --------------------------------------------------------------------
 
     def functional(self, inner: dict[str, Any], keras_name: str) -> dict[str, Any] | None:
+        body = self.graph(inner, keras_name, None)
+        if body is None:
+            return None
+        return {"name": self.model_name(keras_name), "kind": "functional", "body": body}
+
+    def graph(self, inner: dict[str, Any], label: str, prefix: str | None
+              ) -> list[dict[str, Any]] | None:
+        """The body of a functional model (`prefix` None), or of the block a nested
+        model becomes: `prefix` is how the compiled program starts its layers' names
+        (`<use>_`), left out of the nodes' names so that the layers keep theirs."""
+        if not all(isinstance(entry, dict) for entry in inner["layers"]):
+            raise TypeError("a layer entry is not an object")
         entries: dict[str, dict[str, Any]] = {}
         order: dict[str, int] = {}
-        for entry in inner["layers"]:
-            if not isinstance(entry, dict):
-                raise TypeError("a layer entry is not an object")
+        for entry in _private_layers(inner["layers"]):
             name = _layer_name(entry)
             if name in entries:
                 raise ValueError(f"two layers are named {name!r}")
             entries[name] = entry
             order[name] = len(order)
+        # The model's outputs count a nested functional model's own first node (its
+        # inputs to its outputs), which `inbound_nodes` leaves out; calls do not.
+        shift = {name for name, entry in entries.items()
+                 if entry.get("class_name") in _FUNCTIONAL_CLASSES}
         input_refs = _histories(inner.get("input_layers"))
-        output_refs = _histories(inner.get("output_layers"))
+        output_refs = [_shifted(ref, shift) for ref in _histories(inner.get("output_layers"))]
         if not input_refs or not output_refs:
             raise KeyError("input_layers" if not input_refs else "output_layers")
 
@@ -361,8 +438,11 @@ class _Importer:
             if ref[0] not in inputs:
                 raise ValueError(f"model input {ref[0]!r} is not an InputLayer")
 
-        # Names: original names where they are valid, then the rest.
-        names = _Names()
+        # Names: original names where they are valid, then the rest. In a block, the
+        # node of layer `<prefix>conv` is `conv`: the compiled layer is `<prefix>conv`.
+        wanted = {name: name[len(prefix):] if prefix and name.startswith(prefix) and
+                  len(name) > len(prefix) else name for name in entries}
+        names = self.names()
         counts: dict[str, int] = {}
         for layer, _ in calls:
             counts[layer] = counts.get(layer, 0) + 1
@@ -371,11 +451,11 @@ class _Importer:
                  for name in entries if name in inputs or name in counts}
         layer_idents: dict[str, str] = {}
         for name, kind in kinds.items():
-            if names.ok(name, kind):
-                layer_idents[name] = names.claim(name, kind)
+            if names.ok(wanted[name], kind):
+                layer_idents[name] = names.claim(wanted[name], kind)
         for name, kind in kinds.items():
             if name not in layer_idents:
-                layer_idents[name] = names.claim(name, kind)
+                layer_idents[name] = names.claim(wanted[name], kind)
         idents: dict[tuple[str, int], str] = {}
         for name in kinds:
             if name in shared:
@@ -388,9 +468,12 @@ class _Importer:
         # Statements.
         body: list[dict[str, Any]] = []
         for ref in input_refs:
-            entry = entries[ref[0]]
-            stmt = self.input_statement(idents[(ref[0], 0)], entry.get("config") or {},
-                                        ref[0], len(body))
+            ident = idents[(ref[0], 0)]
+            if prefix is not None:  # a block's input takes whatever the use passes
+                body.append({"input": ident})
+                continue
+            stmt = self.input_statement(ident, entries[ref[0]].get("config") or {}, ref[0],
+                                        len(body))
             if stmt is not None:
                 body.append(stmt)
         values: dict[tuple[str, int], dict[str, Any]] = {}
@@ -403,15 +486,23 @@ class _Importer:
                 continue
             try:
                 converted = self.application(entry, name, args, kwargs, idents)
-                if name in shared:
+                if _is_model(entry):
+                    if name in shared:
+                        self.shared_model(name, entry, counts[name])
+                        raise _Unsupported
+                    block = self.nested_block(entry, name,
+                                              f"{prefix or ''}{idents[(name, k)]}_")
+                    converted = {"call": {"call": block}, **converted}
+                elif name in shared:
                     if name not in layer_values:
                         layer_values[name] = self.layer_call(entry, self._keras_name(
-                            name, layer_idents[name]))
+                            wanted[name], layer_idents[name]))
                     converted = {"call": layer_idents[name], "args": converted["args"],
                                  **({"kwargs": converted["kwargs"]}
                                     if converted.get("kwargs") else {})}
                 else:
-                    layer = self.layer_call(entry, self._keras_name(name, idents[(name, k)]),
+                    layer = self.layer_call(entry, self._keras_name(wanted[name],
+                                                                    idents[(name, k)]),
                                             op=converted.pop("op", None))
                     converted = {"call": layer, **converted}
             except _Unsupported:
@@ -427,6 +518,11 @@ class _Importer:
         for ref in output_refs:
             if ref[2] != 0:
                 self.multi_output(ref[0], entries[ref[0]])
+        if prefix is not None and len(outputs) != 1:
+            self.error("E406", f"the nested model `{label}` has {len(outputs)} outputs; the "
+                       "block it becomes has one, used like a layer's",
+                       hint="import a model whose nested models each return one tensor")
+            return None
         if len(set(outputs)) != len(outputs):
             self.error("E401", "the model returns the same tensor twice",
                        hint="a spec names each output once")
@@ -437,7 +533,8 @@ class _Importer:
         # Nodes in dataflow order: a stable topological sort by position in the config.
         used = {d for ds in deps.values() for d in ds}
         placed: set[str] = set()
-        inline = self.inline_outputs(outputs, used, values, order, deps)
+        inline = set() if prefix is not None else self.inline_outputs(outputs, used, values,
+                                                                       order, deps)
         for key in _topological(values, deps, order):
             name = key[0]
             if name in shared and name not in placed:
@@ -445,10 +542,60 @@ class _Importer:
                 body.append({"layer": layer_idents[name], "value": layer_values[name]})
             kind = "output" if key in inline else "node"
             body.append({kind: idents[key], "value": values[key]})
+        if prefix is not None:
+            # The block's output layer takes the use's name, as the nested model had it;
+            # an `Identity` leaves the nested model's last layer its own name.
+            body.append({"output": names.claim("out", "node"), "value": {
+                "call": {"call": "Identity"}, "args": [{"ref": idents[outputs[0]]}]}})
+            return body
         for key in outputs:
             if key not in inline:
                 body.append({"output": idents[key]})
-        return {"name": self.model_name(keras_name), "kind": "functional", "body": body}
+        return body
+
+    def nested_block(self, entry: dict[str, Any], label: str, prefix: str) -> str:
+        """The name of the block a nested model (applied once) becomes."""
+        config = entry.get("config")
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+            raise KeyError("layers")
+        if config.get("trainable") is False:  # Keras freezes every layer of a frozen model
+            config = {**config, "layers": [_frozen(layer) for layer in config["layers"]]}
+        if entry.get("class_name") == "Sequential":
+            config = self.sequential_graph(config, label, nested=True)
+            if config is None:
+                raise _Unsupported
+        body = self.graph(config, label, prefix)
+        if body is None:
+            raise _Unsupported
+        name = self.block_name(label)
+        self.blocks.append({"name": name, "body": body})
+        return name
+
+    def block_name(self, keras_name: str) -> str:
+        """`convnext_tiny_stem` -> `ConvnextTinyStem`, unique, not a Keras class name."""
+        base = "".join(part[:1].upper() + part[1:] for part in _sanitize(keras_name).split("_"))
+        base = base if _IDENT.match(base) else "Block" + base
+
+        def free(name: str) -> bool:
+            return name not in self.block_names and name not in self.seen and \
+                name not in _LITERALS and \
+                name not in _class_names() and catalog.lookup("layers", name) is None
+
+        if not free(base):
+            base += "Block"
+        candidate, n = base, 1
+        while not free(candidate):
+            n += 1
+            candidate = f"{base}{n}"
+        self.block_names.add(candidate)
+        return candidate
+
+    def shared_model(self, name: str, entry: dict[str, Any], count: int) -> None:
+        self.error("E300", f"the nested model `{name}` (`{entry.get('class_name')}`) is "
+                   f"applied {count} times; the block it would become builds new layers at "
+                   "each use, so its weights would not be shared",
+                   hint="apply the nested model once, or build the outer model from its "
+                        "layers (a flat functional model, with shared layers), then import it")
 
     @staticmethod
     def _keras_name(original: str, ident: str) -> str | None:
@@ -486,8 +633,8 @@ class _Importer:
         out_args = [self.tensor_arg(a, name, idents) for a in args]
         out_kwargs: dict[str, Any] = {}
         for key, value in kwargs.items():
-            if value is None or (key == "training" and value is False):
-                continue  # the defaults Keras records; the model's call decides
+            if _is_none(value) or (key == "training" and value is False):
+                continue  # the defaults Keras records (`mask = [None, None]` for a model)
             if key in ("return_state", "return_attention_scores") and value is True:
                 self.multi_output(name, entry)
                 raise _Unsupported
@@ -606,9 +753,9 @@ class _Importer:
     def check_layer_class(self, cls: str, entry: dict[str, Any], label: str) -> None:
         module = entry.get("module")
         registered = entry.get("registered_name")
-        if cls in _MODEL_CLASSES:
-            self.error("E300", f"layer `{label}` is a nested model (`{cls}`); a spec model "
-                       "cannot contain another model",
+        if cls in _MODEL_CLASSES and _keras_module(module, "keras"):  # not a block's use
+            self.error("E300", f"layer `{label}` is a model (`{cls}`) given to another "
+                       "layer; a spec passes only Keras layers there",
                        hint="build the outer model from the inner model's layers "
                             "(a flat functional model), then import it")
             raise _Unsupported
@@ -730,6 +877,115 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _is_model(entry: dict[str, Any]) -> bool:
+    """Whether a layer entry is a Keras Sequential or Functional model (a nested model)."""
+    return entry.get("class_name") in _MODEL_CLASSES and _keras_module(entry.get("module"),
+                                                                      "keras")
+
+
+def _fresh_name(base: str, taken: set[str]) -> str:
+    """`base`, or `base_2`, `base_3`… : the first not in `taken`, which gets it."""
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}_{n}"
+    taken.add(candidate)
+    return candidate
+
+
+def _tensor_of(entry: dict[str, Any], node: int = 0) -> dict[str, Any]:
+    """The Keras tensor that call `node` of a layer entry returns, as a call's argument."""
+    return {"class_name": "__keras_tensor__",
+            "config": {"keras_history": [_layer_name(entry), node, 0]}}
+
+
+def _shifted(ref: tuple[str, int, int], shift: set[str]) -> tuple[str, int, int]:
+    """An `output_layers` reference to a nested functional model with its node index
+    made that of the call in `inbound_nodes` (Keras counts the model's own node first)."""
+    layer, node, index = ref
+    if layer not in shift:
+        return ref
+    if node < 1:
+        raise ValueError(f"a tensor of the nested model {layer!r} that no call made")
+    return layer, node - 1, index
+
+
+def _frozen(entry: Any) -> Any:
+    """A layer entry with `trainable = false` (a layer of a frozen nested model)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
+        return entry
+    return {**entry, "config": {**entry["config"], "trainable": False}}
+
+
+# -- layers private to keras.applications -------------------------------------------------
+#
+# A few `keras.applications` models use a small layer class of their own module. Each
+# has Keras layers that compute exactly the same, with the same weights, which the
+# entry is rewritten into; the first keeps the layer's name.
+
+
+def _layer_scale(entry: dict[str, Any], taken: set[str]) -> list[dict[str, Any]] | None:
+    """ConvNeXt's `LayerScale`: `x * gamma`, `gamma` a learned vector over the last
+    axis, is `EinsumDense("...c,c->...c", …)` with the same (C,) weight."""
+    cfg = entry.get("config") or {}
+    dim, init = cfg.get("projection_dim"), cfg.get("init_values")
+    if not isinstance(dim, int) or isinstance(dim, bool) or not _is_number(init):
+        return None
+    config = {k: cfg[k] for k in ("name", "trainable", "dtype") if k in cfg}
+    config |= {"equation": "...c,c->...c", "output_shape": dim, "kernel_initializer": {
+        "module": "keras.initializers", "class_name": "Constant", "config": {"value": init},
+        "registered_name": None}}
+    return [{**entry, "module": "keras.layers", "class_name": "EinsumDense",
+             "registered_name": None, "config": config}]
+
+
+def _custom_scale(entry: dict[str, Any], taken: set[str]) -> list[dict[str, Any]] | None:
+    """Inception-ResNet-v2's `CustomScaleLayer`: `inputs[0] + inputs[1] * scale` is
+    `Rescaling(scale)` on the second tensor, then `Add` (no weights)."""
+    cfg = entry.get("config") or {}
+    scale = cfg.get("scale")
+    nodes = entry.get("inbound_nodes")
+    if not _is_number(scale) or not isinstance(nodes, list) or not nodes:
+        return None
+    name = _layer_name(entry)
+    scaled = _fresh_name(f"{name}_scaled", taken)
+    base = {k: cfg[k] for k in ("trainable", "dtype") if k in cfg}
+    rescale = {"module": "keras.layers", "class_name": "Rescaling", "registered_name": None,
+               "name": scaled, "config": {"name": scaled, **base, "scale": scale},
+               "inbound_nodes": []}
+    add = {"module": "keras.layers", "class_name": "Add", "registered_name": None,
+           "name": name, "config": {"name": name, **base}, "inbound_nodes": []}
+    for k, node in enumerate(nodes):
+        args, _ = _node_arguments(node)
+        if len(args) != 1 or not isinstance(args[0], list) or len(args[0]) != 2:
+            return None
+        x, y = args[0]
+        rescale["inbound_nodes"].append({"args": [y], "kwargs": {}})
+        add["inbound_nodes"].append({"args": [[x, _tensor_of(rescale, k)]], "kwargs": {}})
+    return [rescale, add]
+
+
+_PRIVATE_LAYERS = {"LayerScale": _layer_scale, "CustomScaleLayer": _custom_scale}
+
+
+def _private_layers(layers: list[Any]) -> list[Any]:
+    """The layer entries with the `keras.applications` layers above rewritten; one
+    that does not fit its rewrite is left as it is (and reported as a custom layer)."""
+    taken = {_layer_name(entry) for entry in layers if isinstance(entry, dict)}
+    out: list[Any] = []
+    for entry in layers:
+        cls = entry.get("class_name") if isinstance(entry, dict) else None
+        rewrite = _PRIVATE_LAYERS.get(cls) if isinstance(cls, str) else None
+        module = entry.get("module") if isinstance(entry, dict) else None
+        if rewrite is None or not isinstance(module, str) or not module.startswith(
+                ("keras.src.applications.", "keras.applications.")) or entry.get(
+                "registered_name") not in (None, cls):
+            out.append(entry)
+            continue
+        out += rewrite(entry, taken) or [entry]
+    return out
+
+
 def _keras_module(module: Any, prefix: str) -> bool:
     """Whether a serialized object's `module` is Keras's own (legacy configs have none)."""
     if module is None:
@@ -757,6 +1013,12 @@ def _dtype_name(dtype: Any) -> str | None:
     if isinstance(dtype, dict):
         dtype = (dtype.get("config") or {}).get("name")
     return dtype if isinstance(dtype, str) else None
+
+
+def _is_none(value: Any) -> bool:
+    """None, or a non-empty list of Nones."""
+    return value is None or (isinstance(value, list) and bool(value) and all(
+        _is_none(v) for v in value))
 
 
 def _is_tensor(value: Any) -> bool:
@@ -912,12 +1174,17 @@ def _is_default(value: Any, param: dict[str, Any], config: dict[str, Any],
 
 
 def _identifier(kind: str, cls: str) -> str | None:
-    """The string identifier Keras resolves to `cls()` ("he_normal" for HeNormal)."""
-    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls).lower()
-    found = catalog.lookup(kind, snake)
-    if found is not None and found.get("name") == cls and found.get("string"):
-        return snake
+    """The string that Keras's `<kind>.get()` turns into `cls()` ("he_normal" for HeNormal).
+
+    Only the catalog's string identifiers count: `constant` is an alias of `Constant`
+    in Python, but `keras.initializers.get("constant")` raises (it needs a value), so
+    `Constant(…)` is always written as a call.
+    """
+    type_name = _STRING_TYPES.get(kind)
+    if type_name is None:
+        return None
     candidates = [n for n in catalog.names(kind) if n.islower()
+                  and catalog.check_value(type_name, n) is None
                   and (catalog.lookup(kind, n) or {}).get("name") == cls]
     return max(candidates, key=len) if candidates else None
 
