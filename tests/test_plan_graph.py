@@ -352,6 +352,18 @@ def test_plan_when_the_first_layer_fails(tmp_path, capsys):
     assert "hint: Keras built no layer before this one: it takes the model's input" in err
 
 
+def test_graph_of_a_model_keras_rejects_sends_the_user_to_plan(tmp_path, capsys):
+    import tfspec.cli
+
+    spec = tmp_path / "shapes.tfspec"
+    spec.write_text(SEQUENTIAL_SHAPES)
+    status = tfspec.cli.main(["graph", str(spec), "-o", str(tmp_path / "g.dot")])
+    out, err = capsys.readouterr()
+    assert (status, out) == (1, "")
+    assert err.startswith(f"{spec}:5:3: error[E500]: Keras cannot build `conv2d`")
+    assert "hint: check the shapes flowing into this layer with `tfspec plan`" in err
+
+
 # -- graph ---------------------------------------------------------------------------------------
 
 

@@ -217,14 +217,15 @@ def _functional_part(tensors: list[Any], compiled: Compiled) -> Any:
     """A functional model from the inputs the tensors come from to the tensors."""
     import keras
 
-    outputs: dict[int, Any] = {}
     inputs: dict[int, Any] = {}
+    seen: set[int] = set()
     stack = list(tensors)
     while stack:  # walk the graph back to its inputs
         tensor = stack.pop()
         history = getattr(tensor, "_keras_history", None)
-        if history is None or id(tensor) in inputs:
+        if history is None or id(tensor) in seen:
             continue
+        seen.add(id(tensor))
         node = history.operation._inbound_nodes[history.node_index]
         if node.is_input:
             inputs[id(tensor)] = tensor
@@ -395,6 +396,8 @@ def _at(ir: Any, pointer: str) -> Any:
         else:
             return None
     return node
+
+
 def _layer_at(compiled: Compiled, span: Any) -> LayerInfo | None:
     """The layer whose construction sits in `span` (the last one, for a pipe line)."""
     if span is None:

@@ -176,6 +176,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
             report = check_targets(analysis, args.target)
     except PlanError as exc:  # the layers Keras built, then the error at the next one
+        exc.hint_at_rows()
         if args.format == "json":
             print(json.dumps(exc.to_json(), indent=2))
             return EXIT_ERRORS

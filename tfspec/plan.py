@@ -12,6 +12,9 @@ totals still come from the real subclassed model, and the two must agree.
 FLOPs are estimates of one forward pass at inference, per example, counting a
 multiply-add as 2 (see docs/plan-and-graph.md for the rules per layer type).
 Layers with no rule report 0 and are listed as not estimated.
+
+When Keras rejects the model, `analyze` raises `PlanError`: the located E500 and
+the rows of the layers Keras built before the failing one (`render_partial`).
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .compiler import Compiled, Generator, LayerInfo
 from .diagnostics import Diagnostics, SpecError
 from .validate import Result
+
+if TYPE_CHECKING:
+    from .build import BuildError
 
 # -- the functional twin of a subclassed model ------------------------------------------------
 
@@ -105,6 +111,15 @@ class PlanError(SpecError):
         self.layers = layers
         self.layers_from = layers_from
 
+    def hint_at_rows(self) -> None:
+        """For `plan`, which shows the rows: the E500's hint (`compile --check` and `run`
+        send the user to `tfspec plan`) says what the rows are."""
+        for diag in self.diagnostics:
+            if diag.code == "E500" and diag.hint and "tfspec plan" in diag.hint:
+                diag.hint = ("the layers Keras built before this one are listed with their "
+                             "output shapes" if self.layers else
+                             "Keras built no layer before this one: it takes the model's input")
+
     def to_json(self) -> list[dict[str, Any]]:
         """The diagnostics as every command prints them; the E500 also carries
         `built_layers`, the rows of the layers Keras built before the failing one."""
@@ -112,7 +127,7 @@ class PlanError(SpecError):
                 else d.to_dict() for d in self.diagnostics]
 
 
-def _plan_error(error: Any, compiled: Compiled, namespace: dict[str, Any]) -> PlanError:
+def _plan_error(error: BuildError, compiled: Compiled, namespace: dict[str, Any]) -> PlanError:
     """The E500 of a model Keras rejects, with the rows of the layers it built. A
     subclassed model's come from its functional twin, which fails at the same layer."""
     from .build import BuildError, build_model
@@ -127,12 +142,6 @@ def _plan_error(error: Any, compiled: Compiled, namespace: dict[str, Any]) -> Pl
     layers = []
     if built is not None:
         layers = layer_entries(_with_nodes(Analysis(compiled, built, built, detail_compiled)))
-    for diag in error.diagnostics:
-        if diag.code == "E500" and diag.hint and "tfspec plan" in diag.hint:
-            # the hint of `compile --check` and `run`: here, the rows are the answer
-            diag.hint = ("the layers Keras built before this one are listed with their "
-                         "output shapes" if layers else
-                         "Keras built no layer before this one: it takes the model's input")
     return PlanError(error, compiled, layers,
                      "functional twin" if detail_compiled is not compiled else "model")
 
