@@ -203,7 +203,8 @@ def test_load_model_arguments_are_checked(call, message, hint, tmp_path, capsys)
 def test_relative_paths_start_at_the_spec_and_absolute_ones_stay(tmp_path, monkeypatch):
     def saved(path: Path, seed: int) -> keras.Model:
         keras.utils.set_random_seed(seed)
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5),
+        # explicit names: Keras's process-wide counters depend on the tests run before
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, name="dense_1"),
                                   keras.layers.Dense(4, name="dense_2")])
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save(path)
