@@ -83,6 +83,27 @@ def test_generated_programs_are_ruff_clean(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_long_layer_names_are_wrapped_in_every_model_kind(tmp_path):
+    """A one-argument call too long for its line breaks like any other (subclass
+    attributes with long generated names ran past 100 columns)."""
+    body = """
+      input tokens: int32[12]
+      e = tokens |> Embedding(50, 8)
+      weights_for_each_token = e |> GlobalAveragePooling1D() |> Dense(12)
+      output label = weights_for_each_token |> Dense(3, activation = "softmax")
+    }
+    """
+    for kind in ("functional", "subclass"):
+        source = compile_text(f"tfspec 1\nmodel M {kind} {{{body}", "m.tfspec").source
+        (tmp_path / f"{kind}.py").write_text(source)
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--isolated", "--no-cache",
+         "--select", "E501", "--line-length", "100", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_compiling_imports_no_tensorflow():
     code = (
         "import sys, tfspec.compiler as c\n"

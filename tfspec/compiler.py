@@ -126,7 +126,7 @@ def py_string(text: str) -> str:
 def call_text(head: str, args: list[str], budget: int) -> str:
     """`head(a, b)` on one line when it fits in `budget`, else one argument per line."""
     one = f"{head}({', '.join(args)})"
-    if "\n" not in one and (len(one) <= budget or len(args) <= 1):
+    if "\n" not in one and (len(one) <= budget or not args):
         return one
     body = "".join(INDENT + a.replace("\n", "\n" + INDENT) + ",\n" for a in args)
     return f"{head}(\n{body})"
