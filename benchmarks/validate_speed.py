@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import tfspec  # noqa: E402
-from tfspec.validate import find_specs  # noqa: E402
+from tfspec.lang.validate import find_specs  # noqa: E402
 
 GOAL_SPECS_PER_S = 500
 GOAL_200_LAYERS_MS = 20

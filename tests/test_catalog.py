@@ -1,4 +1,4 @@
-"""The Keras catalog (spec/catalog/*.json) and its reader, tfspec.catalog.
+"""The Keras catalog (spec/catalog/*.json) and its reader, tfspec.lang.catalog.
 
 The catalog must match the installed Keras (regenerated and compared, DESIGN.md
 rule 3), cover every public name, and load without TensorFlow. Anything that
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tfspec import catalog
-from tfspec.resources import data_path, resource_path
+from tfspec.lang import catalog
+from tfspec.lang.resources import data_path, resource_path
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore"}
@@ -281,7 +281,7 @@ def test_loading_the_catalog_never_imports_keras() -> None:
     proc = _python(
         """
         import sys
-        from tfspec import catalog
+        from tfspec.lang import catalog
         for category in catalog.CATEGORIES:
             catalog.names(category)
             catalog.base_kwargs(category)

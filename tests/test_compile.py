@@ -19,7 +19,7 @@ from transfer_fixtures import buildable
 import tfspec
 import tfspec.cli
 from tfspec.compiler import compile_file, compile_text
-from tfspec.formatter import format_spec
+from tfspec.lang.formatter import format_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "compile"

@@ -41,8 +41,8 @@ from tfspec.build import quiet_tensorflow
 from tfspec.compiler import Compiled, compile_file
 from tfspec.dataview import Prepared, prepare
 from tfspec.dataview import datasets as load_datasets
-from tfspec.diagnostics import SpecError
-from tfspec.validate import validate_file
+from tfspec.lang.diagnostics import SpecError
+from tfspec.lang.validate import validate_file
 
 quiet_tensorflow()
 

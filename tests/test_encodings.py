@@ -1,5 +1,5 @@
 """Spec files as editors write them: a UTF-8 byte-order mark, CRLF line endings, and
-files that are not UTF-8 at all (tfspec/textfile.py, `validate_file`, `tfspec fmt`)."""
+files that are not UTF-8 at all (tfspec/lang/textfile.py, `validate_file`, `tfspec fmt`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from tfspec.cli import main
-from tfspec.diagnostics import render_text
-from tfspec.textfile import Layout, NotUTF8, decode, normalize
-from tfspec.validate import validate_file, validate_text
+from tfspec.lang.diagnostics import render_text
+from tfspec.lang.textfile import Layout, NotUTF8, decode, normalize
+from tfspec.lang.validate import validate_file, validate_text
 
 REPO = Path(__file__).resolve().parents[1]
 BOM = b"\xef\xbb\xbf"

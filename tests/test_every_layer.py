@@ -18,7 +18,7 @@ from layer_cases import CASES, SAVEDMODEL, UNSUPPORTED, WRAPPER_CASES, Case, cas
 
 from tfspec.build import build_model, quiet_tensorflow
 from tfspec.compiler import Compiled, compile_text
-from tfspec.resources import data_path
+from tfspec.lang.resources import data_path
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 2

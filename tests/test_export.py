@@ -75,7 +75,7 @@ def run_example(examples: Path, name: str) -> Path:
 
 
 def targets_of(spec: Path) -> list[dict]:
-    from tfspec.validate import validate_file
+    from tfspec.lang.validate import validate_file
 
     return validate_file(str(spec)).ir.get("export", [])
 

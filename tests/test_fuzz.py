@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tfspec
-from tfspec.diagnostics import CODES, render_github, render_json, render_text
+from tfspec.lang.diagnostics import CODES, render_github, render_json, render_text
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -20,8 +20,8 @@ import pytest
 
 import tfspec
 from tfspec.compiler import compile_text
-from tfspec.diagnostics import SpecError
 from tfspec.importer import import_config, import_file, import_to_text
+from tfspec.lang.diagnostics import SpecError
 
 ROOT = Path(__file__).resolve().parents[1]
 

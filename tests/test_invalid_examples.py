@@ -39,8 +39,8 @@ if __name__ == "__main__":  # `python tests/test_invalid_examples.py --update` f
     sys.path.insert(0, str(REPO))
 
 from tfspec.cli import main  # noqa: E402
-from tfspec.diagnostics import CODES  # noqa: E402
-from tfspec.validate import SPEC_SUFFIXES, validate_file  # noqa: E402
+from tfspec.lang.diagnostics import CODES  # noqa: E402
+from tfspec.lang.validate import SPEC_SUFFIXES, validate_file  # noqa: E402
 
 INVALID = REPO / "examples" / "invalid"
 SPECS = sorted(p for p in INVALID.iterdir() if p.is_file() and p.name.endswith(SPEC_SUFFIXES))

@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent(
 
     import tfspec
     import tfspec.cli
-    from tfspec.validate import find_specs
+    from tfspec.lang.validate import find_specs
 
     report = {"checked": [], "formatted": [], "converted": [], "cli": {}}
     specs = find_specs(["examples"])

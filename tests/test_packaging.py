@@ -120,7 +120,7 @@ def test_wheel_installs_and_validates_outside_the_repo(tmp_path):
 
     # the installed package, not this checkout (nor an editable install of it), is used
     proc = run([python, "-c",
-                "import tfspec, tfspec.resources as r; print(tfspec.__file__); "
+                "import tfspec, tfspec.lang.resources as r; print(tfspec.__file__); "
                 "print(r.resource_path('grammars', 'tfspec.lark')); "
                 "print(r.data_path('catalog', 'layers.json'))"],
                cwd=work, env=venv_env)

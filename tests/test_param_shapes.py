@@ -19,7 +19,7 @@ from run_processes import subprocess_env
 
 from tfspec.cli import main
 from tfspec.compiler import compile_text
-from tfspec.validate import validate_text
+from tfspec.lang.validate import validate_text
 
 ROOT = Path(__file__).resolve().parents[1]
 

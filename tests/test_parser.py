@@ -7,10 +7,10 @@ import json
 import pytest
 from lark import Lark
 
-from tfspec.diagnostics import Diagnostics
-from tfspec.jsonreader import parse_json
-from tfspec.parser import parse_dsl
-from tfspec.resources import resource_path
+from tfspec.lang.diagnostics import Diagnostics
+from tfspec.lang.jsonreader import parse_json
+from tfspec.lang.parser import parse_dsl
+from tfspec.lang.resources import resource_path
 
 
 def dsl(text: str):

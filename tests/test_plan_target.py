@@ -19,7 +19,7 @@ import pytest
 from tfspec.cli import main
 from tfspec.compiler import compile_text
 from tfspec.convertcheck import check_targets
-from tfspec.diagnostics import CODES
+from tfspec.lang.diagnostics import CODES
 
 ROOT = Path(__file__).resolve().parent.parent
 

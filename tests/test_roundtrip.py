@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 
 from tfspec.cli import main
-from tfspec.diagnostics import Diagnostics
-from tfspec.formatter import format_spec
-from tfspec.jsonreader import parse_json
-from tfspec.parser import parse_dsl
+from tfspec.lang.diagnostics import Diagnostics
+from tfspec.lang.formatter import format_spec
+from tfspec.lang.jsonreader import parse_json
+from tfspec.lang.parser import parse_dsl
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples"

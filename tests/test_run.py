@@ -41,7 +41,7 @@ import tfspec
 from tfspec import cli
 from tfspec.build import quiet_tensorflow
 from tfspec.compiler import compile_file
-from tfspec.validate import validate_file
+from tfspec.lang.validate import validate_file
 
 quiet_tensorflow()
 

@@ -106,8 +106,8 @@ def test_no_xla_where_it_does_not_help_or_is_not_asked(case, tmp_path):
 
 
 def test_the_plan_says_when_xla_is_used():
+    from tfspec.lang.validate import validate_text
     from tfspec.plan import training
-    from tfspec.validate import validate_text
 
     text = SPEC.format(model=DENSE, x="flat", batch=1, epochs=2, loop="fit", options="")
     ir = validate_text(text, "xla.tfspec").ir

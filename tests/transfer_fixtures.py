@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tfspec.transfer import model_files
-from tfspec.validate import validate_file
+from tfspec.lang.transfer import model_files
+from tfspec.lang.validate import validate_file
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -10,9 +10,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from .diagnostics import Diagnostic, Diagnostics, Span, SpecError  # noqa: E402
-from .formatter import format_spec  # noqa: E402
-from .validate import Result, parse_override, validate_file, validate_text  # noqa: E402
+from .lang.diagnostics import Diagnostic, Diagnostics, Span, SpecError  # noqa: E402
+from .lang.formatter import format_spec  # noqa: E402
+from .lang.validate import Result, parse_override, validate_file, validate_text  # noqa: E402
 
 __all__ = [
     "Diagnostic",

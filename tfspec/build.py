@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from .compiler import HELPERS, Compiled, LayerInfo
-from .diagnostics import Diagnostics, Span, SpecError
-from .transfer import missing_files
-from .validate import Result
+from .lang.diagnostics import Diagnostics, Span, SpecError
+from .lang.missing_files import missing_files
+from .lang.validate import Result
 
 
 @contextlib.contextmanager

@@ -18,10 +18,10 @@ from typing import Any
 
 from . import __version__
 from .compiler import Compiled
-from .diagnostics import SpecError, render_github, render_text
-from .files import write_atomic
-from .formatter import format_spec
-from .validate import Result, find_specs, parse_override, validate_file
+from .lang.diagnostics import SpecError, render_github, render_text
+from .lang.files import write_atomic
+from .lang.formatter import format_spec
+from .lang.validate import Result, find_specs, parse_override, validate_file
 
 EXIT_OK, EXIT_ERRORS, EXIT_INTERNAL = 0, 1, 2
 

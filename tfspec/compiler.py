@@ -21,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__, catalog, transfer
-from .diagnostics import Span, SpecError
-from .located import Positions, escape
-from .validate import Result, validate_file, validate_text
+from . import __version__
+from .lang import catalog, transfer
+from .lang.diagnostics import Span, SpecError
+from .lang.located import Positions, escape
+from .lang.validate import Result, validate_file, validate_text
 from .writer import INDENT, CodeWriter
 
 INDENT_WIDTH = len(INDENT)

@@ -35,7 +35,7 @@ from typing import Any
 
 from .build import diverted, one_line
 from .compiler import Compiled
-from .diagnostics import Diagnostics, Span, SpecError
+from .lang.diagnostics import Diagnostics, Span, SpecError
 from .plan import Analysis, Locator, _call_inputs, analyze, human_bytes
 
 TARGETS: dict[str, str] = {"tflite": "TensorFlow Lite", "tfjs": "TensorFlow.js"}

@@ -25,7 +25,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from .located import escape
+from .lang.located import escape
 from .writer import CodeWriter
 
 if TYPE_CHECKING:
@@ -238,7 +238,7 @@ class DataGenerator:
 
     def source_arg(self, name: str, default: Any = None) -> str:
         """A source argument as Python, by name or position (per tfspec.sources)."""
-        from .sources import SOURCES
+        from .lang.sources import SOURCES
 
         call = self.data["source"]
         params = [p["name"] for p in SOURCES[call["call"]]["params"]]
@@ -304,7 +304,7 @@ class DataGenerator:
 
     def raw_arg(self, name: str, default: Any = None) -> Any:
         """A source argument's IR value, given by keyword or by position."""
-        from .sources import SOURCES
+        from .lang.sources import SOURCES
 
         call = self.data["source"]
         if name in call.get("kwargs", {}):

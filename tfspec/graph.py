@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .compiler import Compiled
-from .files import write_atomic
+from .lang.files import write_atomic
 from .plan import Analysis, Locator, analyze, plan_from
 
 FORMATS = {".dot": None, ".svg": "svg", ".png": "png"}

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .compiler import Compiled, Generator, LayerInfo
-from .diagnostics import Diagnostics, SpecError
-from .validate import Result
+from .lang.diagnostics import Diagnostics, SpecError
+from .lang.validate import Result
 
 if TYPE_CHECKING:
     from .build import BuildError

@@ -24,10 +24,11 @@ from typing import Any
 
 from .build import keras_message, load_program, located_error, quiet_failed_build
 from .compiler import Compiled, compile_result, compile_text
-from .diagnostics import Diagnostics, SpecError
-from .formatter import format_spec
-from .transfer import absolute_paths, missing_files
-from .validate import Result, validate_file
+from .lang.diagnostics import Diagnostics, SpecError
+from .lang.formatter import format_spec
+from .lang.missing_files import missing_files
+from .lang.transfer import absolute_paths
+from .lang.validate import Result, validate_file
 
 # What the generated program does not do yet; refused with a located error.
 _NOT_YET = {

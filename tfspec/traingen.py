@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from . import catalog
 from .compiler import _Scope, py_string
 from .exportgen import ExportGenerator
-from .located import escape
-from .transfer import calls
+from .lang import catalog
+from .lang.located import escape
+from .lang.transfer import calls
 from .writer import CodeWriter
 
 if TYPE_CHECKING:

@@ -39,21 +39,21 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _load_runtime() -> types.ModuleType:
-    """Import tfspec/catalog.py (stdlib only) to share its type checks.
+    """Import tfspec/lang/catalog.py (stdlib only) to share its type checks.
 
     The package's __init__ pulls in the whole checker; only catalog.py and
     resources.py are needed here, so register a bare `tfspec` package first.
     """
     if "tfspec" in sys.modules:
-        return importlib.import_module("tfspec.catalog")
+        return importlib.import_module("tfspec.lang.catalog")
     package = types.ModuleType("tfspec")
     package.__path__ = [str(REPO / "tfspec")]
     sys.modules["tfspec"] = package
     try:
-        return importlib.import_module("tfspec.catalog")
+        return importlib.import_module("tfspec.lang.catalog")
     finally:
         # A later `import tfspec` must run the real __init__; the already loaded
-        # tfspec.catalog / tfspec.resources stay in sys.modules and are reused.
+        # tfspec.lang.catalog / tfspec.lang.resources stay in sys.modules and are reused.
         del sys.modules["tfspec"]
 
 
@@ -119,7 +119,7 @@ TENSOR_ARGS: dict[str, tuple[str, ...]] = {
 }
 
 # ----------------------------------------------------------------------------------
-# Value types. Vocabulary (tfspec/catalog.py:check_value implements it):
+# Value types. Vocabulary (tfspec/lang/catalog.py:check_value implements it):
 #   "int" "positive_int" "non_negative_int" "number" "positive_number"
 #   "non_negative_number" "rate" [0,1) "probability" [0,1] "bool" "string" "size"
 #   "shape" "axis" "activation" "initializer" "regularizer" "constraint" "layer"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# resources.py sits directly in the package, so this is `Path(tfspec.__file__).parent`
-# without importing the package's __init__ (which may pull in more than we need).
-_PACKAGE_DIR = Path(__file__).resolve().parent
+# resources.py sits in tfspec/lang/, so this is `Path(tfspec.__file__).parent` without
+# importing the package's __init__ (which may pull in more than we need).
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]
 
 
 def resource_path(kind: str, *parts: str) -> Path:
