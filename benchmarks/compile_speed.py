@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from validate_speed import generated_spec  # noqa: E402
 
-from tfspec.compiler import compile_text  # noqa: E402
+from tfspec.codegen.program import compile_text  # noqa: E402
 
 GOAL_RATIO = 1.2
 LAYERS = 200

@@ -16,7 +16,7 @@ both with Adam(0.001), sparse categorical cross-entropy and the accuracy metric.
 The contenders, in examples/s of training:
 
 (1) generated: a spec (npz source, batch, `shuffle = true`, `epochs = 30`: the job
-    the program's own decisions see) compiled with `tfspec.compiler.compile_file`
+    the program's own decisions see) compiled with `tfspec.codegen.program.compile_file`
     and loaded with `load_program`; a callback stops each run after its E epochs.
     Its own `train(verbose=0)` runs first (the warm-up: tracing, caches); the timed
     runs repeat the program's own `model.fit(...)` call, recorded as `train()` made
@@ -77,7 +77,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tfspec.build import load_program, quiet_tensorflow  # noqa: E402
-from tfspec.compiler import compile_file  # noqa: E402
+from tfspec.codegen.program import compile_file  # noqa: E402
 
 CLASSES = 10
 LR = 0.001

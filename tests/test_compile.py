@@ -18,7 +18,7 @@ from transfer_fixtures import buildable
 
 import tfspec
 import tfspec.cli
-from tfspec.compiler import compile_file, compile_text
+from tfspec.codegen.program import compile_file, compile_text
 from tfspec.lang.formatter import format_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,7 +106,7 @@ def test_long_layer_names_are_wrapped_in_every_model_kind(tmp_path):
 
 def test_compiling_imports_no_tensorflow():
     code = (
-        "import sys, tfspec.compiler as c\n"
+        "import sys, tfspec.codegen.program as c\n"
         f"for n in {EXAMPLES!r}: c.compile_file('examples/' + n)\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
         "assert not bad, bad[:5]\n"

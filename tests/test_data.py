@@ -38,7 +38,7 @@ from data_fixtures import (
 )
 
 from tfspec.build import quiet_tensorflow
-from tfspec.compiler import Compiled, compile_file
+from tfspec.codegen.program import Compiled, compile_file
 from tfspec.dataview import Prepared, prepare
 from tfspec.dataview import datasets as load_datasets
 from tfspec.lang.diagnostics import SpecError

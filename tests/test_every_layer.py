@@ -17,7 +17,7 @@ import pytest
 from layer_cases import CASES, SAVEDMODEL, UNSUPPORTED, WRAPPER_CASES, Case, case_of, spec_text
 
 from tfspec.build import build_model, quiet_tensorflow
-from tfspec.compiler import Compiled, compile_text
+from tfspec.codegen.program import Compiled, compile_text
 from tfspec.lang.resources import data_path
 
 ROOT = Path(__file__).resolve().parents[1]

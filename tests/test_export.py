@@ -25,7 +25,7 @@ from tf_state import restore_global_state  # noqa: F401 (autouse)
 
 from tfspec import cli
 from tfspec.build import load_program, quiet_tensorflow
-from tfspec.compiler import compile_file
+from tfspec.codegen.program import compile_file
 
 quiet_tensorflow()
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import tfspec
-from tfspec.compiler import compile_text
+from tfspec.codegen.program import compile_text
 from tfspec.importer import import_config, import_file, import_to_text
 from tfspec.lang.diagnostics import SpecError
 
@@ -776,7 +776,7 @@ def round_trip(original, path: Path, batch):
     import numpy as np
 
     from tfspec.build import build_model
-    from tfspec.compiler import compile_text
+    from tfspec.codegen.program import compile_text
 
     original.save(path)
     text = import_to_text(path)

@@ -24,7 +24,7 @@ from test_import import weighted_layers
 import tfspec
 import tfspec.cli
 from tfspec.build import build_model, quiet_tensorflow
-from tfspec.compiler import compile_result
+from tfspec.codegen.program import compile_result
 
 quiet_tensorflow()
 import keras  # noqa: E402

@@ -24,7 +24,7 @@ import pytest
 
 import tfspec.cli
 from tfspec.build import load_program
-from tfspec.compiler import compile_file
+from tfspec.codegen.program import compile_file
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-4  # absolute difference of trained weights and of final losses

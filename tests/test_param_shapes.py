@@ -18,7 +18,7 @@ import pytest
 from run_processes import subprocess_env
 
 from tfspec.cli import main
-from tfspec.compiler import compile_text
+from tfspec.codegen.program import compile_text
 from tfspec.lang.validate import validate_text
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ import pytest
 from transfer_fixtures import buildable
 
 import tfspec.graph
-from tfspec.compiler import compile_file, compile_text
+from tfspec.codegen.program import compile_file, compile_text
 from tfspec.graph import GraphvizMissing, dot_from, to_dot, write_graph
 from tfspec.lang.diagnostics import SpecError
 from tfspec.plan import analyze, plan, plan_from, render_text

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tfspec.cli import main
-from tfspec.compiler import compile_text
+from tfspec.codegen.program import compile_text
 from tfspec.convertcheck import check_targets
 from tfspec.lang.diagnostics import CODES
 

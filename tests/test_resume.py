@@ -22,7 +22,7 @@ import pytest
 from run_processes import EPOCH_SUMMARY, run_and_kill, run_to_completion
 
 from tfspec.build import load_program, quiet_tensorflow
-from tfspec.compiler import compile_file
+from tfspec.codegen.program import compile_file
 
 quiet_tensorflow()
 

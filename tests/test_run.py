@@ -40,7 +40,7 @@ from transfer_fixtures import examples_with_exports
 import tfspec
 from tfspec import cli
 from tfspec.build import quiet_tensorflow
-from tfspec.compiler import compile_file
+from tfspec.codegen.program import compile_file
 from tfspec.lang.validate import validate_file
 
 quiet_tensorflow()
@@ -605,7 +605,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 from tfspec.build import load_program  # noqa: E402
 from tfspec.cli import main  # noqa: E402
-from tfspec.compiler import compile_file  # noqa: E402
+from tfspec.codegen.program import compile_file  # noqa: E402
 
 spec, report = sys.argv[1], sys.argv[2]
 status = main(["run", spec])

@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 from tfspec.build import load_program, quiet_tensorflow
-from tfspec.compiler import compile_text
+from tfspec.codegen.program import compile_text
 from tfspec.servables import ServeError, find_export
 from tfspec.server import make_server
 

@@ -21,7 +21,7 @@ from transfer_fixtures import EXAMPLES, examples_with_exports
 
 from tfspec import cli
 from tfspec.build import build_model, quiet_tensorflow
-from tfspec.compiler import compile_file
+from tfspec.codegen.program import compile_file
 from tfspec.plan import plan
 
 quiet_tensorflow()

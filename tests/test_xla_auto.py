@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from tfspec.build import load_program
-from tfspec.compiler import compile_file
-from tfspec.traingen import XLA_MIN_STEPS
+from tfspec.codegen.program import compile_file
+from tfspec.codegen.train import XLA_MIN_STEPS
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -20,7 +20,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .compiler import HELPERS, Compiled, LayerInfo
+from .codegen.model import HELPERS, LayerInfo
+from .codegen.program import Compiled
 from .lang.diagnostics import Diagnostics, Span, SpecError
 from .lang.missing_files import missing_files
 from .lang.validate import Result

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import __version__
-from .compiler import Compiled
+from .codegen.program import Compiled
 from .lang.diagnostics import SpecError, render_github, render_text
 from .lang.files import write_atomic
 from .lang.formatter import format_spec
@@ -138,13 +138,13 @@ def _report(error: SpecError, fmt: str = "text") -> int:
 
 
 def _compile(args: argparse.Namespace) -> Compiled:
-    from .compiler import compile_file
+    from .codegen.program import compile_file
 
     return compile_file(args.spec, _overrides(args.set), tuple(args.allow_module))
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    from .compiler import compile_file
+    from .codegen.program import compile_file
 
     try:
         compiled = compile_file(args.spec, _overrides(args.set), tuple(args.allow_module),

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .build import diverted, one_line
-from .compiler import Compiled
+from .codegen.program import Compiled
 from .lang.diagnostics import Diagnostics, Span, SpecError
 from .plan import Analysis, Locator, _call_inputs, analyze, human_bytes
 

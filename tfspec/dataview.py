@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .build import load_program, located_error
-from .compiler import Compiled
+from .codegen.program import Compiled
 
 
 @dataclass

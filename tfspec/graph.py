@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .compiler import Compiled
+from .codegen.program import Compiled
 from .lang.files import write_atomic
 from .plan import Analysis, Locator, analyze, plan_from
 

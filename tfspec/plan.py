@@ -24,7 +24,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .compiler import Compiled, Generator, LayerInfo
+from .codegen.model import Generator, LayerInfo
+from .codegen.program import Compiled, write_program
 from .lang.diagnostics import Diagnostics, SpecError
 from .lang.validate import Result
 
@@ -47,7 +48,7 @@ def functional_twin(compiled: Compiled, params: dict[str, Any] | None = None) ->
     result = Result(compiled.spec_file, compiled.spec_source, ir, compiled.positions,
                     Diagnostics(compiled.spec_file), overrides=dict(params or {}))
     gen = Generator(result)
-    source = gen.program()
+    source = write_program(gen)
     return Compiled(compiled.spec_file, compiled.spec_source, ir, compiled.positions, source,
                     gen.w.origins, gen.layers)
 
@@ -706,7 +707,7 @@ def training(ir: dict[str, Any]) -> dict[str, Any] | None:
         out["why"] = (f'loop = "{asked}" does not work with MultiWorkerMirroredStrategy in '
                       "Keras 3 (keras-team/keras#20585): the program uses its generated "
                       "custom loop")
-    from .traingen import XLA_MIN_STEPS, xla_on_cpu
+    from .codegen.train import XLA_MIN_STEPS, xla_on_cpu
 
     if xla_on_cpu(ir):
         out["xla"] = (f'jit_compile = "auto": XLA when the run has {XLA_MIN_STEPS:,} steps or '

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .build import keras_message, load_program, located_error, quiet_failed_build
-from .compiler import Compiled, compile_result, compile_text
+from .codegen.program import Compiled, compile_result, compile_text
 from .lang.diagnostics import Diagnostics, SpecError
 from .lang.formatter import format_spec
 from .lang.missing_files import missing_files

@@ -22,7 +22,7 @@ import numpy as np
 PREDICT_METHOD = "tensorflow/serving/predict"  # a predict SignatureDef's method_name
 # What tfspec's saved_model export records beside the SavedModel, inside the version
 # folder: TF Serving reads only `assets.extra/tf_serving_warmup_requests` there, and
-# the SavedModel loader nothing at all (tfspec/exportgen.py writes it).
+# the SavedModel loader nothing at all (tfspec/codegen/export.py writes it).
 RECORD = Path("assets.extra") / "tfspec.json"
 
 

@@ -1,36 +1,35 @@
-"""The code generator: a checked spec -> a standalone Keras program (Python text).
+"""The model generator: a checked spec's `model` and `blocks` -> `build_model()` (Python text).
 
-One backend (DESIGN.md rule 4): what `tfspec compile` prints is what every
-later command runs. The program depends only on Keras/TensorFlow and exposes
-`build_model()`. Each model kind has its own method (`model_sequential`,
-`model_functional`, `model_subclass`), chosen by name rather than by an `if`
-ladder; the layer-by-layer dataflow is shared by `_Body`, which either writes
-layers inline (functional code) or as attributes built in `__init__` and used in
-`call` (subclassed code).
+`Generator` holds what every part of the program shares (the spec, its params as
+constants, how a spec value is written as Python, the layers made and where the
+spec asked for them) and writes the model. Each model kind has its own method
+(`model_sequential`, `model_functional`, `model_subclass`), chosen by name rather
+than by an `if` ladder; the layer-by-layer dataflow is shared by `_Body`, which
+either writes layers inline (functional code) or as attributes built in `__init__`
+and used in `call` (subclassed code). The data, train and export generators take a
+`Generator`; `program.py` puts them all together.
 
 Importing this module never imports TensorFlow: generating code is text work.
 """
 
 from __future__ import annotations
 
-import json
 import keyword
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .lang import catalog, transfer
-from .lang.diagnostics import Span, SpecError
-from .lang.located import Positions, escape
-from .lang.validate import Result, validate_file, validate_text
+from ..lang import catalog, transfer
+from ..lang.diagnostics import Span
+from ..lang.located import escape
+from ..lang.validate import Result
+from .pytext import Scope, call_text, identifier, py_string, snake
 from .writer import INDENT, CodeWriter
 
 INDENT_WIDTH = len(INDENT)
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3}
-_RESERVED = {"keras", "build_model", "inputs", "self", "training", "name", "model", "config"}
 # `load_model(…)` in a spec: the program's function that loads a `.keras` model as a layer
 LOAD_HELPER = "load_keras_model"
 # The program's helper functions: an error raised in one is reported at its caller's line.
@@ -49,88 +48,6 @@ class LayerInfo:
     # inside a block's function the real name is `<use name>_<name>` (or the use's
     # name itself for the block's output layer, recorded as name "")
     template: bool = False
-
-
-@dataclass
-class Compiled:
-    """A generated program and what is needed to relate it to its spec."""
-
-    spec_file: str
-    spec_source: str
-    ir: dict[str, Any]
-    positions: Positions
-    source: str
-    origins: dict[int, Span]  # generated line -> spec span
-    layers: list[LayerInfo] = field(default_factory=list)
-    overrides: dict[str, Any] = field(default_factory=dict)  # the `--set` values used
-
-    @property
-    def filename(self) -> str:
-        """The name generated code is compiled under (tracebacks show it)."""
-        return f"<tfspec: {self.spec_file}>"
-
-
-def compile_result(result: Result, program_path: str | Path | None = None) -> Compiled:
-    """Generate the program of a checked spec; raises SpecError if it has errors.
-
-    `program_path`: where the program will be written (by default beside the spec),
-    so that it finds the spec's data relative to itself.
-    """
-    if not result.ok or result.ir is None:
-        raise SpecError(result.diagnostics, result.source)
-    gen = Generator(result)
-    if program_path is not None:
-        spec_dir = Path(result.file).resolve().parent
-        gen.spec_dir = Path(os.path.relpath(spec_dir, Path(program_path).resolve().parent))
-    source = gen.program()
-    return Compiled(result.file, result.source, result.ir, result.positions, source,
-                    gen.w.origins, gen.layers, dict(result.overrides))
-
-
-def compile_text(text: str, filename: str = "<spec>",
-                 overrides: dict[str, Any] | None = None,
-                 allow_modules: tuple[str, ...] = ()) -> Compiled:
-    return compile_result(validate_text(text, filename, overrides, allow_modules))
-
-
-def compile_file(path: str | Path, overrides: dict[str, Any] | None = None,
-                 allow_modules: tuple[str, ...] = (),
-                 program_path: str | Path | None = None) -> Compiled:
-    return compile_result(validate_file(path, overrides, allow_modules), program_path)
-
-
-# -- names ---------------------------------------------------------------------------
-
-
-def snake(name: str) -> str:
-    """`MaxPooling2D` -> `max_pooling2d`, `ReLU` -> `re_lu`: Keras's own auto-names
-    (`keras.src.utils.naming.to_snake_case`), so generated names look familiar."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def identifier(name: str, taken: set[str] | None = None) -> str:
-    """A Python identifier for a spec name that cannot clash with keywords or our names."""
-    out = re.sub(r"\W", "_", name)
-    if not out or out[0].isdigit():
-        out = "_" + out
-    if keyword.iskeyword(out) or out in _RESERVED or (taken and out in taken):
-        out += "_"
-    return out
-
-
-def py_string(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
-def call_text(head: str, args: list[str], budget: int) -> str:
-    """`head(a, b)` on one line when it fits in `budget`, else one argument per line."""
-    one = f"{head}({', '.join(args)})"
-    if "\n" not in one and (len(one) <= budget or not args):
-        return one
-    body = "".join(INDENT + a.replace("\n", "\n" + INDENT) + ",\n" for a in args)
-    return f"{head}(\n{body})"
 
 
 # -- the generator -------------------------------------------------------------------------
@@ -165,100 +82,6 @@ class Generator:
     def where(self, at: str) -> str:
         span = self.span(at)
         return f"{self.result.file}:{span.line}" if span else self.result.file
-
-    # -- the program ----------------------------------------------------------------------
-
-    def program(self) -> str:
-        # The model and data parts are written first, into their own writers: what
-        # they use decides the imports at the top.
-        body = self.w
-        model = self.ir.get("model")
-        if model:
-            getattr(self, f"model_{model['kind']}")(model, "/model")
-        imports = set()
-        if isinstance(self.ir.get("data"), dict) and model:
-            from .datagen import DataGenerator
-
-            data = DataGenerator(self, self.ir["data"])
-            data.emit(body)
-            imports = data.imports
-            if isinstance(self.ir.get("train"), dict):
-                from .traingen import TrainGenerator
-
-                distribute = self.ir.get("distribute")
-                train = TrainGenerator(self, self.ir["train"],
-                                       distribute if isinstance(distribute, dict) else {})
-                train.emit(body)
-                imports |= train.imports
-        self.w = w = CodeWriter()
-        title = self.ir.get("name") or (model or {}).get("name") or "spec"
-        w.line('"""' + f"{title}: compiled from {self.result.file} by tfspec {__version__}.")
-        w.line()
-        w.line("Edit the spec, not this file: `tfspec compile` writes it again.")
-        w.line('"""')
-        w.blank()
-        std = [m for m in ("concurrent.futures", "csv", "functools", "json", "os", "pathlib",
-                           "shutil", "subprocess", "sys", "tempfile", "types")
-               if m in imports or (m == "pathlib" and imports)]
-        if self.spec_files and not imports:  # a model that loads files, and no data
-            std = ["pathlib"]
-        for m in std:
-            w.line(f"import {m}")
-        if std:
-            w.blank()
-        w.line("import keras")
-        if "numpy" in imports:
-            w.line("import numpy as np")
-        if "tensorflow" in imports:
-            w.line("import tensorflow as tf")
-        if "tensorflow_datasets" in imports:
-            w.line("import tensorflow_datasets as tfds")
-        local = sorted(m.split(":", 1)[1] for m in imports if m.startswith("module:"))
-        if local:
-            w.blank()
-            for m in local:
-                w.line(f"import {m}  # allowed with --allow-module {m}")
-        if imports or self.spec_files:
-            w.blank(1)
-            w.line("# Paths in the spec are relative to the spec's folder.")
-            relative = self.spec_dir.as_posix()
-            w.line("SPEC_DIR = pathlib.Path(__file__).resolve().parent" +
-                   (f" / {py_string(relative)}" if relative != "." else ""))
-        if imports and self.data_by_epoch():
-            w.blank(1)
-            w.line("# The epoch being trained: the training data's order and augmentation")
-            w.line("# depend on it.")
-            w.line("# Made on first use, after the strategy (which must come before any op).")
-            w.line("EPOCH = None")
-        if self.consts:
-            w.blank(1)  # isort style: one blank line between imports and constants
-            w.line("# Params: `tfspec run --set NAME=VALUE` overrides them.")
-            for name, const in self.consts.items():
-                w.line(f"{const} = {self.literal(self.params[name])}",
-                       self.span(f"/params/{escape(name)}"))
-        if imports:
-            w.blank(1)
-            w.line("# The model's inputs (shape per example, dtype) and outputs, by name.")
-            inputs = [s for s in (model or {}).get("body", []) if "input" in s]
-            items = []
-            for s in inputs:
-                shape = self.shape_text(s.get("shape", []))
-                items.append(f"{py_string(s['input'])}: ({shape}, "
-                             f"{py_string(s.get('dtype', 'float32'))})")
-            w.line("INPUTS = {" + ", ".join(items) + "}")
-            w.line("OUTPUTS = [" + ", ".join(py_string(n) for n in self.model_names("outputs"))
-                   + "]")
-        losses = self.losses()
-        if imports:
-            w.blank(1)
-            w.line("# The loss of each output, for checking the data before training.")
-            w.line(f"LOSSES = {losses or '{}'}",
-                   self.span("/train/loss") if losses else None)
-        if LOAD_HELPER in self.helpers:
-            self.load_helper(w)
-        w.extend(body)
-        self.line_table()
-        return w.text()
 
     def exports(self) -> list[dict[str, Any]]:
         """The spec's export targets (none without a `train` section: nothing to export)."""
@@ -302,32 +125,6 @@ class Generator:
             return last[-1:] or ["output"]
         return [s["output"] for s in body if "output" in s]
 
-    def has_state(self, info: LayerInfo) -> bool:
-        """Whether a layer was given what it would otherwise learn (`vocabulary = …`)."""
-        from .datagen import ADAPTED_BY
-
-        node: Any = self.ir
-        for part in info.at.split("/")[1:]:
-            part = part.replace("~1", "/").replace("~0", "~")
-            node = node[int(part)] if isinstance(node, list) else node.get(part)
-        kwargs = node.get("kwargs", {}) if isinstance(node, dict) else {}
-        return any(k in kwargs for k in ADAPTED_BY.get(info.cls, ()))
-
-    def line_table(self) -> None:
-        """The generated-line -> spec-line table, for reporting errors at the spec."""
-        w = self.w
-        w.blank(2)
-        w.line("# Where each line of this program comes from in the spec (generated line:")
-        w.line("# spec line:column), so that errors can point at the spec.")
-        w.line(f"TFSPEC_SPEC = {py_string(self.result.file)}")
-        pairs = [f"{g}:{s.line}:{s.col}" for g, s in sorted(self.w.origins.items())]
-        chunks = [" ".join(pairs[i:i + 8]) for i in range(0, len(pairs), 8)] or [""]
-        w.line("TFSPEC_LINES = (")
-        with w.indented():
-            for i, chunk in enumerate(chunks):
-                w.line(py_string(chunk + (" " if i < len(chunks) - 1 else "")))
-        w.line(")")
-
     # -- values ------------------------------------------------------------------------------
 
     def literal(self, v: Any) -> str:
@@ -343,7 +140,7 @@ class Generator:
             return "[" + ", ".join(self.literal(x) for x in v) + "]"
         raise ValueError(f"not a literal: {v!r}")
 
-    def value(self, v: Any, at: str, scope: _Scope, param: dict | None = None,
+    def value(self, v: Any, at: str, scope: Scope, param: dict | None = None,
               prec: int = 0, right: bool = False) -> str:
         """A Python expression for a spec value (a constructor argument)."""
         if isinstance(v, dict):
@@ -379,7 +176,7 @@ class Generator:
         return self.literal(v)
 
     def arguments(self, call: dict[str, Any], at: str, category: str,
-                  scope: _Scope) -> tuple[str, list[str]]:
+                  scope: Scope) -> tuple[str, list[str]]:
         """The canonical Keras name of `call` and its Python argument list."""
         entry = catalog.lookup(category, call["call"]) or (
             transfer.lookup(call["call"]) if category == "layers" else None) or {}
@@ -431,7 +228,7 @@ class Generator:
                 w.line("model.name = name")
             w.line("return model")
 
-    def construct(self, call: dict[str, Any], at: str, category: str, scope: _Scope,
+    def construct(self, call: dict[str, Any], at: str, category: str, scope: Scope,
                   extra: list[str] | None = None, budget: int = 80) -> str:
         """`keras.<module>.<Class>(args)` for a constructor call in the spec."""
         name, args = self.arguments(call, at, category, scope)
@@ -467,7 +264,7 @@ class Generator:
             w.line(f'"""`{model["name"]}`: a keras.Sequential model ({self.where(at)})."""')
             w.line("layers = [")
             used: set[str] = set()
-            scope = _Scope(values={})
+            scope = Scope(values={})
             with w.indented():
                 for i, stmt in enumerate(model["body"]):
                     sat = f"{at}/body/{i}"
@@ -594,7 +391,7 @@ class Generator:
     def block_signature(self, block: dict[str, Any]) -> tuple[list[str], list[str]]:
         """(input names, parameter declarations) of a block's Python form."""
         ins = [s["input"] for s in block["body"] if "input" in s]
-        scope = _Scope(values={})
+        scope = Scope(values={})
         params = []
         for i, p in enumerate(block.get("params", [])):
             pname = identifier(p["name"])
@@ -679,11 +476,6 @@ def _fresh(base: str, used: set[str]) -> str:
     return name
 
 
-@dataclass
-class _Scope:
-    values: dict[str, str]  # spec name -> Python expression (block params)
-
-
 class _Body:
     """The dataflow of a model or block body, as Python.
 
@@ -705,7 +497,7 @@ class _Body:
         if block is not None:
             values = {p["name"]: (f"self.{identifier(p['name'])}" if mode == "attr"
                                   else identifier(p["name"])) for p in block.get("params", [])}
-        self.scope = _Scope(values=values)
+        self.scope = Scope(values=values)
         self.tensors: dict[str, str] = {}  # spec tensor name -> Python variable
         self.temps: set[str] = set()  # extra variables for intermediate tensors
         self.layer_vars: dict[str, str] = {}  # named layer -> Python expression

@@ -11,15 +11,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .compiler import _Scope, py_string
-from .exportgen import ExportGenerator
-from .lang import catalog
-from .lang.located import escape
-from .lang.transfer import calls
+from ..lang import catalog
+from ..lang.located import escape
+from ..lang.transfer import calls
+from .export import ExportGenerator
+from .pytext import Scope, call_text, py_string, snake
 from .writer import CodeWriter
 
 if TYPE_CHECKING:
-    from .compiler import Generator
+    from .model import Generator
 
 # Callback arguments that are paths: relative to the spec's folder, like data paths.
 PATH_ARGS = {"filepath", "backup_dir", "filename", "log_dir"}
@@ -140,7 +140,7 @@ class TrainGenerator:
         self.gen = gen
         self.train = train
         self.distribute = distribute
-        self.scope = _Scope(values={})
+        self.scope = Scope(values={})
         self.xla_auto = xla_on_cpu(gen.ir)  # "auto" may turn XLA on (xla_pays_off)
         targets = gen.exports()
         self.exports = ExportGenerator(gen, targets) if targets else None
@@ -251,8 +251,6 @@ class TrainGenerator:
                 comm = self.distribute.get("communication", "auto")
                 if comm in _ALL_REDUCE:
                     args.append(f"cross_device_ops={_ALL_REDUCE[comm]}")
-                from .compiler import call_text
-
                 w.line("return " + call_text("tf.distribute.MirroredStrategy", args,
                                              w.width - 7))
             elif kind == "multi_worker_mirrored":
@@ -365,8 +363,6 @@ class TrainGenerator:
                 w.line('"""`model.compile` with the loss, metrics and options of `train`."""')
             for line in why:
                 w.line(f"# {line}")
-            from .compiler import call_text
-
             w.line(call_text("model.compile", args, w.width), self.span("loss")
                    if "loss" in self.train else None)
 
@@ -545,8 +541,6 @@ class TrainGenerator:
             if key in PATH_ARGS and isinstance(arg, str):
                 text = f"spec_path({text})"
             args.append(f"{key}={text}")
-        from .compiler import call_text
-
         name = entry.get("name") or call["call"]
         if name == "BackupAndRestore" and self.loop != "custom":
             return call_text("BackgroundBackupAndRestore", args, budget)
@@ -675,8 +669,6 @@ class TrainGenerator:
                 args.append(f"{key}={self.value(key)}")
         args += ["shuffle=False",  # the tf.data pipeline shuffles (make_datasets)
                  "callbacks=make_callbacks()", f"verbose={self.fit_verbose()}"]
-        from .compiler import call_text
-
         w.line(call_text("history = model.fit", args, w.width), self.span("epochs")
                if "epochs" in t else None)
         w.line("return model, history, datasets")
@@ -1027,8 +1019,6 @@ class TrainGenerator:
         if isinstance(loss, dict) and "call" not in loss:
             loss = loss.get(output or "", "")
         if isinstance(loss, dict):
-            from .compiler import snake
-
             return snake(loss.get("call", ""))
         return loss if isinstance(loss, str) else ""
 

@@ -1,6 +1,6 @@
 """The data half of the generated program: a `data { … }` section -> tf.data code.
 
-`Generator.program()` hands the data section to `DataGenerator`, which writes:
+`program.write_program` hands the data section to `DataGenerator`, which writes:
 
 - `load_splits()`: the source's real loader (one `source_<name>` method per
   source: numpy for `.npz`, the csv module, `keras.utils.image_dataset_from_directory`,
@@ -25,11 +25,12 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from .lang.located import escape
+from ..lang.located import escape
+from .pytext import Scope, call_text
 from .writer import CodeWriter
 
 if TYPE_CHECKING:
-    from .compiler import Generator
+    from .model import Generator, LayerInfo
 
 # Sources that load whole arrays into memory: their pipeline gathers batches of rows.
 ARRAY_SOURCES = {"npz", "csv", "synthetic", "keras"}
@@ -225,9 +226,7 @@ class DataGenerator:
         self.at = at
         self.helpers: list[str] = []
         self.imports: set[str] = {"tensorflow"}
-        from .compiler import _Scope
-
-        self.scope = _Scope(values={})  # data values see params only
+        self.scope = Scope(values={})  # data values see params only
 
     # -- values ----------------------------------------------------------------------------
 
@@ -238,7 +237,7 @@ class DataGenerator:
 
     def source_arg(self, name: str, default: Any = None) -> str:
         """A source argument as Python, by name or position (per tfspec.sources)."""
-        from .lang.sources import SOURCES
+        from ..lang.sources import SOURCES
 
         call = self.data["source"]
         params = [p["name"] for p in SOURCES[call["call"]]["params"]]
@@ -304,7 +303,7 @@ class DataGenerator:
 
     def raw_arg(self, name: str, default: Any = None) -> Any:
         """A source argument's IR value, given by keyword or by position."""
-        from .lang.sources import SOURCES
+        from ..lang.sources import SOURCES
 
         call = self.data["source"]
         if name in call.get("kwargs", {}):
@@ -788,7 +787,7 @@ class DataGenerator:
         """`adapt(model, train)`: fit each layer that learns from data, in the model."""
         layers = [info for info in self.gen.layers
                   if info.cls in ADAPTED_BY and not info.template and
-                  not self.gen.has_state(info)]
+                  not has_state(self.gen, info)]
         w.blank(2)
         w.line("def adapt(model, train):", self.span())
         with w.indented():
@@ -809,6 +808,16 @@ class DataGenerator:
                 w.line("layer.adapt(features.map(reach))")
 
 
+def has_state(gen: Generator, info: LayerInfo) -> bool:
+    """Whether a layer was given what it would otherwise learn (`vocabulary = …`)."""
+    node: Any = gen.ir
+    for part in info.at.split("/")[1:]:
+        part = part.replace("~1", "/").replace("~0", "~")
+        node = node[int(part)] if isinstance(node, list) else node.get(part)
+    kwargs = node.get("kwargs", {}) if isinstance(node, dict) else {}
+    return any(k in kwargs for k in ADAPTED_BY.get(info.cls, ()))
+
+
 def gen_span(gen: Generator, info: Any):
     return gen.span(info.at)
 
@@ -818,6 +827,4 @@ def _q(text: str) -> str:
 
 
 def _call(head: str, args: list[str], width: int) -> str:
-    from .compiler import call_text
-
     return call_text(head, args, width - 4)

@@ -17,11 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .compiler import _Scope, py_string
+from .pytext import Scope, py_string
 from .writer import CodeWriter
 
 if TYPE_CHECKING:
-    from .compiler import Generator
+    from .model import Generator
 
 # The largest output difference each target accepts unless its `tolerance` says
 # otherwise, by format and quantization: float32 runtimes differ only by rounding;
@@ -43,7 +43,8 @@ TOLERANCES: dict[tuple[str, str], float] = {
     ("onnx", "none"): 1e-4,
 }
 
-JS_PREDICT = Path(__file__).with_name("js") / "predict.js"
+# tfspec/js/ (beside this package) holds the script and its package.json
+JS_PREDICT = Path(__file__).resolve().parents[1] / "js" / "predict.js"
 
 _HELPERS: dict[str, str] = {
     "common": '''
@@ -438,7 +439,7 @@ class ExportGenerator:
         self.gen = gen
         self.targets = targets
         self.formats = {t["format"] for t in targets}
-        self.scope = _Scope(values={})
+        self.scope = Scope(values={})
         policy = (gen.ir.get("train") or {}).get("mixed_precision", "float32")
         # a param or `--set` value cannot change the precision: it is a literal
         self.mixed = MIXED_TOLERANCES.get(policy) if isinstance(policy, str) else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from .lang.diagnostics import Span
+from ..lang.diagnostics import Span
 
 INDENT = "    "
 

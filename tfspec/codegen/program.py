@@ -1,0 +1,182 @@
+"""The code generator's front door: a checked spec -> a whole Keras program (`Compiled`).
+
+One backend (DESIGN.md rule 4): what `tfspec compile` prints is what every later
+command runs. `write_program` puts the parts together: the model (`model.Generator`),
+the data (`data.DataGenerator`), training and exports (`train.TrainGenerator`, which
+uses `export.ExportGenerator`), then the table that maps each generated line to its
+spec line. This is the one module that imports every generator.
+
+Importing this module never imports TensorFlow: generating code is text work.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..lang.diagnostics import Span, SpecError
+from ..lang.located import Positions, escape
+from ..lang.validate import Result, validate_file, validate_text
+from .data import DataGenerator
+from .model import LOAD_HELPER, Generator, LayerInfo
+from .pytext import py_string
+from .train import TrainGenerator
+from .writer import CodeWriter
+
+
+@dataclass
+class Compiled:
+    """A generated program and what is needed to relate it to its spec."""
+
+    spec_file: str
+    spec_source: str
+    ir: dict[str, Any]
+    positions: Positions
+    source: str
+    origins: dict[int, Span]  # generated line -> spec span
+    layers: list[LayerInfo] = field(default_factory=list)
+    overrides: dict[str, Any] = field(default_factory=dict)  # the `--set` values used
+
+    @property
+    def filename(self) -> str:
+        """The name generated code is compiled under (tracebacks show it)."""
+        return f"<tfspec: {self.spec_file}>"
+
+
+def compile_result(result: Result, program_path: str | Path | None = None) -> Compiled:
+    """Generate the program of a checked spec; raises SpecError if it has errors.
+
+    `program_path`: where the program will be written (by default beside the spec),
+    so that it finds the spec's data relative to itself.
+    """
+    if not result.ok or result.ir is None:
+        raise SpecError(result.diagnostics, result.source)
+    gen = Generator(result)
+    if program_path is not None:
+        spec_dir = Path(result.file).resolve().parent
+        gen.spec_dir = Path(os.path.relpath(spec_dir, Path(program_path).resolve().parent))
+    source = write_program(gen)
+    return Compiled(result.file, result.source, result.ir, result.positions, source,
+                    gen.w.origins, gen.layers, dict(result.overrides))
+
+
+def compile_text(text: str, filename: str = "<spec>",
+                 overrides: dict[str, Any] | None = None,
+                 allow_modules: tuple[str, ...] = ()) -> Compiled:
+    return compile_result(validate_text(text, filename, overrides, allow_modules))
+
+
+def compile_file(path: str | Path, overrides: dict[str, Any] | None = None,
+                 allow_modules: tuple[str, ...] = (),
+                 program_path: str | Path | None = None) -> Compiled:
+    return compile_result(validate_file(path, overrides, allow_modules), program_path)
+
+
+def write_program(gen: Generator) -> str:
+    """The whole program of a spec: a header and its imports, the constants, the model
+    (from `gen`), the data and training parts, and the line table."""
+    # The model and data parts are written first, into their own writers: what
+    # they use decides the imports at the top.
+    body = gen.w
+    model = gen.ir.get("model")
+    if model:
+        getattr(gen, f"model_{model['kind']}")(model, "/model")
+    imports = set()
+    if isinstance(gen.ir.get("data"), dict) and model:
+        data = DataGenerator(gen, gen.ir["data"])
+        data.emit(body)
+        imports = data.imports
+        if isinstance(gen.ir.get("train"), dict):
+            distribute = gen.ir.get("distribute")
+            train = TrainGenerator(gen, gen.ir["train"],
+                                   distribute if isinstance(distribute, dict) else {})
+            train.emit(body)
+            imports |= train.imports
+    gen.w = w = CodeWriter()
+    title = gen.ir.get("name") or (model or {}).get("name") or "spec"
+    w.line('"""' + f"{title}: compiled from {gen.result.file} by tfspec {__version__}.")
+    w.line()
+    w.line("Edit the spec, not this file: `tfspec compile` writes it again.")
+    w.line('"""')
+    w.blank()
+    std = [m for m in ("concurrent.futures", "csv", "functools", "json", "os", "pathlib",
+                       "shutil", "subprocess", "sys", "tempfile", "types")
+           if m in imports or (m == "pathlib" and imports)]
+    if gen.spec_files and not imports:  # a model that loads files, and no data
+        std = ["pathlib"]
+    for m in std:
+        w.line(f"import {m}")
+    if std:
+        w.blank()
+    w.line("import keras")
+    if "numpy" in imports:
+        w.line("import numpy as np")
+    if "tensorflow" in imports:
+        w.line("import tensorflow as tf")
+    if "tensorflow_datasets" in imports:
+        w.line("import tensorflow_datasets as tfds")
+    local = sorted(m.split(":", 1)[1] for m in imports if m.startswith("module:"))
+    if local:
+        w.blank()
+        for m in local:
+            w.line(f"import {m}  # allowed with --allow-module {m}")
+    if imports or gen.spec_files:
+        w.blank(1)
+        w.line("# Paths in the spec are relative to the spec's folder.")
+        relative = gen.spec_dir.as_posix()
+        w.line("SPEC_DIR = pathlib.Path(__file__).resolve().parent" +
+               (f" / {py_string(relative)}" if relative != "." else ""))
+    if imports and gen.data_by_epoch():
+        w.blank(1)
+        w.line("# The epoch being trained: the training data's order and augmentation")
+        w.line("# depend on it.")
+        w.line("# Made on first use, after the strategy (which must come before any op).")
+        w.line("EPOCH = None")
+    if gen.consts:
+        w.blank(1)  # isort style: one blank line between imports and constants
+        w.line("# Params: `tfspec run --set NAME=VALUE` overrides them.")
+        for name, const in gen.consts.items():
+            w.line(f"{const} = {gen.literal(gen.params[name])}",
+                   gen.span(f"/params/{escape(name)}"))
+    if imports:
+        w.blank(1)
+        w.line("# The model's inputs (shape per example, dtype) and outputs, by name.")
+        inputs = [s for s in (model or {}).get("body", []) if "input" in s]
+        items = []
+        for s in inputs:
+            shape = gen.shape_text(s.get("shape", []))
+            items.append(f"{py_string(s['input'])}: ({shape}, "
+                         f"{py_string(s.get('dtype', 'float32'))})")
+        w.line("INPUTS = {" + ", ".join(items) + "}")
+        w.line("OUTPUTS = [" + ", ".join(py_string(n) for n in gen.model_names("outputs"))
+               + "]")
+    losses = gen.losses()
+    if imports:
+        w.blank(1)
+        w.line("# The loss of each output, for checking the data before training.")
+        w.line(f"LOSSES = {losses or '{}'}",
+               gen.span("/train/loss") if losses else None)
+    if LOAD_HELPER in gen.helpers:
+        gen.load_helper(w)
+    w.extend(body)
+    _line_table(gen)
+    return w.text()
+
+
+def _line_table(gen: Generator) -> None:
+    """The generated-line -> spec-line table, for reporting errors at the spec."""
+    w = gen.w
+    w.blank(2)
+    w.line("# Where each line of this program comes from in the spec (generated line:")
+    w.line("# spec line:column), so that errors can point at the spec.")
+    w.line(f"TFSPEC_SPEC = {py_string(gen.result.file)}")
+    pairs = [f"{g}:{s.line}:{s.col}" for g, s in sorted(gen.w.origins.items())]
+    chunks = [" ".join(pairs[i:i + 8]) for i in range(0, len(pairs), 8)] or [""]
+    w.line("TFSPEC_LINES = (")
+    with w.indented():
+        for i, chunk in enumerate(chunks):
+            w.line(py_string(chunk + (" " if i < len(chunks) - 1 else "")))
+    w.line(")")

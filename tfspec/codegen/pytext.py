@@ -1,0 +1,55 @@
+"""Python text that every generator writes: names, string literals, calls, scopes.
+
+The model, data, train and export generators all build on these; none of them
+imports another generator for them.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+import re
+from dataclasses import dataclass
+
+from .writer import INDENT
+
+# Names the program defines or Keras code uses: a spec name never becomes one of them.
+RESERVED = {"keras", "build_model", "inputs", "self", "training", "name", "model", "config"}
+
+
+@dataclass
+class Scope:
+    """What a bare name means where a value is written."""
+
+    values: dict[str, str]  # spec name -> Python expression (block params)
+
+
+def snake(name: str) -> str:
+    """`MaxPooling2D` -> `max_pooling2d`, `ReLU` -> `re_lu`: Keras's own auto-names
+    (`keras.src.utils.naming.to_snake_case`), so generated names look familiar."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def identifier(name: str, taken: set[str] | None = None) -> str:
+    """A Python identifier for a spec name that cannot clash with keywords or our names."""
+    out = re.sub(r"\W", "_", name)
+    if not out or out[0].isdigit():
+        out = "_" + out
+    if keyword.iskeyword(out) or out in RESERVED or (taken and out in taken):
+        out += "_"
+    return out
+
+
+def py_string(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def call_text(head: str, args: list[str], budget: int) -> str:
+    """`head(a, b)` on one line when it fits in `budget`, else one argument per line."""
+    one = f"{head}({', '.join(args)})"
+    if "\n" not in one and (len(one) <= budget or not args):
+        return one
+    body = "".join(INDENT + a.replace("\n", "\n" + INDENT) + ",\n" for a in args)
+    return f"{head}(\n{body})"
