@@ -64,7 +64,7 @@ def main() -> None:
         compile_text(text, "deep.tfspec")
         source_ms.append((time.perf_counter() - start) * 1000)
 
-    from tfspec.build import build_model, quiet_tensorflow
+    from tfspec.jobs.build import build_model, quiet_tensorflow
 
     quiet_tensorflow()
     import keras

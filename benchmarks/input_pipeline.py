@@ -38,8 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tfspec.build import load_program, quiet_tensorflow  # noqa: E402
 from tfspec.codegen.program import compile_text  # noqa: E402
+from tfspec.jobs.build import load_program, quiet_tensorflow  # noqa: E402
 
 BATCH = 128
 SHUFFLE = 10_000  # what `shuffle = true` gives a split of more than 10,000 examples

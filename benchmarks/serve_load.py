@@ -43,8 +43,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tfspec.build import quiet_tensorflow  # noqa: E402
-from tfspec.server import default_workers  # noqa: E402
+from tfspec.jobs.build import quiet_tensorflow  # noqa: E402
+from tfspec.serving.server import default_workers  # noqa: E402
 
 quiet_tensorflow()
 

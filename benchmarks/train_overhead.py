@@ -76,8 +76,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tfspec.build import load_program, quiet_tensorflow  # noqa: E402
 from tfspec.codegen.program import compile_file  # noqa: E402
+from tfspec.jobs.build import load_program, quiet_tensorflow  # noqa: E402
 
 CLASSES = 10
 LR = 0.001

@@ -39,7 +39,7 @@ def _in_repo(monkeypatch):
 def built(tmp_path_factory):
     """Every example's compiled program and built Keras model, built once (a model that
     loads another example's export is built beside that export: transfer_fixtures)."""
-    from tfspec.build import build_model
+    from tfspec.jobs.build import build_model
 
     cwd = Path.cwd()
     try:
@@ -150,7 +150,7 @@ def test_overrides_reach_the_program():
 
 def twin(name: str, kind: str):
     """The same network as another model kind: compile and build it."""
-    from tfspec.build import build_model
+    from tfspec.jobs.build import build_model
 
     result = tfspec.validate_file(example(name))
     ir = copy.deepcopy(result.ir)

@@ -37,10 +37,10 @@ from data_fixtures import (
     write_tfrecords,
 )
 
-from tfspec.build import quiet_tensorflow
 from tfspec.codegen.program import Compiled, compile_file
-from tfspec.dataview import Prepared, prepare
-from tfspec.dataview import datasets as load_datasets
+from tfspec.inspect.dataview import Prepared, prepare
+from tfspec.inspect.dataview import datasets as load_datasets
+from tfspec.jobs.build import quiet_tensorflow
 from tfspec.lang.diagnostics import SpecError
 from tfspec.lang.validate import validate_file
 

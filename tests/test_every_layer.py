@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from layer_cases import CASES, SAVEDMODEL, UNSUPPORTED, WRAPPER_CASES, Case, case_of, spec_text
 
-from tfspec.build import build_model, quiet_tensorflow
 from tfspec.codegen.program import Compiled, compile_text
+from tfspec.jobs.build import build_model, quiet_tensorflow
 from tfspec.lang.resources import data_path
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,8 +24,8 @@ import pytest
 from tf_state import restore_global_state  # noqa: F401 (autouse)
 
 from tfspec import cli
-from tfspec.build import load_program, quiet_tensorflow
 from tfspec.codegen.program import compile_file
+from tfspec.jobs.build import load_program, quiet_tensorflow
 
 quiet_tensorflow()
 
@@ -141,7 +141,7 @@ def test_saved_models_are_in_tf_serving_layout_with_the_spec_names(examples):
 
 def test_tfspec_serve_serves_a_saved_model_export_under_the_spec_name(examples):
     """`tfspec serve runs/two_tower/serving`: the model is `two-tower`, not `serving`."""
-    from tfspec.servables import find_export
+    from tfspec.serving.servables import find_export
 
     run_example(examples, "two_tower")
     base = examples / "runs" / "two_tower" / "serving"
@@ -377,7 +377,7 @@ def test_the_exports_answer_like_keras_when_this_test_runs_them(examples, tmp_pa
     import onnxruntime
     from ai_edge_litert.interpreter import Interpreter
 
-    from tfspec.runner import node_path
+    from tfspec.jobs.runner import node_path
 
     run_dir = run_example(examples, "digits_cnn")
     out = examples / "runs" / "digits"

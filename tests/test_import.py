@@ -20,7 +20,7 @@ import pytest
 
 import tfspec
 from tfspec.codegen.program import compile_text
-from tfspec.importer import import_config, import_file, import_to_text
+from tfspec.inspect.importer import import_config, import_file, import_to_text
 from tfspec.lang.diagnostics import SpecError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -729,7 +729,7 @@ def test_importing_never_imports_tensorflow(tmp_path):
     keras_file = tmp_path / "m.keras"
     write_keras_zip(keras_file, two_tower_config())
     script = (
-        "import sys, tfspec.importer as i\n"
+        "import sys, tfspec.inspect.importer as i\n"
         f"i.import_to_text({str(keras_file)!r})\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('keras', 'tensorflow')]\n"
         "assert not bad, bad\n"
@@ -742,7 +742,7 @@ def test_importing_never_imports_tensorflow(tmp_path):
 # name -> constructor keyword arguments (small inputs: 96 px is above every minimum)
 @pytest.fixture(scope="module")
 def keras():
-    from tfspec.build import quiet_tensorflow
+    from tfspec.jobs.build import quiet_tensorflow
 
     quiet_tensorflow()
     import keras
@@ -775,8 +775,8 @@ def round_trip(original, path: Path, batch):
     """Save, import, validate, compile and build; copy weights; compare outputs."""
     import numpy as np
 
-    from tfspec.build import build_model
     from tfspec.codegen.program import compile_text
+    from tfspec.jobs.build import build_model
 
     original.save(path)
     text = import_to_text(path)
@@ -856,7 +856,7 @@ def test_nested_models_round_trip(keras, tmp_path):
 
 
 def build_model_of(text: str):
-    from tfspec.build import build_model
+    from tfspec.jobs.build import build_model
 
     return build_model(compile_text(text, "imported.tfspec"))
 

@@ -23,8 +23,8 @@ from test_import import weighted_layers
 
 import tfspec
 import tfspec.cli
-from tfspec.build import build_model, quiet_tensorflow
 from tfspec.codegen.program import compile_result
+from tfspec.jobs.build import build_model, quiet_tensorflow
 
 quiet_tensorflow()
 import keras  # noqa: E402

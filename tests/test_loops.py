@@ -23,8 +23,8 @@ import numpy as np
 import pytest
 
 import tfspec.cli
-from tfspec.build import load_program
 from tfspec.codegen.program import compile_file
+from tfspec.jobs.build import load_program
 
 ROOT = Path(__file__).resolve().parent.parent
 TOLERANCE = 1e-4  # absolute difference of trained weights and of final losses

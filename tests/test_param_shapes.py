@@ -160,7 +160,7 @@ def test_the_program_is_ruff_clean(tmp_path):
 
 @pytest.mark.parametrize("kind", list(MODEL))
 def test_compile_check_builds_the_model_with_the_set_value(kind, tmp_path, capsys):
-    from tfspec.build import build_model
+    from tfspec.jobs.build import build_model
 
     path = tmp_path / "p.tfspec"
     path.write_text(spec(kind))

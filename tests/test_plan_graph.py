@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 from transfer_fixtures import buildable
 
-import tfspec.graph
+import tfspec.inspect.graph
 from tfspec.codegen.program import compile_file, compile_text
-from tfspec.graph import GraphvizMissing, dot_from, to_dot, write_graph
+from tfspec.inspect.graph import GraphvizMissing, dot_from, to_dot, write_graph
+from tfspec.inspect.plan import analyze, plan, plan_from, render_text
 from tfspec.lang.diagnostics import SpecError
-from tfspec.plan import analyze, plan, plan_from, render_text
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.tfspec"))
@@ -79,7 +79,7 @@ def _spec_names(compiled, kind):
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_total_params_equal_count_params(examples, name):
-    from tfspec.build import build_model
+    from tfspec.jobs.build import build_model
 
     compiled, analysis, result = examples[name]
     fresh = build_model(compiled)  # an independent build of the same program
@@ -193,7 +193,7 @@ def test_block_layers_carry_their_use(examples):
 
 
 def test_subclassed_model_totals_come_from_the_real_model():
-    from tfspec.build import build_model
+    from tfspec.jobs.build import build_model
 
     text = (ROOT / "examples" / "resnet_blocks.tfspec").read_text()
     compiled = compile_text(text.replace("model ResNet functional", "model ResNet subclass"),
@@ -441,7 +441,7 @@ def test_write_graph_svg_png_and_dot(digits, tmp_path):
 def test_missing_graphviz_writes_the_dot_instead(digits, tmp_path, monkeypatch):
     assert shutil.which("dot"), "the tests need Graphviz: apt-get install graphviz"
     real_which = shutil.which
-    monkeypatch.setattr(tfspec.graph.shutil, "which",
+    monkeypatch.setattr(tfspec.inspect.graph.shutil, "which",
                         lambda cmd, *a, **k: None if cmd == "dot" else real_which(cmd, *a, **k))
     out = tmp_path / "net.svg"
     with pytest.raises(GraphvizMissing) as info:

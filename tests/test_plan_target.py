@@ -18,7 +18,7 @@ import pytest
 
 from tfspec.cli import main
 from tfspec.codegen.program import compile_text
-from tfspec.convertcheck import check_targets
+from tfspec.inspect.convertcheck import check_targets
 from tfspec.lang.diagnostics import CODES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ model M functional {
 @pytest.fixture(scope="module", autouse=True)
 def tensorflow():
     """Import TensorFlow before the tests capture output: its start-up logs are not ours."""
-    from tfspec.build import quiet_tensorflow
+    from tfspec.jobs.build import quiet_tensorflow
 
     quiet_tensorflow()
 
@@ -211,7 +211,7 @@ def test_without_recorded_scopes_layers_are_found_by_name(monkeypatch):
     """Should Keras move its name_scope, the names still lead to the layer."""
     import contextlib
 
-    from tfspec import convertcheck
+    from tfspec.inspect import convertcheck
 
     monkeypatch.setattr(convertcheck, "_recording", lambda places: contextlib.nullcontext([]))
     report = check_targets(compile_text(BOTH_FAIL, "seq.tfspec"), ["tfjs"])

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from run_processes import EPOCH_SUMMARY, run_and_kill, run_to_completion
 
-from tfspec.build import load_program, quiet_tensorflow
 from tfspec.codegen.program import compile_file
+from tfspec.jobs.build import load_program, quiet_tensorflow
 
 quiet_tensorflow()
 
@@ -146,7 +146,7 @@ def test_a_backup_of_another_model_is_a_located_error(tmp_path):
     """A backup folder left by an older version of the spec is not loaded into this
     model: the error names the file and points at the spec's BackupAndRestore."""
     from tfspec import SpecError
-    from tfspec.runner import run
+    from tfspec.jobs.runner import run
 
     spec = write_spec(tmp_path, "fit")
     (tmp_path / "backup").mkdir()

@@ -39,8 +39,8 @@ from transfer_fixtures import examples_with_exports
 
 import tfspec
 from tfspec import cli
-from tfspec.build import quiet_tensorflow
 from tfspec.codegen.program import compile_file
+from tfspec.jobs.build import quiet_tensorflow
 from tfspec.lang.validate import validate_file
 
 quiet_tensorflow()
@@ -603,9 +603,9 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
-from tfspec.build import load_program  # noqa: E402
 from tfspec.cli import main  # noqa: E402
 from tfspec.codegen.program import compile_file  # noqa: E402
+from tfspec.jobs.build import load_program  # noqa: E402
 
 spec, report = sys.argv[1], sys.argv[2]
 status = main(["run", spec])

@@ -30,10 +30,10 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from tfspec.build import load_program, quiet_tensorflow
 from tfspec.codegen.program import compile_text
-from tfspec.servables import ServeError, find_export
-from tfspec.server import make_server
+from tfspec.jobs.build import load_program, quiet_tensorflow
+from tfspec.serving.servables import ServeError, find_export
+from tfspec.serving.server import make_server
 
 quiet_tensorflow()
 

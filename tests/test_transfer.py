@@ -20,9 +20,9 @@ from tf_state import restore_global_state  # noqa: F401 (autouse)
 from transfer_fixtures import EXAMPLES, examples_with_exports
 
 from tfspec import cli
-from tfspec.build import build_model, quiet_tensorflow
 from tfspec.codegen.program import compile_file
-from tfspec.plan import plan
+from tfspec.inspect.plan import plan
+from tfspec.jobs.build import build_model, quiet_tensorflow
 
 quiet_tensorflow()
 

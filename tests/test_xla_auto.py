@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tfspec.build import load_program
 from tfspec.codegen.program import compile_file
 from tfspec.codegen.train import XLA_MIN_STEPS
+from tfspec.jobs.build import load_program
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,8 +106,8 @@ def test_no_xla_where_it_does_not_help_or_is_not_asked(case, tmp_path):
 
 
 def test_the_plan_says_when_xla_is_used():
+    from tfspec.inspect.plan import training
     from tfspec.lang.validate import validate_text
-    from tfspec.plan import training
 
     text = SPEC.format(model=DENSE, x="flat", batch=1, epochs=2, loop="fit", options="")
     ir = validate_text(text, "xla.tfspec").ir

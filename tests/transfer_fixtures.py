@@ -33,7 +33,7 @@ def examples_with_exports(factory: pytest.TempPathFactory) -> Path:
     """A copy of examples/ (without runs/ and invalid/) after running PRODUCERS in it."""
     global _copy
     if _copy is None:
-        from tfspec.runner import run
+        from tfspec.jobs.runner import run
 
         copy = factory.mktemp("exported") / "examples"
         shutil.copytree(EXAMPLES, copy, ignore=shutil.ignore_patterns("runs", "invalid"))

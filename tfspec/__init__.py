@@ -8,11 +8,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__version__ = "0.1.0"
-
-from .lang.diagnostics import Diagnostic, Diagnostics, Span, SpecError  # noqa: E402
-from .lang.formatter import format_spec  # noqa: E402
-from .lang.validate import Result, parse_override, validate_file, validate_text  # noqa: E402
+from .lang.diagnostics import Diagnostic, Diagnostics, Span, SpecError
+from .lang.formatter import format_spec
+from .lang.validate import Result, parse_override, validate_file, validate_text
+from .version import __version__
 
 __all__ = [
     "Diagnostic",
@@ -31,11 +30,11 @@ __all__ = [
 
 def serve(path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> None:
     """Serve the SavedModel export at `path` over TF Serving's REST API until Ctrl-C:
-    `tfspec.server.serve`, which documents the options (host, port, name, ...).
+    `tfspec.serving.server.serve`, which documents the options (host, port, name, ...).
 
     NumPy and TensorFlow are imported when it is called: importing tfspec stays free
     of them.
     """
-    from .server import serve as serve_export
+    from .serving.server import serve as serve_export
 
     serve_export(path, *args, **kwargs)

@@ -16,12 +16,12 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import __version__
 from .codegen.program import Compiled
 from .lang.diagnostics import SpecError, render_github, render_text
 from .lang.files import write_atomic
 from .lang.formatter import format_spec
 from .lang.validate import Result, find_specs, parse_override, validate_file
+from .version import __version__
 
 EXIT_OK, EXIT_ERRORS, EXIT_INTERNAL = 0, 1, 2
 
@@ -150,7 +150,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
         compiled = compile_file(args.spec, _overrides(args.set), tuple(args.allow_module),
                                 program_path=args.output)
         if args.check:
-            from .build import build_model
+            from .jobs.build import build_model
 
             build_model(compiled)
     except SpecError as exc:
@@ -165,14 +165,14 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """The plan; with `--target`, then whether the untrained model converts."""
-    from .plan import PlanError, analyze, plan_from, render_partial
-    from .plan import render_text as render_plan
+    from .inspect.plan import PlanError, analyze, plan_from, render_partial
+    from .inspect.plan import render_text as render_plan
 
     try:
         analysis = analyze(_compile(args))
         result = plan_from(analysis)
         if args.target:
-            from .convertcheck import check_targets
+            from .inspect.convertcheck import check_targets
 
             report = check_targets(analysis, args.target)
     except PlanError as exc:  # the layers Keras built, then the error at the next one
@@ -199,7 +199,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from .graph import GraphvizMissing, write_graph
+    from .inspect.graph import GraphvizMissing, write_graph
 
     if not args.output.endswith((".dot", ".svg", ".png")):
         print(f"tfspec: error: -o must end in .dot, .svg or .png. Received: {args.output}",
@@ -218,7 +218,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from .importer import import_to_text
+    from .inspect.importer import import_to_text
 
     try:
         text = import_to_text(args.model)
@@ -240,7 +240,7 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import run, summary
+    from .jobs.runner import run, summary
 
     try:
         run_dir = run(args.spec, _overrides(args.set), tuple(args.allow_module), args.dry_run,
@@ -259,7 +259,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .runner import export_run
+    from .jobs.runner import export_run
 
     try:
         run_dir = export_run(args.spec, args.from_dir, _overrides(args.set),
@@ -271,7 +271,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .runner import verify_run
+    from .jobs.runner import verify_run
 
     try:
         report = verify_run(args.run_dir)
@@ -283,7 +283,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from .launch import launch
+    from .jobs.launch import launch
 
     try:
         return launch(args.spec, args.workers, args.set, args.allow_module)
@@ -292,8 +292,8 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from .dataview import preview
-    from .dataview import render_text as render_data
+    from .inspect.dataview import preview
+    from .inspect.dataview import render_text as render_data
 
     try:
         view = preview(_compile(args), args.examples)
@@ -304,8 +304,8 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .servables import ServeError
-    from .server import serve
+    from .serving.servables import ServeError
+    from .serving.server import serve
 
     try:
         serve(args.path, host=args.host, port=args.port, name=args.name)

@@ -236,7 +236,7 @@ class DataGenerator:
         return self.gen.value(self.data[key], f"{self.at}/{escape(key)}", self.scope)
 
     def source_arg(self, name: str, default: Any = None) -> str:
-        """A source argument as Python, by name or position (per tfspec.sources)."""
+        """A source argument as Python, by name or position (per tfspec.lang.sources)."""
         from ..lang.sources import SOURCES
 
         call = self.data["source"]

@@ -254,7 +254,7 @@ class Generator:
 
     def model_sequential(self, model: dict[str, Any], at: str) -> None:
         """`keras.Sequential(layers)`, the layers a line each in a list: Keras builds
-        them in one statement, so a layer it cannot build is found by `build.py` as the
+        them in one statement, so a layer it cannot build is found by `jobs/build.py` as the
         first one Keras did not get to call (`model.add` a line at a time would point at
         it directly, but rebuilds the model at every line: 8x slower at 100 layers)."""
         w = self.w

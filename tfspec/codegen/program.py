@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..lang.diagnostics import Span, SpecError
 from ..lang.located import Positions, escape
 from ..lang.validate import Result, validate_file, validate_text
+from ..version import __version__
 from .data import DataGenerator
 from .model import LOAD_HELPER, Generator, LayerInfo
 from .pytext import py_string

@@ -2,7 +2,7 @@
 
 Like Jinja2's `CodeGenerator.writeline(x, node)`: every line can carry the spec
 span it was generated for, so an exception raised by a generated line can be
-reported at the spec's `file:line:col` (see `build.py`).
+reported at the spec's `file:line:col` (see `jobs/build.py`).
 """
 
 from __future__ import annotations

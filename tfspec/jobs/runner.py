@@ -22,13 +22,13 @@ from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
+from ..codegen.program import Compiled, compile_result, compile_text
+from ..lang.diagnostics import Diagnostics, SpecError
+from ..lang.formatter import format_spec
+from ..lang.missing_files import missing_files
+from ..lang.transfer import absolute_paths
+from ..lang.validate import Result, validate_file
 from .build import keras_message, load_program, located_error, quiet_failed_build
-from .codegen.program import Compiled, compile_result, compile_text
-from .lang.diagnostics import Diagnostics, SpecError
-from .lang.formatter import format_spec
-from .lang.missing_files import missing_files
-from .lang.transfer import absolute_paths
-from .lang.validate import Result, validate_file
 
 # What the generated program does not do yet; refused with a located error.
 _NOT_YET = {
@@ -260,7 +260,7 @@ def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None) -> 
 def node_path() -> None:
     """Let Node.js find @tensorflow/tfjs where tools/install-tfjs puts it (the program
     runs tfjs exports in Node through NODE_PATH)."""
-    modules = Path(__file__).with_name("js") / "node_modules"
+    modules = Path(__file__).resolve().parents[1] / "js" / "node_modules"
     paths = [p for p in os.environ.get("NODE_PATH", "").split(os.pathsep) if p]
     if modules.is_dir() and str(modules) not in paths:
         os.environ["NODE_PATH"] = os.pathsep.join([*paths, str(modules)])
@@ -376,7 +376,7 @@ def _frames(exc: BaseException) -> set[str]:
 def versions() -> dict[str, str]:
     from importlib import metadata
 
-    from . import __version__
+    from ..version import __version__
 
     out = {"python": platform.python_version(), "tfspec": __version__}
     for package in ("tensorflow", "keras", "numpy", "tensorflow-datasets"):

@@ -20,11 +20,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from .codegen.model import HELPERS, LayerInfo
-from .codegen.program import Compiled
-from .lang.diagnostics import Diagnostics, Span, SpecError
-from .lang.missing_files import missing_files
-from .lang.validate import Result
+from ..codegen.model import HELPERS, LayerInfo
+from ..codegen.program import Compiled
+from ..lang.diagnostics import Diagnostics, Span, SpecError
+from ..lang.missing_files import missing_files
+from ..lang.validate import Result
 
 
 @contextlib.contextmanager

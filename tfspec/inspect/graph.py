@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .codegen.program import Compiled
-from .lang.files import write_atomic
+from ..codegen.program import Compiled
+from ..lang.files import write_atomic
 from .plan import Analysis, Locator, analyze, plan_from
 
 FORMATS = {".dot": None, ".svg": "svg", ".png": "png"}

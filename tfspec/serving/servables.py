@@ -211,7 +211,7 @@ class Model:
 
 def load_model(export: Export) -> Model:
     """Load every version of the export, as TF Serving would."""
-    from .build import quiet_tensorflow
+    from ..jobs.build import quiet_tensorflow
 
     quiet_tensorflow()
     servables = {version: _load_version(version, path)

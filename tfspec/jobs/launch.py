@@ -18,8 +18,8 @@ import threading
 import time
 from pathlib import Path
 
-from .lang.diagnostics import Diagnostics, SpecError
-from .lang.validate import parse_override, validate_file
+from ..lang.diagnostics import Diagnostics, SpecError
+from ..lang.validate import parse_override, validate_file
 
 
 def free_ports(count: int) -> list[int]:

@@ -33,9 +33,9 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .lang import catalog
-from .lang.diagnostics import Diagnostics, SpecError
-from .lang.formatter import format_spec
+from ..lang import catalog
+from ..lang.diagnostics import Diagnostics, SpecError
+from ..lang.formatter import format_spec
 
 __all__ = ["import_config", "import_file", "import_to_text"]
 

@@ -24,13 +24,13 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .codegen.model import Generator, LayerInfo
-from .codegen.program import Compiled, write_program
-from .lang.diagnostics import Diagnostics, SpecError
-from .lang.validate import Result
+from ..codegen.model import Generator, LayerInfo
+from ..codegen.program import Compiled, write_program
+from ..lang.diagnostics import Diagnostics, SpecError
+from ..lang.validate import Result
 
 if TYPE_CHECKING:
-    from .build import BuildError
+    from ..jobs.build import BuildError
 
 # -- the functional twin of a subclassed model ------------------------------------------------
 
@@ -73,7 +73,7 @@ def analyze(compiled: Compiled) -> Analysis:
 
     Raises `PlanError` (E500) when Keras rejects the model, with the rows of the
     layers it could build before the failing one."""
-    from .build import BuildError, build_model, load_program
+    from ..jobs.build import BuildError, build_model, load_program
 
     namespace = load_program(compiled)
     subclass = compiled.ir["model"]["kind"] == "subclass"
@@ -131,7 +131,7 @@ class PlanError(SpecError):
 def _plan_error(error: BuildError, compiled: Compiled, namespace: dict[str, Any]) -> PlanError:
     """The E500 of a model Keras rejects, with the rows of the layers it built. A
     subclassed model's come from its functional twin, which fails at the same layer."""
-    from .build import BuildError, build_model
+    from ..jobs.build import BuildError, build_model
 
     built, detail_compiled = error.built, compiled
     if compiled.ir["model"]["kind"] == "subclass":
@@ -707,7 +707,7 @@ def training(ir: dict[str, Any]) -> dict[str, Any] | None:
         out["why"] = (f'loop = "{asked}" does not work with MultiWorkerMirroredStrategy in '
                       "Keras 3 (keras-team/keras#20585): the program uses its generated "
                       "custom loop")
-    from .codegen.train import XLA_MIN_STEPS, xla_on_cpu
+    from ..codegen.train import XLA_MIN_STEPS, xla_on_cpu
 
     if xla_on_cpu(ir):
         out["xla"] = (f'jit_compile = "auto": XLA when the run has {XLA_MIN_STEPS:,} steps or '

@@ -12,8 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from .build import load_program, located_error
-from .codegen.program import Compiled
+from ..codegen.program import Compiled
+from ..jobs.build import load_program, located_error
 
 
 @dataclass
@@ -40,7 +40,7 @@ def prepare(compiled: Compiled) -> Prepared:
     Raises SpecError: E500 when Keras rejects the model, E501 when the data cannot
     feed it — before any training step.
     """
-    from .build import build_model
+    from ..jobs.build import build_model
 
     namespace = load_program(compiled)
     model = build_model(compiled, namespace)
@@ -68,7 +68,7 @@ def preview(compiled: Compiled, examples: int = 3) -> dict[str, Any]:
     """What `tfspec data` shows: element spec, sizes, a few examples, label counts."""
     import numpy as np
 
-    from .build import build_model
+    from ..jobs.build import build_model
 
     namespace = load_program(compiled)
     splits = datasets(compiled, namespace)

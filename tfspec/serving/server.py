@@ -1,9 +1,9 @@
 """`tfspec serve`: TensorFlow Serving's REST API over HTTP, for one SavedModel export.
 
 A client written for TF Serving works unchanged against it: the same URLs
-(`/v1/models/NAME[/versions/N][:predict|/metadata]`), the same JSON (tfspec.restjson)
+(`/v1/models/NAME[/versions/N][:predict|/metadata]`), the same JSON (tfspec.serving.restjson)
 and HTTP status codes (the few differences are in docs/serve.md). It serves one
-model (every version found, tfspec.servables) from the standard library's threading
+model (every version found, tfspec.serving.servables) from the standard library's threading
 HTTP server, calling the SavedModel's signature functions directly; for production,
 the same export directory goes to `tensorflow_model_server` unchanged (docs/serve.md).
 """
@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 from urllib.parse import unquote, urlsplit
 
-from . import __version__
+from ..version import __version__
 from .restjson import (
     ApiError,
     dumps,

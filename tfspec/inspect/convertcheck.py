@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .build import diverted, one_line
-from .codegen.program import Compiled
-from .lang.diagnostics import Diagnostics, Span, SpecError
+from ..codegen.program import Compiled
+from ..jobs.build import diverted, one_line
+from ..lang.diagnostics import Diagnostics, Span, SpecError
 from .plan import Analysis, Locator, _call_inputs, analyze, human_bytes
 
 TARGETS: dict[str, str] = {"tflite": "TensorFlow Lite", "tfjs": "TensorFlow.js"}
