@@ -75,6 +75,9 @@ class Generator:
         self.spec_dir = Path(".")  # the spec's folder, seen from the program's
         self.spec_files = False  # whether the model loads files (it needs SPEC_DIR then)
         self.helpers: set[str] = set()  # helper functions the program needs
+        # the package the program imports the shared machinery from: "runtime:<module>"
+        # in a generator's imports becomes `from tfspec.runtime import <module>`
+        self.runtime = "tfspec.runtime"
 
     def span(self, at: str) -> Span | None:
         return self.pos.value(at)

@@ -118,6 +118,9 @@ def write_program(gen: Generator) -> str:
         w.line("import tensorflow as tf")
     if "tensorflow_datasets" in imports:
         w.line("import tensorflow_datasets as tfds")
+    runtime = sorted(m.split(":", 1)[1] for m in imports if m.startswith("runtime:"))
+    if runtime:
+        w.line(f"from {gen.runtime} import {', '.join(runtime)}")
     local = sorted(m.split(":", 1)[1] for m in imports if m.startswith("module:"))
     if local:
         w.blank()
