@@ -145,17 +145,27 @@ def _compile(args: argparse.Namespace) -> Compiled:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     from .codegen.program import compile_file
+    from .codegen.standalone import program_name, write_standalone
 
+    if args.standalone and not args.output:
+        print("tfspec: error: --standalone writes a folder: name it with -o DIR",
+              file=sys.stderr)
+        return EXIT_ERRORS
+    program = (os.path.join(args.output, program_name(args.spec)) if args.standalone
+               else args.output)
     try:
         compiled = compile_file(args.spec, _overrides(args.set), tuple(args.allow_module),
-                                program_path=args.output)
+                                program_path=program, standalone=args.standalone)
         if args.check:
             from .jobs.build import build_model
 
             build_model(compiled)
     except SpecError as exc:
         return _report(exc)
-    if args.output:
+    if args.standalone:
+        for path in write_standalone(compiled, args.output):
+            print(f"wrote {path}", file=sys.stderr)
+    elif args.output:
         write_atomic(args.output, compiled.source)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
@@ -357,6 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
     p.add_argument("--check", action="store_true",
                    help="also build the model, reporting Keras errors at the spec")
+    p.add_argument("--standalone", action="store_true",
+                   help="write the program into the folder -o DIR with a copy of the "
+                        "tfspec runtime it uses, to run where tfspec is not installed")
     _add_set(p)
     p.set_defaults(func=cmd_compile)
 

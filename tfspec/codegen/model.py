@@ -78,6 +78,7 @@ class Generator:
         # the package the program imports the shared machinery from: "runtime:<module>"
         # in a generator's imports becomes `from tfspec.runtime import <module>`
         self.runtime = "tfspec.runtime"
+        self.runtime_modules: list[str] = []  # the runtime modules the program imports
 
     def span(self, at: str) -> Span | None:
         return self.pos.value(at)

@@ -26,6 +26,9 @@ from .pytext import py_string
 from .train import TrainGenerator
 from .writer import CodeWriter
 
+# the package name of the runtime's copy that `compile --standalone` puts beside a program
+VENDORED_RUNTIME = "tfspec_runtime"
+
 
 @dataclass
 class Compiled:
@@ -39,6 +42,7 @@ class Compiled:
     origins: dict[int, Span]  # generated line -> spec span
     layers: list[LayerInfo] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)  # the `--set` values used
+    runtime_modules: list[str] = field(default_factory=list)  # what it imports of the runtime
 
     @property
     def filename(self) -> str:
@@ -46,21 +50,25 @@ class Compiled:
         return f"<tfspec: {self.spec_file}>"
 
 
-def compile_result(result: Result, program_path: str | Path | None = None) -> Compiled:
+def compile_result(result: Result, program_path: str | Path | None = None,
+                   standalone: bool = False) -> Compiled:
     """Generate the program of a checked spec; raises SpecError if it has errors.
 
     `program_path`: where the program will be written (by default beside the spec),
-    so that it finds the spec's data relative to itself.
+    so that it finds the spec's data relative to itself. `standalone`: the program
+    imports the runtime's copy beside it (`codegen.standalone`), not tfspec's.
     """
     if not result.ok or result.ir is None:
         raise SpecError(result.diagnostics, result.source)
     gen = Generator(result)
+    if standalone:
+        gen.runtime = VENDORED_RUNTIME
     if program_path is not None:
         spec_dir = Path(result.file).resolve().parent
         gen.spec_dir = Path(os.path.relpath(spec_dir, Path(program_path).resolve().parent))
     source = write_program(gen)
     return Compiled(result.file, result.source, result.ir, result.positions, source,
-                    gen.w.origins, gen.layers, dict(result.overrides))
+                    gen.w.origins, gen.layers, dict(result.overrides), gen.runtime_modules)
 
 
 def compile_text(text: str, filename: str = "<spec>",
@@ -71,8 +79,9 @@ def compile_text(text: str, filename: str = "<spec>",
 
 def compile_file(path: str | Path, overrides: dict[str, Any] | None = None,
                  allow_modules: tuple[str, ...] = (),
-                 program_path: str | Path | None = None) -> Compiled:
-    return compile_result(validate_file(path, overrides, allow_modules), program_path)
+                 program_path: str | Path | None = None, standalone: bool = False) -> Compiled:
+    return compile_result(validate_file(path, overrides, allow_modules), program_path,
+                          standalone)
 
 
 def write_program(gen: Generator) -> str:
@@ -118,7 +127,8 @@ def write_program(gen: Generator) -> str:
         w.line("import tensorflow as tf")
     if "tensorflow_datasets" in imports:
         w.line("import tensorflow_datasets as tfds")
-    runtime = sorted(m.split(":", 1)[1] for m in imports if m.startswith("runtime:"))
+    runtime = gen.runtime_modules = sorted(
+        m.split(":", 1)[1] for m in imports if m.startswith("runtime:"))
     if runtime:
         w.line(f"from {gen.runtime} import {', '.join(runtime)}")
     local = sorted(m.split(":", 1)[1] for m in imports if m.startswith("module:"))

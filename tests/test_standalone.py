@@ -1,0 +1,122 @@
+"""`tfspec compile --standalone -o DIR`: an ejected job runs where tfspec is not installed.
+
+The program and its copy of the runtime are run by an interpreter that has
+TensorFlow and Keras (this environment's packages, linked into a new venv) but not
+tfspec; the model it trains has the same weights as `tfspec run`'s.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from run_processes import subprocess_env
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SPEC = """\
+tfspec 1
+name "iris-standalone"
+
+param hidden = 8
+
+data {
+  source = csv("data/iris.csv", label = "species")
+  split { validation = 0.2, test = 0.1, seed = 3 }
+  batch = 16
+}
+
+model Iris sequential {
+  input features: float32[4]
+  Normalization()
+  Dense(hidden, activation = "relu")
+  Dense(3, activation = "softmax")
+}
+
+train {
+  optimizer = Adam(learning_rate = 0.01)
+  loss = "sparse_categorical_crossentropy"
+  metrics = ["accuracy"]
+  epochs = 3
+  seed = 5
+  deterministic = true
+}
+"""
+
+
+def without_tfspec(venv: Path) -> Path:
+    """A venv whose site-packages links every package of this environment but tfspec
+    (its package, its metadata and an editable install's hooks); its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = Path(sysconfig.get_paths()["purelib"])
+    target = next((venv / "lib").glob("python3*/site-packages"))
+    for entry in site.iterdir():
+        if "tfspec" in entry.name.lower() or entry.name == "__pycache__":
+            continue
+        (target / entry.name).symlink_to(entry)
+    return venv / "bin" / "python"
+
+
+@pytest.mark.slow
+def test_a_standalone_program_trains_like_tfspec_run_without_tfspec(tmp_path):
+    work = tmp_path / "job"
+    (work / "data").mkdir(parents=True)
+    shutil.copy(ROOT / "examples" / "data" / "iris.csv", work / "data" / "iris.csv")
+    spec = work / "iris.tfspec"
+    spec.write_text(SPEC)
+    env = subprocess_env()
+
+    def tfspec(*argv: str) -> subprocess.CompletedProcess:
+        proc = subprocess.run([sys.executable, "-m", "tfspec", *argv], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    tfspec("run", str(spec), "--run-dir", str(tmp_path / "by-tfspec"))
+    eject = tmp_path / "ejected"
+    tfspec("compile", str(spec), "--standalone", "-o", str(eject))
+    program = eject / "iris.py"
+    assert program.is_file() and (eject / "tfspec_runtime" / "__init__.py").is_file()
+
+    python = without_tfspec(tmp_path / "venv")
+    bare = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    probe = subprocess.run([python, "-c", "import tfspec"], env=bare, capture_output=True,
+                           text=True, cwd=tmp_path)
+    assert "No module named 'tfspec'" in probe.stderr, probe.stderr
+    # run from elsewhere: the program finds the data beside the spec and the runtime beside
+    # itself, whatever the working directory
+    proc = subprocess.run([python, str(program), str(tmp_path / "ejected-run")], env=bare,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    import keras
+
+    ours = keras.saving.load_model(tmp_path / "by-tfspec" / "model.keras")
+    theirs = keras.saving.load_model(tmp_path / "ejected-run" / "model.keras")
+    for a, b in zip(ours.get_weights(), theirs.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_standalone_needs_a_folder(tmp_path, capsys):
+    import tfspec.cli
+
+    spec = tmp_path / "m.tfspec"
+    spec.write_text(textwrap.dedent("""\
+        tfspec 1
+        model M sequential {
+          input x: float32[4]
+          Dense(1)
+        }
+    """))
+    assert tfspec.cli.main(["compile", str(spec), "--standalone"]) == 1
+    assert "-o DIR" in capsys.readouterr().err
+    assert tfspec.cli.main(["compile", str(spec), "--standalone", "-o",
+                            str(tmp_path / "out")]) == 0
+    assert sorted(os.listdir(tmp_path / "out")) == ["m.py", "tfspec_runtime"]
