@@ -24,8 +24,7 @@ import pytest
 from tf_state import restore_global_state  # noqa: F401 (autouse)
 
 from tfspec import cli
-from tfspec.codegen.program import compile_file
-from tfspec.jobs.build import load_program, quiet_tensorflow
+from tfspec.jobs.build import quiet_tensorflow
 
 quiet_tensorflow()
 
@@ -235,6 +234,21 @@ def test_a_quantization_the_model_cannot_survive_fails_with_target_and_numbers(
     ]
 
 
+def test_a_target_that_cannot_be_written_fails_at_its_line(tmp_path, capsys):
+    """The export runs in tfspec.runtime: its error still points at the target."""
+    spec = digits_spec(tmp_path, """
+        saved_model "out/serving"
+        keras "blocked/model.keras"
+    """)
+    (tmp_path / "blocked").write_text("a file where the export's folder goes")
+    status = cli.main(["run", str(spec), "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert f"{spec}:22:3: error[E504]: the export failed: [Errno 17] File exists" in err, err
+    assert "Traceback" not in err
+    assert not (tmp_path / "run" / "exports.json").exists()  # recorded only when all are
+
+
 def test_verify_checks_a_run_again_and_catches_a_tampered_export(examples, capsys):
     run_dir = run_example(examples, "digits_cnn")
     assert cli.main(["verify", str(run_dir)]) == 0
@@ -310,28 +324,6 @@ def test_bad_run_directories_are_errors_not_tracebacks(tmp_path, capsys):
 # -- atomic exports ---------------------------------------------------------------------------
 
 
-def program_of(spec: Path) -> dict:
-    return load_program(compile_file(str(spec)))
-
-
-def test_a_failed_export_leaves_the_previous_one(tmp_path):
-    spec = digits_spec(tmp_path, 'keras "out/model.keras"')
-    write_atomically = program_of(spec)["write_atomically"]
-    target = tmp_path / "out" / "export"
-    write_atomically(target, lambda path: (path.mkdir(), (path / "a").write_text("one")))
-    before = tree_digest(target)
-
-    def half_then_fail(path):
-        path.mkdir()
-        (path / "a").write_text("half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError):
-        write_atomically(target, half_then_fail)
-    assert tree_digest(target) == before
-    assert sorted(p.name for p in target.parent.iterdir()) == ["export"]  # no leftovers
-
-
 KILLER = textwrap.dedent("""\
     import os, signal, sys, time
     from pathlib import Path
@@ -371,8 +363,8 @@ def test_a_killed_export_leaves_the_previous_export_or_nothing(examples, tmp_pat
 
 def test_the_exports_answer_like_keras_when_this_test_runs_them(examples, tmp_path):
     """Apart from verify.json: the test runs exports in their runtimes itself, on new
-    inputs, against the trained Keras model. TF.js in Node through the shipped script
-    (the one the program embeds), LiteRT on the quantized flatbuffer, onnxruntime on
+    inputs, against the trained Keras model. TF.js in Node through the runtime's
+    script (the one `verify` runs), LiteRT on the quantized flatbuffer, onnxruntime on
     the ONNX model of a mixed-precision run."""
     import onnxruntime
     from ai_edge_litert.interpreter import Interpreter
@@ -381,8 +373,7 @@ def test_the_exports_answer_like_keras_when_this_test_runs_them(examples, tmp_pa
 
     run_dir = run_example(examples, "digits_cnn")
     out = examples / "runs" / "digits"
-    script = ROOT / "tfspec" / "js" / "predict.js"
-    assert script.read_text().strip() in (run_dir / "program.py").read_text()
+    script = ROOT / "tfspec" / "runtime" / "js" / "predict.js"
     images = np.random.default_rng(1).uniform(0, 16, size=(8, 8, 8, 1)).astype("float32")
     expected = keras.saving.load_model(run_dir / "model.keras").predict(images, verbose=0)
 

@@ -130,6 +130,7 @@ def write_program(gen: Generator) -> str:
     runtime = gen.runtime_modules = sorted(
         m.split(":", 1)[1] for m in imports if m.startswith("runtime:"))
     if runtime:
+        w.blank()  # isort: the runtime is first-party, a section of its own
         w.line(f"from {gen.runtime} import {', '.join(runtime)}")
     local = sorted(m.split(":", 1)[1] for m in imports if m.startswith("module:"))
     if local:

@@ -152,7 +152,7 @@ class TrainGenerator:
         if self.loop == "custom":
             names.add("shutil")
         else:
-            names |= {"concurrent.futures", "os"}  # BackgroundBackupAndRestore
+            names |= {"concurrent.futures", "numpy", "os"}  # BackgroundBackupAndRestore
         if self.multi_worker:
             names |= {"os", "tempfile"}
         return names | (self.exports.imports if self.exports else set())

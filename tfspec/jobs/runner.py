@@ -258,9 +258,10 @@ def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None) -> 
 
 
 def node_path() -> None:
-    """Let Node.js find @tensorflow/tfjs where tools/install-tfjs puts it (the program
-    runs tfjs exports in Node through NODE_PATH)."""
-    modules = Path(__file__).resolve().parents[1] / "js" / "node_modules"
+    """Let Node.js find @tensorflow/tfjs where tools/install-tfjs puts it, for the
+    programs of older runs, which run their own copy of predict.js (the runtime's is
+    beside that node_modules)."""
+    modules = Path(__file__).resolve().parents[1] / "runtime" / "js" / "node_modules"
     paths = [p for p in os.environ.get("NODE_PATH", "").split(os.pathsep) if p]
     if modules.is_dir() and str(modules) not in paths:
         os.environ["NODE_PATH"] = os.pathsep.join([*paths, str(modules)])
@@ -269,7 +270,8 @@ def node_path() -> None:
 def export_error(exc: BaseException, compiled: Compiled,
                  origin: Result | None = None) -> SpecError:
     """E504 at the export target that failed: each target the parity check rejected
-    (`ExportMismatch.failures`), or the target whose export raised. `origin`: the
+    (`ExportMismatch.failures`), or the target whose export raised (`export_index`,
+    which the runtime's `export_all` sets, or the target's line). `origin`: the
     user's spec, for a dry run's program compiled from a copy of it."""
     positions = origin.positions if origin else compiled.positions
     source = origin.source if origin else compiled.spec_source
@@ -290,6 +292,8 @@ def export_error(exc: BaseException, compiled: Compiled,
     for i in range(len(compiled.ir.get("export") or [])):
         if span is not None and compiled.positions.value(f"/export/{i}") == span:
             pointer = f"/export/{i}"  # the same target in `positions`' spec
+    if isinstance(getattr(exc, "export_index", None), int):  # tfspec.runtime.export says
+        pointer = f"/export/{exc.export_index}"
     diags.add("E504", f"the export failed: {keras_message(exc)}", positions.value(pointer))
     return SpecError(diags, source)
 

@@ -7,15 +7,13 @@ import concurrent.futures
 import json
 import os
 import pathlib
-import shutil
-import subprocess
 import sys
-import tempfile
-import types
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tfspec.runtime import export, verify
 
 # Paths in the spec are relative to the spec's folder.
 SPEC_DIR = pathlib.Path(__file__).resolve().parent
@@ -355,435 +353,25 @@ def train(verbose="auto"):
     return model, history, datasets
 
 
-# TF.js in Node.js runs the tfjs export with this script (tfspec/js/).
-TFJS_PREDICT = r"""
-// Runs a TensorFlow.js graph model (as tfspec exports it) on a batch of inputs, in
-// Node.js with the pure-JS CPU backend: the runtime a browser or Node app uses.
-//
-//   node predict.js MODEL_DIR INPUTS_JSON
-//
-// INPUTS_JSON: {"name": {"dtype": "float32", "shape": [n, ...], "data": [...]}, ...}
-// keyed by the signature's input names. Prints the outputs in the same form, keyed
-// by the signature's output names.
-"use strict";
-const fs = require("fs");
-const path = require("path");
-const tf = require("@tensorflow/tfjs");
-
-async function main() {
-  const [modelDir, inputsPath] = process.argv.slice(2);
-  const artifacts = JSON.parse(fs.readFileSync(path.join(modelDir, "model.json"), "utf8"));
-  // model.json names its weight shards; fromMemory wants the bytes in manifest order
-  const specs = [];
-  const shards = [];
-  for (const group of artifacts.weightsManifest) {
-    specs.push(...group.weights);
-    for (const file of group.paths) shards.push(fs.readFileSync(path.join(modelDir, file)));
-  }
-  const bytes = Buffer.concat(shards);
-  const model = await tf.loadGraphModel(tf.io.fromMemory({
-    modelTopology: artifacts.modelTopology,
-    weightSpecs: specs,
-    weightData: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
-    format: artifacts.format,
-    generatedBy: artifacts.generatedBy,
-    convertedBy: artifacts.convertedBy,
-    signature: artifacts.signature,
-    userDefinedMetadata: artifacts.userDefinedMetadata,
-  }));
-  const signature = artifacts.signature || {};
-  const inputs = JSON.parse(fs.readFileSync(inputsPath, "utf8"));
-  const feed = {};
-  for (const [key, value] of Object.entries(inputs)) {
-    // the graph's input node for this signature key ("image:0" -> "image")
-    const info = (signature.inputs || {})[key];
-    const node = info ? info.name.replace(/:0$/, "") : key;
-    feed[node] = tf.tensor(value.data, value.shape, value.dtype);
-  }
-  const outputKeys = Object.keys(signature.outputs || {});
-  const nodes = outputKeys.map((key) => signature.outputs[key].name.replace(/:0$/, ""));
-  let results = model.execute(feed, nodes.length ? nodes : undefined);
-  if (!Array.isArray(results)) results = [results];
-  const out = {};
-  results.forEach((tensor, i) => {
-    out[outputKeys[i] || `output_${i}`] = {
-      dtype: tensor.dtype, shape: tensor.shape, data: Array.from(tensor.dataSync()),
-    };
-  });
-  process.stdout.write(JSON.stringify(out));
-}
-
-main().catch((err) => {
-  process.stderr.write(`${err.message || err}\n`);
-  process.exit(1);
-});
-"""
-
-
-def input_specs():
-    """The spec's inputs as tf.TensorSpecs of any batch size, by name."""
-    return {
-        name: tf.TensorSpec((None, *shape), dtype, name=name)
-        for name, (shape, dtype) in INPUTS.items()
-    }
-
-
-def model_inputs(named):
-    """Inputs given by name as the model takes them: the dict, or its one value."""
-    return named if len(named) > 1 else named[next(iter(INPUTS))]
-
-
-def by_name(features):
-    """A batch's features by input name (a one-input pipeline yields a tensor)."""
-    return features if isinstance(features, dict) else {next(iter(INPUTS)): features}
-
-
-def serving_function(model):
-    """The model as a tf.function from named inputs to named outputs: the signature
-    that every export shares (floating outputs as float32, what clients expect)."""
-
-    @tf.function(input_signature=[input_specs()])
-    def serve(inputs):
-        return named_outputs(model(model_inputs(inputs), training=False))
-
-    return serve
-
-
-def named_outputs(outputs):
-    """A model's outputs as a dict keyed by the spec's output names."""
-    if not isinstance(outputs, dict):
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        outputs = dict(zip(OUTPUTS, outputs, strict=True))
-    return {
-        name: tf.cast(value, tf.float32) if value.dtype.is_floating else value
-        for name, value in outputs.items()
-    }
-
-
-def write_saved_model(model, path, signature="serving_default"):
-    """A SavedModel whose `signature` takes and gives the spec's names, plus the
-    positional `serve` endpoint that `model.export` writes (what TFSMLayer calls)."""
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(signature, serving_function(model))
-    archive.add_endpoint(
-        "serve",
-        lambda inputs: model(inputs, training=False),
-        input_signature=[model_inputs(input_specs())],
-    )
-    archive.write_out(str(path), verbose=False)
-
-
-def write_atomically(path, write):
-    """Write `path` (a file or a folder) with `write(temporary_path)` beside it, then
-    rename it into place: a failed or killed export leaves the previous export (or
-    nothing) at `path`, never part of one."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed export
-        shutil.rmtree(stale, ignore_errors=True)
-    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        write(scratch / path.name)
-        if path.is_dir():
-            os.replace(path, scratch / "previous")  # a folder cannot replace a folder
-        os.replace(scratch / path.name, path)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return path
-
-
-def save_verify_batch(model, datasets, run_dir, size=32):
-    """A fixed batch of the spec's data (the test split first) and the Keras model's
-    answers to it: what `verify_exports` checks every export against."""
-    split = next(name for name in ("test", "validation", "train") if name in datasets)
-    features = by_name(next(iter(datasets[split].unbatch().batch(size).take(1)))[0])
-    # in the declared dtypes, as a client sends them (a pipeline may hold int64 for int32)
-    features = {name: features[name] if dtype == "string" else tf.cast(features[name], dtype)
-                for name, (_, dtype) in INPUTS.items()}
-    expected = named_outputs(model(model_inputs(features), training=False))
-    # strings as fixed-width bytes: np.load refuses object arrays
-    arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
-              else value.numpy() for name, value in features.items()}
-    arrays.update({f"output/{name}": value.numpy() for name, value in expected.items()})
-    np.savez(run_dir / "verify_batch.npz", **arrays)
-
-
-def verify_exports(run_dir):
-    """Run the kept batch through each export in its own runtime and compare with the
-    Keras model's answers; writes verify.json and raises ExportMismatch on a failure."""
-    run_dir = pathlib.Path(run_dir)
-    record = json.loads((run_dir / "exports.json").read_text())
-    with np.load(run_dir / "verify_batch.npz") as batch:
-        inputs = {key[6:]: batch[key] for key in batch.files if key.startswith("input/")}
-        expected = {key[7:]: batch[key] for key in batch.files if key.startswith("output/")}
-    report = []
-    for index, target in enumerate(record["targets"]):
-        if not target.get("verify", True):
-            continue
-        try:
-            answers = RUNTIMES[target["format"]](target, inputs)
-            entry = parity(target, answers, expected)
-        except Exception as exc:  # an export its runtime cannot load or run fails too
-            where = f"{target['format']} {target['spec_path']}"
-            entry = {"format": target["format"], "path": target["path"], "passed": False,
-                     "message": f"{where} could not be checked: {exc}"}
-        report.append({"index": index, **entry})
-        print(f"verify: {entry['message']}")
-    (run_dir / "verify.json").write_text(json.dumps(report, indent=2) + "\n")
-    failed = [entry for entry in report if not entry["passed"]]
-    if failed:
-        raise ExportMismatch(failed)
-    return report
-
-
-class ExportMismatch(AssertionError):
-    """Exports that do not answer like the Keras model (`failures`: their reports)."""
-
-    def __init__(self, failures):
-        self.failures = failures
-        super().__init__("; ".join(entry["message"] for entry in failures))
-
-
-def parity(target, answers, expected):
-    """How far an export's answers are from the Keras model's, against its tolerance
-    (absolute, scaled by the outputs' magnitude where that exceeds 1)."""
-    missing = sorted(set(expected) - set(answers))
-    if missing:
-        raise ValueError(f"the {target['format']} export has no output {missing}")
-    worst, mean, agree = 0.0, 0.0, []
-    scale = 1.0
-    for name, want in expected.items():
-        got = np.asarray(answers[name], dtype="float64").reshape(want.shape)
-        error = np.abs(got - want)
-        worst = max(worst, float(error.max(initial=0.0)))
-        mean = max(mean, float(error.mean()))
-        scale = max(scale, float(np.abs(want).max(initial=0.0)))
-        if want.ndim == 2 and want.shape[-1] > 1:  # class scores: compare the argmax
-            agree.append(float(np.mean(got.argmax(-1) == want.argmax(-1))))
-    limit = target["tolerance"] * scale
-    passed = worst <= limit
-    where = f"{target['format']} {target['spec_path']}"
-    detail = f"mean {mean:.3g}" + (f", argmax agreement {100 * min(agree):.1f} %"
-                                   if agree else "")
-    if passed:
-        message = (f"{where} answers like the Keras model: max abs error {worst:.3g} "
-                   f"<= {limit:.3g} ({detail})")
-    else:
-        message = (f"{where} does not answer like the Keras model: max abs error "
-                   f"{worst:.3g} > tolerance {limit:.3g} ({detail})")
-    return {
-        "format": target["format"],
-        "path": target["path"],
-        "max_abs_error": worst,
-        "mean_abs_error": mean,
-        "argmax_agreement": min(agree) if agree else None,
-        "tolerance": limit,
-        "passed": passed,
-        "message": message,
-    }
-
-
-def export_saved_model(model, base, name, version=1, signature="serving_default",
-                       **target):
-    """A SavedModel in TF Serving's layout, `base/<version>/`, with the spec's `name` in
-    its `assets.extra/tfspec.json`: `tfspec serve` serves the model under that name, and
-    TF Serving and the SavedModel loader leave the file alone."""
-
-    def write(path):
-        write_saved_model(model, path, signature)
-        (path / "assets.extra").mkdir()
-        (path / "assets.extra" / "tfspec.json").write_text(json.dumps({"name": name}) + "\n")
-
-    write_atomically(pathlib.Path(base) / str(version), write)
-    return {"format": "saved_model", "path": str(base), "version": version,
-            "signature": signature, **target}
-
-
-def run_saved_model(target, inputs):
-    """The export's serving signature, loaded as TF Serving loads it."""
-    loaded = tf.saved_model.load(str(pathlib.Path(target["path"]) / str(target["version"])))
-    serve = loaded.signatures[target["signature"]]
-    answers = serve(**{name: tf.constant(value) for name, value in inputs.items()})
-    return {name: value.numpy() for name, value in answers.items()}
-
-
-def export_tfjs(saved_model, path, quantize="none", **target):
-    """A TensorFlow.js graph model converted from the serving SavedModel."""
-    # tensorflowjs imports TF Decision Forests only to convert TF-DF models, and no
-    # TF-DF release installs beside this TensorFlow: an empty stand-in is enough.
-    sys.modules.setdefault("tensorflow_decision_forests",
-                           types.ModuleType("tensorflow_decision_forests"))
-    try:
-        from tensorflowjs.converters import tf_saved_model_conversion_v2
-    except ImportError:
-        raise ImportError(
-            "a tfjs export needs the TensorFlow.js converter: run tools/install-tfjs "
-            "from the tfspec repository"
-        ) from None
-    quantization = {} if quantize == "none" else {quantize: "*"}
-    write_atomically(path, lambda tmp: tf_saved_model_conversion_v2.convert_tf_saved_model(
-        str(saved_model), str(tmp), quantization_dtype_map=quantization))
-    return {"format": "tfjs", "path": str(path), "quantize": quantize, **target}
-
-
-def run_tfjs(target, inputs):
-    """The graph model in Node.js with @tensorflow/tfjs (found through NODE_PATH):
-    the runtime a web or Node app loads it in."""
-    if shutil.which("node") is None:
-        raise RuntimeError("checking a tfjs export runs it in Node.js: install node")
-    with tempfile.TemporaryDirectory() as scratch:
-        script = pathlib.Path(scratch) / "predict.js"
-        script.write_text(TFJS_PREDICT)
-        feed = pathlib.Path(scratch) / "inputs.json"
-        feed.write_text(json.dumps({
-            name: {"dtype": str(value.dtype), "shape": list(value.shape),
-                   "data": value.ravel().tolist()}
-            for name, value in inputs.items()
-        }))
-        done = subprocess.run(["node", str(script), target["path"], str(feed)],
-                              capture_output=True, text=True)
-    if done.returncode:
-        why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"
-        if "Cannot find module '@tensorflow/tfjs'" in done.stderr:
-            why = ("@tensorflow/tfjs is not installed: run tools/install-tfjs, or set "
-                   "NODE_PATH to the node_modules that holds it")
-        raise RuntimeError(f"TF.js in Node.js could not run the export: {why}")
-    answers = json.loads(done.stdout)
-    return {name: np.asarray(value["data"], dtype="float32").reshape(value["shape"])
-            for name, value in answers.items()}
-
-
-def export_tflite(saved_model, path, quantize="none", representative=None,
-                  integer_io=False, **target):
-    """A TensorFlow Lite flatbuffer converted from the serving SavedModel."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    if quantize != "none":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if quantize == "int8":
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if integer_io:
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
-    flatbuffer = converter.convert()
-    write_atomically(path, lambda tmp: tmp.write_bytes(flatbuffer))
-    return {"format": "tflite", "path": str(path), "quantize": quantize, **target}
-
-
-def representative_data(datasets, samples):
-    """`samples` training examples, one at a time, to calibrate int8 quantization."""
-    examples = datasets["train"].unbatch().take(samples)
-
-    def generate():
-        for features, _ in examples:
-            features = by_name(features)
-            yield {name: tf.expand_dims(tf.cast(features[name], INPUTS[name][1]), 0)
-                   for name in INPUTS}
-
-    return generate
-
-
-def run_tflite(target, inputs):
-    """The flatbuffer in LiteRT, the TensorFlow Lite runtime."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        raise ImportError(
-            "checking a tflite export runs it in LiteRT: pip install 'tfspec[tflite]' "
-            "(ai-edge-litert)"
-        ) from None
-    return without_litert_info(lambda: tflite_answers(Interpreter(target["path"]), inputs))
-
-
-def without_litert_info(call):
-    """`call()`, without LiteRT's C++ `INFO: ...` lines (`Created TensorFlow Lite XNNPACK
-    delegate for CPU.` when the default delegate is applied) on stderr: file descriptor 2
-    goes to a file meanwhile, and every other line is written back."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
-        return call()
-    with tempfile.TemporaryFile() as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            return call()
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            log.seek(0)
-            for line in log.read().decode(errors="replace").splitlines(keepends=True):
-                if not line.startswith("INFO: "):
-                    sys.stderr.write(line)
-
-
-def tflite_answers(interpreter, inputs):
-    """The interpreter's signature on named inputs; integer inputs and outputs are
-    quantized and dequantized with the model's own scales."""
-    runner = interpreter.get_signature_runner()
-    feed = {}
-    for name, detail in runner.get_input_details().items():
-        value = inputs[name]
-        scale, zero = detail["quantization"]
-        if scale:
-            info = np.iinfo(detail["dtype"])
-            value = np.clip(np.round(value / scale + zero), info.min, info.max)
-        feed[name] = value.astype(detail["dtype"])
-    answers = runner(**feed)
-    for name, detail in runner.get_output_details().items():
-        scale, zero = detail["quantization"]
-        if scale:
-            answers[name] = (answers[name].astype("float32") - zero) * scale
-    return answers
-
-
-# Each format's own runtime, as `verify_exports` runs it.
-RUNTIMES = {
-    "saved_model": run_saved_model,
-    "tfjs": run_tfjs,
-    "tflite": run_tflite,
-}
+# The spec's export targets: `export_all` writes them, `verify_exports` checks them.
+EXPORTS = [
+    {"format": "saved_model", "path": "runs/digits/serving", "version": 1,
+     "tolerance": 1e-05},
+    {"format": "tflite", "path": "runs/digits/model.tflite", "quantize": "dynamic",
+     "tolerance": 0.05},
+    {"format": "tfjs", "path": "runs/digits/tfjs", "tolerance": 0.0001},
+]
 
 
 def export_all(model, run_dir, datasets):
-    """Write every export target, each atomically, and record them in
-    exports.json with the batch that `verify_exports` checks them on."""
-    run_dir = pathlib.Path(run_dir)
-    name = "digits-cnn"  # the spec's name, recorded with the exports
-    save_verify_batch(model, datasets, run_dir)
-    targets = []
-    with tempfile.TemporaryDirectory() as scratch:
-        # tflite, tfjs and onnx convert the same serving SavedModel
-        saved_model = pathlib.Path(scratch) / "serving"
-        write_saved_model(model, saved_model)
-        targets.append(export_saved_model(
-            model,
-            SPEC_DIR / "runs/digits/serving",
-            name,
-            version=1,
-            tolerance=1e-05,
-            spec_path="runs/digits/serving",
-        ))
-        targets.append(export_tflite(
-            saved_model,
-            SPEC_DIR / "runs/digits/model.tflite",
-            quantize="dynamic",
-            tolerance=0.05,
-            spec_path="runs/digits/model.tflite",
-        ))
-        targets.append(export_tfjs(
-            saved_model,
-            SPEC_DIR / "runs/digits/tfjs",
-            tolerance=0.0001,
-            spec_path="runs/digits/tfjs",
-        ))
-    record = {"name": name, "targets": targets}
-    (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
-    return targets
+    """Write the export targets, and the batch `verify_exports` checks them on."""
+    return export.export_all(model, run_dir, datasets, EXPORTS, INPUTS, OUTPUTS,
+                             name="digits-cnn", spec_dir=SPEC_DIR)
+
+
+def verify_exports(run_dir):
+    """Run each export in its own runtime and compare it with the Keras model."""
+    return verify.verify_exports(run_dir, OUTPUTS)
 
 
 def main(run_dir=".", verbose="auto"):
@@ -810,34 +398,33 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/digits_cnn.tfspec"
 TFSPEC_LINES = (
-    "29:5:12 30:6:16 37:31:10 42:17:3 43:19:8 44:20:8 45:20:8 46:20:8 "
-    "47:20:8 48:20:8 49:20:8 50:20:8 51:21:8 52:21:8 53:21:8 54:21:8 "
-    "55:21:8 56:21:8 57:21:8 58:22:8 59:23:8 60:24:8 61:25:18 62:16:7 "
-    "65:9:12 67:9:12 70:10:3 73:9:12 86:12:13 88:11:11 101:9:12 115:9:12 "
-    "121:9:12 122:9:12 123:9:12 124:9:12 125:9:12 126:9:12 127:9:12 128:9:12 "
-    "129:9:12 130:9:12 131:9:12 132:9:12 133:9:12 134:9:12 135:9:12 136:9:12 "
-    "137:9:12 138:9:12 139:9:12 140:9:12 141:9:12 142:9:12 143:9:12 144:9:12 "
-    "147:9:12 148:9:12 149:9:12 150:9:12 151:9:12 152:9:12 153:9:12 154:9:12 "
-    "155:9:12 156:9:12 157:9:12 158:9:12 159:9:12 160:9:12 161:9:12 162:9:12 "
-    "163:9:12 164:9:12 165:9:12 166:9:12 167:9:12 168:9:12 169:9:12 170:9:12 "
-    "171:9:12 172:9:12 173:9:12 174:9:12 175:9:12 176:9:12 177:9:12 178:9:12 "
-    "179:9:12 180:9:12 181:9:12 182:9:12 183:9:12 184:9:12 185:9:12 186:9:12 "
-    "187:9:12 188:9:12 189:9:12 190:9:12 191:9:12 192:9:12 193:9:12 194:9:12 "
-    "195:9:12 196:9:12 197:9:12 198:9:12 199:9:12 200:9:12 201:9:12 202:9:12 "
-    "203:9:12 204:9:12 205:9:12 206:9:12 207:9:12 208:9:12 209:9:12 210:9:12 "
-    "213:9:12 214:9:12 215:9:12 216:9:12 217:9:12 218:9:12 219:9:12 222:43:25 "
-    "227:30:15 229:30:15 232:31:10 237:31:10 238:31:10 239:31:10 240:31:10 241:31:10 "
-    "242:31:10 262:39:5 263:39:5 264:39:5 265:39:5 266:39:5 267:39:5 268:39:5 "
-    "269:39:5 270:39:5 271:39:5 272:39:5 273:39:5 274:39:5 275:39:5 276:39:5 "
-    "277:39:5 278:39:5 279:39:5 280:39:5 281:39:5 282:39:5 283:39:5 284:39:5 "
-    "285:39:5 286:39:5 287:39:5 288:39:5 289:39:5 290:39:5 291:39:5 292:39:5 "
-    "293:39:5 294:39:5 295:39:5 296:39:5 297:39:5 298:39:5 299:39:5 300:39:5 "
-    "301:39:5 302:39:5 303:39:5 304:39:5 305:39:5 306:39:5 307:39:5 308:39:5 "
-    "309:39:5 310:39:5 311:39:5 312:39:5 313:39:5 314:39:5 317:34:15 320:37:5 "
-    "321:37:5 322:37:5 323:37:5 324:37:5 325:38:5 326:38:5 327:38:5 328:38:5 "
-    "329:38:5 330:39:5 335:28:1 347:33:12 348:33:12 349:33:12 350:33:12 351:33:12 "
-    "352:33:12 353:33:12 354:33:12 752:45:1 763:46:3 764:46:3 765:46:3 766:46:3 "
-    "767:46:3 768:46:3 769:46:3 770:46:3 771:47:3 772:47:3 773:47:3 774:47:3 "
-    "775:47:3 776:47:3 777:47:3 778:48:3 779:48:3 780:48:3 781:48:3 782:48:3 "
-    "783:48:3 800:45:1 801:45:1"
+    "27:5:12 28:6:16 35:31:10 40:17:3 41:19:8 42:20:8 43:20:8 44:20:8 "
+    "45:20:8 46:20:8 47:20:8 48:20:8 49:21:8 50:21:8 51:21:8 52:21:8 "
+    "53:21:8 54:21:8 55:21:8 56:22:8 57:23:8 58:24:8 59:25:18 60:16:7 "
+    "63:9:12 65:9:12 68:10:3 71:9:12 84:12:13 86:11:11 99:9:12 113:9:12 "
+    "119:9:12 120:9:12 121:9:12 122:9:12 123:9:12 124:9:12 125:9:12 126:9:12 "
+    "127:9:12 128:9:12 129:9:12 130:9:12 131:9:12 132:9:12 133:9:12 134:9:12 "
+    "135:9:12 136:9:12 137:9:12 138:9:12 139:9:12 140:9:12 141:9:12 142:9:12 "
+    "145:9:12 146:9:12 147:9:12 148:9:12 149:9:12 150:9:12 151:9:12 152:9:12 "
+    "153:9:12 154:9:12 155:9:12 156:9:12 157:9:12 158:9:12 159:9:12 160:9:12 "
+    "161:9:12 162:9:12 163:9:12 164:9:12 165:9:12 166:9:12 167:9:12 168:9:12 "
+    "169:9:12 170:9:12 171:9:12 172:9:12 173:9:12 174:9:12 175:9:12 176:9:12 "
+    "177:9:12 178:9:12 179:9:12 180:9:12 181:9:12 182:9:12 183:9:12 184:9:12 "
+    "185:9:12 186:9:12 187:9:12 188:9:12 189:9:12 190:9:12 191:9:12 192:9:12 "
+    "193:9:12 194:9:12 195:9:12 196:9:12 197:9:12 198:9:12 199:9:12 200:9:12 "
+    "201:9:12 202:9:12 203:9:12 204:9:12 205:9:12 206:9:12 207:9:12 208:9:12 "
+    "211:9:12 212:9:12 213:9:12 214:9:12 215:9:12 216:9:12 217:9:12 220:43:25 "
+    "225:30:15 227:30:15 230:31:10 235:31:10 236:31:10 237:31:10 238:31:10 239:31:10 "
+    "240:31:10 260:39:5 261:39:5 262:39:5 263:39:5 264:39:5 265:39:5 266:39:5 "
+    "267:39:5 268:39:5 269:39:5 270:39:5 271:39:5 272:39:5 273:39:5 274:39:5 "
+    "275:39:5 276:39:5 277:39:5 278:39:5 279:39:5 280:39:5 281:39:5 282:39:5 "
+    "283:39:5 284:39:5 285:39:5 286:39:5 287:39:5 288:39:5 289:39:5 290:39:5 "
+    "291:39:5 292:39:5 293:39:5 294:39:5 295:39:5 296:39:5 297:39:5 298:39:5 "
+    "299:39:5 300:39:5 301:39:5 302:39:5 303:39:5 304:39:5 305:39:5 306:39:5 "
+    "307:39:5 308:39:5 309:39:5 310:39:5 311:39:5 312:39:5 315:34:15 318:37:5 "
+    "319:37:5 320:37:5 321:37:5 322:37:5 323:38:5 324:38:5 325:38:5 326:38:5 "
+    "327:38:5 328:39:5 333:28:1 345:33:12 346:33:12 347:33:12 348:33:12 349:33:12 "
+    "350:33:12 351:33:12 352:33:12 357:45:1 358:46:3 359:46:3 360:47:3 361:47:3 "
+    "362:48:3 363:45:1 366:45:1 368:45:1 369:45:1 372:45:1 374:45:1 388:45:1 "
+    "389:45:1"
 )

@@ -5,17 +5,15 @@ Edit the spec, not this file: `tfspec compile` writes it again.
 
 import functools
 import json
-import os
 import pathlib
 import shutil
-import subprocess
 import sys
-import tempfile
-import types
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from tfspec.runtime import export, verify
 
 # Paths in the spec are relative to the spec's folder.
 SPEC_DIR = pathlib.Path(__file__).resolve().parent
@@ -547,523 +545,33 @@ def train(verbose="auto"):
     return model, history, datasets
 
 
-# TF.js in Node.js runs the tfjs export with this script (tfspec/js/).
-TFJS_PREDICT = r"""
-// Runs a TensorFlow.js graph model (as tfspec exports it) on a batch of inputs, in
-// Node.js with the pure-JS CPU backend: the runtime a browser or Node app uses.
-//
-//   node predict.js MODEL_DIR INPUTS_JSON
-//
-// INPUTS_JSON: {"name": {"dtype": "float32", "shape": [n, ...], "data": [...]}, ...}
-// keyed by the signature's input names. Prints the outputs in the same form, keyed
-// by the signature's output names.
-"use strict";
-const fs = require("fs");
-const path = require("path");
-const tf = require("@tensorflow/tfjs");
-
-async function main() {
-  const [modelDir, inputsPath] = process.argv.slice(2);
-  const artifacts = JSON.parse(fs.readFileSync(path.join(modelDir, "model.json"), "utf8"));
-  // model.json names its weight shards; fromMemory wants the bytes in manifest order
-  const specs = [];
-  const shards = [];
-  for (const group of artifacts.weightsManifest) {
-    specs.push(...group.weights);
-    for (const file of group.paths) shards.push(fs.readFileSync(path.join(modelDir, file)));
-  }
-  const bytes = Buffer.concat(shards);
-  const model = await tf.loadGraphModel(tf.io.fromMemory({
-    modelTopology: artifacts.modelTopology,
-    weightSpecs: specs,
-    weightData: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength),
-    format: artifacts.format,
-    generatedBy: artifacts.generatedBy,
-    convertedBy: artifacts.convertedBy,
-    signature: artifacts.signature,
-    userDefinedMetadata: artifacts.userDefinedMetadata,
-  }));
-  const signature = artifacts.signature || {};
-  const inputs = JSON.parse(fs.readFileSync(inputsPath, "utf8"));
-  const feed = {};
-  for (const [key, value] of Object.entries(inputs)) {
-    // the graph's input node for this signature key ("image:0" -> "image")
-    const info = (signature.inputs || {})[key];
-    const node = info ? info.name.replace(/:0$/, "") : key;
-    feed[node] = tf.tensor(value.data, value.shape, value.dtype);
-  }
-  const outputKeys = Object.keys(signature.outputs || {});
-  const nodes = outputKeys.map((key) => signature.outputs[key].name.replace(/:0$/, ""));
-  let results = model.execute(feed, nodes.length ? nodes : undefined);
-  if (!Array.isArray(results)) results = [results];
-  const out = {};
-  results.forEach((tensor, i) => {
-    out[outputKeys[i] || `output_${i}`] = {
-      dtype: tensor.dtype, shape: tensor.shape, data: Array.from(tensor.dataSync()),
-    };
-  });
-  process.stdout.write(JSON.stringify(out));
-}
-
-main().catch((err) => {
-  process.stderr.write(`${err.message || err}\n`);
-  process.exit(1);
-});
-"""
-
-
-def input_specs():
-    """The spec's inputs as tf.TensorSpecs of any batch size, by name."""
-    return {
-        name: tf.TensorSpec((None, *shape), dtype, name=name)
-        for name, (shape, dtype) in INPUTS.items()
-    }
-
-
-def model_inputs(named):
-    """Inputs given by name as the model takes them: the dict, or its one value."""
-    return named if len(named) > 1 else named[next(iter(INPUTS))]
-
-
-def by_name(features):
-    """A batch's features by input name (a one-input pipeline yields a tensor)."""
-    return features if isinstance(features, dict) else {next(iter(INPUTS)): features}
-
-
-def serving_function(model):
-    """The model as a tf.function from named inputs to named outputs: the signature
-    that every export shares (floating outputs as float32, what clients expect)."""
-
-    @tf.function(input_signature=[input_specs()])
-    def serve(inputs):
-        return named_outputs(model(model_inputs(inputs), training=False))
-
-    return serve
-
-
-def named_outputs(outputs):
-    """A model's outputs as a dict keyed by the spec's output names."""
-    if not isinstance(outputs, dict):
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        outputs = dict(zip(OUTPUTS, outputs, strict=True))
-    return {
-        name: tf.cast(value, tf.float32) if value.dtype.is_floating else value
-        for name, value in outputs.items()
-    }
-
-
-def write_saved_model(model, path, signature="serving_default"):
-    """A SavedModel whose `signature` takes and gives the spec's names, plus the
-    positional `serve` endpoint that `model.export` writes (what TFSMLayer calls)."""
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(signature, serving_function(model))
-    archive.add_endpoint(
-        "serve",
-        lambda inputs: model(inputs, training=False),
-        input_signature=[model_inputs(input_specs())],
-    )
-    archive.write_out(str(path), verbose=False)
-
-
-def write_atomically(path, write):
-    """Write `path` (a file or a folder) with `write(temporary_path)` beside it, then
-    rename it into place: a failed or killed export leaves the previous export (or
-    nothing) at `path`, never part of one."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.tmp-*"):  # left by a killed export
-        shutil.rmtree(stale, ignore_errors=True)
-    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        write(scratch / path.name)
-        if path.is_dir():
-            os.replace(path, scratch / "previous")  # a folder cannot replace a folder
-        os.replace(scratch / path.name, path)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return path
-
-
-def save_verify_batch(model, datasets, run_dir, size=32):
-    """A fixed batch of the spec's data (the test split first) and the Keras model's
-    answers to it: what `verify_exports` checks every export against."""
-    split = next(name for name in ("test", "validation", "train") if name in datasets)
-    features = by_name(next(iter(datasets[split].unbatch().batch(size).take(1)))[0])
-    # in the declared dtypes, as a client sends them (a pipeline may hold int64 for int32)
-    features = {name: features[name] if dtype == "string" else tf.cast(features[name], dtype)
-                for name, (_, dtype) in INPUTS.items()}
-    expected = named_outputs(model(model_inputs(features), training=False))
-    # strings as fixed-width bytes: np.load refuses object arrays
-    arrays = {f"input/{name}": value.numpy().astype(bytes) if value.dtype == tf.string
-              else value.numpy() for name, value in features.items()}
-    arrays.update({f"output/{name}": value.numpy() for name, value in expected.items()})
-    np.savez(run_dir / "verify_batch.npz", **arrays)
-
-
-def verify_exports(run_dir):
-    """Run the kept batch through each export in its own runtime and compare with the
-    Keras model's answers; writes verify.json and raises ExportMismatch on a failure."""
-    run_dir = pathlib.Path(run_dir)
-    record = json.loads((run_dir / "exports.json").read_text())
-    with np.load(run_dir / "verify_batch.npz") as batch:
-        inputs = {key[6:]: batch[key] for key in batch.files if key.startswith("input/")}
-        expected = {key[7:]: batch[key] for key in batch.files if key.startswith("output/")}
-    report = []
-    for index, target in enumerate(record["targets"]):
-        if not target.get("verify", True):
-            continue
-        try:
-            answers = RUNTIMES[target["format"]](target, inputs)
-            entry = parity(target, answers, expected)
-        except Exception as exc:  # an export its runtime cannot load or run fails too
-            where = f"{target['format']} {target['spec_path']}"
-            entry = {"format": target["format"], "path": target["path"], "passed": False,
-                     "message": f"{where} could not be checked: {exc}"}
-        report.append({"index": index, **entry})
-        print(f"verify: {entry['message']}")
-    (run_dir / "verify.json").write_text(json.dumps(report, indent=2) + "\n")
-    failed = [entry for entry in report if not entry["passed"]]
-    if failed:
-        raise ExportMismatch(failed)
-    return report
-
-
-class ExportMismatch(AssertionError):
-    """Exports that do not answer like the Keras model (`failures`: their reports)."""
-
-    def __init__(self, failures):
-        self.failures = failures
-        super().__init__("; ".join(entry["message"] for entry in failures))
-
-
-def parity(target, answers, expected):
-    """How far an export's answers are from the Keras model's, against its tolerance
-    (absolute, scaled by the outputs' magnitude where that exceeds 1)."""
-    missing = sorted(set(expected) - set(answers))
-    if missing:
-        raise ValueError(f"the {target['format']} export has no output {missing}")
-    worst, mean, agree = 0.0, 0.0, []
-    scale = 1.0
-    for name, want in expected.items():
-        got = np.asarray(answers[name], dtype="float64").reshape(want.shape)
-        error = np.abs(got - want)
-        worst = max(worst, float(error.max(initial=0.0)))
-        mean = max(mean, float(error.mean()))
-        scale = max(scale, float(np.abs(want).max(initial=0.0)))
-        if want.ndim == 2 and want.shape[-1] > 1:  # class scores: compare the argmax
-            agree.append(float(np.mean(got.argmax(-1) == want.argmax(-1))))
-    limit = target["tolerance"] * scale
-    passed = worst <= limit
-    where = f"{target['format']} {target['spec_path']}"
-    detail = f"mean {mean:.3g}" + (f", argmax agreement {100 * min(agree):.1f} %"
-                                   if agree else "")
-    if passed:
-        message = (f"{where} answers like the Keras model: max abs error {worst:.3g} "
-                   f"<= {limit:.3g} ({detail})")
-    else:
-        message = (f"{where} does not answer like the Keras model: max abs error "
-                   f"{worst:.3g} > tolerance {limit:.3g} ({detail})")
-    return {
-        "format": target["format"],
-        "path": target["path"],
-        "max_abs_error": worst,
-        "mean_abs_error": mean,
-        "argmax_agreement": min(agree) if agree else None,
-        "tolerance": limit,
-        "passed": passed,
-        "message": message,
-    }
-
-
-def float32_model(model):
-    """The trained model computing in float32: TFLite, TF.js and ONNX lack 16-bit
-    kernels for most ops, so a mixed-precision model is converted in float32."""
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        clone = build_model()
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
-def export_keras(model, path, **target):
-    """A `.keras` archive: the model, its weights and its optimizer state."""
-    write_atomically(path, model.save)
-    return {"format": "keras", "path": str(path), **target}
-
-
-def run_keras(target, inputs):
-    """The `.keras` archive, loaded back into Keras."""
-    model = keras.saving.load_model(target["path"], compile=False)
-    return {name: value.numpy() for name, value in
-            named_outputs(model(model_inputs(inputs), training=False)).items()}
-
-
-def export_onnx(saved_model, path, opset=None, **target):
-    """An ONNX model converted from the serving SavedModel by tf2onnx."""
-
-    def convert(tmp):
-        command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model),
-                   "--output", str(tmp)]
-        if opset is not None:
-            command += ["--opset", str(opset)]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode:
-            lines = [line for line in done.stderr.splitlines() if "Error" in line]
-            why = lines[-1] if lines else done.stderr.strip()[-300:]
-            if "No module named tf2onnx" in done.stderr:
-                why = "tf2onnx is not installed: pip install 'tfspec[onnx]'"
-            raise RuntimeError(f"tf2onnx could not convert the model: {why}")
-
-    write_atomically(path, convert)
-    return {"format": "onnx", "path": str(path), **target}
-
-
-def run_onnx(target, inputs):
-    """The ONNX model in onnxruntime."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ImportError(
-            "checking an onnx export runs it in onnxruntime: pip install 'tfspec[onnx]'"
-        ) from None
-    session = onnxruntime.InferenceSession(target["path"],
-                                           providers=["CPUExecutionProvider"])
-    names = [output.name for output in session.get_outputs()]
-    feed = {item.name: inputs[item.name] for item in session.get_inputs()}
-    return dict(zip(names, session.run(names, feed), strict=True))
-
-
-def export_saved_model(model, base, name, version=1, signature="serving_default",
-                       **target):
-    """A SavedModel in TF Serving's layout, `base/<version>/`, with the spec's `name` in
-    its `assets.extra/tfspec.json`: `tfspec serve` serves the model under that name, and
-    TF Serving and the SavedModel loader leave the file alone."""
-
-    def write(path):
-        write_saved_model(model, path, signature)
-        (path / "assets.extra").mkdir()
-        (path / "assets.extra" / "tfspec.json").write_text(json.dumps({"name": name}) + "\n")
-
-    write_atomically(pathlib.Path(base) / str(version), write)
-    return {"format": "saved_model", "path": str(base), "version": version,
-            "signature": signature, **target}
-
-
-def run_saved_model(target, inputs):
-    """The export's serving signature, loaded as TF Serving loads it."""
-    loaded = tf.saved_model.load(str(pathlib.Path(target["path"]) / str(target["version"])))
-    serve = loaded.signatures[target["signature"]]
-    answers = serve(**{name: tf.constant(value) for name, value in inputs.items()})
-    return {name: value.numpy() for name, value in answers.items()}
-
-
-def export_tfjs(saved_model, path, quantize="none", **target):
-    """A TensorFlow.js graph model converted from the serving SavedModel."""
-    # tensorflowjs imports TF Decision Forests only to convert TF-DF models, and no
-    # TF-DF release installs beside this TensorFlow: an empty stand-in is enough.
-    sys.modules.setdefault("tensorflow_decision_forests",
-                           types.ModuleType("tensorflow_decision_forests"))
-    try:
-        from tensorflowjs.converters import tf_saved_model_conversion_v2
-    except ImportError:
-        raise ImportError(
-            "a tfjs export needs the TensorFlow.js converter: run tools/install-tfjs "
-            "from the tfspec repository"
-        ) from None
-    quantization = {} if quantize == "none" else {quantize: "*"}
-    write_atomically(path, lambda tmp: tf_saved_model_conversion_v2.convert_tf_saved_model(
-        str(saved_model), str(tmp), quantization_dtype_map=quantization))
-    return {"format": "tfjs", "path": str(path), "quantize": quantize, **target}
-
-
-def run_tfjs(target, inputs):
-    """The graph model in Node.js with @tensorflow/tfjs (found through NODE_PATH):
-    the runtime a web or Node app loads it in."""
-    if shutil.which("node") is None:
-        raise RuntimeError("checking a tfjs export runs it in Node.js: install node")
-    with tempfile.TemporaryDirectory() as scratch:
-        script = pathlib.Path(scratch) / "predict.js"
-        script.write_text(TFJS_PREDICT)
-        feed = pathlib.Path(scratch) / "inputs.json"
-        feed.write_text(json.dumps({
-            name: {"dtype": str(value.dtype), "shape": list(value.shape),
-                   "data": value.ravel().tolist()}
-            for name, value in inputs.items()
-        }))
-        done = subprocess.run(["node", str(script), target["path"], str(feed)],
-                              capture_output=True, text=True)
-    if done.returncode:
-        why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"
-        if "Cannot find module '@tensorflow/tfjs'" in done.stderr:
-            why = ("@tensorflow/tfjs is not installed: run tools/install-tfjs, or set "
-                   "NODE_PATH to the node_modules that holds it")
-        raise RuntimeError(f"TF.js in Node.js could not run the export: {why}")
-    answers = json.loads(done.stdout)
-    return {name: np.asarray(value["data"], dtype="float32").reshape(value["shape"])
-            for name, value in answers.items()}
-
-
-def export_tflite(saved_model, path, quantize="none", representative=None,
-                  integer_io=False, **target):
-    """A TensorFlow Lite flatbuffer converted from the serving SavedModel."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    if quantize != "none":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    if quantize == "int8":
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        if integer_io:
-            converter.inference_input_type = tf.int8
-            converter.inference_output_type = tf.int8
-    flatbuffer = converter.convert()
-    write_atomically(path, lambda tmp: tmp.write_bytes(flatbuffer))
-    return {"format": "tflite", "path": str(path), "quantize": quantize, **target}
-
-
-def representative_data(datasets, samples):
-    """`samples` training examples, one at a time, to calibrate int8 quantization."""
-    examples = datasets["train"].unbatch().take(samples)
-
-    def generate():
-        for features, _ in examples:
-            features = by_name(features)
-            yield {name: tf.expand_dims(tf.cast(features[name], INPUTS[name][1]), 0)
-                   for name in INPUTS}
-
-    return generate
-
-
-def run_tflite(target, inputs):
-    """The flatbuffer in LiteRT, the TensorFlow Lite runtime."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        raise ImportError(
-            "checking a tflite export runs it in LiteRT: pip install 'tfspec[tflite]' "
-            "(ai-edge-litert)"
-        ) from None
-    return without_litert_info(lambda: tflite_answers(Interpreter(target["path"]), inputs))
-
-
-def without_litert_info(call):
-    """`call()`, without LiteRT's C++ `INFO: ...` lines (`Created TensorFlow Lite XNNPACK
-    delegate for CPU.` when the default delegate is applied) on stderr: file descriptor 2
-    goes to a file meanwhile, and every other line is written back."""
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
-        return call()
-    with tempfile.TemporaryFile() as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            return call()
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            log.seek(0)
-            for line in log.read().decode(errors="replace").splitlines(keepends=True):
-                if not line.startswith("INFO: "):
-                    sys.stderr.write(line)
-
-
-def tflite_answers(interpreter, inputs):
-    """The interpreter's signature on named inputs; integer inputs and outputs are
-    quantized and dequantized with the model's own scales."""
-    runner = interpreter.get_signature_runner()
-    feed = {}
-    for name, detail in runner.get_input_details().items():
-        value = inputs[name]
-        scale, zero = detail["quantization"]
-        if scale:
-            info = np.iinfo(detail["dtype"])
-            value = np.clip(np.round(value / scale + zero), info.min, info.max)
-        feed[name] = value.astype(detail["dtype"])
-    answers = runner(**feed)
-    for name, detail in runner.get_output_details().items():
-        scale, zero = detail["quantization"]
-        if scale:
-            answers[name] = (answers[name].astype("float32") - zero) * scale
-    return answers
-
-
-# Each format's own runtime, as `verify_exports` runs it.
-RUNTIMES = {
-    "keras": run_keras,
-    "onnx": run_onnx,
-    "saved_model": run_saved_model,
-    "tfjs": run_tfjs,
-    "tflite": run_tflite,
-}
+# The spec's export targets: `export_all` writes them, `verify_exports` checks them.
+EXPORTS = [
+    {"format": "saved_model", "path": "runs/everything/serving", "version": 3,
+     "signature": "serving_default", "tolerance": 0.02},
+    {"format": "keras", "path": "runs/everything/model.keras", "tolerance": 0.02},
+    {"format": "tflite", "path": "runs/everything/model_int8.tflite",
+     "quantize": "int8", "integer_io": True, "representative_samples": 64,
+     "tolerance": 0.35},
+    {"format": "tflite", "path": "runs/everything/model_fp16.tflite",
+     "quantize": "float16", "tolerance": 0.02},
+    {"format": "tfjs", "path": "runs/everything/tfjs", "quantize": "float16",
+     "tolerance": 0.02},
+    {"format": "onnx", "path": "runs/everything/model.onnx", "opset": 17,
+     "tolerance": 0.02, "verify": True},
+]
 
 
 def export_all(model, run_dir, datasets):
-    """Write every export target, each atomically, and record them in
-    exports.json with the batch that `verify_exports` checks them on."""
-    run_dir = pathlib.Path(run_dir)
-    name = "kitchen-sink"  # the spec's name, recorded with the exports
-    save_verify_batch(model, datasets, run_dir)
-    targets = []
-    with tempfile.TemporaryDirectory() as scratch:
-        # tflite, tfjs and onnx convert the same serving SavedModel
-        saved_model = pathlib.Path(scratch) / "serving"
-        write_saved_model(float32_model(model), saved_model)
-        targets.append(export_saved_model(
-            model,
-            SPEC_DIR / "runs/everything/serving",
-            name,
-            version=3,
-            signature="serving_default",
-            tolerance=0.02,
-            spec_path="runs/everything/serving",
-        ))
-        targets.append(export_keras(
-            model,
-            SPEC_DIR / "runs/everything/model.keras",
-            tolerance=0.02,
-            spec_path="runs/everything/model.keras",
-        ))
-        targets.append(export_tflite(
-            saved_model,
-            SPEC_DIR / "runs/everything/model_int8.tflite",
-            quantize="int8",
-            integer_io=True,
-            representative=representative_data(datasets, 64),
-            tolerance=0.35,
-            spec_path="runs/everything/model_int8.tflite",
-        ))
-        targets.append(export_tflite(
-            saved_model,
-            SPEC_DIR / "runs/everything/model_fp16.tflite",
-            quantize="float16",
-            tolerance=0.02,
-            spec_path="runs/everything/model_fp16.tflite",
-        ))
-        targets.append(export_tfjs(
-            saved_model,
-            SPEC_DIR / "runs/everything/tfjs",
-            quantize="float16",
-            tolerance=0.02,
-            spec_path="runs/everything/tfjs",
-        ))
-        targets.append(export_onnx(
-            saved_model,
-            SPEC_DIR / "runs/everything/model.onnx",
-            opset=17,
-            tolerance=0.02,
-            verify=True,
-            spec_path="runs/everything/model.onnx",
-        ))
-    record = {"name": name, "targets": targets}
-    (run_dir / "exports.json").write_text(json.dumps(record, indent=2) + "\n")
-    return targets
+    """Write the export targets, and the batch `verify_exports` checks them on."""
+    return export.export_all(model, run_dir, datasets, EXPORTS, INPUTS, OUTPUTS,
+                             name="kitchen-sink", spec_dir=SPEC_DIR,
+                             rebuild=build_model)
+
+
+def verify_exports(run_dir):
+    """Run each export in its own runtime and compare it with the Keras model."""
+    return verify.verify_exports(run_dir, OUTPUTS)
 
 
 def main(run_dir=".", verbose="auto"):
@@ -1090,36 +598,33 @@ if __name__ == "__main__":
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/everything.tfspec"
 TFSPEC_LINES = (
-    "29:5:12 30:6:16 31:7:17 38:51:10 43:24:3 44:26:8 45:26:8 46:26:8 "
-    "47:26:8 48:26:8 49:26:8 50:26:8 51:26:8 52:33:8 53:33:8 54:33:8 "
-    "55:33:8 56:34:8 57:35:8 58:37:18 59:37:18 60:37:18 61:37:18 62:37:18 "
-    "63:37:18 64:23:7 67:10:12 69:10:12 72:11:3 75:10:12 83:16:11 93:14:13 "
-    "97:12:11 99:20:13 100:20:14 101:20:43 107:17:14 110:10:12 124:10:12 130:10:12 "
-    "131:10:12 132:10:12 133:10:12 134:10:12 135:10:12 136:10:12 137:10:12 138:10:12 "
-    "139:10:12 140:10:12 141:10:12 142:10:12 143:10:12 144:10:12 145:10:12 146:10:12 "
-    "147:10:12 148:10:12 149:10:12 150:10:12 151:10:12 152:10:12 153:10:12 156:10:12 "
-    "157:10:12 158:10:12 159:10:12 160:10:12 161:10:12 162:10:12 163:10:12 164:10:12 "
-    "165:10:12 166:10:12 167:10:12 168:10:12 169:10:12 170:10:12 171:10:12 172:10:12 "
-    "173:10:12 174:10:12 175:10:12 176:10:12 177:10:12 178:10:12 179:10:12 180:10:12 "
-    "181:10:12 182:10:12 185:10:12 186:10:12 187:10:12 188:10:12 189:10:12 190:10:12 "
-    "191:10:12 192:10:12 193:10:12 194:10:12 195:10:12 196:10:12 197:10:12 198:10:12 "
-    "199:10:12 200:10:12 201:10:12 202:10:12 203:10:12 204:10:12 205:10:12 206:10:12 "
-    "207:10:12 208:10:12 209:10:12 210:10:12 211:10:12 212:10:12 213:10:12 214:10:12 "
-    "215:10:12 216:10:12 217:10:12 218:10:12 219:10:12 220:10:12 221:10:12 222:10:12 "
-    "223:10:12 224:10:12 225:10:12 226:10:12 227:10:12 228:10:12 229:10:12 230:10:12 "
-    "231:10:12 232:10:12 233:10:12 234:10:12 235:10:12 236:10:12 237:10:12 238:10:12 "
-    "239:10:12 240:10:12 241:10:12 242:10:12 243:10:12 244:10:12 245:10:12 246:10:12 "
-    "247:10:12 248:10:12 251:10:12 252:10:12 253:10:12 254:10:12 255:10:12 256:10:12 "
-    "257:10:12 261:59:5 264:75:14 266:76:13 287:47:15 289:47:15 290:47:15 291:47:15 "
-    "292:47:15 293:47:15 294:47:15 295:47:15 296:47:15 297:47:15 300:51:10 302:51:10 "
-    "303:51:10 304:51:10 305:51:10 306:51:10 307:51:10 308:51:10 336:56:15 339:57:5 "
-    "340:58:5 341:58:5 342:58:5 343:58:5 344:59:5 345:60:5 346:61:5 347:62:5 "
-    "352:52:13 357:52:14 358:52:26 372:51:10 375:51:10 379:45:1 381:67:10 382:68:19 "
-    "383:64:21 487:70:16 515:46:10 1007:80:1 1018:81:3 1019:81:3 1020:81:3 1021:81:3 "
-    "1022:81:3 1023:81:3 1024:81:3 1025:81:3 1026:81:3 1027:82:3 1028:82:3 1029:82:3 "
-    "1030:82:3 1031:82:3 1032:82:3 1033:83:3 1034:83:3 1035:83:3 1036:83:3 1037:83:3 "
-    "1038:83:3 1039:83:3 1040:83:3 1041:83:3 1042:91:3 1043:91:3 1044:91:3 1045:91:3 "
-    "1046:91:3 1047:91:3 1048:91:3 1049:92:3 1050:92:3 1051:92:3 1052:92:3 1053:92:3 "
-    "1054:92:3 1055:92:3 1056:93:3 1057:93:3 1058:93:3 1059:93:3 1060:93:3 1061:93:3 "
-    "1062:93:3 1063:93:3 1080:80:1 1081:80:1"
+    "27:5:12 28:6:16 29:7:17 36:51:10 41:24:3 42:26:8 43:26:8 44:26:8 "
+    "45:26:8 46:26:8 47:26:8 48:26:8 49:26:8 50:33:8 51:33:8 52:33:8 "
+    "53:33:8 54:34:8 55:35:8 56:37:18 57:37:18 58:37:18 59:37:18 60:37:18 "
+    "61:37:18 62:23:7 65:10:12 67:10:12 70:11:3 73:10:12 81:16:11 91:14:13 "
+    "95:12:11 97:20:13 98:20:14 99:20:43 105:17:14 108:10:12 122:10:12 128:10:12 "
+    "129:10:12 130:10:12 131:10:12 132:10:12 133:10:12 134:10:12 135:10:12 136:10:12 "
+    "137:10:12 138:10:12 139:10:12 140:10:12 141:10:12 142:10:12 143:10:12 144:10:12 "
+    "145:10:12 146:10:12 147:10:12 148:10:12 149:10:12 150:10:12 151:10:12 154:10:12 "
+    "155:10:12 156:10:12 157:10:12 158:10:12 159:10:12 160:10:12 161:10:12 162:10:12 "
+    "163:10:12 164:10:12 165:10:12 166:10:12 167:10:12 168:10:12 169:10:12 170:10:12 "
+    "171:10:12 172:10:12 173:10:12 174:10:12 175:10:12 176:10:12 177:10:12 178:10:12 "
+    "179:10:12 180:10:12 183:10:12 184:10:12 185:10:12 186:10:12 187:10:12 188:10:12 "
+    "189:10:12 190:10:12 191:10:12 192:10:12 193:10:12 194:10:12 195:10:12 196:10:12 "
+    "197:10:12 198:10:12 199:10:12 200:10:12 201:10:12 202:10:12 203:10:12 204:10:12 "
+    "205:10:12 206:10:12 207:10:12 208:10:12 209:10:12 210:10:12 211:10:12 212:10:12 "
+    "213:10:12 214:10:12 215:10:12 216:10:12 217:10:12 218:10:12 219:10:12 220:10:12 "
+    "221:10:12 222:10:12 223:10:12 224:10:12 225:10:12 226:10:12 227:10:12 228:10:12 "
+    "229:10:12 230:10:12 231:10:12 232:10:12 233:10:12 234:10:12 235:10:12 236:10:12 "
+    "237:10:12 238:10:12 239:10:12 240:10:12 241:10:12 242:10:12 243:10:12 244:10:12 "
+    "245:10:12 246:10:12 249:10:12 250:10:12 251:10:12 252:10:12 253:10:12 254:10:12 "
+    "255:10:12 259:59:5 262:75:14 264:76:13 285:47:15 287:47:15 288:47:15 289:47:15 "
+    "290:47:15 291:47:15 292:47:15 293:47:15 294:47:15 295:47:15 298:51:10 300:51:10 "
+    "301:51:10 302:51:10 303:51:10 304:51:10 305:51:10 306:51:10 334:56:15 337:57:5 "
+    "338:58:5 339:58:5 340:58:5 341:58:5 342:59:5 343:60:5 344:61:5 345:62:5 "
+    "350:52:13 355:52:14 356:52:26 370:51:10 373:51:10 377:45:1 379:67:10 380:68:19 "
+    "381:64:21 485:70:16 513:46:10 549:80:1 550:81:3 551:81:3 552:82:3 553:83:3 "
+    "554:83:3 555:83:3 556:91:3 557:91:3 558:92:3 559:92:3 560:93:3 561:93:3 "
+    "562:80:1 565:80:1 567:80:1 568:80:1 569:80:1 572:80:1 574:80:1 588:80:1 "
+    "589:80:1"
 )
