@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from .writer import INDENT
 
 # Names the program defines or Keras code uses: a spec name never becomes one of them.
-RESERVED = {"keras", "build_model", "inputs", "self", "training", "name", "model", "config"}
+RESERVED = {"keras", "build_model", "inputs", "self", "training", "name", "model", "config",
+            # the runtime modules the training half imports (`from tfspec.runtime import …`)
+            "backup", "distribute"}
 
 
 @dataclass

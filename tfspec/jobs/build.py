@@ -302,7 +302,8 @@ def keras_message(exc: BaseException) -> str:
 
 
 def located_error(exc: BaseException, compiled: Compiled, code: str = "E500",
-                  what: str | None = None, origin: Result | None = None) -> SpecError:
+                  what: str | None = None, origin: Result | None = None,
+                  at: str | None = None) -> SpecError:
     """A SpecError at the spec location of the generated line that raised `exc`.
 
     E500 (the default) words it as Keras failing to build a layer; other codes
@@ -311,8 +312,10 @@ def located_error(exc: BaseException, compiled: Compiled, code: str = "E500",
     and training call `build_model()` too. `origin`: the user's checked spec when
     `compiled` is a dry run's copy of it; the error is reported at the same place
     in the user's file (the copy is thrown away) where the copy did not change it.
+    `at`: the JSON pointer of the spec node to report at, for an error of runtime code
+    that no program line stands for (the backup callback's, raised inside `fit`).
     """
-    span = _span(exc, compiled)
+    span = _span(exc, compiled) if at is None else compiled.positions.value(at)
     if _building(exc, compiled):
         code = "E500"
     layer = _layer_name(_layer_at(compiled, span), exc, compiled) if code == "E500" else None

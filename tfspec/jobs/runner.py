@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..codegen.program import Compiled, compile_result, compile_text
+from ..codegen.train import backup_pointer
 from ..lang.diagnostics import Diagnostics, SpecError
 from ..lang.formatter import format_spec
 from ..lang.missing_files import missing_files
@@ -248,6 +249,9 @@ def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None) -> 
                               "parity is checked after real training")
                         return
                 raise export_error(exc, compiled, origin) from None
+            if _raised_by(exc, "BackgroundBackupAndRestore"):  # the runtime's backup
+                raise located_error(exc, compiled, "E502", "training failed", origin,
+                                    at=backup_pointer(compiled.ir)) from None
             # a dry run's errors are reported in the user's spec, not in its copy
             if isinstance(exc, ValueError) and "check_data" in frames:
                 raise located_error(exc, compiled, "E501", "the data does not fit the model",
@@ -375,6 +379,18 @@ def _frames(exc: BaseException) -> set[str]:
         names.add(tb.tb_frame.f_code.co_name)
         tb = tb.tb_next
     return names
+
+
+def _raised_by(exc: BaseException, cls: str) -> bool:
+    """Whether a method of a `cls` object (a runtime class, known by its name: the
+    vendored runtime's too) is in the exception's traceback."""
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if owner is not None and any(c.__name__ == cls for c in type(owner).__mro__):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 def versions() -> dict[str, str]:

@@ -97,6 +97,24 @@ def epoch_steps(datasets: dict[str, tf.data.Dataset], steps_per_epoch: int | Non
     return int(datasets["train"].cardinality())
 
 
+def fit(model: keras.Model, datasets: dict[str, tf.data.Dataset],
+        callbacks: Sequence[keras.callbacks.Callback], epochs: int,
+        verbose: int | str = "auto", steps_per_epoch: int | None = None,
+        validation_steps: int | None = None) -> keras.callbacks.History:
+    """`model.fit` on the `train` split, validated on `validation` if there is one.
+    The pipeline shuffles (seeded by epoch), so `fit` does not."""
+    return model.fit(
+        datasets["train"],
+        validation_data=datasets.get("validation"),
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_steps=validation_steps,
+        shuffle=False,
+        callbacks=list(callbacks),
+        verbose=verbose,
+    )
+
+
 def on_batch(model: keras.Model, datasets: dict[str, tf.data.Dataset],
              callbacks: Sequence[keras.callbacks.Callback], epochs: int,
              verbose: int | str = "auto", steps_per_epoch: int | None = None,
