@@ -537,10 +537,11 @@ class TrainGenerator:
         args = ["model", "datasets"]
         if loop == "custom":
             args += ["strategy", "loss_functions()", "make_metrics"]
-        args += ["make_callbacks()", f"epochs={self.value('epochs', 1)}"]
+        args.append("make_callbacks()")
+        args.append(f"verbose={self.value('verbose')}" if "verbose" in t else "verbose")
+        args.append(f"epochs={self.value('epochs', 1)}")
         if loop == "custom":
             args += ["outputs=OUTPUTS", "checkpoint_dir=CHECKPOINT_DIR"]
-        args.append(f"verbose={self.value('verbose') if 'verbose' in t else 'verbose'}")
         for key in ("steps_per_epoch", "validation_steps"):
             if key in t:
                 args.append(f"{key}={self.value(key)}")

@@ -98,8 +98,8 @@ def epoch_steps(datasets: dict[str, tf.data.Dataset], steps_per_epoch: int | Non
 
 
 def fit(model: keras.Model, datasets: dict[str, tf.data.Dataset],
-        callbacks: Sequence[keras.callbacks.Callback], epochs: int,
-        verbose: int | str = "auto", steps_per_epoch: int | None = None,
+        callbacks: Sequence[keras.callbacks.Callback], verbose: int | str = "auto", *,
+        epochs: int, steps_per_epoch: int | None = None,
         validation_steps: int | None = None) -> keras.callbacks.History:
     """`model.fit` on the `train` split, validated on `validation` if there is one.
     The pipeline shuffles (seeded by epoch), so `fit` does not."""
@@ -116,8 +116,8 @@ def fit(model: keras.Model, datasets: dict[str, tf.data.Dataset],
 
 
 def on_batch(model: keras.Model, datasets: dict[str, tf.data.Dataset],
-             callbacks: Sequence[keras.callbacks.Callback], epochs: int,
-             verbose: int | str = "auto", steps_per_epoch: int | None = None,
+             callbacks: Sequence[keras.callbacks.Callback], verbose: int | str = "auto", *,
+             epochs: int, steps_per_epoch: int | None = None,
              validation_steps: int | None = None) -> keras.callbacks.History:
     """Train a compiled model a batch at a time with `train_on_batch` (and validate
     with `test_on_batch`), calling the callbacks as `fit` does. A BackupAndRestore
@@ -187,10 +187,10 @@ def update(metric_list: Metrics, labels: Any, predictions: Any) -> None:
 
 def custom(model: keras.Model, datasets: dict[str, tf.data.Dataset],
            strategy: tf.distribute.Strategy, losses: Losses, make_metrics: Callable[[], Metrics],
-           callbacks: Sequence[keras.callbacks.Callback], epochs: int, outputs: Sequence[str],
-           checkpoint_dir: str, verbose: int | str = "auto", steps_per_epoch: int | None = None,
-           validation_steps: int | None = None, accumulate: int = 1,
-           xla: str | None = None) -> keras.callbacks.History:
+           callbacks: Sequence[keras.callbacks.Callback], verbose: int | str = "auto", *,
+           epochs: int, outputs: Sequence[str], checkpoint_dir: str,
+           steps_per_epoch: int | None = None, validation_steps: int | None = None,
+           accumulate: int = 1, xla: str | None = None) -> keras.callbacks.History:
     """Train a compiled model with a `tf.GradientTape` loop under `strategy`, as the
     tf.distribute guide writes it, calling the callbacks as `fit` does.
 

@@ -129,10 +129,10 @@ def train(verbose="auto"):
         loss_functions(),
         make_metrics,
         make_callbacks(),
+        verbose,
         epochs=EPOCHS,
         outputs=OUTPUTS,
         checkpoint_dir=CHECKPOINT_DIR,
-        verbose=verbose,
     )
     return model, history, datasets
 

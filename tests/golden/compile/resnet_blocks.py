@@ -152,7 +152,7 @@ def train(verbose="auto"):
         adapt(model, pipeline(splits["train"], "adapt"))
         # the optimizer and metrics, in the scope too (told the batches of an epoch)
         compile_model(model, int(datasets["train"].cardinality()))
-    history = training.fit(model, datasets, make_callbacks(), epochs=8, verbose=verbose)
+    history = training.fit(model, datasets, make_callbacks(), verbose, epochs=8)
     return model, history, datasets
 
 

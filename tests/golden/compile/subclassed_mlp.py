@@ -151,10 +151,10 @@ def train(verbose="auto"):
         loss_functions(),
         make_metrics,
         make_callbacks(),
+        verbose,
         epochs=5,
         outputs=OUTPUTS,
         checkpoint_dir=CHECKPOINT_DIR,
-        verbose=verbose,
         xla="step",
     )
     return model, history, datasets
