@@ -129,7 +129,7 @@ def test_each_epochs_order_is_a_function_of_seed_and_epoch(tmp_path):
     def epoch_rows(epoch: int) -> tuple[np.ndarray, np.ndarray]:
         program = load_program(compile_file(spec))
         splits = program["load_splits"]()
-        program["current_epoch"]().assign(epoch)
+        program["EPOCH"].assign(epoch)
         train = program["make_datasets"](splits)["train"]
         return splits["train"][0], np.concatenate([x.numpy() for x, _ in train])
 

@@ -147,8 +147,7 @@ def write_program(gen: Generator) -> str:
         w.blank(1)
         w.line("# The epoch being trained: the training data's order and augmentation")
         w.line("# depend on it.")
-        w.line("# Made on first use, after the strategy (which must come before any op).")
-        w.line("EPOCH = None")
+        w.line("EPOCH = seeds.Epoch()")
     if gen.consts:
         w.blank(1)  # isort style: one blank line between imports and constants
         w.line("# Params: `tfspec run --set NAME=VALUE` overrides them.")
