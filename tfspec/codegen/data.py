@@ -46,8 +46,7 @@ class DataGenerator:
         self.gen = gen
         self.data = data
         self.at = at
-        # tensorflow: the training half uses it too (it asks for it itself one day)
-        self.imports: set[str] = {"runtime:data", "tensorflow"}
+        self.imports: set[str] = {"runtime:data"}
         if gen.data_by_epoch():
             self.imports.add("runtime:seeds")  # EPOCH = seeds.Epoch() (program.py)
         self.scope = Scope(values={})  # data values see params only
@@ -294,6 +293,7 @@ class DataGenerator:
                self.span())
         w.line(f"dataset = tf.data.Dataset.from_generator({module.split('.')[-1]}."
                f"{function}, output_signature=signature)")
+        self.imports.add("tensorflow")
         self.dataset_splits(w)
 
     # -- the pipeline -----------------------------------------------------------------------
