@@ -256,3 +256,28 @@ def test_model_outputs_of_each_kind():
     x = keras.Input((3,), name="x")
     named = keras.Model(x, {"a": keras.layers.Dense(1)(x), "b": keras.layers.Dense(2)(x)})
     assert sorted(data.model_outputs(named, ["a", "b"])) == ["a", "b"]
+
+
+def test_a_spec_name_never_shadows_a_runtime_module(tmp_path):
+    """A model named `data` is a class of the program: it must not hide the module."""
+    from tfspec.codegen.program import compile_text
+
+    spec = """tfspec 1
+data {
+  source = synthetic(samples = 8)
+  split { validation = 0.25, seed = 1 }
+}
+model data subclass {
+  input x: float32[3]
+  output y = Dense(2, activation = "softmax")(x)
+}
+train {
+  optimizer = "adam"
+  loss = "sparse_categorical_crossentropy"
+}
+"""
+    source = compile_text(spec, "m.tfspec").source
+    assert "class data_(keras.Model)" in source and "from tfspec.runtime import" in source
+    namespace: dict = {"__file__": str(tmp_path / "m.py")}
+    exec(compile(source, "m.py", "exec"), namespace)
+    assert namespace["data"] is data and len(namespace["load_splits"]()["train"][1]) == 6

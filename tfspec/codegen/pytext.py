@@ -15,8 +15,8 @@ from .writer import INDENT
 
 # Names the program defines or Keras code uses: a spec name never becomes one of them.
 RESERVED = {"keras", "build_model", "inputs", "self", "training", "name", "model", "config",
-            # the runtime modules the training half imports (`from tfspec.runtime import …`)
-            "backup", "distribute"}
+            # the runtime modules the program imports (`from tfspec.runtime import …`)
+            "backup", "distribute", "data", "seeds"}
 
 
 @dataclass
