@@ -390,24 +390,29 @@ class DataGenerator:
             w.line("data.check_data(model, dataset, INPUTS, OUTPUTS, losses)", self.span())
 
     def adapt(self, w: CodeWriter) -> None:
-        """`adapt(model, train)`: fit each layer that learns from data, in the model."""
-        layers = [info for info in self.gen.layers
-                  if info.cls in ADAPTED_BY and not info.template and
-                  not has_state(self.gen, info)]
+        """`adapt(model, train)`: fit each layer that learns from data, in the model
+        (no function when none does)."""
+        layers = adapted_layers(self.gen)
+        if not layers:
+            return
         w.blank(2)
         w.line("def adapt(model, train):", self.span())
         with w.indented():
             w.line('"""Fit the layers that learn from data (their vocabulary, mean…) to the')
             w.line('training split, inside the model: the exported model takes raw inputs."""')
-            if not layers:
-                w.line("del model, train  # no layer of this model learns from data")
-                return
             # a subclassed model has no graph to cut: its layer takes a model input as is
             subclass = (self.gen.ir.get("model") or {}).get("kind") == "subclass"
             last = ", through_model=False" if subclass else ""
             for info in layers:
                 w.line(f"data.adapt(model, train, {_q(info.name)}{last})",
                        gen_span(self.gen, info))
+
+
+def adapted_layers(gen: Generator) -> list[LayerInfo]:
+    """The layers the program adapts to the training data (`Normalization`, …), in
+    the model's order: those the spec did not give what they would learn."""
+    return [info for info in gen.layers
+            if info.cls in ADAPTED_BY and not info.template and not has_state(gen, info)]
 
 
 def has_state(gen: Generator, info: LayerInfo) -> bool:

@@ -145,8 +145,7 @@ def write_program(gen: Generator) -> str:
                (f" / {py_string(relative)}" if relative != "." else ""))
     if imports and gen.data_by_epoch():
         w.blank(1)
-        w.line("# The epoch being trained: the training data's order and augmentation")
-        w.line("# depend on it.")
+        w.line("# The epoch being trained: the training data's order and augmentation follow it.")
         w.line("EPOCH = seeds.Epoch()")
     if gen.consts:
         w.blank(1)  # isort style: one blank line between imports and constants
@@ -187,9 +186,13 @@ def _line_table(gen: Generator) -> None:
     w.line("# spec line:column), so that errors can point at the spec.")
     w.line(f"TFSPEC_SPEC = {py_string(gen.result.file)}")
     pairs = [f"{g}:{s.line}:{s.col}" for g, s in sorted(gen.w.origins.items())]
-    chunks = [" ".join(pairs[i:i + 8]) for i in range(0, len(pairs), 8)] or [""]
     w.line("TFSPEC_LINES = (")
     with w.indented():
+        chunks = [""]  # as many pairs a line as fit between its quotes
+        for pair in pairs:
+            if chunks[-1] and len(chunks[-1]) + len(pair) + 4 > w.width:
+                chunks.append("")
+            chunks[-1] += f" {pair}" if chunks[-1] else pair
         for i, chunk in enumerate(chunks):
             w.line(py_string(chunk + (" " if i < len(chunks) - 1 else "")))
     w.line(")")

@@ -10,13 +10,18 @@ import json
 import keyword
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from .writer import INDENT
 
+# The runtime's modules, which a program imports by name (`from tfspec.runtime import data`),
+# read from the folder: code generation never imports the runtime (nor TensorFlow).
+RUNTIME_MODULES = frozenset(
+    p.stem for p in (Path(__file__).resolve().parents[1] / "runtime").glob("*.py")
+    if p.stem != "__init__")
 # Names the program defines or Keras code uses: a spec name never becomes one of them.
-RESERVED = {"keras", "build_model", "inputs", "self", "training", "name", "model", "config",
-            # the runtime modules the program imports (`from tfspec.runtime import …`)
-            "backup", "distribute", "data", "seeds"}
+RESERVED = {"keras", "build_model", "inputs", "self", "name", "model", "config",
+            *RUNTIME_MODULES}
 
 
 @dataclass

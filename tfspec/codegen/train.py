@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..lang import catalog
 from ..lang.located import escape
 from ..lang.transfer import calls
+from .data import adapted_layers
 from .export import ExportGenerator
 from .pytext import Scope, call_text, py_string, snake
 from .writer import CodeWriter
@@ -517,8 +518,9 @@ class TrainGenerator:
         with w.indented():
             w.line("model = build_model()")
             w.line("check_data(model, datasets[\"train\"], LOSSES)")
-            w.line("# adapted on the training data as it is: not shuffled, not augmented")
-            w.line("adapt(model, pipeline(splits[\"train\"], \"adapt\"))")
+            if adapted_layers(self.gen):
+                w.line("# adapted on the training data as it is: not shuffled, not augmented")
+                w.line("adapt(model, pipeline(splits[\"train\"], \"adapt\"))")
             if self.takes_batches():
                 w.line("# the optimizer and metrics, in the scope too (told the batches of an "
                        "epoch)")

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 from ..lang.diagnostics import Span
 
+LINE_LENGTH = 100
 INDENT = "    "
 
 
@@ -43,8 +44,9 @@ class CodeWriter:
 
     @property
     def width(self) -> int:
-        """Columns left on a line at the current indent (for an 88-column budget)."""
-        return 88 - len(INDENT) * self.level
+        """Columns left on a line at the current indent: programs are written for 100
+        columns, tfspec's own line length (ruff's `line-length = 100`)."""
+        return LINE_LENGTH - len(INDENT) * self.level
 
     def extend(self, other: CodeWriter) -> None:
         """Append another writer's lines (and where they came from)."""

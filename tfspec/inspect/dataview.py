@@ -50,8 +50,8 @@ def prepare(compiled: Compiled) -> Prepared:
         raise located_error(exc, compiled, "E501", "cannot load the data") from None
     splits = namespace["make_datasets"](raw)
     check(compiled, namespace, model, splits)
-    # adapted on the training data as it is: not shuffled, not augmented
-    namespace["adapt"](model, namespace["pipeline"](raw["train"], "adapt"))
+    if "adapt" in namespace:  # adapted on the training data as it is: not shuffled
+        namespace["adapt"](model, namespace["pipeline"](raw["train"], "adapt"))
     return Prepared(namespace, model, splits)
 
 
