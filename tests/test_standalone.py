@@ -83,7 +83,10 @@ def test_a_standalone_program_trains_like_tfspec_run_without_tfspec(tmp_path):
     eject = tmp_path / "ejected"
     tfspec("compile", str(spec), "--standalone", "-o", str(eject))
     program = eject / "iris.py"
-    assert program.is_file() and (eject / "tfspec_runtime" / "__init__.py").is_file()
+    assert "from tfspec_runtime import " in program.read_text()
+    copied = {p.name for p in (eject / "tfspec_runtime").glob("*.py")}
+    assert {"__init__.py", "data.py", "training.py", "seeds.py"} <= copied, copied
+    assert "export.py" not in copied  # only what the program uses: this spec exports nothing
 
     python = without_tfspec(tmp_path / "venv")
     bare = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
