@@ -830,16 +830,6 @@ def test_nested_models_round_trip(keras, tmp_path):
     batch = {"x": rng.random((2, 4), dtype=np.float32),
              "y": rng.random((2, 4), dtype=np.float32)}
 
-    class ByPosition:  # the original takes a list; the compiled model a dict by input name
-        def __init__(self, model):
-            self.model = model
-
-        def __getattr__(self, attr):
-            return getattr(self.model, attr)
-
-        def __call__(self, inputs, training=False):
-            return self.model(list(inputs.values()), training=training)
-
     text = round_trip(ByPosition(model), tmp_path / "x.keras", batch)
     assert "block Wrap() {\n  input u\n  pre = Dense(4)(u)\n  deep = Deep()(pre)\n" in text
     assert "block Pair() {\n  input a\n  input b\n" in text
@@ -853,6 +843,19 @@ def test_nested_models_round_trip(keras, tmp_path):
                            name="seq")
     text = round_trip(seq, tmp_path / "s.keras", batch["x"])
     assert "model seq functional {\n" in text
+
+
+class ByPosition:
+    """A model that takes a list, called as the compiled model is: a dict by input name."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __getattr__(self, attr):
+        return getattr(self.model, attr)
+
+    def __call__(self, inputs, training=False):
+        return self.model(list(inputs.values()), training=training)
 
 
 def build_model_of(text: str):
@@ -885,16 +888,6 @@ def test_functional_model_with_shared_layers_round_trips(keras, tmp_path):
     rng = np.random.default_rng(0)
     batch = {"input": rng.integers(0, 50, (2, 6)).astype("int32"),
              "num_feats": rng.random((2, 6, 4), dtype=np.float32)}
-
-    class ByPosition:  # the original takes a list; the compiled model a dict by input name
-        def __init__(self, model):
-            self.model = model
-
-        def __getattr__(self, attr):
-            return getattr(self.model, attr)
-
-        def __call__(self, inputs, training=False):
-            return self.model(list(inputs.values()), training=training)
 
     text = round_trip(ByPosition(model), tmp_path / "x.keras", batch)
     assert "  layer concatenate_layer = Dense(7, activation = \"tanh\", name = " \
