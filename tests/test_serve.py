@@ -2,7 +2,7 @@
 
 The SavedModels are written here as tfspec's exporter writes them (ExportArchive,
 a signature from the model's named inputs to its named outputs), plus one from plain
-`model.export` and one by a generated program's own `export_saved_model` (which
+`model.export` and one by a generated program's own `export_all` (which
 records the spec's name). One `tfspec serve` process serves the classifier's base
 directory (versions 1 and 2) for the whole module; the other exports are served
 in-process with `make_server` (TensorFlow is already imported here), or by a process
@@ -130,8 +130,9 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tf.saved_model.save(echo, str(root / "echo" / "1"), signatures={"serving_default": echo.serve})
     # as a spec's `saved_model "named/serving"` export writes it: the spec's name recorded
     program = load_program(compile_text(SPEC_WITH_EXPORT, str(root / "spec.tfspec")))
-    program["export_saved_model"](program["build_model"](), root / "named" / "serving",
-                                  SPEC_NAME)
+    (root / "named-run").mkdir()
+    program["export_all"](program["build_model"](), root / "named-run",
+                          program["make_datasets"]())
     run = root / "run"
     run.mkdir()
     (run / "exports.json").write_text(json.dumps({"name": "digits-cnn", "targets": [
