@@ -25,7 +25,7 @@ from ..lang import catalog, transfer
 from ..lang.diagnostics import Span
 from ..lang.located import escape
 from ..lang.validate import Result
-from .pytext import Scope, call_text, identifier, py_string, snake
+from .pytext import Scope, call_text, fresh_name, identifier, py_string, snake
 from .writer import INDENT, CodeWriter
 
 INDENT_WIDTH = len(INDENT)
@@ -279,7 +279,7 @@ class Generator:
                             pat = f"/data/preprocess/{j}"
                             cls = (catalog.lookup("layers", call["call"]) or {}).get(
                                 "name", call["call"])
-                            lname = _fresh(f"{stmt['input']}_{snake(cls)}", used)
+                            lname = fresh_name(f"{stmt['input']}_{snake(cls)}", used)
                             self.layers.append(LayerInfo(lname, cls, pat))
                             text = self.construct(call, pat, "layers", scope,
                                                   [f"name={py_string(lname)}"], w.width - 1)
@@ -290,7 +290,7 @@ class Generator:
                     cls = (catalog.lookup("layers", call["call"]) or {}).get("name", call["call"])
                     lname = self.user_name(call)
                     if lname is None:
-                        lname = _fresh(snake(cls), used)
+                        lname = fresh_name(snake(cls), used)
                         extra = [f"name={py_string(lname)}"]
                     else:
                         used.add(lname)
@@ -471,15 +471,6 @@ def _block_function(name: str) -> str:
     return identifier(snake(name) + "_block")
 
 
-def _fresh(base: str, used: set[str]) -> str:
-    name, n = base, 1
-    while name in used:
-        n += 1
-        name = f"{base}_{n}"
-    used.add(name)
-    return name
-
-
 class _Body:
     """The dataflow of a model or block body, as Python.
 
@@ -525,7 +516,7 @@ class _Body:
 
     def layer_name(self, base: str) -> tuple[str, str]:
         """(Python expression for the layer's name, the name itself for the manifest)."""
-        name = _fresh(base, self.used)
+        name = fresh_name(base, self.used)
         if self.prefixed:
             return f'f"{{name}}_{name}"', name
         return py_string(name), name
@@ -653,7 +644,7 @@ class _Body:
             for i, x in enumerate(v):
                 expr = self.tensor(x, f"{at}/{i}", node, False)
                 if "(" in expr:  # an application inside a list gets its own variable
-                    temp = _fresh(f"{self.var(node)}_{i + 1}", self.temps)
+                    temp = fresh_name(f"{self.var(node)}_{i + 1}", self.temps)
                     self.out(f"{temp} = {expr}", self.gen.span(f"{at}/{i}"))
                     expr = temp
                 items.append(expr)

@@ -60,3 +60,13 @@ def call_text(head: str, args: list[str], budget: int) -> str:
         return one
     body = "".join(INDENT + a.replace("\n", "\n" + INDENT) + ",\n" for a in args)
     return f"{head}(\n{body})"
+
+
+def fresh_name(base: str, taken: set[str]) -> str:
+    """`base`, or `base_2`, `base_3`… : the first not in `taken`, which gets it."""
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}_{n}"
+    taken.add(candidate)
+    return candidate

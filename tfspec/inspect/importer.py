@@ -33,6 +33,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from ..codegen.pytext import fresh_name
 from ..lang import catalog
 from ..lang.diagnostics import Diagnostics, SpecError
 from ..lang.formatter import format_spec
@@ -348,7 +349,7 @@ class _Importer:
             self.error("E403", f"the Sequential model `{keras_name}` has no layers")
             return None
         taken = {_layer_name(entry) for entry in layers}
-        source = _fresh_name("x" if nested else cfg.get("name") or "input", taken)
+        source = fresh_name("x" if nested else cfg.get("name") or "input", taken)
         entries = [{"module": "keras.layers", "class_name": "InputLayer", "name": source,
                     "config": {**cfg, "name": source}, "inbound_nodes": []}]
         for entry in layers:
@@ -883,16 +884,6 @@ def _is_model(entry: dict[str, Any]) -> bool:
                                                                       "keras")
 
 
-def _fresh_name(base: str, taken: set[str]) -> str:
-    """`base`, or `base_2`, `base_3`… : the first not in `taken`, which gets it."""
-    candidate, n = base, 1
-    while candidate in taken:
-        n += 1
-        candidate = f"{base}_{n}"
-    taken.add(candidate)
-    return candidate
-
-
 def _tensor_of(entry: dict[str, Any], node: int = 0) -> dict[str, Any]:
     """The Keras tensor that call `node` of a layer entry returns, as a call's argument."""
     return {"class_name": "__keras_tensor__",
@@ -948,7 +939,7 @@ def _custom_scale(entry: dict[str, Any], taken: set[str]) -> list[dict[str, Any]
     if not _is_number(scale) or not isinstance(nodes, list) or not nodes:
         return None
     name = _layer_name(entry)
-    scaled = _fresh_name(f"{name}_scaled", taken)
+    scaled = fresh_name(f"{name}_scaled", taken)
     base = {k: cfg[k] for k in ("trainable", "dtype") if k in cfg}
     rescale = {"module": "keras.layers", "class_name": "Rescaling", "registered_name": None,
                "name": scaled, "config": {"name": scaled, **base, "scale": scale},
