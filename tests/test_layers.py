@@ -21,6 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tfspec"
 # are the package's face, the top row.
 LAYERS: list[tuple[str, ...]] = [
     ("tfspec",),  # the public API, `python -m tfspec`, the command line (cli.py)
+    ("tfspec.lsp",),  # the language server (shapes come from an inspect worker process)
     ("tfspec.serving", "tfspec.inspect"),  # serve exports; look at built models
     ("tfspec.jobs",),  # load and run compiled programs: run, export, verify, launch
     ("tfspec.codegen",),  # a checked spec -> the program's text
@@ -32,7 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
 RUNTIME = "tfspec.runtime"
 # Checking never imports these (DESIGN.md rule 3), nor code generation (text work).
 HEAVY = ("tensorflow", "keras", "numpy", "tensorflow_datasets", RUNTIME)
-NO_HEAVY = ("tfspec.lang", "tfspec.codegen")
+NO_HEAVY = ("tfspec.lang", "tfspec.codegen", "tfspec.lsp")
 
 
 def modules() -> dict[str, Path]:
