@@ -1,0 +1,1 @@
+"""`tfspec lsp`: the language server for .tfspec and .tfspec.json documents (pygls)."""
