@@ -756,6 +756,8 @@ class Checker:
                    at)
 
     def check_cycles(self, scope: _Scope) -> None:
+        if not _has_cycle(scope.deps):  # one linear pass; naming the cycle costs O(n²)
+            return
         for name in scope.deps:
             path = _find_cycle(name, scope.deps)
             if path:
@@ -1085,6 +1087,29 @@ def _block_uses(body: Any, blocks: dict[str, Any]) -> set[str]:
 
     walk(body)
     return found
+
+
+def _has_cycle(edges: dict[str, set[str]]) -> bool:
+    """Whether `edges` has a cycle: a depth-first search that colours each node once."""
+    done: set[str] = set()
+    for root in edges:
+        if root in done:
+            continue
+        on_path = {root}
+        stack = [(root, iter(edges.get(root, ())))]
+        while stack:
+            node, todo = stack[-1]
+            nxt = next(todo, None)
+            if nxt is None:
+                stack.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif nxt in on_path:
+                return True
+            elif nxt not in done:
+                on_path.add(nxt)
+                stack.append((nxt, iter(edges.get(nxt, ()))))
+    return False
 
 
 def _find_cycle(start: str, edges: dict[str, set[str]]) -> list[str] | None:
