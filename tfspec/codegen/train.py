@@ -567,10 +567,11 @@ class TrainGenerator:
             w.line('"""Train, evaluate on the test split, save the model and metrics'
                    + ('; export, verify."""' if self.exports else '."""'))
             if self.multi_worker:
-                w.line("chief = distribute.is_chief()  # the others save in worker-<i>/")
+                w.line("chief = distribute.is_chief()  # only the chief writes the run directory")
                 w.line("model, history, datasets = train(verbose if chief else 0)")
-                w.line("where = run_dir if chief else distribute.worker_dir(run_dir)")
-                w.line("training.save_run(where, model, history, datasets)")
+                w.line("with distribute.output_dir(run_dir) as where:  # the others: scratch")
+                with w.indented():
+                    w.line("training.save_run(where, model, history, datasets)")
             else:
                 w.line("model, history, datasets = train(verbose)")
                 w.line("training.save_run(run_dir, model, history, datasets)")

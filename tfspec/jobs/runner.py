@@ -122,9 +122,10 @@ def run(path: str, overrides: dict[str, Any] | None = None,
         root = Path(runs_root) if runs_root else spec_dir / "runs"
         run_dir = Path(run_dir) if run_dir else new_run_dir(root / name)
         run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "spec.tfspec").write_text(text, encoding="utf-8")
-    (run_dir / "program.py").write_text(compiled.source, encoding="utf-8")
-    (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
+    if task_dir(run_dir) == run_dir:  # a multi-worker job's other tasks: their logs only
+        (run_dir / "spec.tfspec").write_text(text, encoding="utf-8")
+        (run_dir / "program.py").write_text(compiled.source, encoding="utf-8")
+        (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
     try:
         # a dry run's export errors point at the user's spec, not the throw-away one
         execute(compiled, run_dir, origin=result if dry_run else None)
@@ -164,12 +165,11 @@ def summary(run_dir: Path, failed: bool = False) -> list[str]:
 
 
 def task_dir(run_dir: Path) -> Path:
-    """Where this process's program writes its log, model and metrics: the run directory,
-    or `worker-<i>/` in it for a multi-worker job's non-chief workers."""
-    task = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
-    if task.get("index", 0) != 0 and task.get("type") != "chief":
-        return run_dir / f"worker-{task['index']}"
-    return run_dir
+    """Where this process writes its log: the run directory, or `worker-<i>/` in it for
+    a multi-worker job's tasks that are not the chief (they write nothing else there)."""
+    from ..runtime import distribute  # TensorFlow: only a run gets here
+
+    return run_dir if distribute.is_chief() else distribute.worker_dir(run_dir)
 
 
 def _this_runs(path: Path, run_dir: Path) -> Any:

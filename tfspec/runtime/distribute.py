@@ -8,10 +8,13 @@ must come before TensorFlow starts).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 
 import tensorflow as tf
 
@@ -89,17 +92,47 @@ def tpu(name: str = "") -> tf.distribute.Strategy:
 
 def task() -> dict:
     """This process's task in TF_CONFIG (`{}` when there is none)."""
-    return json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {})
+    return json.loads(os.environ.get("TF_CONFIG") or "{}").get("task") or {}
 
 
 def is_chief() -> bool:
-    """Worker 0 (or the chief) keeps checkpoints, the model and metrics; the others
-    write to scratch space, as the multi-worker guide says."""
-    here = task()
-    return here.get("type") == "chief" or here.get("index", 0) == 0
+    """Whether this process writes the run directory (the model, metrics, exports,
+    checkpoints): the `chief` task, or worker 0 in a cluster without one, or a process
+    with no TF_CONFIG at all. Any real TF_CONFIG is read: the Kubeflow TFJob
+    operator's and Vertex AI's name a chief and `"environment": "cloud"`; under
+    MultiWorkerMirroredStrategy the chief is a worker like the others that also writes.
+    The others still take part in every collective op (saving and evaluating too),
+    but write to scratch space (`output_dir`), as TensorFlow's multi-worker guide says.
+    """
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    here = config.get("task") or {}
+    if not here:
+        return True
+    kind = str(here.get("type", "worker")).lower()
+    if kind == "chief":
+        return True
+    if "chief" in (config.get("cluster") or {}):
+        return False
+    return kind == "worker" and int(here.get("index", 0)) == 0
 
 
 def worker_dir(run_dir: str | os.PathLike) -> pathlib.Path:
-    """Where a worker that is not the chief writes its model and metrics:
-    `run_dir/worker-<index>`."""
-    return pathlib.Path(run_dir) / f"worker-{task()['index']}"
+    """The folder of a task that is not the chief, for its log: `run_dir/<type>-<index>`
+    (`worker-1`; `worker-0` when a chief is worker 0's neighbour)."""
+    here = task()
+    return pathlib.Path(run_dir) / f"{str(here.get('type', 'worker')).lower()}-{here['index']}"
+
+
+@contextlib.contextmanager
+def output_dir(run_dir: str | os.PathLike) -> Iterator[pathlib.Path]:
+    """Where this process saves its model and metrics: `run_dir` on the chief; on the
+    others a temporary folder, removed afterwards (they save too: evaluating a
+    distributed model is collective, so every worker must run it)."""
+    if is_chief():
+        yield pathlib.Path(run_dir)
+        return
+    scratch = tempfile.mkdtemp(prefix="tfspec-worker-")
+    try:
+        yield pathlib.Path(scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -318,11 +318,12 @@ def custom(model: keras.Model, datasets: dict[str, tf.data.Dataset],
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch,
                                      random_state=random_state(model))
     # under several workers every one saves (the save is collective); only the chief's
-    # is kept
+    # is kept, and every worker resumes from it (the multi-worker guide's way: the
+    # checkpoint folder is on storage they share)
     multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     directory = checkpoint_dir if is_chief() or not multi_worker else tempfile.mkdtemp()
     manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=1)
-    checkpoint.restore(manager.latest_checkpoint)
+    checkpoint.restore(tf.train.latest_checkpoint(checkpoint_dir))
     callbacks, history = callback_list(model, callbacks, epochs,
                                        epoch_steps(datasets, steps_per_epoch), verbose)
     callbacks.on_train_begin()

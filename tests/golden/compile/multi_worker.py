@@ -129,10 +129,10 @@ def train(verbose="auto"):
 
 def main(run_dir=".", verbose="auto"):
     """Train, evaluate on the test split, save the model and metrics."""
-    chief = distribute.is_chief()  # the others save in worker-<i>/
+    chief = distribute.is_chief()  # only the chief writes the run directory
     model, history, datasets = train(verbose if chief else 0)
-    where = run_dir if chief else distribute.worker_dir(run_dir)
-    training.save_run(where, model, history, datasets)
+    with distribute.output_dir(run_dir) as where:  # the others: scratch
+        training.save_run(where, model, history, datasets)
     return model
 
 
