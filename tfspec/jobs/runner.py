@@ -18,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -98,8 +99,11 @@ def resolved_ir(path: str, overrides: dict[str, Any], allow_modules: tuple[str, 
 
 def run(path: str, overrides: dict[str, Any] | None = None,
         allow_modules: tuple[str, ...] = (), dry_run: bool = False,
-        runs_root: str | None = None, run_dir: str | None = None) -> Path:
-    """Run a spec; returns its run directory. Raises SpecError (located) on failure."""
+        runs_root: str | None = None, run_dir: str | None = None,
+        prepare: Callable[[dict[str, Any]], None] | None = None) -> Path:
+    """Run a spec; returns its run directory. Raises SpecError (located) on failure.
+    `prepare`: called with the program's namespace before its `main` (what a launcher
+    adds: the Ray workers' report callback)."""
     ir, result = resolved_ir(path, overrides or {}, allow_modules, dry_run)
     spec_dir = Path(path).resolve().parent
     text = format_spec(ir)
@@ -128,7 +132,7 @@ def run(path: str, overrides: dict[str, Any] | None = None,
         (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
     try:
         # a dry run's export errors point at the user's spec, not the throw-away one
-        execute(compiled, run_dir, origin=result if dry_run else None)
+        execute(compiled, run_dir, origin=result if dry_run else None, prepare=prepare)
     except SpecError as exc:
         if not dry_run:
             exc.run_dir = run_dir  # type: ignore[attr-defined]  # for summary()
@@ -222,7 +226,8 @@ def _restore_global_state() -> None:
     config.disable_op_determinism()
 
 
-def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None) -> None:
+def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None,
+            prepare: Callable[[dict[str, Any]], None] | None = None) -> None:
     """Run the program's `main` in this process, logging to `run_dir/log.txt`.
 
     `origin`: for a dry run, the user's checked spec. Its exports are checked in
@@ -230,6 +235,8 @@ def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None) -> 
     quantization error, so parity numbers are reported and not enforced."""
     node_path()
     namespace = load_program(compiled)
+    if prepare is not None:
+        prepare(namespace)
     verbose = 1 if sys.stdout.isatty() else 2  # progress bars, or a line per epoch
     log_dir = task_dir(run_dir)  # one log per worker
     log_dir.mkdir(parents=True, exist_ok=True)
