@@ -337,6 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check specs (no TensorFlow import)",
                        description="Check spec files, or every *.tfspec / *.tfspec.json "
                                    "under the given directories.")
+def cmd_lsp(args: argparse.Namespace) -> int:
+    try:
+        from .lsp.server import main as serve_lsp
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("pygls", "lsprotocol"):
+            raise
+        print(f'tfspec: error: `tfspec lsp` needs {exc.name}: pip install "tfspec[lsp]"',
+              file=sys.stderr)
+        return EXIT_ERRORS
+    serve_lsp()
+    return EXIT_OK
+
+
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--format", choices=("text", "json", "github"), default="text",
                    help="how to print diagnostics (github: Actions annotations)")
@@ -483,6 +496,13 @@ def missing_tensorflow() -> str | None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+
+    p = sub.add_parser("lsp", help="the language server for editors (LSP over stdio)",
+                       description="Serve the Language Server Protocol over stdin/stdout "
+                                   "for .tfspec and .tfspec.json documents (docs/lsp.md).")
+    p.add_argument("--stdio", action="store_true",
+                   help="use stdin/stdout (the default; editors' clients pass it)")
+    p.set_defaults(func=cmd_lsp)
     if needs_tensorflow(args) and (module := missing_tensorflow()):
         print(f"tfspec: error: `tfspec {args.command}` needs TensorFlow ({module} is not "
               f"installed): {INSTALL_TF}", file=sys.stderr)
