@@ -18,12 +18,14 @@ from typing import Any
 
 from ..lang.diagnostics import Span, SpecError
 from ..lang.located import Positions, escape
+from ..lang.tunespace import tuning
 from ..lang.validate import Result, validate_file, validate_text
 from ..version import __version__
 from .data import DataGenerator
 from .model import LOAD_HELPER, Generator, LayerInfo
 from .pytext import py_string
 from .train import TrainGenerator
+from .tune import TuneGenerator
 from .writer import CodeWriter
 
 # the package name of the runtime's copy that `compile --standalone` puts beside a program
@@ -102,8 +104,10 @@ def write_program(gen: Generator) -> str:
             distribute = gen.ir.get("distribute")
             train = TrainGenerator(gen, gen.ir["train"],
                                    distribute if isinstance(distribute, dict) else {})
-            train.emit(body)
-            imports |= train.imports
+            tune = tuning(gen.ir)  # `tune { … }`: a KerasTuner HyperModel too
+            tuner = TuneGenerator(gen, train, tune) if tune else None
+            train.emit(body, tuner.emit if tuner else None)
+            imports |= train.imports | (tuner.imports if tuner else set())
     gen.w = w = CodeWriter()
     title = gen.ir.get("name") or (model or {}).get("name") or "spec"
     w.line('"""' + f"{title}: compiled from {gen.result.file} by tfspec {__version__}.")

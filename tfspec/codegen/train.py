@@ -11,7 +11,7 @@ run), `distribute` (the strategies) and `backup` (BackgroundBackupAndRestore).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..lang import catalog
@@ -138,7 +138,10 @@ class TrainGenerator:
             return self.gen.literal(default)
         return self.gen.value(self.train[key], f"/train/{escape(key)}", self.scope)
 
-    def emit(self, w: CodeWriter) -> None:
+    def emit(self, w: CodeWriter, before_main: Callable[[CodeWriter], None] | None = None
+             ) -> None:
+        """The training half; `before_main` writes what goes between the exports and
+        `main()` (the tune section's HyperModel: `codegen/tune.py`)."""
         if self.loop == "custom" or backup_callback(self.train) is None:
             self.checkpoint_dir(w)
         self.optimizer(w)
@@ -150,6 +153,8 @@ class TrainGenerator:
         self.train_fn(w)
         if self.exports:
             self.exports.emit(w)
+        if before_main is not None:
+            before_main(w)
         self.main(w)
 
     def checkpoint_dir(self, w: CodeWriter) -> None:
@@ -516,34 +521,44 @@ class TrainGenerator:
         w.line("datasets = make_datasets(splits)")
         w.line("with strategy.scope():  # variables are created where the strategy wants")
         with w.indented():
-            w.line("model = build_model()")
-            w.line("check_data(model, datasets[\"train\"], LOSSES)")
-            if adapted_layers(self.gen):
-                w.line("# adapted on the training data as it is: not shuffled, not augmented")
-                w.line("adapt(model, pipeline(splits[\"train\"], \"adapt\"))")
-            if self.takes_batches():
-                w.line("# the optimizer and metrics, in the scope too (told the batches of an "
-                       "epoch)")
-                w.line("compile_model(model, int(datasets[\"train\"].cardinality()))")
-            else:
-                w.line("compile_model(model)  # the optimizer and metrics, in the scope too")
+            self.model_lines(w)
+
+    def model_lines(self, w: CodeWriter, splits: str = "splits", datasets: str = "datasets"
+                    ) -> None:
+        """`model = build_model()`, its data check, adapt and compile (inside the
+        strategy's scope): `train()`'s, and each tuning trial's (`codegen/tune.py`)."""
+        w.line("model = build_model()")
+        w.line(f"check_data(model, {datasets}[\"train\"], LOSSES)")
+        if adapted_layers(self.gen):
+            w.line("# adapted on the training data as it is: not shuffled, not augmented")
+            w.line(f"adapt(model, pipeline({splits}[\"train\"], \"adapt\"))")
+        if self.takes_batches():
+            w.line("# the optimizer and metrics, in the scope too (told the batches of an "
+                   "epoch)")
+            w.line(f"compile_model(model, int({datasets}[\"train\"].cardinality()))")
+        else:
+            w.line("compile_model(model)  # the optimizer and metrics, in the scope too")
 
     def accumulate(self) -> bool:
         """Whether the custom loop accumulates gradients over several steps."""
         value = self.train.get("accumulate", 1)
         return self.loop == "custom" and value != 1
 
-    def loop_call(self, w: CodeWriter) -> None:
-        """`history = training.<loop>(…)`: the spec's loop and its settings."""
+    def loop_call(self, w: CodeWriter, trial: dict[str, str] | None = None) -> None:
+        """`history = training.<loop>(…)`: the spec's loop and its settings. `trial`: a
+        tuning trial's (`codegen/tune.py`) names for `return`, the datasets, strategy,
+        callbacks, verbose, epochs and checkpoint_dir, which replace `train()`'s."""
         t, loop = self.train, self.loop
-        args = ["model", "datasets"]
+        names = {"datasets": "datasets", "strategy": "strategy", "return": "history =",
+                 "callbacks": "make_callbacks()", "checkpoint_dir": "CHECKPOINT_DIR",
+                 "verbose": f"verbose={self.value('verbose')}" if "verbose" in t else "verbose",
+                 "epochs": f"epochs={self.value('epochs', 1)}"} | (trial or {})
+        args = ["model", names["datasets"]]
         if loop == "custom":
-            args += ["strategy", "loss_functions()", "make_metrics"]
-        args.append("make_callbacks()")
-        args.append(f"verbose={self.value('verbose')}" if "verbose" in t else "verbose")
-        args.append(f"epochs={self.value('epochs', 1)}")
+            args += [names["strategy"], "loss_functions()", "make_metrics"]
+        args += [names["callbacks"], names["verbose"], names["epochs"]]
         if loop == "custom":
-            args += ["outputs=OUTPUTS", "checkpoint_dir=CHECKPOINT_DIR"]
+            args += ["outputs=OUTPUTS", f"checkpoint_dir={names['checkpoint_dir']}"]
         for key in ("steps_per_epoch", "validation_steps"):
             if key in t:
                 args.append(f"{key}={self.value(key)}")
@@ -558,7 +573,7 @@ class TrainGenerator:
         # a training error is the loop's: at `epochs` for fit, `loop` for the others
         key = "epochs" if loop == "fit" else "loop"
         span = self.span(key) if key in t else self.gen.span("/train")
-        w.line(call_text(f"history = training.{loop}", args, w.width), span)
+        w.line(call_text(f"{names['return']} training.{loop}", args, w.width), span)
 
     def main(self, w: CodeWriter) -> None:
         w.blank(2)
