@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import catalog, transfer
+from . import catalog, checktune, transfer
 from .diagnostics import Diagnostics, did_you_mean
 from .located import Positions, escape
 from .schema import show
@@ -64,6 +64,9 @@ class Checker:
         self.params: dict[str, _Symbol] = {}
         self.param_values: dict[str, Any] = {}
         self.blocks: dict[str, dict[str, Any]] = {}
+        # param -> (callee, argument, catalog type, pointer) of each `f(arg = param)`:
+        # what a tuned param's values must fit (checktune)
+        self.param_uses: dict[str, list[tuple[str, str, Any, str]]] = {}
 
     # -- reporting --------------------------------------------------------------------
 
@@ -101,6 +104,8 @@ class Checker:
                        "ClusterCoordinator", "/distribute/strategy",
                        hint='use strategy = "multi_worker_mirrored" (synchronous data '
                             "parallelism across workers, started with `tfspec launch`)")
+        if "tune" in ir:
+            checktune.check_tune(self, ir["tune"])
         self.check_comments(ir.get("comments"))
         mentioned = _refs(ir)
         for name, sym in self.params.items():
@@ -242,8 +247,8 @@ class Checker:
         name = _name(call.get("call"))
         if name is None:
             return None
-        if category == "sources":
-            entry = SOURCES.get(name)
+        if category in _OWN_CALLS:
+            entry = _OWN_CALLS[category].get(name)
         else:
             entry = catalog.lookup(category, name)
             if entry is None and category == "layers":
@@ -257,12 +262,14 @@ class Checker:
             return None
         if entry is None:
             word = _CATEGORY_WORDS.get(category, category)
-            candidates = list(SOURCES) if category == "sources" else catalog.names(category)
+            candidates = (list(_OWN_CALLS[category]) if category in _OWN_CALLS
+                          else catalog.names(category))
             if category == "layers":
                 candidates += list(transfer.CALLS)
             hint = did_you_mean(name, candidates)
-            if hint is None and category == "sources":
-                hint = "sources: " + ", ".join(f"`{s}(…)`" for s in SOURCES)
+            if hint is None and category in _OWN_CALLS:
+                hint = ("sources: " if category == "sources" else "one of: ") + ", ".join(
+                    f"`{s}(…)`" for s in _OWN_CALLS[category])
             self.error("E300", f"unknown {word} `{name}`", f"{at}/call", hint)
             self.args_values(call, at, scope)
             return None
@@ -330,6 +337,10 @@ class Checker:
             if owner == "LearningRateScheduler" and param["name"] == "schedule":
                 kind = "schedules"  # a schedule object, evaluated per epoch by the program
         value = self.nested(arg, at, kind, scope)
+        ref = arg.get("ref") if _is(arg, "ref") else None
+        if param is not None and ref in self.params and (
+                scope is None or ref not in scope.symbols):
+            self.param_uses.setdefault(ref, []).append((owner, param["name"], ptype, at))
         if ptype is None or value is UNKNOWN or _contains_unknown(value):
             return
         problem = catalog.check_value(ptype, value)
@@ -967,7 +978,11 @@ _CATEGORY_WORDS = {
     "callbacks": "callback", "activations": "activation", "initializers": "initializer",
     "regularizers": "regularizer", "constraints": "constraint",
     "schedules": "learning-rate schedule", "sources": "data source", "blocks": "block",
+    "hyperparameters": "KerasTuner hyperparameter kind", "objectives": "KerasTuner objective",
 }
+# Call categories of tfspec's own, in the catalog's format.
+_OWN_CALLS = {"sources": SOURCES, "hyperparameters": checktune.HP_CALLS,
+              "objectives": {"Objective": checktune.OBJECTIVE_CALL}}
 
 
 def _list(value: Any) -> list[Any]:

@@ -57,11 +57,19 @@ CODES: dict[str, str] = {
     "E504": "an export failed or does not answer like the Keras model",
     "E505": "a layer will not convert to TensorFlow Lite (plan --target tflite)",
     "E506": "a layer will not convert to TensorFlow.js (plan --target tfjs)",
+    # E6xx: the tune section (KerasTuner)
+    "E600": "a tuned name is not a param",
+    "E601": "a search space that does not fit the param or its uses",
+    "E602": "a search space KerasTuner rejects",
+    "E603": "an objective the spec does not log or KerasTuner cannot direct",
+    "E604": "tuner settings that do not fit the algorithm",
+    "E605": "a tuned param the search cannot change",
     # W4xx: warnings
     "W400": "unused node",
     "W401": "unused param",
     "W402": "mixed precision without a float32 output layer",
     "W403": "jit_compile = true with deterministic = true (Keras turns XLA off)",
+    "W404": "a search range whose step never reaches max_value",
 }
 
 
