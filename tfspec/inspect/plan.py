@@ -691,6 +691,25 @@ def plan_from(analysis: Analysis) -> dict[str, Any]:
         },
         "signature": signature(analysis.detail, analysis.detail_compiled),
         "training": training(compiled.ir),
+        "tune": tune_plan(compiled.ir),
+    }
+
+
+def tune_plan(ir: dict[str, Any]) -> dict[str, Any] | None:
+    """The search a `tune` section asks for: the tuner, the objective, each param's
+    space and the space's size (None: continuous), as `tfspec tune` will run it."""
+    from ..lang.tunespace import count, describe, space_size, tuning
+
+    t = tuning(ir)
+    if t is None:
+        return None
+    return {
+        "tuner": t.tuner, "algorithm": t.algorithm, "objective": t.objective,
+        "direction": t.direction, "max_trials": t.max_trials, "seed": t.seed,
+        "options": t.options,
+        "space": [{"name": h.name, "kind": h.kind, "kwargs": h.kwargs, "values": count(h),
+                   "text": describe(h)} for h in t.space],
+        "size": space_size(t),
     }
 
 
@@ -824,4 +843,15 @@ def render_text(plan_dict: dict[str, Any]) -> str:
             out.append(f"  ({train['why']})")
         if train.get("xla"):
             out.append(f"  ({train['xla']})")
+    tune = plan_dict.get("tune")
+    if tune:
+        trials = f", max_trials = {tune['max_trials']}" if tune["max_trials"] else ""
+        out.append(f"Tune: {tune['tuner']}, {tune['direction']}imize \"{tune['objective']}\""
+                   f"{trials}")
+        nw = max(len(h["name"]) for h in tune["space"])
+        out += [f"  {h['name']:<{nw}}  {h['text']}" for h in tune["space"]]
+        size = tune["size"]
+        endless = ", ".join(f"`{h['name']}`" for h in tune["space"] if h["values"] is None)
+        out.append("  space: " + (f"{_num(size)} points" if size is not None else
+                                  f"continuous ({endless} without a step)"))
     return "\n".join(out) + "\n"
