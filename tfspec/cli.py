@@ -370,6 +370,42 @@ def cmd_lsp(args: argparse.Namespace) -> int:
     p.add_argument("input", metavar="IN")
     p.add_argument("--to", choices=("json", "tfspec"),
                    help="target syntax (default: the other one)")
+def cmd_tune(args: argparse.Namespace) -> int:
+    from .jobs.tune import Interrupted, tune
+
+    if importlib.util.find_spec("keras_tuner") is None:
+        print('tfspec: error: `tfspec tune` needs KerasTuner: pip install "tfspec[tune]"',
+              file=sys.stderr)
+        return EXIT_ERRORS
+    if args.workers < 0 or (args.max_trials is not None and args.max_trials < 1):
+        print("tfspec: error: --workers must be 0 or more, --max-trials 1 or more",
+              file=sys.stderr)
+        return EXIT_ERRORS
+    # what a worker process, or the same search resumed, is started with
+    argv = [x for pair in args.set for x in ("--set", pair)]
+    argv += [x for module in args.allow_module for x in ("--allow-module", module)]
+    argv += ["--max-trials", str(args.max_trials)] if args.max_trials else []
+    try:
+        lines = tune(args.spec, _overrides(args.set), tuple(args.allow_module),
+                     max_trials=args.max_trials, workers=args.workers, dry_run=args.dry_run,
+                     run_dir=args.run_dir, argv=argv)
+    except SpecError as exc:
+        return _report(exc)
+    except Interrupted as stop:
+        if "KERASTUNER_TUNER_ID" not in os.environ:  # the parent says it, once
+            again = " ".join(["tfspec tune", args.spec, *argv] +
+                             (["--workers", str(args.workers)] if args.workers else []))
+            print(f"\ninterrupted: the search is saved in {stop.run_dir}; `{again}` "
+                  "resumes it", file=sys.stderr)
+        return 130
+    for line in lines:
+        print(line, file=sys.stderr if line.startswith(("run directory", "best spec"))
+              else sys.stdout)
+    if args.dry_run and lines:
+        print("dry run passed: two trials of one step on synthetic data", file=sys.stderr)
+    return EXIT_OK
+
+
     p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
     p.set_defaults(func=cmd_convert)
 
@@ -491,6 +527,23 @@ def needs_tensorflow(args: argparse.Namespace) -> bool:
 def missing_tensorflow() -> str | None:
     """The first module of the TensorFlow stack that is not installed, if any."""
     return next((m for m in TF_STACK if importlib.util.find_spec(m) is None), None)
+    p = sub.add_parser("tune", help="search the params of `tune { … }` (KerasTuner)",
+                       description="Run the spec's `tune` search in runs/<name>/tune-<time>/ "
+                                   "(the same command resumes an unfinished one), print a "
+                                   "line per trial and the best, and write <spec>.best.tfspec "
+                                   "with the best values.")
+    p.add_argument("spec", metavar="FILE")
+    p.add_argument("--max-trials", type=int, metavar="N", help="override `tune`'s max_trials")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="KerasTuner's distributed mode: a chief and N worker processes")
+    p.add_argument("--dry-run", action="store_true",
+                   help="two trials of one step each on synthetic data (for CI)")
+    p.add_argument("--run-dir", metavar="DIR",
+                   help="use this run directory (the processes of one distributed search, "
+                        "or a search to resume)")
+    _add_set(p)
+    p.set_defaults(func=cmd_tune, needs_tf=True)
+
 
 
 def main(argv: list[str] | None = None) -> int:

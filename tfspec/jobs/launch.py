@@ -36,11 +36,14 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def _stream(index: int, process: subprocess.Popen, lock: threading.Lock) -> None:
+def stream_output(label: int | str, process: subprocess.Popen, lock: threading.Lock) -> None:
+    """Copy a process's output to stdout line by line, after `[worker i]` (an int
+    label) or `[label]` (`tfspec tune --workers` names its chief so)."""
     assert process.stdout is not None
+    prefix = f"[worker {label}] " if isinstance(label, int) else f"[{label}] "
     for line in process.stdout:
         with lock:
-            sys.stdout.write(f"[worker {index}] {line}")
+            sys.stdout.write(prefix + line)
             sys.stdout.flush()
 
 
@@ -79,7 +82,7 @@ def launch(spec: str, workers: int, sets: list[str], allow_modules: list[str]) -
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                    text=True, env=env)
         processes.append(process)
-        thread = threading.Thread(target=_stream, args=(index, process, lock), daemon=True)
+        thread = threading.Thread(target=stream_output, args=(index, process, lock), daemon=True)
         thread.start()
         threads.append(thread)
     status = 0
