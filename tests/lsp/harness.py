@@ -171,6 +171,7 @@ class Session:
             if self.alive:
                 self.request(self.client.shutdown_async(None), timeout=10)
                 self.client.exit(None)
+                self.loop.call_soon_threadsafe(self.process.stdin.close)
                 self.run(asyncio.wait_for(self.process.wait(), 10), timeout=15)
         finally:
             try:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -171,6 +173,9 @@ def guarded(server: TfspecServer, what: str, call: Callable[[], Any],
 def create_server() -> TfspecServer:
     """A server with every feature registered (not started: `main()` serves stdio)."""
     server = TfspecServer()
+    from .shapes import ShapeService
+
+    server.shapes = ShapeService(server, publish)
     _register_sync(server)
     from . import features
 
@@ -185,6 +190,15 @@ def _register_sync(server: TfspecServer) -> None:
         doc = Document(item.uri, item.version, item.text, encoding=ls.encoding)
         ls.documents[item.uri] = doc
         guarded(ls, "didOpen", lambda: analyse(ls, doc))
+
+    @server.feature(types.EXIT)
+    def on_exit(ls: TfspecServer, *args: Any) -> None:
+        # pygls then exits, but waits for its reader thread, which blocks on stdin until
+        # the client closes it: make sure the process ends even with a client that does not
+        code = 0 if getattr(ls.protocol, "_shutdown", False) else 1
+        timer = threading.Timer(2.0, os._exit, (code,))
+        timer.daemon = True
+        timer.start()
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: TfspecServer, params: types.DidChangeTextDocumentParams) -> None:
