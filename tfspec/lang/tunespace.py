@@ -106,6 +106,9 @@ MAX_METRICS = frozenset({
     "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "TruePositives",
     "TrueNegatives", "Precision", "Recall", "AUC", "SensitivityAtSpecificity",
     "SpecificityAtSensitivity",
+    # the metric functions KerasTuner maximizes (the top-k ones resolve to their classes)
+    "accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
+    "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy",
 })
 # Metrics where higher is better but KerasTuner infers "min" (or fails): tfspec asks
 # for `Objective(…, direction = "max")` rather than silently minimizing them.
