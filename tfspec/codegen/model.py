@@ -79,6 +79,9 @@ class Generator:
         # in a generator's imports becomes `from tfspec.runtime import <module>`
         self.runtime = "tfspec.runtime"
         self.runtime_modules: list[str] = []  # the runtime modules the program imports
+        # statement pointer -> (generated function, its local variable holding the
+        # statement's tensor), for functional code: where `tfspec lsp` reads shapes from
+        self.bindings: dict[str, tuple[str, str]] = {}
 
     def span(self, at: str) -> Span | None:
         return self.pos.value(at)
@@ -502,6 +505,12 @@ class _Body:
                 if isinstance(stmt.get(kind), str) and (kind != "output" or "value" in stmt):
                     self.tensors[stmt[kind]] = identifier(stmt[kind], taken)
         self.temps |= set(self.tensors.values())
+        if mode == "inline":
+            function = _block_function(block["name"]) if block is not None else "build_model"
+            for i, stmt in enumerate(stmts):
+                name = stmt.get("input", stmt.get("node", stmt.get("output")))
+                if isinstance(name, str) and name in self.tensors:  # a bare `output x` too
+                    gen.bindings[f"{at}/{i}"] = (function, self.tensors[name])
 
     def var(self, name: str) -> str:
         return self.tensors[name]

@@ -45,6 +45,8 @@ class Compiled:
     layers: list[LayerInfo] = field(default_factory=list)
     overrides: dict[str, Any] = field(default_factory=dict)  # the `--set` values used
     runtime_modules: list[str] = field(default_factory=list)  # what it imports of the runtime
+    # statement pointer -> (generated function, local variable of its tensor): Generator.bindings
+    bindings: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def filename(self) -> str:
@@ -70,7 +72,8 @@ def compile_result(result: Result, program_path: str | Path | None = None,
         gen.spec_dir = Path(os.path.relpath(spec_dir, Path(program_path).resolve().parent))
     source = write_program(gen)
     return Compiled(result.file, result.source, result.ir, result.positions, source,
-                    gen.w.origins, gen.layers, dict(result.overrides), gen.runtime_modules)
+                    gen.w.origins, gen.layers, dict(result.overrides), gen.runtime_modules,
+                    gen.bindings)
 
 
 def compile_text(text: str, filename: str = "<spec>",

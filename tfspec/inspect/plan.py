@@ -50,7 +50,7 @@ def functional_twin(compiled: Compiled, params: dict[str, Any] | None = None) ->
     gen = Generator(result)
     source = write_program(gen)
     return Compiled(compiled.spec_file, compiled.spec_source, ir, compiled.positions, source,
-                    gen.w.origins, gen.layers)
+                    gen.w.origins, gen.layers, bindings=gen.bindings)
 
 
 # -- analysis: one build, shared by `plan` and `graph` ------------------------------------------
