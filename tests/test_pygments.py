@@ -63,6 +63,20 @@ def test_pygments_finds_the_lexer_through_the_entry_point():
     assert isinstance(get_lexer_for_filename("model.tfspec"), TfspecLexer)
 
 
+def test_checking_never_imports_pygments():
+    """Only Pygments loads the lexer: `import tfspec` and `tfspec validate` do not."""
+    code = (
+        "import sys, tfspec.cli\n"
+        "status = tfspec.cli.main(['validate', sys.argv[1]])\n"
+        "print(status, sorted(m for m in sys.modules if m.startswith('pygments')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "examples" / "digits_cnn.tfspec")],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout
+    assert out.splitlines()[-1] == "0 []"
+
+
 def test_pygmentize_highlights_a_spec():
     out = subprocess.run(
         [sys.executable, "-m", "pygments", "-l", "tfspec", "-f", "html", str(FIXTURE)],
