@@ -78,7 +78,7 @@ class Session:
         self.initialized = self.request(self.client.initialize_async(types.InitializeParams(
             process_id=os.getpid(), root_uri=uri_of(ROOT),
             capabilities=capabilities or types.ClientCapabilities())))
-        self.client.initialized(types.InitializedParams())
+        self.notify(self.client.initialized, types.InitializedParams())
 
     async def _read_stderr(self) -> None:
         stream = self.process.stderr
@@ -170,7 +170,7 @@ class Session:
         try:
             if self.alive:
                 self.request(self.client.shutdown_async(None), timeout=10)
-                self.client.exit(None)
+                self.notify(self.client.exit, None)
                 self.loop.call_soon_threadsafe(self.process.stdin.close)
                 self.run(asyncio.wait_for(self.process.wait(), 10), timeout=15)
         finally:

@@ -64,7 +64,9 @@ def completions(doc: Document, pos: types.Position) -> list[Item]:
     key = ctx.key()
     if key is not None:
         return _values(key, ctx, index, scope, quoted=False, path=path + [key])
-    if ctx.current():
+    toks = ctx.current()
+    if toks and not (toks[-1].text in (")", "]", "}") or toks[-1].kind in ("string", "number")
+                     ) or toks and "\n" not in doc.text[toks[-1].end:offset]:
         return []  # mid-entry (`batch 3|`): nothing sensible to offer
     return _keys(path)
 

@@ -4,6 +4,7 @@ diagnostics. A quick fix only rewrites what the diagnostic's hint names:
 - a did-you-mean (`did you mean `Dense`?`, `did you mean "mirrored"?`): the
   span becomes the suggestion;
 - a bare name where a string is expected (`write "custom" in quotes`): quoted;
+- a hint that names one word (`True`: `write `true``): the span becomes it;
 - E301 unknown argument: the `name = value` argument (and its comma) removed;
 - E302 missing required argument(s): `name = <example>` added before the call's
   closing parenthesis, with a value of the parameter's type.
@@ -24,6 +25,7 @@ from .documents import Document
 
 _MEANT = re.compile(r"did you mean (`([^`]+)`|\"([^\"]+)\")\?")
 _QUOTE = re.compile(r"write \"([^\"]+)\" (?:in quotes|for a string)")
+_WRITE = re.compile(r"hint: write `([A-Za-z_][A-Za-z0-9_]*)`$")
 _NEEDS = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)` needs (.+)$")
 _EXAMPLE = {"positive_int": "1", "int": "1", "non_negative_int": "0", "number": "1.0",
             "positive_number": "1.0", "non_negative_number": "0.0", "rate": "0.5",
@@ -92,6 +94,9 @@ def _fix(doc: Document, diag: types.Diagnostic) -> tuple[str, list[types.TextEdi
         return _remove_argument(doc, start, written)
     if diag.code == "E302":
         return _add_required(doc, start, message)
+    m = _WRITE.search(message)
+    if m:  # `True` -> `true`: a hint that names one replacement word
+        return f"Change to {m.group(1)}", [types.TextEdit(range=diag.range, new_text=m.group(1))]
     return None
 
 
