@@ -298,24 +298,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _emit_tfjob(args: argparse.Namespace) -> int:
-    """`launch --emit tfjob`: write the manifests (text; no TensorFlow needed)."""
-    from .jobs.tfjob import emit
-
-    if not args.image:
-        print("usage: tfspec launch FILE --emit tfjob --image IMAGE [--workers N] …\n"
-              "tfspec launch: error: --emit tfjob needs --image IMAGE (an image with "
-              f"tfspec installed: {INSTALL_TF})", file=sys.stderr)
-        return 2  # a usage error, as argparse's
-    try:
-        return emit(args.spec, image=args.image, workers=args.workers, sets=args.set,
-                    allow_modules=args.allow_module, namespace=args.namespace,
-                    cpus=args.cpus, memory=args.memory, gpus=args.gpus, storage=args.storage,
-                    name=args.name, output=args.output)
-    except SpecError as exc:
-        return _report(exc)
-
-
 _TFJOB_OPTIONS = (("--image", "image"), ("--namespace", "namespace"), ("--name", "name"),
                   ("--cpus", "cpus"), ("--memory", "memory"), ("--gpus", "gpus"),
                   ("--storage", "storage"), ("-o", "output"))
@@ -346,8 +328,6 @@ def _emit_tfjob(args: argparse.Namespace) -> int:
 def cmd_launch(args: argparse.Namespace) -> int:
     from .jobs.launch import launch
 
-    if args.emit == "tfjob":
-        return _emit_tfjob(args)
     if args.emit == "tfjob":
         return _emit_tfjob(args)
     tfjob_options = [flag for flag, name in _TFJOB_OPTIONS if getattr(args, name) is not None]
@@ -537,18 +517,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
                         "(docs/cluster.md)")
     p.add_argument("--image", help="tfjob: the container image (tfspec installed)")
     p.add_argument("--namespace", help="tfjob: default 'default'")
-    p.add_argument("--name", help="tfjob: the job's name (default: the spec's, as DNS-1035)")
-    p.add_argument("--cpus", metavar="C", help="tfjob: CPUs per replica (e.g. 4, 500m)")
-    p.add_argument("--memory", metavar="M", help="tfjob: memory per replica (e.g. 8Gi)")
-    p.add_argument("--gpus", type=int, metavar="G", help="tfjob: GPUs per replica")
-    p.add_argument("--storage", metavar="PVC", help="tfjob: the PersistentVolumeClaim "
-                                                     "mounted at /workspace in every replica")
-    p.add_argument("-o", "--output", metavar="FILE", help="tfjob: write here (else stdout)")
-    p.add_argument("--emit", choices=("tfjob",),
-                   help="tfjob: write a Kubeflow TFJob and its ConfigMap instead of training "
-                        "(docs/cluster.md)")
-    p.add_argument("--image", help="tfjob: the container image (tfspec installed)")
-    p.add_argument("--namespace", default="default", help="tfjob: default 'default'")
     p.add_argument("--name", help="tfjob: the job's name (default: the spec's, as DNS-1035)")
     p.add_argument("--cpus", metavar="C", help="tfjob: CPUs per replica (e.g. 4, 500m)")
     p.add_argument("--memory", metavar="M", help="tfjob: memory per replica (e.g. 8Gi)")
