@@ -328,6 +328,12 @@ def _emit_tfjob(args: argparse.Namespace) -> int:
 def cmd_launch(args: argparse.Namespace) -> int:
     from .jobs.launch import launch
 
+    ray_options = [f"--{name.replace('_', '-')}" for name in
+                   ("address", "cpus_per_worker", "gpus_per_worker", "max_failures")
+                   if getattr(args, name) is not None]
+    if ray_options and args.on != "ray":
+        print(f"tfspec: error: {', '.join(ray_options)} needs --on ray", file=sys.stderr)
+        return EXIT_ERRORS
     if args.emit == "tfjob":
         return _emit_tfjob(args)
     tfjob_options = [flag for flag, name in _TFJOB_OPTIONS if getattr(args, name) is not None]
@@ -335,6 +341,12 @@ def cmd_launch(args: argparse.Namespace) -> int:
         print(f"tfspec: error: {', '.join(tfjob_options)} needs --emit tfjob", file=sys.stderr)
         return EXIT_ERRORS
     try:
+        if args.on == "ray":
+            from .jobs.ray import RayOptions, launch_on_ray
+
+            options = RayOptions(args.workers, args.address, args.cpus_per_worker or 1.0,
+                                 args.gpus_per_worker or 0.0, args.max_failures or 0)
+            return launch_on_ray(args.spec, options, args.set, args.allow_module)
         return launch(args.spec, args.workers, args.set, args.allow_module)
     except SpecError as exc:
         return _report(exc)
@@ -512,6 +524,16 @@ def cmd_tune(args: argparse.Namespace) -> int:
                                    "output is streamed with a [worker i] prefix.")
     p.add_argument("spec", metavar="FILE")
     p.add_argument("--workers", type=int, default=2, metavar="N")
+    p.add_argument("--on", choices=("ray",),
+                   help="ray: on Ray Train workers (tfspec[ray]), in a Ray instance started "
+                        "for the job, or in the cluster at --address (docs/cluster.md)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="join this Ray cluster (its head's HOST:PORT, or ray://HOST:PORT)")
+    p.add_argument("--cpus-per-worker", type=float, metavar="C", help="default 1")
+    p.add_argument("--gpus-per-worker", type=float, metavar="G", help="default 0")
+    p.add_argument("--max-failures", type=int, metavar="K",
+                   help="restart the workers up to K times after a failure (-1: always); "
+                        "training resumes from the last epoch's checkpoint (default 0)")
     p.add_argument("--emit", choices=("tfjob",),
                    help="tfjob: write a Kubeflow TFJob and its ConfigMap instead of training "
                         "(docs/cluster.md)")

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from ..lang.diagnostics import Diagnostics, SpecError
-from ..lang.validate import parse_override, validate_file
+from ..lang.validate import Result, parse_override, validate_file
 
 
 def free_ports(count: int) -> list[int]:
@@ -47,8 +47,8 @@ def stream_output(label: int | str, process: subprocess.Popen, lock: threading.L
             sys.stdout.flush()
 
 
-def launch(spec: str, workers: int, sets: list[str], allow_modules: list[str]) -> int:
-    """Run `spec` on `workers` local processes; returns the exit status."""
+def multi_worker_spec(spec: str, sets: list[str], allow_modules: list[str]) -> Result:
+    """The checked spec, which must use `multi_worker_mirrored` (SpecError if not)."""
     overrides = dict(parse_override(pair) for pair in sets)
     result = validate_file(spec, overrides, tuple(allow_modules))  # once, not per worker
     if not result.ok or result.ir is None:
@@ -62,6 +62,12 @@ def launch(spec: str, workers: int, sets: list[str], allow_modules: list[str]) -
                   hint='write `distribute { strategy = "multi_worker_mirrored" }`, or use '
                        "`tfspec run`")
         raise SpecError(diags, result.source)
+    return result
+
+
+def launch(spec: str, workers: int, sets: list[str], allow_modules: list[str]) -> int:
+    """Run `spec` on `workers` local processes; returns the exit status."""
+    result = multi_worker_spec(spec, sets, allow_modules)
     if workers < 1:
         print("tfspec: error: --workers must be at least 1", file=sys.stderr)
         return 1
