@@ -172,7 +172,12 @@ class Session:
                 self.request(self.client.shutdown_async(None), timeout=10)
                 self.notify(self.client.exit, None)
                 self.loop.call_soon_threadsafe(self.process.stdin.close)
-                self.run(asyncio.wait_for(self.process.wait(), 10), timeout=15)
+                try:
+                    self.run(asyncio.wait_for(self.process.wait(), 10), timeout=15)
+                except TimeoutError:
+                    self.process.kill()
+                    self.run(self.process.wait(), timeout=10)
+                    return None  # it did not exit by itself
         finally:
             try:
                 self.run(self.client.stop(), timeout=10)

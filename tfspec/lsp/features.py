@@ -12,7 +12,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
 from . import complete, edits, hover, navigate
-from .server import TfspecServer, _report, fresh, guarded
+from .core import TfspecServer, _report, fresh, guarded
 
 REQUEST_FAILED = -32803  # LSP's RequestFailed: the client shows the message
 
