@@ -111,7 +111,8 @@ def test_wheel_installs_and_validates_outside_the_repo(tmp_path):
     assert "def build_model(" in (work / "job.py").read_text()
 
     # a command that needs TensorFlow says so in one line, exit 1
-    for argv in (["run", spec], ["compile", "--check", spec], ["plan", spec]):
+    for argv in (["run", spec], ["compile", "--check", spec], ["plan", spec],
+                 ["validate", "--shapes", spec]):
         proc = subprocess.run([str(console), *map(str, argv)], cwd=work, env=venv_env,
                               capture_output=True, text=True, timeout=60)
         assert proc.returncode == 1, (argv, proc.returncode, proc.stderr)
