@@ -376,18 +376,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK  # stopped with Ctrl-C or SIGTERM
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tfspec",
-        description="Validate, format and compile declarative TensorFlow model specs.",
-    )
-    parser.add_argument("--version", action="version", version=f"tfspec {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    parser.set_defaults(needs_tf=False)
-
-    p = sub.add_parser("validate", help="check specs (no TensorFlow import)",
-                       description="Check spec files, or every *.tfspec / *.tfspec.json "
-                                   "under the given directories.")
 def cmd_lsp(args: argparse.Namespace) -> int:
     try:
         from .lsp.server import main as serve_lsp
@@ -401,33 +389,14 @@ def cmd_lsp(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--format", choices=("text", "json", "github"), default="text",
-                   help="how to print diagnostics (github: Actions annotations)")
-    _add_set(p)
-    p.add_argument("--strict", action="store_true", help="treat warnings as errors")
-    p.add_argument("--shapes", action="store_true",
-                   help="also build each model with Keras (no data) and report the layer it "
-                        "cannot build, as `compile --check` does (needs TensorFlow)")
-    p.set_defaults(func=cmd_validate)
-
-    p = sub.add_parser("fmt", help="rewrite specs in canonical form",
-                       description="Rewrite specs in canonical form, keeping comments.")
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--check", action="store_true",
-                   help="change nothing; exit 1 if a file would be reformatted")
-    p.add_argument("--diff", action="store_true", help="print the changes instead of writing")
-    p.set_defaults(func=cmd_fmt)
-
-    p = sub.add_parser("convert", help="convert a spec between .tfspec and JSON",
-                       description="Convert losslessly between the DSL and the JSON form.")
-    p.add_argument("input", metavar="IN")
-    p.add_argument("--to", choices=("json", "tfspec"),
-                   help="target syntax (default: the other one)")
 def cmd_tune(args: argparse.Namespace) -> int:
     from .jobs.tune import Interrupted, tune
 
-    if importlib.util.find_spec("keras_tuner") is None:
+    try:  # (a module set to None in sys.modules, Python's way to block it, raises)
+        missing = importlib.util.find_spec("keras_tuner") is None
+    except ValueError:
+        missing = True
+    if missing:
         print('tfspec: error: `tfspec tune` needs KerasTuner: pip install "tfspec[tune]"',
               file=sys.stderr)
         return EXIT_ERRORS
@@ -460,6 +429,41 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfspec",
+        description="Validate, format and compile declarative TensorFlow model specs.",
+    )
+    parser.add_argument("--version", action="version", version=f"tfspec {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.set_defaults(needs_tf=False)
+
+    p = sub.add_parser("validate", help="check specs (no TensorFlow import)",
+                       description="Check spec files, or every *.tfspec / *.tfspec.json "
+                                   "under the given directories.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", choices=("text", "json", "github"), default="text",
+                   help="how to print diagnostics (github: Actions annotations)")
+    _add_set(p)
+    p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p.add_argument("--shapes", action="store_true",
+                   help="also build each model with Keras (no data) and report the layer it "
+                        "cannot build, as `compile --check` does (needs TensorFlow)")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("fmt", help="rewrite specs in canonical form",
+                       description="Rewrite specs in canonical form, keeping comments.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--check", action="store_true",
+                   help="change nothing; exit 1 if a file would be reformatted")
+    p.add_argument("--diff", action="store_true", help="print the changes instead of writing")
+    p.set_defaults(func=cmd_fmt)
+
+    p = sub.add_parser("convert", help="convert a spec between .tfspec and JSON",
+                       description="Convert losslessly between the DSL and the JSON form.")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("--to", choices=("json", "tfspec"),
+                   help="target syntax (default: the other one)")
     p.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
     p.set_defaults(func=cmd_convert)
 
@@ -549,6 +553,23 @@ def cmd_tune(args: argparse.Namespace) -> int:
     _add_set(p)
     p.set_defaults(func=cmd_launch, needs_tf=True)
 
+    p = sub.add_parser("tune", help="search the params of `tune { … }` (KerasTuner)",
+                       description="Run the spec's `tune` search in runs/<name>/tune-<time>/ "
+                                   "(the same command resumes an unfinished one), print a "
+                                   "line per trial and the best, and write <spec>.best.tfspec "
+                                   "with the best values.")
+    p.add_argument("spec", metavar="FILE")
+    p.add_argument("--max-trials", type=int, metavar="N", help="override `tune`'s max_trials")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="KerasTuner's distributed mode: a chief and N worker processes")
+    p.add_argument("--dry-run", action="store_true",
+                   help="two trials of one step each on synthetic data (for CI)")
+    p.add_argument("--run-dir", metavar="DIR",
+                   help="use this run directory (the processes of one distributed search, "
+                        "or a search to resume)")
+    _add_set(p)
+    p.set_defaults(func=cmd_tune, needs_tf=True)
+
     p = sub.add_parser("data", help="preview the data: element spec, sizes, examples",
                        description="Load the spec's data as the program would, check it "
                                    "against the model (no training) and show what it holds.")
@@ -586,6 +607,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
     p.add_argument("--name", help="the model's name in URLs (default: the spec's name, "
                                   "recorded with the export, else the folder's name)")
     p.set_defaults(func=cmd_serve, needs_tf=True)
+
+    p = sub.add_parser("lsp", help="the language server for editors (LSP over stdio)",
+                       description="Serve the Language Server Protocol over stdin/stdout "
+                                   "for .tfspec and .tfspec.json documents (docs/lsp.md).")
+    p.add_argument("--stdio", action="store_true",
+                   help="use stdin/stdout (the default; editors' clients pass it)")
+    p.set_defaults(func=cmd_lsp)
     return parser
 
 
@@ -606,35 +634,11 @@ def needs_tensorflow(args: argparse.Namespace) -> bool:
 def missing_tensorflow() -> str | None:
     """The first module of the TensorFlow stack that is not installed, if any."""
     return next((m for m in TF_STACK if importlib.util.find_spec(m) is None), None)
-    p = sub.add_parser("tune", help="search the params of `tune { … }` (KerasTuner)",
-                       description="Run the spec's `tune` search in runs/<name>/tune-<time>/ "
-                                   "(the same command resumes an unfinished one), print a "
-                                   "line per trial and the best, and write <spec>.best.tfspec "
-                                   "with the best values.")
-    p.add_argument("spec", metavar="FILE")
-    p.add_argument("--max-trials", type=int, metavar="N", help="override `tune`'s max_trials")
-    p.add_argument("--workers", type=int, default=0, metavar="N",
-                   help="KerasTuner's distributed mode: a chief and N worker processes")
-    p.add_argument("--dry-run", action="store_true",
-                   help="two trials of one step each on synthetic data (for CI)")
-    p.add_argument("--run-dir", metavar="DIR",
-                   help="use this run directory (the processes of one distributed search, "
-                        "or a search to resume)")
-    _add_set(p)
-    p.set_defaults(func=cmd_tune, needs_tf=True)
-
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-
-    p = sub.add_parser("lsp", help="the language server for editors (LSP over stdio)",
-                       description="Serve the Language Server Protocol over stdin/stdout "
-                                   "for .tfspec and .tfspec.json documents (docs/lsp.md).")
-    p.add_argument("--stdio", action="store_true",
-                   help="use stdin/stdout (the default; editors' clients pass it)")
-    p.set_defaults(func=cmd_lsp)
     if needs_tensorflow(args) and (module := missing_tensorflow()):
         print(f"tfspec: error: `tfspec {args.command}` needs TensorFlow ({module} is not "
               f"installed): {INSTALL_TF}", file=sys.stderr)
