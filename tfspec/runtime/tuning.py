@@ -19,6 +19,8 @@ does not need it. What this adds to KerasTuner's own loop:
   recorded as FAILED with its reason, and the search goes on (KerasTuner stops it
   after `max_consecutive_failed_trials` failures in a row, 3 by default);
 - one line per finished trial: its number, objective or reason, time and values;
+- Ctrl-C stops the search even where Python would swallow it (in garbage
+  collection between trials): the next batch raises it again;
 - `timing.json` in each trial's folder: when the trial began, its first training
   step and its end (what `benchmarks/tune_overhead.py` reads).
 """
@@ -28,7 +30,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -67,8 +71,34 @@ def trial_callbacks(spec: Sequence[keras.callbacks.Callback],
     return [*kept, keras.callbacks.TerminateOnNaN(), *tuner]
 
 
-class _FirstStep(keras.callbacks.Callback):
-    """Records when the first training step of a trial begins."""
+# Set by Ctrl-C during a search. Python may swallow the KeyboardInterrupt (raised in a
+# weakref callback while Keras clears its session between trials): the trial's
+# callbacks raise it again at its next batch.
+_INTERRUPTED = threading.Event()
+
+
+def _stop_if_interrupted() -> None:
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
+
+
+def _on_sigint(signum: int, frame: Any) -> None:
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+def _unraisable(hook: Any) -> Any:
+    """sys.unraisablehook, quiet about a swallowed Ctrl-C (raised again later)."""
+
+    def quiet(unraisable: Any) -> None:
+        if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            hook(unraisable)
+
+    return quiet
+
+
+class _TrialWatch(keras.callbacks.Callback):
+    """Records when a trial's first training step begins; stops it on Ctrl-C."""
 
     def __init__(self, times: dict[str, float]):
         super().__init__()
@@ -76,6 +106,7 @@ class _FirstStep(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.times.setdefault("first_step", time.time())
+        _stop_if_interrupted()
 
 
 def _hypermodel(program: HyperModel) -> Any:
@@ -97,7 +128,7 @@ def _hypermodel(program: HyperModel) -> Any:
 
         def fit(self, hp: Any, model: keras.Model, *args: Any,
                 callbacks: Sequence[keras.callbacks.Callback] = (), **kwargs: Any) -> Any:
-            return program.fit(hp, model, [*callbacks, _FirstStep(self.times)], *args,
+            return program.fit(hp, model, [*callbacks, _TrialWatch(self.times)], *args,
                                **kwargs)
 
     return SpecHyperModel()
@@ -117,6 +148,7 @@ class _Reporting:
         self.oracle.update_space(hp)
 
     def on_trial_begin(self, trial: Any) -> None:
+        _stop_if_interrupted()
         self.hypermodel.times.clear()
         self.hypermodel.times["begin"] = time.time()
         super().on_trial_begin(trial)  # type: ignore[misc]
@@ -208,5 +240,14 @@ def search(hypermodel: HyperModel, directory: str | os.PathLike, tuner: str, *,
     if tuner == "Hyperband" and max_trials:
         found.oracle.max_trials = max_trials  # the Oracle stops there as for the others
     sys.stdout.flush()
-    found.search(verbose=verbose)
+    _INTERRUPTED.clear()
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _on_sigint) if main else None
+    hook, sys.unraisablehook = sys.unraisablehook, _unraisable(sys.unraisablehook)
+    try:
+        found.search(verbose=verbose)
+    finally:
+        sys.unraisablehook = hook
+        if main:
+            signal.signal(signal.SIGINT, previous)
     return found
