@@ -11,13 +11,21 @@ Printed as medians with a same-run baseline: `tfspec.validate_text` of the same
 text in this process (what any diagnostics must cost at least). Targets (issue
 13): diagnostics < 30 ms, completion and hover < 20 ms.
 
-    .venv/bin/python benchmarks/lsp_latency.py [--layers 200] [--runs 40]
+Shapes (needs TensorFlow): on examples/resnet_blocks.tfspec, from didOpen on a
+fresh server (no shape worker yet) until its inlay hints are there (cold), and
+from a didChange (`width` 16 <-> 8) until the new text's hints are there (the
+worker warm); against `import tensorflow` in a fresh interpreter, this run. Targets:
+warm < 300 ms, cold < import tensorflow + 1 s.
+
+    .venv/bin/python benchmarks/lsp_latency.py [--layers 200] [--runs 40] [--shape-runs 20]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,10 +58,81 @@ def ms(xs: list[float]) -> float:
     return statistics.median(xs) * 1000
 
 
+def import_tensorflow() -> float:
+    """Seconds `import tensorflow` takes in a fresh interpreter (the cold baseline)."""
+    code = "import time; t = time.perf_counter(); import tensorflow; print(time.perf_counter() - t)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def hints_after(s: Session, uri: str, since: float, timeout: float = 300,
+                poll: float = 0.005) -> float:
+    """Seconds from `since` until the document's current text has inlay hints."""
+    everything = T.Range(T.Position(0, 0), T.Position(10_000, 0))
+    doc = T.TextDocumentIdentifier(uri=uri)
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        if s.call("inlay_hint", T.InlayHintParams(text_document=doc, range=everything)):
+            return time.perf_counter() - since
+        time.sleep(poll)
+    raise TimeoutError("no shapes")
+
+
+def gone(s: Session, timeout: float = 30) -> None:
+    """Wait until the session's shape workers have exited (TensorFlow's teardown takes
+    a core for a while: the next measurement should not share the machine with it)."""
+    pids = [int(m) for log in s.logs for m in re.findall(r"\(pid (\d+)", log.message)]
+    deadline = time.monotonic() + timeout
+    while any(Path(f"/proc/{pid}").exists() for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def shapes(runs: int, colds: int = 3) -> None:
+    """Shapes of examples/resnet_blocks.tfspec: cold (fresh servers), then warm edits."""
+    path = ROOT / "examples" / "resnet_blocks.tfspec"
+    text, uri = path.read_text(), path.as_uri()
+    baseline, cold, ready = [], [], []
+    for _ in range(colds):  # interleaved, so that both see the same machine load
+        baseline.append(import_tensorflow())
+        s = Session()
+        try:
+            start = time.perf_counter()
+            s.open(uri, text)
+            cold.append(hints_after(s, uri, start, poll=0.02))
+            ready += [float(m) for log in s.logs
+                      for m in re.findall(r"ready in ([\d.]+) s", log.message)]
+        finally:
+            s.shutdown()
+        gone(s)
+    s = Session()
+    try:
+        s.open(uri, text)
+        hints_after(s, uri, time.perf_counter())
+        warm = []
+        for i in range(runs):
+            time.sleep(0.3)  # a pause between edits
+            new = text.replace("param width = 16", "param width = 8") if i % 2 == 0 else text
+            start = time.perf_counter()
+            s.replace(uri, new)
+            warm.append(hints_after(s, uri, start))
+    finally:
+        s.shutdown()
+    base, first = statistics.median(baseline), statistics.median(cold)
+    print(f"import tensorflow (fresh interpreter, median)    {base * 1000:7.0f} ms")
+    print(f"shapes, cold start (didOpen -> hints, median)    {first * 1000:7.0f} ms  "
+          f"(import tensorflow + {(first - base) * 1000:.0f} ms; target: + 1000 ms; "
+          f"worker ready after {statistics.median(ready) * 1000:.0f} ms)")
+    print(f"shapes, worker warm (didChange -> hints, median) {ms(warm):7.0f} ms  "
+          f"({ms(warm) / (base * 1000):.3f}x import tensorflow; target < 300 ms)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--layers", type=int, default=200)
     ap.add_argument("--runs", type=int, default=40)
+    ap.add_argument("--shape-runs", type=int, default=20,
+                    help="edits of resnet_blocks timed for shapes (0: no shapes part)")
     args = ap.parse_args()
     text = spec(args.layers)
 
@@ -103,6 +182,8 @@ def main() -> None:
           f"({ms(comp) / b:.2f}x baseline; target < 20 ms)")
     print(f"hover (median)                      {ms(hov):7.1f} ms  "
           f"({ms(hov) / b:.2f}x baseline; target < 20 ms)")
+    if args.shape_runs:
+        shapes(args.shape_runs)
 
 
 if __name__ == "__main__":
