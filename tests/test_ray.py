@@ -31,7 +31,7 @@ from tfspec.jobs.ray_worker import weights_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1", "::1"}
+LOOPBACK = {"127.0.0.1"}
 LISTEN = "0A"  # a TCP state in /proc/net/tcp
 
 
@@ -115,7 +115,8 @@ def _address(text: str) -> str:
     if len(raw) == 4:
         return str(ipaddress.IPv4Address(raw[::-1]))
     # four 32-bit words, each in the host's (little-endian) order
-    return str(ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))))
+    address = ipaddress.IPv6Address(b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4)))
+    return str(address.ipv4_mapped or address)  # ::ffff:127.0.0.1 is 127.0.0.1
 
 
 def tcp_table(pid: int) -> list[tuple[str, str, str, str]]:
