@@ -214,19 +214,25 @@ class TrainGenerator:
                 continue
             if key == "accumulate" and (self.train[key] == 1 or self.accumulate()):
                 continue  # the custom loop accumulates gradients itself (training.custom)
-            extra.append(f"{kwarg}={self.value(key)}")
+            extra.append((kwarg, self.value(key)))
         w.blank(2)
         w.line("def make_optimizer():", self.span("optimizer") if "optimizer" in self.train
                else None)
         with w.indented():
             w.line('"""The optimizer, created inside the strategy scope by `compile_model`."""')
-            if isinstance(opt, str):
-                entry = catalog.lookup("optimizers", opt) or {}
-                call = {"call": entry.get("name") or opt}
+            if isinstance(opt, dict) and "ref" in opt:  # a param: its value names the class
+                name = gen.value(opt, "/train/optimizer", self.scope)
+                config = ", ".join(f"{py_string(k)}: {v}" for k, v in extra)
+                text = (f'keras.optimizers.get({{"class_name": {name}, "config": {{{config}}}}})'
+                        if extra else f"keras.optimizers.get({name})")
             else:
-                call = opt
-            text = gen.construct(call, "/train/optimizer", "optimizers", self.scope, extra,
-                                 w.width - 7)
+                if isinstance(opt, str):
+                    entry = catalog.lookup("optimizers", opt) or {}
+                    call = {"call": entry.get("name") or opt}
+                else:
+                    call = opt
+                text = gen.construct(call, "/train/optimizer", "optimizers", self.scope,
+                                     [f"{k}={v}" for k, v in extra], w.width - 7)
             w.line(f"return {text}", self.span("optimizer") if "optimizer" in self.train
                    else None)
 
