@@ -8,6 +8,7 @@ import pytest
 
 from tfspec.codegen.program import compile_text
 from tfspec.jobs.build import load_program
+from tfspec.lang.validate import validate_text
 
 SPEC = """\
 tfspec 1
@@ -39,3 +40,21 @@ def test_without_clipping_the_value_is_keras_identifier():
     compiled = compile_text(SPEC.replace("  clip_norm = 0.5\n", ""), "opt.tfspec")
     assert "return keras.optimizers.get(OPT)" in compiled.source
     assert type(load_program(compiled)["make_optimizer"]()).__name__ == "SGD"
+
+
+def test_a_param_that_names_no_optimizer_is_e300_at_the_use():
+    result = validate_text(SPEC.replace('"sgd"', '"sgdd"'), "opt.tfspec")
+    [d] = [d for d in result.diagnostics if d.code == "E300"]
+    assert (d.span.line, d.span.col) == (9, 15)
+    assert d.message == 'unknown optimizer "sgdd" (from `opt`)'
+    assert d.hint == 'did you mean "sgd"?'
+
+
+def test_a_tune_space_over_optimizers_is_checked_against_keras_identifiers():
+    text = SPEC + 'tune {\n  objective = "loss"\n  max_trials = 2\n' \
+        '  space { opt = Choice(["adam", "sgdd"]) }\n}\n'
+    [d] = validate_text(text, "opt.tfspec").diagnostics
+    assert (d.code, d.span.line) == ("E601", 16)
+    assert "`opt` is `optimizer` of `train` (line 9)" in d.message
+    assert d.message.endswith('the space gives "sgdd"')
+    assert not validate_text(text.replace("sgdd", "sgd"), "opt.tfspec").diagnostics

@@ -933,6 +933,16 @@ class Checker:
         elif isinstance(value, list):
             for i, v in enumerate(value):
                 self.named(v, f"{at}/{i}", category)
+        elif _is(value, "ref") and value["ref"] in self.params:  # `optimizer = opt`
+            ref, resolved = value["ref"], self.value(value, at)
+            word = _CATEGORY_WORDS[category]
+            # a `tune` space checks its values against this use (Keras's string identifiers)
+            identifiers = [n for n in catalog.names(category) if n == n.lower()]
+            self.param_uses.setdefault(ref, []).append(
+                ("train", word, {"enum": identifiers}, at))
+            if isinstance(resolved, str) and catalog.lookup(category, resolved) is None:
+                self.error("E300", f"unknown {word} \"{resolved}\" (from `{ref}`)", at,
+                           did_you_mean(resolved, catalog.names(category), string=True))
         else:
             self.check_refs(value, at)
 
