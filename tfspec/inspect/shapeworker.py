@@ -18,6 +18,7 @@ logs) goes to stderr. End of input ends the worker.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -73,6 +74,10 @@ def main() -> int:
     # TensorFlow's and Keras's own objects live as long as the worker: out of the
     # collector's sight, the collection after each answer takes ms instead of 0.2 s
     gc.freeze()
+    # builds are background work: the editor's own server (diagnostics as the user
+    # types) gets the CPU first
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(5)
     send({"ready": True, "pid": os.getpid()})
     for line in sys.stdin:
         if not line.strip():
