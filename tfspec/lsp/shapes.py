@@ -121,6 +121,7 @@ class ShapeService:
         self.failed: tuple[str, int] | None = None  # the text the last worker died on
         self.failed_starts = 0
         self.unavailable: str | None = None  # why there are no shapes (said once)
+        self._missing: str | None = None  # the TensorFlow module not installed ("": none)
         self._wake: asyncio.Event | None = None
         self._pump: asyncio.Task | None = None
 
@@ -202,11 +203,13 @@ class ShapeService:
         return answer
 
     def _tensorflow_installed(self) -> bool:
-        missing = next((m for m in ("tensorflow", "keras")
-                        if importlib.util.find_spec(m) is None), None)
-        if missing is not None:
-            self._say_unavailable(missing)
-        return missing is None
+        """Whether TensorFlow and Keras can be imported (looked up once, not imported)."""
+        if self._missing is None:
+            self._missing = next((m for m in ("tensorflow", "keras")
+                                  if importlib.util.find_spec(m) is None), "")
+        if self._missing:
+            self._say_unavailable(self._missing)
+        return not self._missing
 
     def _say_unavailable(self, module: str) -> None:
         """Once: shapes need TensorFlow (the rest of the server works without it)."""
