@@ -140,7 +140,11 @@ class Compiler:
         return check
 
     def kw_required(self, value: list[str], schema: dict) -> Check:
-        return lambda x: not isinstance(x, dict) or all(k in x for k in value)
+        if len(value) == 1:  # the common case: a discriminating key
+            key = value[0]
+            return lambda x: not isinstance(x, dict) or key in x
+        keys = frozenset(value)
+        return lambda x: not isinstance(x, dict) or x.keys() >= keys
 
     def kw_propertyNames(self, value: Any, schema: dict) -> Check:
         names = self.compile(value)
