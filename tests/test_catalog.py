@@ -297,3 +297,92 @@ def test_loading_the_catalog_never_imports_keras() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
     assert proc.stdout.strip() == "[]"
+
+
+# -- (e) Keras's documentation for the editor (docs/*.json) -------------------------------
+
+
+def _catalog_docs():
+    """tools/catalog_docs.py (standard library only; tools/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("catalog_docs",
+                                                  ROOT / "tools" / "catalog_docs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DOCSTRING = '''Computes things, e.g. sums.
+
+    More prose that is not the summary.
+
+    Args:
+        units: Positive integer,
+            dimensionality of the output space.
+        rate (float): A `float` in
+            [0, 1).
+
+        **kwargs: Base layer keyword arguments.
+
+    Call arguments:
+        inputs: Not an argument of the constructor.
+    '''
+
+
+def test_docstring_summary_and_args() -> None:
+    docs = _catalog_docs()
+    assert docs.summary(DOCSTRING) == "Computes things, e.g. sums."
+    assert docs.args(DOCSTRING) == {
+        "units": "Positive integer, dimensionality of the output space.",
+        "rate": "A `float` in [0, 1)."}
+    assert docs.summary(None) is None and docs.args("No sections.") == {}
+    assert docs.summary("Args:\n    x: y") is None  # no prose before the sections
+
+
+def test_docstring_texts_are_capped_at_a_sentence_and_markdown_safe() -> None:
+    docs = _catalog_docs()
+    long = "First sentence, e.g. this one, goes on. " + "word " * 80
+    assert docs.shorten(long, 100) == "First sentence, e.g. this one, goes on."
+    # no sentence end: cut at a word, never inside a code span
+    cut = docs.shorten("a " * 30 + "`" + "code " * 40 + "`", 100)
+    assert cut.endswith("…") and cut.count("`") % 2 == 0 and len(cut) <= 100
+    assert docs.shorten("Use `x<y` or *args, x < y, __init__ and use_bias.") == \
+        r"Use `x<y` or \*args, x \< y, \_\_init\_\_ and use_bias."
+    assert docs.shorten("- a list marker") == r"\- a list marker"
+    assert docs.shorten("[a link]( https://keras.io)") == "[a link](https://keras.io)"
+
+
+def test_documentation_reader() -> None:
+    dense = catalog.documentation("layers", "Dense")
+    assert dense["summary"].startswith("Just your regular")  # the generator read Keras
+    assert "units" in dense["args"] and "name" in dense["args"]  # own and base keywords
+    conv = catalog.documentation("layers", "Conv2D")
+    assert conv["args"]["name"] == dense["args"]["name"]  # stored once, under base_kwargs
+    assert catalog.documentation("layers", "NoSuchLayer") == {
+        "args": catalog.documentation("layers", "InputLayer")["args"]}
+    for category in catalog.CATEGORIES:
+        text = data_path("catalog", "docs", f"{category}.json").read_text(encoding="utf-8")
+        doc = json.loads(text)
+        assert doc["category"] == category and text.endswith("}\n")
+        assert set(doc["entries"]) <= set(catalog.names(category))
+        for entry in doc["entries"].values():
+            for said in [entry.get("summary", "")] + list(entry.get("args", {}).values()):
+                assert "\n" not in said and len(said) <= 320 and said.count("`") % 2 == 0
+
+
+def test_checking_never_reads_the_documentation() -> None:
+    proc = _python(
+        """
+        import tfspec
+        from tfspec.lang import catalog
+        for name in ("everything", "resnet_blocks", "text_lstm"):
+            assert tfspec.validate_file(f"examples/{name}.tfspec").ok
+        print(catalog._load.cache_info().currsize, catalog._load_docs.cache_info().currsize)
+        """,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
+    loaded, docs = map(int, proc.stdout.split())
+    assert loaded > 0 and docs == 0

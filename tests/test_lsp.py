@@ -7,6 +7,9 @@ live in tests/lsp/golden/; `python tests/test_lsp.py --update` rewrites them.
 
 from __future__ import annotations
 
+import ast
+import importlib.util
+import inspect
 import json
 import re
 import subprocess
@@ -140,6 +143,60 @@ def test_completion_and_hover_golden(lsp, path, n):
     got = _answers(lsp, path, n)
     want = json.loads(_golden(path, n).read_text())
     assert got == want
+
+
+# -- Keras's own documentation in hover, completion and signature help ------------------
+
+
+def _keras_docstring(module: str, cls: str) -> str:
+    """A class's docstring, read from the installed Keras's source (without importing
+    Keras, which would start TensorFlow in this process)."""
+    spec = importlib.util.find_spec("keras")
+    assert spec is not None and spec.submodule_search_locations
+    source = Path(next(iter(spec.submodule_search_locations)), *module.split("."))
+    tree = ast.parse(source.with_suffix(".py").read_text(encoding="utf-8"))
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls)
+    return inspect.cleandoc(ast.get_docstring(node, clean=False) or "")
+
+
+def test_hover_and_completion_show_keras_docs(lsp):
+    doc = _keras_docstring("src.layers.core.dense", "Dense")
+    summary = " ".join(doc.split("\n\n")[0].split())
+    found = re.search(r"^ +units:(.*?)^ +\w+:", doc, re.M | re.S)
+    assert found is not None, doc
+    units = " ".join(found.group(1).split())
+
+    text = "tfspec 1\nmodel M sequential {\n  input x: float32[3]\n  Dense(units = 4, )\n}\n"
+    uri = _open(lsp, text)
+    on_dense = lsp.call("hover", T.HoverParams(text_document=_doc(uri),
+                                               position=_pos(text, "Dense")))
+    assert on_dense.contents.value.startswith(f"`keras.layers.Dense`: {summary}\n\n```tfspec\n"
+                                              "Dense(units, ")
+    on_units = lsp.call("hover", T.HoverParams(text_document=_doc(uri),
+                                               position=_pos(text, "units")))
+    assert on_units.contents.value == (f"`Dense` argument `units`: {units}\n\n"
+                                       "a positive integer; required")
+    in_body = lsp.call("completion", T.CompletionParams(
+        text_document=_doc(uri), position=_pos(text, "  Dense")))
+    item = next(i for i in in_body.items if i.label == "Dense")
+    assert item.documentation.kind == T.MarkupKind.Markdown
+    assert item.documentation.value.startswith(f"{summary}\n\n```\nDense(units, ")
+    in_call = lsp.call("completion", T.CompletionParams(
+        text_document=_doc(uri), position=_pos(text, " )")))
+    by_label = {i.label: i for i in in_call.items}
+    assert "units =" not in by_label  # already given
+    # a keyword Dense takes through **kwargs: the base Layer's docstring says it
+    layer = _keras_docstring("src.layers.layer", "Layer")
+    found = re.search(r"^ +name:(.*?)^ +\w+:", layer, re.M | re.S)
+    assert found is not None, layer
+    assert by_label["name ="].documentation.value == " ".join(found.group(1).split())
+    assert by_label["activation ="].documentation.kind == T.MarkupKind.Markdown
+    help_ = lsp.call("signature_help", T.SignatureHelpParams(
+        text_document=_doc(uri), position=_pos(text, " )")))
+    info = help_.signatures[0]
+    assert info.documentation.value == summary
+    assert info.parameters[0].documentation.value == f"{units}\n\na positive integer; required"
+    lsp.close(uri)
 
 
 # -- navigation, rename, outline, folding -----------------------------------------------

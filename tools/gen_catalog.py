@@ -12,6 +12,10 @@ Signatures come from `inspect`; value types come from the curated tables below,
 because a signature says nothing about "`units` must be a positive integer". Every
 curated type is checked against the parameter's own default while generating, so a
 wrong table entry fails here instead of rejecting valid specs later.
+
+spec/catalog/docs/<category>.json holds what the editor shows beside that: each
+entry's docstring summary and its `Args:` texts (tools/catalog_docs.py), in files
+of their own so that checking never parses them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import os
 import re
 import sys
 import tempfile
+import textwrap
 import types
 import warnings
 from collections.abc import Callable, Iterator
@@ -36,6 +41,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore")
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import catalog_docs  # noqa: E402 - tools/ is not a package
 
 
 def _load_runtime() -> types.ModuleType:
@@ -649,6 +656,8 @@ class Generator:
 
         self.keras = keras
         self.docs: dict[str, dict[str, Any]] = {}
+        # category -> entry name -> the Keras object, whose docstring feeds docs/*.json
+        self.objects: dict[str, dict[str, Any]] = {c: {} for c in NAMESPACES}
         # id(object) -> (category, canonical name), to map get() results back.
         self.by_id: dict[str, dict[int, str]] = {}
 
@@ -665,6 +674,57 @@ class Generator:
         self._layer_extras()
         self._validate()
         return self.docs
+
+    def documentation(self) -> dict[str, dict[str, Any]]:
+        """docs/<category>.json: each entry's docstring summary and `Args:` texts.
+
+        Kept apart from <category>.json so that checking a spec never parses the
+        prose: only the language server (hover, completion) reads it. A keyword's
+        text that equals the base class's (`name`, `dtype` …) is stored once, under
+        `base_kwargs`. Run after `generate`.
+        """
+        out = {}
+        for category in NAMESPACES:
+            doc = self.docs[category]
+            base_names = {p["name"] for p in doc["base_kwargs"]}
+            base = {k: v for k, v in catalog_docs.args(self._base_doc(category)).items()
+                    if k in base_names}
+            entries = {}
+            for name, entry in doc["entries"].items():
+                text = self.objects[category][name].__doc__
+                known = {p["name"] for p in entry["params"]}
+                if entry.get("var_keyword"):
+                    known |= base_names
+                args = {k: v for k, v in catalog_docs.args(text).items()
+                        if k in known and base.get(k) != v}
+                found: dict[str, Any] = {}
+                summary = catalog_docs.summary(text)
+                if summary:
+                    found["summary"] = summary
+                if args:
+                    found["args"] = args
+                if found:
+                    entries[name] = found
+            out[category] = {"keras_version": doc["keras_version"], "category": category,
+                             "entries": entries, "base_kwargs": base}
+        return out
+
+    def _base_doc(self, category: str) -> str | None:
+        """The docstring that documents a category's base keywords."""
+        if category == "layers":
+            return self.keras.layers.Layer.__doc__
+        if category == "optimizers":
+            # every optimizer's docstring ends with this shared block
+            from keras.src.optimizers import base_optimizer
+
+            block = inspect.cleandoc(base_optimizer.base_optimizer_keyword_args)
+            # (a first line, so that cleandoc keeps the entries indented under Args:)
+            return "Optimizer keywords.\n\nArgs:\n" + textwrap.indent(block, "    ")
+        if category == "losses":
+            return self.keras.losses.Loss.__doc__
+        if category == "metrics":
+            return self.keras.metrics.Metric.__doc__
+        return None
 
     # -- namespaces --------------------------------------------------------------- #
 
@@ -703,6 +763,7 @@ class Generator:
             obj = objects[names[0]]
             canonical = obj.__name__ if obj.__name__ in names else sorted(names)[0]
             by_id[id(obj)] = canonical
+            self.objects[category][canonical] = obj
             entries[canonical] = self._entry(category, canonical, obj)
             for alias in names:
                 if alias != canonical:
@@ -984,8 +1045,12 @@ def _dump(value: Any, indent: int) -> str:
 def render() -> dict[str, str]:
     """File name -> text for every category."""
     with quiet_stderr():
-        docs = Generator().generate()
-    return {f"{category}.json": dumps(docs[category]) for category in NAMESPACES}
+        generator = Generator()
+        docs = generator.generate()
+        texts = generator.documentation()
+    files = {f"{category}.json": dumps(docs[category]) for category in NAMESPACES}
+    files.update({f"docs/{category}.json": dumps(texts[category]) for category in NAMESPACES})
+    return files
 
 
 def _summary(name: str, old: str, new: str) -> str:
@@ -1034,6 +1099,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
+        (args.out / name).parent.mkdir(exist_ok=True)
         (args.out / name).write_text(text, encoding="utf-8")
     print(f"wrote {len(files)} files to {args.out}")
     return 0

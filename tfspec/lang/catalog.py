@@ -8,6 +8,8 @@ Each `<category>.json` holds `entries` (public name -> {"kind", "params",
 "var_keyword", ...}), `aliases` (alias -> entry name), `base_kwargs`, and for
 string-capable categories `strings` (identifier -> entry name) and `compile_strings`
 (identifiers `model.compile` resolves per loss, such as "accuracy").
+`docs/<category>.json` holds Keras's docstring summaries and `Args:` texts for the
+editor (`documentation`), loaded only when asked for.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "base_kwargs",
     "check_value",
     "data_path",
+    "documentation",
     "kind_for_param",
     "lookup",
     "names",
@@ -155,6 +158,33 @@ def base_kwargs(category: str) -> list[dict[str, Any]]:
     They apply to entries whose `var_keyword` is true; an entry's own params win.
     """
     return list(_load(category).get("base_kwargs", []))
+
+
+def documentation(category: str, name: str) -> dict[str, Any]:
+    """Keras's own words on an entry (its canonical name), for the editor.
+
+    `{"summary": first paragraph of the docstring, "args": {param: its `Args:`
+    text}}`, both Markdown, either absent when Keras documents none; `args`
+    includes the base keywords' texts. Read from `docs/<category>.json`, a file
+    apart that only the language server loads: checking never parses the prose.
+    """
+    docs = _load_docs(category)
+    found = docs.get("entries", {}).get(name, {})
+    out: dict[str, Any] = {"args": {**docs.get("base_kwargs", {}), **found.get("args", {})}}
+    if "summary" in found:
+        out["summary"] = found["summary"]
+    return out
+
+
+@functools.cache
+def _load_docs(category: str) -> dict[str, Any]:
+    if category not in CATEGORIES:
+        raise KeyError(f"unknown catalog category {category!r}")
+    try:
+        with open(data_path("catalog", "docs", f"{category}.json"), encoding="utf-8") as f:
+            return json.load(f)
+    except OSError:  # the prose is extra: without it hover shows signatures only
+        return {}
 
 
 @functools.cache

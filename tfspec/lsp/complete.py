@@ -6,11 +6,12 @@ What is offered where:
 - in a section: its keys from the schema, with their descriptions;
 - after `key =` in a section: the key's allowed strings, Keras calls of its kind
   (`optimizer =` -> the optimizers), params;
-- in a model or block body: layers (as snippets with their required arguments),
-  blocks, and the names in scope;
-- in a call's parentheses: its keyword arguments with types and defaults, then
-  names in scope; after `activation = "` the activations, after `padding = "`
-  the allowed values;
+- in a model or block body: layers (as snippets with their required arguments,
+  documented with Keras's docstring summary and the signature), blocks, and the
+  names in scope;
+- in a call's parentheses: its keyword arguments with types and defaults (and
+  Keras's `Args:` text as documentation), then names in scope; after
+  `activation = "` the activations, after `padding = "` the allowed values;
 - in a string after a section key (`loop = "`): the allowed values.
 """
 
@@ -172,10 +173,18 @@ def _callables(category: str, snippets: bool = True) -> list[Item]:
         out.append(Item(label=name, kind=Kind.Class if entry.get("kind") == "class"
                         else Kind.Function,
                         detail=f"{vocab.namespace(cat)}.{entry['name']}",
-                        documentation=_md("```\n" + vocab.signature(name, params) + "\n```"),
+                        documentation=_md(_callable_doc(name, cat, entry, params)),
                         insert_text=text if snippets else name,
                         insert_text_format=types.InsertTextFormat.Snippet))
     return out
+
+
+def _callable_doc(name: str, category: str, entry: dict[str, Any],
+                  params: list[dict[str, Any]]) -> str:
+    """Keras's summary of the entry, then its signature."""
+    code = "```\n" + vocab.signature(name, params) + "\n```"
+    summary = vocab.summary(category, entry)
+    return f"{summary}\n\n{code}" if summary else code
 
 
 def _names(index: namesmod.Index, scope: str, kinds: tuple[str, ...] | None = None
@@ -247,7 +256,8 @@ def _call_args(doc: Document, ctx: scan.Context, frame: scan.Frame,
         return names_items
     toks = ctx.current()
     key = ctx.key()
-    params, _ = _call_params(doc, frame.callee or "")
+    params, block = _call_params(doc, frame.callee or "")
+    found = vocab.callable_entry(frame.callee or "") if block is None else None
     if key is not None:  # `Dense(4, activation = |`
         param = next((p for p in params if p["name"] == key), None)
         out = [Item(label=f'"{v}"', kind=Kind.EnumMember, filter_text=v)
@@ -267,6 +277,7 @@ def _call_args(doc: Document, ctx: scan.Context, frame: scan.Frame,
             continue
         out.append(Item(label=f"{p['name']} =", kind=Kind.Property,
                         detail=vocab.param_doc(p) or None,
+                        documentation=_md(vocab.arg_text(*found, p["name"]) if found else None),
                         insert_text=f"{p['name']} = ", filter_text=p["name"],
                         sort_text=f"{'0' if p.get('required') else '1'}{i:03d}"))
     return out + names_items

@@ -1,10 +1,11 @@
 """Hover and signature help.
 
-Hover on a Keras name shows its Keras path, signature with defaults and each
-parameter's type; on a keyword argument, that parameter; on a section key, the
+Hover on a Keras name shows its Keras path and Keras's docstring summary, then
+its signature with defaults and each parameter's type; on a keyword argument,
+its text from the docstring's `Args:`, type and default; on a section key, the
 schema's description, default and allowed values; on a param, node, layer or
 block name, its declaration (and the shape service's suffix, when it knows one).
-The catalog holds no docstrings, so the summary is the signature and types.
+Signature help carries the same texts.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ def _callable_md(name: str, doc: Document) -> str | None:
         return None
     category, entry = found
     params = vocab.params_of(category, entry)
-    lines = [f"```tfspec\n{vocab.signature(name, params)}\n```",
-             f"`{vocab.namespace(category)}.{entry['name']}`"]
+    head = f"`{vocab.namespace(category)}.{entry['name']}`"
     if entry.get("alias"):
-        lines[-1] += f" (alias of `{entry['name']}`)"
-    if entry.get("doc"):
-        lines.append(str(entry["doc"]))
+        head += f" (alias of `{entry['name']}`)"
+    summary = vocab.summary(category, entry)
+    lines = [f"{head}: {summary}" if summary else head,
+             f"```tfspec\n{vocab.signature(name, params)}\n```"]
     rows = [f"- `{p['name']}`: {vocab.param_doc(p)}" for p in params if vocab.param_doc(p)]
     if rows:
         lines.append("\n".join(rows))
@@ -75,8 +76,10 @@ def hover(doc: Document, pos: types.Position, shapes: object) -> types.Hover | N
         param = next((p for p in params if p["name"] == tok.text), None)
         if param is None:
             return None
-        return _md(f"`{ctx.frame.callee}` argument `{tok.text}`: {vocab.param_doc(param)}",
-                   rng)
+        text = f"`{ctx.frame.callee}` argument `{tok.text}`: "
+        said = _arg_text(doc, ctx.frame.callee or "", tok.text)
+        return _md(text + (f"{said}\n\n{vocab.param_doc(param)}" if said
+                           else vocab.param_doc(param)), rng)
     path = ctx.section_path()
     if nxt is not None and (nxt.text in ("=", "{") or nxt.kind == "string") and path != [] \
             and path[0] not in ("model", "block"):
@@ -88,6 +91,20 @@ def hover(doc: Document, pos: types.Position, shapes: object) -> types.Hover | N
         node = vocab.section_keys([]).get(tok.text)
         return _md(_key_md([tok.text], node), rng) if node else None
     return None
+
+
+def _summary_md(found: tuple[str, dict] | None) -> types.MarkupContent | None:
+    summary = vocab.summary(*found) if found else None
+    return types.MarkupContent(kind=types.MarkupKind.Markdown, value=summary) if summary \
+        else None
+
+
+def _arg_text(doc: Document, callee: str, name: str) -> str | None:
+    """Keras's `Args:` text for a keyword of a Keras call (a spec's block has none)."""
+    if complete._call_params(doc, callee)[1] is not None:
+        return None
+    found = vocab.callable_entry(callee)
+    return vocab.arg_text(*found, name) if found else None
 
 
 def _key_md(path: list[str], node: dict) -> str:
@@ -129,8 +146,9 @@ def signature_help(doc: Document, pos: types.Position) -> types.SignatureHelp | 
     frame = next((f for f in reversed(ctx.frames) if f.bracket == "("), None)
     if frame is None or frame.callee in (None, "()") or ctx.in_comment:
         return None
-    params, _ = complete._call_params(doc, frame.callee or "")
-    if not params and vocab.callable_entry(frame.callee or "") is None:
+    params, block = complete._call_params(doc, frame.callee or "")
+    found = vocab.callable_entry(frame.callee or "") if block is None else None
+    if not params and found is None:
         return None
     label = vocab.signature(frame.callee or "", params)
     infos = []
@@ -138,9 +156,12 @@ def signature_help(doc: Document, pos: types.Position) -> types.SignatureHelp | 
     for p in params:
         piece = (p["name"] if p.get("required") or "default" not in p
                  else f"{p['name']} = {vocab.show_value(p['default'])}")
+        said = vocab.arg_text(*found, p["name"]) if found else None
+        text = "\n\n".join(t for t in (said, vocab.param_doc(p)) if t)
         infos.append(types.ParameterInformation(
             label=(start, start + len(piece)),
-            documentation=vocab.param_doc(p) or None))
+            documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text)
+            if said else text or None))
         start += len(piece) + 2
     active = min(frame.commas, max(len(params) - 1, 0))
     key = ctx.key() if frame is ctx.frame else None
@@ -149,5 +170,6 @@ def signature_help(doc: Document, pos: types.Position) -> types.SignatureHelp | 
     if named:
         active = next((i for i, p in enumerate(params) if p["name"] == named), active)
     return types.SignatureHelp(
-        signatures=[types.SignatureInformation(label=label, parameters=infos)],
+        signatures=[types.SignatureInformation(
+            label=label, parameters=infos, documentation=_summary_md(found))],
         active_signature=0, active_parameter=active)

@@ -1,5 +1,6 @@
-"""What completion and hover know: the Keras catalog, the data sources and the IR's
-JSON Schema (section keys, their descriptions, defaults and allowed values).
+"""What completion and hover know: the Keras catalog (with Keras's docstring
+summaries and argument texts), the data sources and the IR's JSON Schema (section
+keys, their descriptions, defaults and allowed values).
 
 All of it is read from the files the checker uses (`tfspec.lang.catalog`,
 `tfspec.lang.sources`, spec/tfspec.schema.json), once per process.
@@ -117,6 +118,20 @@ def params_of(category: str, entry: dict[str, Any]) -> list[dict[str, Any]]:
         own = {p["name"] for p in params}
         params += [p for p in catalog.base_kwargs(category) if p["name"] not in own]
     return params
+
+
+def summary(category: str, entry: dict[str, Any]) -> str | None:
+    """Keras's docstring summary of an entry (a data source's own line), Markdown."""
+    if category == "sources":
+        return entry.get("doc")
+    return catalog.documentation(category, entry["name"]).get("summary")
+
+
+def arg_text(category: str, entry: dict[str, Any], name: str) -> str | None:
+    """The entry's `Args:` text for parameter `name` in Keras's docstring, Markdown."""
+    if category == "sources":
+        return None
+    return catalog.documentation(category, entry["name"])["args"].get(name)
 
 
 def namespace(category: str) -> str:
