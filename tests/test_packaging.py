@@ -30,6 +30,7 @@ REQUIRED = [
     "tfspec/grammars/tfspec.lark",
     "tfspec/spec/tfspec.schema.json",
     "tfspec/spec/catalog/layers.json",
+    "tfspec/spec/catalog/docs/layers.json",  # Keras's docstring texts for the editor
 ]
 
 
