@@ -5,7 +5,8 @@ from the client (pygls's LanguageClient) to the server process and back:
 
 - diagnostics after an edit: from sending didChange (one character changed) to
   receiving its publishDiagnostics;
-- completion (keyword arguments inside a call) and hover (on a layer name).
+- completion (keyword arguments inside a call; every layer at a statement's start)
+  and hover (on a layer name).
 
 Printed as medians with a same-run baseline: `tfspec.validate_text` of the same
 text in this process (what any diagnostics must cost at least). Targets (issue
@@ -160,13 +161,17 @@ def main() -> None:
             v = s.edit(uri, rng, new)
             diag.append(s.published_at(uri, v) - sent)
         doc = T.TextDocumentIdentifier(uri=uri)
-        comp, hov = [], []
+        comp, body, hov = [], [], []
+        body_pos = T.Position(line=line, character=2)  # a statement's start: every layer
         args_pos = T.Position(line=line, character=text.split("\n")[line].index("(") + 1)
         name_pos = T.Position(line=line, character=text.split("\n")[line].index("Dense") + 2)
         for _ in range(args.runs):
             start = time.perf_counter()
             s.call("completion", T.CompletionParams(text_document=doc, position=args_pos))
             comp.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            s.call("completion", T.CompletionParams(text_document=doc, position=body_pos))
+            body.append(time.perf_counter() - start)
             start = time.perf_counter()
             s.call("hover", T.HoverParams(text_document=doc, position=name_pos))
             hov.append(time.perf_counter() - start)
@@ -180,6 +185,8 @@ def main() -> None:
           f"({ms(diag) / b:.2f}x baseline; target < 30 ms)")
     print(f"completion (median)                 {ms(comp):7.1f} ms  "
           f"({ms(comp) / b:.2f}x baseline; target < 20 ms)")
+    print(f"completion, layers (median)         {ms(body):7.1f} ms  "
+          f"({ms(body) / b:.2f}x baseline; target < 20 ms)")
     print(f"hover (median)                      {ms(hov):7.1f} ms  "
           f"({ms(hov) / b:.2f}x baseline; target < 20 ms)")
     if args.shape_runs:

@@ -179,6 +179,8 @@ def test_hover_and_completion_show_keras_docs(lsp):
     in_body = lsp.call("completion", T.CompletionParams(
         text_document=_doc(uri), position=_pos(text, "  Dense")))
     item = next(i for i in in_body.items if i.label == "Dense")
+    assert item.documentation is None  # it comes when the item is shown: resolve
+    item = lsp.request(lsp.client.completion_item_resolve_async(item))
     assert item.documentation.kind == T.MarkupKind.Markdown
     assert item.documentation.value.startswith(f"{summary}\n\n```\nDense(units, ")
     in_call = lsp.call("completion", T.CompletionParams(

@@ -170,13 +170,26 @@ def _callables(category: str, snippets: bool = True) -> list[Item]:
         required = [p for p in params if p.get("required")]
         text = name + "(" + ", ".join(f"${{{i}:{p['name']}}}"
                                       for i, p in enumerate(required, 1)) + ")$0"
+        # the documentation comes with completionItem/resolve (`resolve`): a layer list
+        # with every docstring is ~100 KiB, sent again at each keystroke
         out.append(Item(label=name, kind=Kind.Class if entry.get("kind") == "class"
                         else Kind.Function,
                         detail=f"{vocab.namespace(cat)}.{entry['name']}",
-                        documentation=_md(_callable_doc(name, cat, entry, params)),
                         insert_text=text if snippets else name,
-                        insert_text_format=types.InsertTextFormat.Snippet))
+                        insert_text_format=types.InsertTextFormat.Snippet,
+                        data={"category": category, "name": name}))
     return out
+
+
+def resolve(item: Item) -> Item:
+    """completionItem/resolve: a Keras callable's documentation, once it is shown."""
+    data = item.data if isinstance(item.data, dict) else {}
+    found = vocab.callable_entry(data.get("name", ""), data.get("category", ""))
+    if found and item.documentation is None:
+        cat, entry = found
+        item.documentation = _md(_callable_doc(data["name"], cat, entry,
+                                               vocab.params_of(cat, entry)))
+    return item
 
 
 def _callable_doc(name: str, category: str, entry: dict[str, Any],

@@ -27,7 +27,7 @@ def register(server: TfspecServer) -> None:  # noqa: C901 - one small handler pe
         return guarded(ls, "inlayHint", lambda: ls.shapes.inlay_hints(doc, params.range), [])
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(
-        trigger_characters=['"', "(", ",", "=", " ", "|"]))
+        trigger_characters=['"', "(", ",", "=", "|"], resolve_provider=True))
     def completion(ls: TfspecServer, params: types.CompletionParams):
         doc = ls.documents.get(params.text_document.uri)
         if doc is None:
@@ -35,6 +35,10 @@ def register(server: TfspecServer) -> None:  # noqa: C901 - one small handler pe
         items = guarded(ls, "completion", lambda: complete.completions(doc, params.position),
                         [])
         return types.CompletionList(is_incomplete=False, items=items)
+
+    @server.feature(types.COMPLETION_ITEM_RESOLVE)
+    def completion_resolve(ls: TfspecServer, item: types.CompletionItem):
+        return guarded(ls, "completionItem/resolve", lambda: complete.resolve(item), item)
 
     @server.feature(types.TEXT_DOCUMENT_SIGNATURE_HELP, types.SignatureHelpOptions(
         trigger_characters=["(", ","], retrigger_characters=[",", "="]))
