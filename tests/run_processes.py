@@ -55,3 +55,16 @@ def run_and_kill(spec: Path, at_epoch: int) -> list[str]:
     assert process.returncode == -signal.SIGKILL, (lines, (spec.parent / "killed.stderr")
                                                    .read_text())
     return lines
+
+
+def all_succeed(processes: list[subprocess.Popen], timeout: float = 240) -> list[str]:
+    """Wait for processes started together (one job's workers); each must exit 0.
+    Returns their outputs; none is left running, whatever happens."""
+    try:
+        outputs = [p.communicate(timeout=timeout)[0] for p in processes]
+    finally:
+        for p in processes:
+            p.kill()
+    for p, out in zip(processes, outputs, strict=True):
+        assert p.returncode == 0, out[-3000:]
+    return outputs

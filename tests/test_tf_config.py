@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from run_processes import all_succeed
 
 from tfspec.jobs.launch import free_ports
 
@@ -36,13 +37,7 @@ def test_a_chief_and_a_worker_with_host_names(tmp_path: Path):
             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "TF_CONFIG": json.dumps(config)},
         ))
-    try:
-        outputs = [p.communicate(timeout=240)[0] for p in processes]
-    finally:
-        for p in processes:
-            p.kill()
-    for p, out in zip(processes, outputs, strict=True):
-        assert p.returncode == 0, out[-3000:]
+    all_succeed(processes)
     # the chief wrote the run; worker 0 (not the chief here) wrote its log and nothing else
     for name in ("model.keras", "metrics.json", "log.txt", "program.py", "spec.tfspec",
                  "versions.json"):

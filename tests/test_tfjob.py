@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml  # a real YAML parser reads what tfspec writes (PyYAML: through Ray)
+from run_processes import all_succeed
 
 from tfspec.jobs import tfjob, yamltext
 from tfspec.jobs.launch import free_ports
@@ -300,13 +301,7 @@ def test_the_emulated_operator_trains_as_tfspec_launch_does(manifest: str, proje
     ports = dict(zip(hosts, free_ports(len(hosts)), strict=True))
     processes = [pod.start(on_localhost(c, ports)) for pod, c in zip(pods, configs,
                                                                         strict=True)]
-    try:
-        outputs = [p.communicate(timeout=240)[0] for p in processes]
-    finally:
-        for p in processes:
-            p.kill()
-    for p, out in zip(processes, outputs, strict=True):
-        assert p.returncode == 0, out[-3000:]
+    all_succeed(processes)
     run_dir = tmp_path / "pvc" / "tfspec-runs" / "runs" / "digits-multi-worker" / \
         "digits-multi-worker"
     assert sorted(p.name for p in (run_dir / "worker-0").iterdir()) == ["log.txt"]

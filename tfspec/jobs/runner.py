@@ -202,10 +202,11 @@ def _number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
 
-def new_run_dir(parent: Path) -> Path:
-    """`<parent>/<timestamp>`, made now; runs started in the same second get `-2`, `-3`…"""
+def new_run_dir(parent: Path, prefix: str = "") -> Path:
+    """`<parent>/<prefix><timestamp>`, made now; runs started in the same second get
+    `-2`, `-3`…"""
     parent.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = prefix + time.strftime("%Y%m%d-%H%M%S")
     for n in range(1, 1000):
         path = parent / (stamp if n == 1 else f"{stamp}-{n}")
         try:

@@ -44,7 +44,7 @@ from ..lang.tunespace import Tuning, tuning, with_param_values
 from ..lang.validate import Result
 from .build import BuildError, build_model, load_program, located_error, quiet_failed_build
 from .launch import free_ports, stream_output
-from .runner import _restore_global_state, _Tee, resolved_ir, versions
+from .runner import _restore_global_state, _Tee, new_run_dir, resolved_ir, versions
 
 TUNE_FILE = "tune.json"
 BEST_SHOWN = 5  # rows of the final table
@@ -105,7 +105,7 @@ def prepare(path: str, overrides: dict[str, Any], allow_modules: tuple[str, ...]
         elif (unfinished := find_unfinished(parent, text)) is not None:
             where, resumed = unfinished, len(trials(unfinished))
         else:
-            where = new_tune_dir(parent)
+            where = new_run_dir(parent, "tune-")
     search = Search(path, result, found, compiled, where, text, dry_run, resumed)
     where.mkdir(parents=True, exist_ok=True)
     if not (where / TUNE_FILE).exists():
@@ -115,20 +115,6 @@ def prepare(path: str, overrides: dict[str, Any], allow_modules: tuple[str, ...]
         write_atomic(where / TUNE_FILE, json.dumps(
             {"spec": text, "state": "running", "dry_run": dry_run}, indent=2) + "\n")
     return search
-
-
-def new_tune_dir(parent: Path) -> Path:
-    """`<parent>/tune-<timestamp>`, made now (`-2`, `-3`… for the same second)."""
-    parent.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for n in range(1, 1000):
-        path = parent / (f"tune-{stamp}" if n == 1 else f"tune-{stamp}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise RuntimeError(f"cannot make a run directory in {parent}")
 
 
 def find_unfinished(parent: Path, text: str) -> Path | None:
