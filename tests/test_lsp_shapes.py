@@ -431,3 +431,21 @@ def test_without_tensorflow_the_server_says_so_once(tmp_path):
         assert session.errors() == []
     finally:
         assert session.shutdown() == 0
+
+
+def test_shapes_can_be_turned_off(tmp_path):
+    """`initializationOptions: {"shapes": false}` (VS Code: `tfspec.shapes.enabled`):
+    no worker is started and no hint is given; the checker works as ever."""
+    session = Session(initialization_options={"shapes": False})
+    try:
+        uri = uri_of(tmp_path / "off.tfspec")
+        session.open(uri, EXAMPLES[0].read_text())
+        assert list(session.wait_diagnostics(uri, 1)) == []
+        time.sleep(1.0)  # a worker starts at once (ready only after TensorFlow's import)
+        assert list(hints(session, uri)) == []
+        server = session.process.pid
+        children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
+        assert children == []  # no worker process
+        assert session.errors() == []
+    finally:
+        assert session.shutdown() == 0

@@ -70,6 +70,7 @@ async function start(context) {
   const clientOptions = {
     documentSelector: DOCUMENTS,
     outputChannelName: "tfspec",
+    initializationOptions: { shapes: config.get("shapes.enabled", true) },
   };
   client = new LanguageClient("tfspec", "tfspec", serverOptions, clientOptions);
   try {
@@ -99,7 +100,7 @@ async function activate(context) {
       await start(context);
     }),
     vscode.workspace.onDidChangeConfiguration(async (event) => {
-      if (event.affectsConfiguration("tfspec.server")) {
+      if (event.affectsConfiguration("tfspec.server") || event.affectsConfiguration("tfspec.shapes")) {
         await stop();
         await start(context);
       }

@@ -44,7 +44,8 @@ class Session:
     """One server process and a client talking to it."""
 
     def __init__(self, *python_flags: str, env: dict[str, str] | None = None,
-                 capabilities: types.ClientCapabilities | None = None):
+                 capabilities: types.ClientCapabilities | None = None,
+                 initialization_options: Any = None):
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -77,7 +78,8 @@ class Session:
         self._drain = asyncio.run_coroutine_threadsafe(self._read_stderr(), self.loop)
         self.initialized = self.request(self.client.initialize_async(types.InitializeParams(
             process_id=os.getpid(), root_uri=uri_of(ROOT),
-            capabilities=capabilities or types.ClientCapabilities())))
+            capabilities=capabilities or types.ClientCapabilities(),
+            initialization_options=initialization_options)))
         self.notify(self.client.initialized, types.InitializedParams())
 
     async def _read_stderr(self) -> None:

@@ -35,6 +35,13 @@ def create_server() -> TfspecServer:
 
 
 def _register_sync(server: TfspecServer) -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: TfspecServer, params: types.InitializeParams) -> None:
+        # `{"shapes": false}`: no Keras worker (a slow machine, a laptop on battery)
+        options = params.initialization_options
+        if isinstance(options, dict) and options.get("shapes") is False:
+            ls.shapes = NoShapes()
+
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: TfspecServer, params: types.DidOpenTextDocumentParams) -> None:
         item = params.text_document
