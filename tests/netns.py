@@ -10,10 +10,12 @@ never skip: the Ray tests do not run outside the namespace.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import shutil
 import subprocess
+import tempfile
 
 # `ip link set lo up`, then the command (its arguments passed through "$@")
 _INNER = 'ip link set lo up && exec "$@"'
@@ -47,5 +49,12 @@ def unshare_prefix() -> tuple[str, ...]:
 
 
 def isolated(command: list[str]) -> list[str]:
-    """`command` run in a new network namespace that has only loopback, up."""
-    return [*unshare_prefix(), "sh", "-c", _INNER, "sh", *command]
+    """`command` run in a new network namespace that has only loopback, up, with a Ray
+    temp folder of its own. Ray also finds running instances through the files in its
+    temp folder (`/tmp/ray`), which a network namespace does not hide: sharing it, a
+    job could try to join another test run's instance, unreachable from here. The
+    folder is removed when this process exits."""
+    ray_tmp = tempfile.mkdtemp(prefix="tfspec-ray.", dir="/tmp")  # short: Ray's sockets
+    atexit.register(shutil.rmtree, ray_tmp, ignore_errors=True)
+    return [*unshare_prefix(), "env", f"RAY_TMPDIR={ray_tmp}", "sh", "-c", _INNER, "sh",
+            *command]
