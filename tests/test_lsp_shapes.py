@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from lsp.harness import ROOT, Session, uri_of
 from lsprotocol import types as T
+from test_shapes import LSTM_AFTER_DENSE
 
 from tfspec.lang.validate import validate_file
 
@@ -285,16 +286,7 @@ def test_quick_edits_never_show_a_stale_shape(lsp, folder):
     lsp.close(uri)
 
 
-SEQUENTIAL_ERROR = """tfspec 1
-model Bad sequential {
-  input x: float32[8, 8, 1]
-  Conv2D(4, 3)
-  Flatten()
-  Dense(3)
-  LSTM(4)
-  Dense(2)
-}
-"""
+SEQUENTIAL_ERROR = LSTM_AFTER_DENSE  # validate --shapes' case, in the editor
 
 FUNCTIONAL_ERROR = """tfspec 1
 block Pair(units) {

@@ -46,7 +46,7 @@ def completions(doc: Document, pos: types.Position) -> list[Item]:
         return []
     if doc.is_json:
         return _json(doc, ctx)
-    index = _index(doc)
+    index = namesmod.index_of(doc.good)  # the last text that parsed: the user is typing
     scope = _scope(doc, ctx)
     if ctx.string is not None:
         return _strings(ctx)
@@ -72,15 +72,6 @@ def completions(doc: Document, pos: types.Position) -> list[Item]:
     return _keys(path)
 
 
-def _index(doc: Document) -> namesmod.Index:
-    good = doc.good
-    if good is None:
-        return namesmod.Index()
-    cached = getattr(good, "_lsp_index", None)
-    if cached is None:
-        cached = namesmod.build(good.ir, good.positions)
-        good._lsp_index = cached  # type: ignore[attr-defined]
-    return cached
 
 
 def _scope(doc: Document, ctx: scan.Context) -> str:

@@ -56,6 +56,18 @@ class Index:
         return own + [s for s in self.symbols if s.scope == ""]
 
 
+def index_of(result: Any) -> Index:
+    """The names of a checked spec (`validate`'s Result), built once per result: every
+    completion, hover and rename asks for them. Empty when the text did not parse."""
+    if result is None or result.ir is None:
+        return Index()
+    cached = getattr(result, "_lsp_index", None)
+    if cached is None:
+        cached = build(result.ir, result.positions)
+        result._lsp_index = cached  # kept with the result it describes
+    return cached
+
+
 def _covers(span: Span, line: int, col: int) -> bool:
     return (span.line, span.col) <= (line, col) <= (span.end_line, span.end_col)
 

@@ -15,14 +15,8 @@ RESERVED = {"tfspec", "name", "param", "model", "block", "input", "layer", "outp
 
 
 def index(doc: Document) -> namesmod.Index:
-    result = doc.result
-    if result is None or result.ir is None:
-        return namesmod.Index()
-    cached = getattr(result, "_lsp_index", None)
-    if cached is None:
-        cached = namesmod.build(result.ir, result.positions)
-        result._lsp_index = cached  # type: ignore[attr-defined]
-    return cached
+    """The names of the document's current analysis."""
+    return namesmod.index_of(doc.result)
 
 
 def name_range(doc: Document, span: Span) -> types.Range:
