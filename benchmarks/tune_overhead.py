@@ -11,7 +11,11 @@ each in a fresh process, alternately, `--repeats` times. Printed:
   between-trial work (saving the trial and oracle, `keras.backend.clear_session()`
   and `gc.collect()`, a new trial from the oracle) plus building the model,
   adapting its Normalization layer, compiling it, and `fit` starting (iterator,
-  callbacks); tfspec adds its data check on one batch (`check_data`).
+  callbacks); tfspec adds its data check (`check_data`, its labels read once a
+  process);
+- where the time goes, medians of one run each: start-up (process start to the
+  first trial), a trial's setup (its start to its first step), its training (first
+  step to end), and the exit (last trial's end to the process's).
 
 tfspec's figures come from the `timing.json` its runtime writes in each trial's folder;
 the hand-written script records the same three times with a callback.
@@ -101,20 +105,31 @@ tuner.search(train, validation_data=validation, epochs=10, verbose=0,
 '''
 
 
-def timings(search_dir: Path) -> list[float]:
+def records(search_dir: Path) -> list[dict[str, float]]:
+    """Each trial's timing.json (begin, first_step, end: seconds since the epoch)."""
+    found = [json.loads(p.read_text()) for p in search_dir.glob("trial_*/timing.json")]
+    return sorted(found, key=lambda r: r["begin"])
+
+
+def gaps(trials: list[dict[str, float]]) -> list[float]:
     """Seconds from each trial's end to the next trial's first step."""
-    records = []
-    for path in search_dir.glob("trial_*/timing.json"):
-        records.append(json.loads(path.read_text()))
-    records.sort(key=lambda r: r["begin"])
-    return [b["first_step"] - a["end"] for a, b in zip(records, records[1:], strict=False)
+    return [b["first_step"] - a["end"] for a, b in zip(trials, trials[1:], strict=False)
             if "first_step" in b]
 
 
-def run(command: list[str], cwd: Path) -> float:
-    start = time.perf_counter()
+def phases(trials: list[dict[str, float]], started: float, ended: float) -> list[float]:
+    """Start-up, a trial's setup and training (medians), and the exit, in seconds."""
+    return [trials[0]["begin"] - started,
+            statistics.median(t["first_step"] - t["begin"] for t in trials),
+            statistics.median(t["end"] - t["first_step"] for t in trials),
+            ended - trials[-1]["end"]]
+
+
+def run(command: list[str], cwd: Path) -> tuple[float, float]:
+    """The command's start and end (seconds since the epoch, as timing.json has them)."""
+    start = time.time()
     subprocess.run(command, cwd=cwd, check=True, capture_output=True, text=True)
-    return time.perf_counter() - start
+    return start, time.time()
 
 
 def main() -> None:
@@ -123,31 +138,45 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="tfspec-tune-bench-"))
+    names = ("tfspec", "by hand")
     try:
         (work / "data").mkdir()
         shutil.copy(ROOT / "examples" / "data" / "iris.csv", work / "data")
         shutil.copy(ROOT / "examples" / "iris_tune.tfspec", work / "iris_tune.tfspec")
         (work / "by_hand.py").write_text(BY_HAND)
-        walls: dict[str, list[float]] = {"tfspec": [], "by hand": []}
-        gaps: dict[str, list[float]] = {"tfspec": [], "by hand": []}
+        walls: dict[str, list[float]] = {name: [] for name in names}
+        between: dict[str, list[float]] = {name: [] for name in names}
+        parts: dict[str, list[list[float]]] = {name: [] for name in names}
         for i in range(args.repeats):
             shutil.rmtree(work / "runs", ignore_errors=True)
-            walls["tfspec"].append(run(
-                [sys.executable, "-m", "tfspec", "tune", "iris_tune.tfspec",
-                 "--max-trials", str(args.trials)], work))
-            (search,) = (work / "runs" / "iris-tune").glob("tune-*/search")
-            gaps["tfspec"] += timings(search)
-            walls["by hand"].append(run(
-                [sys.executable, "by_hand.py", str(work / f"hand-{i}"), str(args.trials)], work))
-            gaps["by hand"] += timings(work / f"hand-{i}" / "search")
+            commands = {
+                "tfspec": [sys.executable, "-m", "tfspec", "tune", "iris_tune.tfspec",
+                           "--max-trials", str(args.trials)],
+                "by hand": [sys.executable, "by_hand.py", str(work / f"hand-{i}"),
+                            str(args.trials)],
+            }
+            for name in names:
+                started, ended = run(commands[name], work)
+                if name == "tfspec":
+                    (search,) = (work / "runs" / "iris-tune").glob("tune-*/search")
+                else:
+                    search = work / f"hand-{i}" / "search"
+                trials = records(search)
+                walls[name].append(ended - started)
+                between[name] += gaps(trials)
+                parts[name].append(phases(trials, started, ended))
         print(f"{args.trials} trials of 10 epochs, {args.repeats} runs each (medians)")
-        for name in walls:
+        for name in names:
+            start_up, setup, training, exit_ = (
+                statistics.median(p) for p in zip(*parts[name], strict=True))
             print(f"  {name:8} wall {statistics.median(walls[name]):6.2f} s   "
-                  f"trial end -> next first step {statistics.median(gaps[name]):.3f} s "
-                  f"(max {max(gaps[name]):.3f} s)")
+                  f"trial end -> next first step {statistics.median(between[name]):.3f} s "
+                  f"(max {max(between[name]):.3f} s)")
+            print(f"           start-up {start_up:.2f} s, a trial's setup {setup:.3f} s and "
+                  f"training {training:.3f} s, exit {exit_:.2f} s")
         ratio = statistics.median(walls["tfspec"]) / statistics.median(walls["by hand"])
         print(f"wall time tfspec / by hand: {ratio:.3f} (goal <= 1.05)")
-        print(f"tfspec's per-trial overhead: {statistics.median(gaps['tfspec']):.3f} s "
+        print(f"tfspec's per-trial overhead: {statistics.median(between['tfspec']):.3f} s "
               "(goal < 0.5 s)")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -321,3 +321,32 @@ def test_tune_without_keras_tuner_says_how_to_install_it(tmp_path):
     assert out.returncode == 1
     assert out.stderr.strip() == ('tfspec: error: `tfspec tune` needs KerasTuner: '
                                   'pip install "tfspec[tune]"')
+
+
+HYPERBAND = LOOPS.replace('  max_trials = 5\n', '  algorithm = "hyperband"\n  max_epochs = 3\n'
+                          '  factor = 3\n  seed = 2\n').replace("LOOP", "fit")
+
+
+def test_hyperband_trains_the_better_models_on_from_where_they_stopped(tmp_path, capsys):
+    """Hyperband's rounds: models trained a few epochs, the best of them trained on from
+    their weights (`tuner/trial_id`) to `max_epochs`, through the program's `fit(…,
+    epochs, initial_epoch)`."""
+    (tmp_path / "data").mkdir()
+    shutil.copy(ROOT / "examples" / "data" / "iris.csv", tmp_path / "data")
+    spec = tmp_path / "bands.tfspec"
+    spec.write_text(HYPERBAND)
+    status = tfspec.cli.main(["tune", str(spec)])
+    out = capsys.readouterr()
+    assert status == 0, out.err
+    (run_dir,) = (tmp_path / "runs" / "loops").glob("tune-*")
+    found = records(run_dir)
+    assert found and all(r["status"] == "COMPLETED" for r in found.values()), found
+    epochs = {r["values"]["tuner/epochs"] for r in found.values()}
+    assert epochs == {1, 3}, epochs
+    continued = [r for r in found.values() if r["values"].get("tuner/trial_id")]
+    assert continued, found  # a model trained on from an earlier trial's weights
+    for record in continued:  # from a finished trial, to more epochs than it had
+        earlier = found[record["values"]["tuner/trial_id"]]
+        assert earlier["status"] == "COMPLETED"
+        assert record["values"]["tuner/initial_epoch"] == earlier["values"]["tuner/epochs"]
+    assert spec.with_name("bands.best.tfspec").exists()

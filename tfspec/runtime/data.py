@@ -12,7 +12,9 @@ learn from data.
 from __future__ import annotations
 
 import csv
+import functools
 import os
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -228,6 +230,17 @@ def _one(tree: dict[str, Any]) -> Any:
 
 # -- pipelines --------------------------------------------------------------------------------
 
+# The size of a batch to adapt layers with, from arrays in memory: adapt's Python
+# loop over batches costs more than its arithmetic on small ones (measured: 32 ms to
+# adapt a Normalization to 105 rows of iris in batches of 16, 2 ms in one)
+ADAPT_BYTES = 64 << 20
+
+# The graph seed TensorFlow pairs with an op's seed where no global seed is set
+DEFAULT_GRAPH_SEED = 87654321
+
+# Each training pipeline that `pipeline` made -> [how to make its endless form, that form]
+_ENDLESS: weakref.WeakKeyDictionary[tf.data.Dataset, list[Any]] = weakref.WeakKeyDictionary()
+
 
 def pipeline(split: Any, name: str, *, batch: int = 32, drop_remainder: bool = False,
              shuffle: bool | int = True, seed: int | None = None,
@@ -239,30 +252,102 @@ def pipeline(split: Any, name: str, *, batch: int = 32, drop_remainder: bool = F
 
     `split`: the `(features, labels)` arrays of a split, or a dataset of examples.
     `name`: "train" (shuffled, repeated, augmented), "validation", "test", or "adapt"
-    (the training data as it is, for `adapt`). Arrays in memory are fed by
-    shuffling their row numbers and gathering each batch's rows; a dataset (or
-    arrays with a file `cache`) is cached, shuffled and batched. `augment` makes the
-    layers that augment whole training batches; `"auto"` is tf.data.AUTOTUNE. With
-    a `seed` the training data's order and augmentation are functions of (seed,
-    `epoch`) alone, so a resumed run sees what an uninterrupted one does.
+    (the training data as it is, for `adapt`). Arrays in memory are sliced and
+    batched, or when shuffled, fed by shuffling their row numbers and gathering each
+    batch's rows; a dataset (or arrays with a file `cache`) is cached, shuffled and
+    batched. `augment` makes the layers that augment whole training batches; `"auto"`
+    is tf.data.AUTOTUNE. With a `seed` the training data's order and augmentation are
+    functions of (seed, epoch, batch) alone, so a resumed run sees what an
+    uninterrupted one does: an iteration is the epoch that `epoch` holds when it starts.
+
+    A training pipeline is one epoch; `epochs(dataset)` is the same data epoch after
+    epoch, for a training loop to read through one iterator.
     """
     training = name == "train"
-    if seed is not None and training and (shuffle is not False or augment is not None) and (
-            epoch is None):
+    shuffled = training and shuffle is not False
+    layer = augment() if training and augment is not None else None
+    # the epoch is part of the data when it seeds the order or the augmentation
+    numbered = training and seed is not None and (shuffled or layer is not None)
+    if numbered and epoch is None:
         raise ValueError("a seeded pipeline needs the `epoch` that orders its data")
     parallel_calls = tf.data.AUTOTUNE if parallel == "auto" else parallel
-    file_cache = not isinstance(cache, bool)
-    if isinstance(split, tf.data.Dataset) or file_cache:
-        dataset = split if isinstance(split, tf.data.Dataset) else (
-            tf.data.Dataset.from_tensor_slices(split))  # examples, for the file cache
-        dataset = _examples(dataset, name, batch, drop_remainder, shuffle, seed, cache,
-                            cache_key, repeat, parallel_calls, epoch)
+    in_memory = not isinstance(split, tf.data.Dataset) and isinstance(cache, bool)
+    examples, tensors, size, buffer = _source(split, name, shuffled, cache, cache_key)
+    if in_memory and name == "adapt":  # layers adapt a batch at a time in Python: big ones
+        batch = max(batch, ADAPT_BYTES // max(1, _example_bytes(split)))
+    if shuffle is not True and shuffle is not False:
+        buffer = shuffle
+
+    def batches(number: Any) -> tf.data.Dataset:
+        """An epoch's batches; its `number` (a tensor; None: no seed) seeds the order."""
+        data = examples
+        if shuffled:
+            data = data.shuffle(buffer) if number is None else _seeded_shuffle(
+                data, buffer, seed + number)
+        if training and repeat is not False:
+            data = data.repeat() if repeat is True else data.repeat(repeat)
+        return data.batch(batch, drop_remainder=drop_remainder, num_parallel_calls=parallel_calls)
+
+    def numbered_batches(number: tf.Tensor) -> tf.data.Dataset:
+        """An epoch's batches, each with the epoch and its number when they seed the
+        augmentation."""
+        if layer is None:
+            return batches(number)
+        return tf.data.Dataset.zip(tf.data.Dataset.from_tensors(number).repeat(),
+                                   batches(number).enumerate())
+
+    prepare = _preparation(tensors, layer, seed if numbered else None)
+
+    def finished(data: tf.data.Dataset) -> tf.data.Dataset:
+        if prepare is not None:
+            data = data.map(prepare, num_parallel_calls=parallel_calls)
+        if in_memory:
+            # a gather or slice per batch needs no tuning, and tf.data's autotuner would
+            # take CPU from training (AUTOTUNE then means fixed defaults): measured by
+            # benchmarks/train_overhead.py on 2 cores, every other epoch or so trained
+            # a third slower with it on
+            options = tf.data.Options()
+            options.autotune.enabled = False
+            data = data.with_options(options)
+        return data.prefetch(tf.data.AUTOTUNE if prefetch == "auto" else prefetch)
+
+    def epochs_from_epoch(count: int | None) -> tf.data.Dataset:
+        """`count` epochs (None: endless) from the one `epoch` holds when read."""
+        assert epoch is not None
+        return _epoch_numbers(epoch, count).flat_map(numbered_batches)
+
+    if numbered:
+        one, endless = epochs_from_epoch(1), functools.partial(epochs_from_epoch, None)
     else:
-        dataset = _gathered(split, training, batch, drop_remainder, shuffle, seed, repeat,
-                            parallel_calls, epoch)
-    if training and augment is not None:
-        dataset = _augmented(dataset, augment(), seed, parallel_calls, epoch)
-    return dataset.prefetch(tf.data.AUTOTUNE if prefetch == "auto" else prefetch)
+        one = batches(None)
+        endless = one.repeat  # each pass shuffled anew
+    # the batches of an epoch, where known (repeated: without end, or `repeat` passes)
+    passes = 1 if not training or repeat is False else repeat
+    per_epoch = (tf.data.INFINITE_CARDINALITY if passes is True
+                 else _batch_count(size * passes, batch, drop_remainder))
+    if numbered and per_epoch is not None:  # the epoch's flat_map hides it
+        one = one.apply(tf.data.experimental.assert_cardinality(per_epoch))
+    dataset = finished(one)
+    if training and per_epoch is not None and per_epoch >= 0:
+        _ENDLESS[dataset] = [lambda: finished(endless()), None]
+    return dataset
+
+
+def epochs(dataset: tf.data.Dataset) -> tf.data.Dataset | None:
+    """The batches of `dataset`, a training pipeline that `pipeline` made, epoch after
+    epoch without end, from the epoch its `epoch` holds when the iteration starts: each
+    epoch's order and augmentation are `dataset`'s for that epoch.
+
+    A loop that reads one iterator through the whole of training does not pay for a
+    new iterator every epoch (milliseconds: a short epoch feels them). None for a
+    dataset `pipeline` did not make, or whose epochs have no known length.
+    """
+    entry = _ENDLESS.get(dataset)
+    if entry is None:
+        return None
+    if entry[1] is None:  # made once, on first use: augmentation is traced again for it
+        entry[1] = entry[0]()
+    return entry[1]
 
 
 def make_datasets(splits: Splits, pipeline: Callable[[Any, str], tf.data.Dataset]
@@ -271,99 +356,106 @@ def make_datasets(splits: Splits, pipeline: Callable[[Any, str], tf.data.Dataset
     return {name: pipeline(split, name) for name, split in splits.items()}
 
 
-def _seeded_shuffle(dataset: tf.data.Dataset, buffer: Any, seed: int,
-                    epoch: Epoch) -> tf.data.Dataset:
-    """Each epoch's order as a function of (seed, epoch) alone, so that a resumed run
-    shuffles its epochs as an uninterrupted run does."""
-    base, variable = dataset, epoch.variable
-    return tf.data.Dataset.from_tensors(0).flat_map(
-        lambda _: base.shuffle(buffer, seed=seed + variable, reshuffle_each_iteration=False)
-    )
+def _epoch_numbers(epoch: Epoch, count: int | None = None) -> tf.data.Dataset:
+    """`count` epoch numbers (or endless) from the one `epoch` holds when an iteration
+    starts (read then, not when the dataset is made)."""
+    variable = epoch.variable
+
+    def numbers(_: Any) -> tf.data.Dataset:
+        start = variable.read_value()
+        return tf.data.Dataset.range(start, start + count if count else tf.int64.max)
+
+    return tf.data.Dataset.from_tensors(0).flat_map(numbers)
 
 
-def _gathered(arrays: Any, training: bool, batch: int, drop_remainder: bool,
-              shuffle: bool | int, seed: int | None, repeat: bool | int, parallel: Any,
-              epoch: Epoch | None) -> tf.data.Dataset:
-    """Arrays in memory: shuffling row numbers costs nothing per example, and one
-    `tf.gather` per batch replaces a slice per example (and a cache). A seeded
-    shuffle of the row numbers puts the rows in the order that the same shuffle of
-    the examples would."""
-    tensors = tf.nest.map_structure(tf.convert_to_tensor, arrays)
-    count = len(tf.nest.flatten(arrays)[0])
-    dataset = tf.data.Dataset.range(count)
-    if training and shuffle is not False:
-        # the whole split: its row numbers are all the buffer holds
-        buffer = count if shuffle is True else shuffle
-        if seed is None:
-            dataset = dataset.shuffle(buffer)
-        else:
-            dataset = _seeded_shuffle(dataset, buffer, seed, epoch).apply(
-                tf.data.experimental.assert_cardinality(count))
-    dataset = _repeated_and_batched(dataset, training, repeat, batch, drop_remainder,
-                                    parallel)
-    dataset = dataset.map(
-        lambda rows: tf.nest.map_structure(lambda t: tf.gather(t, rows), tensors),
-        num_parallel_calls=parallel,
-    )
-    # a gather per batch needs no tuning, and tf.data's autotuner would take CPU from
-    # training (AUTOTUNE then means fixed defaults): measured by
-    # benchmarks/train_overhead.py on 2 cores, every other epoch or so trained a
-    # third slower with it on
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return dataset.with_options(options)
+def _example_bytes(arrays: Any) -> int:
+    """The bytes of one example of arrays in memory (strings: as held by numpy)."""
+    return sum(a.nbytes // max(1, len(a)) for a in map(np.asarray, tf.nest.flatten(arrays)))
 
 
-def _examples(dataset: tf.data.Dataset, name: str, batch: int, drop_remainder: bool,
-              shuffle: bool | int, seed: int | None, cache: Any, cache_key: str,
-              repeat: bool | int, parallel: Any, epoch: Epoch | None) -> tf.data.Dataset:
-    """A dataset of examples: cache, shuffle, repeat, batch."""
-    training = name == "train"
-    if name != "adapt":  # one pass only: nothing to cache
-        if cache is True:
-            dataset = dataset.cache()
-        elif cache is not False:
-            # one file per split; the key changes with the spec's data section, or
-            # TensorFlow would go on reading a cache of the old data
-            path = os.fspath(cache)
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            dataset = dataset.cache(f"{path}_{name}_{cache_key}")
-    if training and shuffle is not False:
-        if shuffle is True:
-            size = int(dataset.cardinality())
-            # the whole split when it is known and small, else 10,000
-            buffer = size if 0 < size <= 10_000 else 10_000
-        else:
-            buffer = shuffle
-        if seed is None:
-            dataset = dataset.shuffle(buffer)
-        else:
-            size = dataset.cardinality()
-            dataset = _seeded_shuffle(dataset, buffer, seed, epoch)
-            if size >= 0:
-                dataset = dataset.apply(tf.data.experimental.assert_cardinality(size))
-    return _repeated_and_batched(dataset, training, repeat, batch, drop_remainder, parallel)
+def _seeded_shuffle(data: tf.data.Dataset, buffer: int, seed: tf.Tensor) -> tf.data.Dataset:
+    """`data` shuffled by `seed` (a tensor, in a tf.data function) alone, the same each
+    time it is iterated. TensorFlow pairs an op's seed with the global one (`train.seed`),
+    and where that is 0 it tests the pair against (0, 0), using a tensor as a bool (an
+    error): the pair's first half is TensorFlow's own default instead, whatever the
+    global seed."""
+    tf.compat.v1.get_default_graph().seed = DEFAULT_GRAPH_SEED  # the function's graph
+    return data.shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
 
 
-def _repeated_and_batched(dataset: tf.data.Dataset, training: bool, repeat: bool | int,
-                          batch: int, drop_remainder: bool, parallel: Any) -> tf.data.Dataset:
-    if training and repeat is not False:
-        dataset = dataset.repeat() if repeat is True else dataset.repeat(repeat)
-    return dataset.batch(batch, drop_remainder=drop_remainder, num_parallel_calls=parallel)
+def _batch_count(examples: int, batch: int, drop_remainder: bool) -> int | None:
+    """The batches of an epoch of `examples` examples (negative: unknown → None)."""
+    if examples < 0:
+        return None
+    return examples // batch if drop_remainder else -(-examples // batch)
 
 
-def _augmented(dataset: tf.data.Dataset, augment: keras.Layer, seed: int | None,
-               parallel: Any, epoch: Epoch | None) -> tf.data.Dataset:
-    """Whole training batches augmented in parallel; with a seed, reproducibly (BatchSeeds:
-    a function of seed, epoch and batch number, so that resume repeats it too)."""
+def _source(split: Any, name: str, shuffled: bool, cache: bool | str | os.PathLike[str],
+            cache_key: str) -> tuple[tf.data.Dataset, Any, int, int]:
+    """Where a pipeline starts: its examples (or the row numbers of arrays in memory),
+    those arrays as tensors (or None), the examples of a pass (negative: unknown), and
+    the buffer that shuffles the whole split."""
+    if isinstance(split, tf.data.Dataset) or not isinstance(cache, bool):
+        examples = _cached(split, name, cache, cache_key)
+        size = int(examples.cardinality())
+        # the whole split when it is known and small, else 10,000
+        return examples, None, size, size if 0 < size <= 10_000 else 10_000
+    size = len(tf.nest.flatten(split)[0])
+    if shuffled:
+        # arrays in memory, shuffled: shuffling row numbers costs nothing per example,
+        # and one `tf.gather` per batch replaces a slice per example (and a cache); a
+        # seeded shuffle of the row numbers puts the rows in the order that the same
+        # shuffle of the examples would
+        tensors = tf.nest.map_structure(tf.convert_to_tensor, split)
+        return tf.data.Dataset.range(size), tensors, size, size
+    # in order: sliced and batched, with no function for an iterator to start (a
+    # gather's costs milliseconds a pass, as much as a short pass takes)
+    return tf.data.Dataset.from_tensor_slices(split), None, size, size
+
+
+def _cached(split: Any, name: str, cache: bool | str | os.PathLike[str],
+            cache_key: str) -> tf.data.Dataset:
+    """The examples of a split (arrays: for the file cache) cached as `cache` says."""
+    dataset = split if isinstance(split, tf.data.Dataset) else (
+        tf.data.Dataset.from_tensor_slices(split))
+    if name == "adapt" or cache is False:  # one pass only: nothing to cache
+        return dataset
+    if cache is True:
+        return dataset.cache()
+    # one file per split; the key changes with the spec's data section, or TensorFlow
+    # would go on reading a cache of the old data
+    path = os.fspath(cache)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return dataset.cache(f"{path}_{name}_{cache_key}")
+
+
+def _preparation(tensors: Any, layer: keras.Layer | None,
+                 seed: int | None) -> Callable[..., Any] | None:
+    """What makes a batch ready, in one `map`: gathering its rows (arrays in memory:
+    `tensors`), then augmenting its features with `layer` (with a `seed`,
+    reproducibly: the elements are `(epoch, (number, batch))`)."""
+
+    def examples(batch: Any) -> Any:
+        if tensors is None:
+            return batch
+        return tf.nest.map_structure(lambda t: tf.gather(t, batch), tensors)
+
+    if layer is None:
+        return None if tensors is None else examples
     if seed is None:
-        return dataset.map(lambda x, y: (augment(x, training=True), y),
-                           num_parallel_calls=parallel)
-    seeded = BatchSeeds(augment, seed, epoch)
-    return dataset.enumerate().map(
-        lambda batch, example: (seeded(batch, example[0]), example[1]),
-        num_parallel_calls=parallel,
-    )
+        def augmented(batch: Any) -> Any:
+            features, labels = examples(batch)
+            return layer(features, training=True), labels
+
+        return augmented
+    seeded = BatchSeeds(layer, seed)
+
+    def augmented_seeded(epoch: tf.Tensor, numbered: Any) -> Any:
+        number, batch = numbered
+        features, labels = examples(batch)
+        return seeded(epoch, number, features), labels
+
+    return augmented_seeded
 
 
 # -- before training --------------------------------------------------------------------------
@@ -428,16 +520,30 @@ def _check_labels(dataset: tf.data.Dataset, name: str, loss: str, label: Any,
             f"`sparse_categorical_crossentropy`"
         )
     if sparse and units is not None and label.dtype.is_integer:
-        largest = int(dataset.take(64).reduce(
-            tf.constant(0, tf.int64),
-            lambda top, batch: tf.maximum(top, tf.cast(tf.reduce_max(
-                batch[1] if not isinstance(batch[1], dict) else batch[1][name]), tf.int64)),
-        ))
+        largest = _largest_label(dataset, name)
         if largest >= units:
             raise ValueError(
                 f"the labels of output `{name}` go up to {largest}, but it has "
                 f"{units} units: it needs at least {largest + 1}"
             )
+
+
+# dataset -> {output: its largest class id in the first batches}: the data's, whatever
+# the model (a search checks the same data against every trial's model)
+_LARGEST: weakref.WeakKeyDictionary[tf.data.Dataset, dict[str, int]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _largest_label(dataset: tf.data.Dataset, name: str) -> int:
+    """The largest class id of output `name` in the first 64 batches of `dataset`."""
+    known = _LARGEST.setdefault(dataset, {})
+    if name not in known:
+        known[name] = int(dataset.take(64).reduce(
+            tf.constant(0, tf.int64),
+            lambda top, batch: tf.maximum(top, tf.cast(tf.reduce_max(
+                batch[1] if not isinstance(batch[1], dict) else batch[1][name]), tf.int64)),
+        ))
+    return known[name]
 
 
 def adapt(model: keras.Model, train: tf.data.Dataset, layer: str,
@@ -453,5 +559,11 @@ def adapt(model: keras.Model, train: tf.data.Dataset, layer: str,
     found = model.get_layer(layer)
     features = train.map(lambda x, y: x)
     if through_model:
-        features = features.map(keras.Model(model.inputs, found.input))
+        # a layer on a model input takes that input's features as they are (a model
+        # cut there would cost a new Keras model and its function, every adapt)
+        direct = next((t for t in model.inputs if t is found.input), None)
+        if direct is None:
+            features = features.map(keras.Model(model.inputs, found.input))
+        elif isinstance(features.element_spec, dict):
+            features = features.map(lambda x: x[direct.name])
     found.adapt(features)

@@ -2,9 +2,10 @@
 (seed, epoch, batch), so that a resumed run sees the data an uninterrupted one does.
 
 A program with a data seed holds one `Epoch` (its `EPOCH`); the data pipeline reads
-it (`data.pipeline(…, epoch=EPOCH)`), and the `DataEpoch` callback sets it as
-training moves from epoch to epoch. `BatchSeeds` makes random augmentation layers
-draw their seeds from (seed, layer, draw, epoch, batch number).
+it when an iteration starts (`data.pipeline(…, epoch=EPOCH)`) and numbers its epochs
+from there, and the `DataEpoch` callback sets it as training moves from epoch to
+epoch. `BatchSeeds` makes random augmentation layers draw their seeds from (seed,
+layer, draw, epoch, batch number).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import tensorflow as tf
 
 
 class Epoch:
-    """The epoch being trained, as a tf.Variable that tf.data functions read.
+    """The epoch being trained, as a tf.Variable that tf.data functions read when an
+    iteration of the training data starts: its first epoch.
 
     The variable is made on first use, not with the object: a program makes its
     `Epoch` at import, before its distribution strategy, which must come before any
@@ -63,8 +65,8 @@ class BatchSeeds:
     once.
     """
 
-    def __init__(self, augment: keras.Layer, seed: int, epoch: Epoch) -> None:
-        self.augment, self.epoch, self.batch, self.draws = augment, epoch, None, 0
+    def __init__(self, augment: keras.Layer, seed: int) -> None:
+        self.augment, self.epoch, self.batch, self.draws = augment, None, None, 0
         # every layer, those inside RandAugment, AugMix or Pipeline too
         for number, layer in enumerate(augment._flatten_layers(include_self=False)):
             stream = (seed if getattr(layer, "seed", None) is None else layer.seed, number)
@@ -72,17 +74,17 @@ class BatchSeeds:
                 if isinstance(generator, keras.random.SeedGenerator):
                     generator.next = functools.partial(self.draw, stream, generator.state.dtype)
 
-    def __call__(self, batch: tf.Tensor, features: Any) -> Any:
-        """The augmented `features` of batch number `batch` (a tensor: traced once by
-        `Dataset.map`)."""
-        self.batch, self.draws = batch, 0
+    def __call__(self, epoch: tf.Tensor, batch: tf.Tensor, features: Any) -> Any:
+        """The augmented `features` of batch number `batch` of `epoch` (tensors: traced
+        once by `Dataset.map`)."""
+        self.epoch, self.batch, self.draws = epoch, batch, 0
         return self.augment(features, training=True)
 
     def draw(self, stream: tuple[int, int], dtype: Any, ordered: bool = True) -> tf.Tensor:
         """The next seed of a layer's `stream`, in place of its SeedGenerator's."""
         del ordered  # SeedGenerator.next's argument; each draw is numbered anyway
         seed = tf.constant(stream, tf.int64)
-        for data in (self.draws, self.epoch.variable, self.batch):
+        for data in (self.draws, self.epoch, self.batch):
             seed = tf.random.experimental.stateless_fold_in(seed, data)
         self.draws += 1
         return tf.cast(seed, dtype)

@@ -8,6 +8,7 @@ the loops here; `main()` saves what `save_run` saves.
 
 from __future__ import annotations
 
+import itertools
 import json
 import pathlib
 import shutil
@@ -18,6 +19,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from . import data
 from .distribute import is_chief
 
 # the steps a run needs before XLA's compile time (1-2 s on a CPU) pays itself back
@@ -97,14 +99,33 @@ def epoch_steps(datasets: dict[str, tf.data.Dataset], steps_per_epoch: int | Non
     return int(datasets["train"].cardinality())
 
 
+def endless_train(datasets: dict[str, tf.data.Dataset], steps_per_epoch: int | None,
+                  whole: int = 1) -> tuple[tf.data.Dataset, int] | None:
+    """The training data epoch after epoch (`data.epochs`) and its batches per epoch,
+    for a loop to read through one iterator; None where epochs are the spec's
+    `steps_per_epoch`, or their length is not a multiple of `whole` (the steps of
+    one call into TensorFlow: a call must not run into the next epoch)."""
+    stream = data.epochs(datasets["train"]) if steps_per_epoch is None else None
+    batches = int(datasets["train"].cardinality())
+    if stream is None or batches <= 0 or batches % whole:
+        return None
+    return stream, batches
+
+
 def fit(model: keras.Model, datasets: dict[str, tf.data.Dataset],
         callbacks: Sequence[keras.callbacks.Callback], verbose: int | str = "auto", *,
         epochs: int, steps_per_epoch: int | None = None,
         validation_steps: int | None = None) -> keras.callbacks.History:
     """`model.fit` on the `train` split, validated on `validation` if there is one.
-    The pipeline shuffles (seeded by epoch), so `fit` does not."""
+    The pipeline shuffles (seeded by epoch), so `fit` does not. Keras reads the
+    training data through one iterator where it can (`endless_train`), not a new
+    one every epoch."""
+    train = datasets["train"]
+    endless = endless_train(datasets, steps_per_epoch, model.steps_per_execution)
+    if endless is not None:
+        train, steps_per_epoch = endless
     return model.fit(
-        datasets["train"],
+        train,
         validation_data=datasets.get("validation"),
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
@@ -126,14 +147,20 @@ def on_batch(model: keras.Model, datasets: dict[str, tf.data.Dataset],
                                        epoch_steps(datasets, steps_per_epoch), verbose)
     callbacks.on_train_begin()  # BackgroundBackupAndRestore restores a backup
     logs: dict[str, Any] = {}
+    endless, iterator = endless_train(datasets, steps_per_epoch), None
     # where the backup left off (the attribute Keras's `fit` reads too)
     for epoch in range(model._initial_epoch or 0, epochs):
         model.reset_metrics()
-        callbacks.on_epoch_begin(epoch)
+        callbacks.on_epoch_begin(epoch)  # the data's first epoch, before it is read
         logs = {}
-        train = datasets["train"]
-        if steps_per_epoch is not None:
-            train = train.take(steps_per_epoch)
+        if endless is not None:  # one iterator for every epoch
+            if iterator is None:  # made after the epoch is set: it is read then
+                iterator = iter(endless[0])
+            train: Any = itertools.islice(iterator, endless[1])
+        else:
+            train = datasets["train"]
+            if steps_per_epoch is not None:
+                train = train.take(steps_per_epoch)
         for step, (features, labels) in enumerate(train):
             callbacks.on_train_batch_begin(step)
             logs = model.train_on_batch(features, labels, return_dict=True)
@@ -218,12 +245,15 @@ def custom(model: keras.Model, datasets: dict[str, tf.data.Dataset],
     # each worker reads its share of every batch (in-memory data has no files to shard)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    train_data = datasets["train"]
-    if steps_per_epoch is not None:
-        train_data = train_data.take(steps_per_epoch)
-    train_data = train_data.with_options(options)
-    batches_per_epoch = int(train_data.cardinality())  # negative: unknown
-    train_data = strategy.experimental_distribute_dataset(train_data)
+    endless = endless_train(datasets, steps_per_epoch)  # one iterator for every epoch
+    if endless is not None:
+        train_data, batches_per_epoch = endless
+    else:
+        train_data = datasets["train"]
+        if steps_per_epoch is not None:
+            train_data = train_data.take(steps_per_epoch)
+        batches_per_epoch = int(train_data.cardinality())  # negative: unknown
+    train_data = strategy.experimental_distribute_dataset(train_data.with_options(options))
     steps_per_execution = model.steps_per_execution  # as the program's compile set it
 
     def compute_loss(labels: Any, predictions: Any) -> Any:
@@ -288,15 +318,15 @@ def custom(model: keras.Model, datasets: dict[str, tf.data.Dataset],
         total, batches = sums[split]
         return total / tf.cast(tf.maximum(batches, 1), tf.float32)
 
-    def run_steps(step: Callable[..., Any], split: str) -> Callable[[Any], Any]:
-        """A tf.function that runs `step` on every replica for the next `steps_per_execution`
-        batches of an iterator, or what is left of them (one call from Python, like `fit`),
-        and returns how many batches of the epoch it has run so far."""
+    def run_steps(step: Callable[..., Any], split: str) -> Callable[[Any, Any], Any]:
+        """A tf.function that runs `step` on every replica for the next `limit` batches
+        of an iterator, or what is left of them (one call from Python, like `fit`), and
+        returns how many batches of the epoch it has run so far."""
         total, batches = sums[split]
 
         @tf.function
-        def run(iterator: Any) -> Any:
-            for _ in tf.range(steps_per_execution):
+        def run(iterator: Any, limit: Any) -> Any:
+            for _ in tf.range(limit):
                 batch = iterator.get_next_as_optional()
                 if not batch.has_value():  # the end of the epoch's data
                     break
@@ -328,17 +358,23 @@ def custom(model: keras.Model, datasets: dict[str, tf.data.Dataset],
                                        epoch_steps(datasets, steps_per_epoch), verbose)
     callbacks.on_train_begin()
     logs: dict[str, Any] = {}
-    for current in range(int(epoch.numpy()), epochs):
+    start = int(epoch.numpy())
+    for current in range(start, epochs):
         callbacks.on_epoch_begin(current)
         for total, batches in sums.values():
             total.assign(0.0)
             batches.assign(0)
         for _, metric in metrics["train"] + metrics["validation"]:
             metric.reset_state()
-        iterator, done = iter(train_data), 0
+        if endless is None or current == start:  # after the epoch is set: it is read
+            train_iterator = iter(train_data)
+        done = 0
         while done != batches_per_epoch and not model.stop_training:
             callbacks.on_train_batch_begin(done)
-            ran = int(train_steps(iterator))  # waits for this execution's steps
+            # an execution stops at the epoch's end (endless data goes on)
+            limit = steps_per_execution if batches_per_epoch < 0 else min(
+                steps_per_execution, batches_per_epoch - done)
+            ran = int(train_steps(train_iterator, tf.constant(limit)))  # waits for its steps
             if ran == done:  # no data was left
                 break
             done = ran
@@ -352,7 +388,8 @@ def custom(model: keras.Model, datasets: dict[str, tf.data.Dataset],
             validation = validation.with_options(options)
             iterator = iter(strategy.experimental_distribute_dataset(validation))
             done = 0
-            while (ran := int(test_steps(iterator))) > done:  # to the end of the data
+            every = tf.constant(steps_per_execution)
+            while (ran := int(test_steps(iterator, every))) > done:  # to the data's end
                 done = ran
             logs["val_loss"] = mean_loss("validation")
             logs.update({f"val_{k}": v
