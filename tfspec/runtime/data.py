@@ -28,6 +28,11 @@ Inputs = Mapping[str, tuple[tuple[Any, ...], str]]  # INPUTS: name -> (shape, dt
 Splits = dict[str, Any]  # "train" / "validation" / "test" -> arrays or a dataset
 
 
+# tf.data traces its functions through AutoGraph, which reads and rewrites their
+# source (milliseconds each): the ones here have no Python control flow over tensors
+_plain = tf.autograph.experimental.do_not_convert
+
+
 # -- splits -----------------------------------------------------------------------------------
 
 
@@ -68,7 +73,7 @@ def split_dataset(dataset: tf.data.Dataset, validation: float, test: float,
     """
     count = int(dataset.cardinality())
     if count < 0:  # unknown (files, generators): count once
-        count = int(dataset.reduce(0, lambda n, _: n + 1))
+        count = int(dataset.reduce(0, _plain(lambda n, _: n + 1)))
     dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=False)
     n_test = round(count * test)
     n_validation = round(count * validation)
@@ -288,6 +293,7 @@ def pipeline(split: Any, name: str, *, batch: int = 32, drop_remainder: bool = F
             data = data.repeat() if repeat is True else data.repeat(repeat)
         return data.batch(batch, drop_remainder=drop_remainder, num_parallel_calls=parallel_calls)
 
+    @_plain
     def numbered_batches(number: tf.Tensor) -> tf.data.Dataset:
         """An epoch's batches, each with the epoch and its number when they seed the
         augmentation."""
@@ -361,6 +367,7 @@ def _epoch_numbers(epoch: Epoch, count: int | None = None) -> tf.data.Dataset:
     starts (read then, not when the dataset is made)."""
     variable = epoch.variable
 
+    @_plain
     def numbers(_: Any) -> tf.data.Dataset:
         start = variable.read_value()
         return tf.data.Dataset.range(start, start + count if count else tf.int64.max)
@@ -435,6 +442,7 @@ def _preparation(tensors: Any, layer: keras.Layer | None,
     `tensors`), then augmenting its features with `layer` (with a `seed`,
     reproducibly: the elements are `(epoch, (number, batch))`)."""
 
+    @_plain
     def examples(batch: Any) -> Any:
         if tensors is None:
             return batch
@@ -540,8 +548,8 @@ def _largest_label(dataset: tf.data.Dataset, name: str) -> int:
     if name not in known:
         known[name] = int(dataset.take(64).reduce(
             tf.constant(0, tf.int64),
-            lambda top, batch: tf.maximum(top, tf.cast(tf.reduce_max(
-                batch[1] if not isinstance(batch[1], dict) else batch[1][name]), tf.int64)),
+            _plain(lambda top, batch: tf.maximum(top, tf.cast(tf.reduce_max(
+                batch[1] if not isinstance(batch[1], dict) else batch[1][name]), tf.int64))),
         ))
     return known[name]
 
@@ -557,13 +565,24 @@ def adapt(model: keras.Model, train: tf.data.Dataset, layer: str,
     model input as it is).
     """
     found = model.get_layer(layer)
-    features = train.map(lambda x, y: x)
+    cut, pick = None, None  # the model up to the layer; the features of one input
     if through_model:
         # a layer on a model input takes that input's features as they are (a model
         # cut there would cost a new Keras model and its function, every adapt)
         direct = next((t for t in model.inputs if t is found.input), None)
         if direct is None:
-            features = features.map(keras.Model(model.inputs, found.input))
-        elif isinstance(features.element_spec, dict):
-            features = features.map(lambda x: x[direct.name])
+            cut = keras.Model(model.inputs, found.input)
+        elif isinstance(train.element_spec[0], dict):
+            pick = direct.name
+    if cut is None and int(train.cardinality()) == 1:
+        # one batch (arrays in memory, see ADAPT_BYTES): its tensor, which Keras adapts
+        # as it does arrays, with no dataset function to trace and no loop in Python
+        features = next(iter(train))[0]
+        found.adapt(features if pick is None else features[pick])
+        return
+    features = train.map(_plain(lambda x, y: x))
+    if cut is not None:
+        features = features.map(cut)
+    elif pick is not None:
+        features = features.map(_plain(lambda x: x[pick]))
     found.adapt(features)
