@@ -19,6 +19,7 @@ import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import pytest
 from run_processes import subprocess_env
@@ -218,14 +219,21 @@ tune {
 """
 
 
-def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, capsys):
-    (tmp_path / "data").mkdir()
-    shutil.copy(ROOT / "examples" / "data" / "iris.csv", tmp_path / "data")
-    spec = tmp_path / "diverging.tfspec"
-    spec.write_text(FAILING)
-    status = tfspec.cli.main(["tune", str(spec)])
+def search_here(folder: Path, file: str, text: str, capsys, *extra: str) -> tuple[Path, Any]:
+    """`tfspec tune` in this process of a spec written beside a copy of iris.csv: the
+    spec, and what was printed (it must succeed)."""
+    (folder / "data").mkdir()
+    shutil.copy(ROOT / "examples" / "data" / "iris.csv", folder / "data")
+    spec = folder / file
+    spec.write_text(text)
+    status = tfspec.cli.main(["tune", str(spec), *extra])
     out = capsys.readouterr()
     assert status == 0, out.err
+    return spec, out
+
+
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, capsys):
+    spec, out = search_here(tmp_path, "diverging.tfspec", FAILING, capsys)
     (run_dir,) = (tmp_path / "runs" / "diverging").glob("tune-*")
     found = {r["values"]["lr"]: r for r in records(run_dir).values()}
     assert found[1e38]["status"] == "FAILED"
@@ -273,13 +281,8 @@ tune {
 
 @pytest.mark.parametrize("loop", ["fit", "custom", "on_batch"])
 def test_a_dry_run_searches_with_every_loop(tmp_path, capsys, loop):
-    (tmp_path / "data").mkdir()
-    shutil.copy(ROOT / "examples" / "data" / "iris.csv", tmp_path / "data")
-    spec = tmp_path / "loops.tfspec"
-    spec.write_text(LOOPS.replace("LOOP", loop))
-    status = tfspec.cli.main(["tune", str(spec), "--dry-run"])
-    out = capsys.readouterr()
-    assert status == 0, out.err
+    spec, out = search_here(tmp_path, "loops.tfspec", LOOPS.replace("LOOP", loop), capsys,
+                            "--dry-run")
     assert sum(line.startswith("trial ") for line in out.out.splitlines()) == 2, out.out
     assert "2 trials (2 completed, 0 failed)" in out.out
     assert "dry run passed: two trials of one step on synthetic data" in out.err
@@ -331,13 +334,7 @@ def test_hyperband_trains_the_better_models_on_from_where_they_stopped(tmp_path,
     """Hyperband's rounds: models trained a few epochs, the best of them trained on from
     their weights (`tuner/trial_id`) to `max_epochs`, through the program's `fit(…,
     epochs, initial_epoch)`."""
-    (tmp_path / "data").mkdir()
-    shutil.copy(ROOT / "examples" / "data" / "iris.csv", tmp_path / "data")
-    spec = tmp_path / "bands.tfspec"
-    spec.write_text(HYPERBAND)
-    status = tfspec.cli.main(["tune", str(spec)])
-    out = capsys.readouterr()
-    assert status == 0, out.err
+    spec, _ = search_here(tmp_path, "bands.tfspec", HYPERBAND, capsys)
     (run_dir,) = (tmp_path / "runs" / "loops").glob("tune-*")
     found = records(run_dir)
     assert found and all(r["status"] == "COMPLETED" for r in found.values()), found
