@@ -243,8 +243,9 @@ ADAPT_BYTES = 64 << 20
 # The graph seed TensorFlow pairs with an op's seed where no global seed is set
 DEFAULT_GRAPH_SEED = 87654321
 
-# Each training pipeline that `pipeline` made -> [how to make its endless form, that form]
-_ENDLESS: weakref.WeakKeyDictionary[tf.data.Dataset, list[Any]] = weakref.WeakKeyDictionary()
+# Each training pipeline that `pipeline` made -> its endless form, made on first use
+_ENDLESS: weakref.WeakKeyDictionary[tf.data.Dataset, Callable[[], tf.data.Dataset]] = (
+    weakref.WeakKeyDictionary())
 
 
 def pipeline(split: Any, name: str, *, batch: int = 32, drop_remainder: bool = False,
@@ -335,7 +336,8 @@ def pipeline(split: Any, name: str, *, batch: int = 32, drop_remainder: bool = F
         one = one.apply(tf.data.experimental.assert_cardinality(per_epoch))
     dataset = finished(one)
     if training and per_epoch is not None and per_epoch >= 0:
-        _ENDLESS[dataset] = [lambda: finished(endless()), None]
+        # made once, on first use (augmentation is traced again for it)
+        _ENDLESS[dataset] = functools.cache(lambda: finished(endless()))
     return dataset
 
 
@@ -348,12 +350,8 @@ def epochs(dataset: tf.data.Dataset) -> tf.data.Dataset | None:
     new iterator every epoch (milliseconds: a short epoch feels them). None for a
     dataset `pipeline` did not make, or whose epochs have no known length.
     """
-    entry = _ENDLESS.get(dataset)
-    if entry is None:
-        return None
-    if entry[1] is None:  # made once, on first use: augmentation is traced again for it
-        entry[1] = entry[0]()
-    return entry[1]
+    make = _ENDLESS.get(dataset)
+    return None if make is None else make()
 
 
 def make_datasets(splits: Splits, pipeline: Callable[[Any, str], tf.data.Dataset]

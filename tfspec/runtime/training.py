@@ -106,7 +106,7 @@ def endless_train(datasets: dict[str, tf.data.Dataset], steps_per_epoch: int | N
     `steps_per_epoch`, or their length is not a multiple of `whole` (the steps of
     one call into TensorFlow: a call must not run into the next epoch)."""
     stream = data.epochs(datasets["train"]) if steps_per_epoch is None else None
-    batches = int(datasets["train"].cardinality())
+    batches = epoch_steps(datasets, None)
     if stream is None or batches <= 0 or batches % whole:
         return None
     return stream, batches
