@@ -1,6 +1,6 @@
 """The Keras catalog (spec/catalog/*.json) and its reader, tfspec.lang.catalog.
 
-The catalog must match the installed Keras (regenerated and compared, DESIGN.md
+The catalog must match the installed Keras (regenerated and compared, docs/architecture.md,
 rule 3), cover every public name, and load without TensorFlow. Anything that
 imports Keras runs in a subprocess so this test process stays TensorFlow-free.
 """

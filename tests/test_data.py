@@ -1,4 +1,4 @@
-"""The data half of compiled programs, run for real (issue 4).
+"""The data half of compiled programs, run for real.
 
 Every source reads real files written into a tmp folder next to its spec (or the
 data shipped in examples/data), through the generated `load_splits()` /

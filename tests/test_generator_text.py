@@ -1,4 +1,4 @@
-"""Generators write what varies, not fixed code (issue 12): the machinery every program
+"""Generators write what varies, not fixed code : the machinery every program
 shares lives in `tfspec.runtime` as real modules, so no string literal under tfspec/
 (docstrings aside) may hold more than a few lines of Python source."""
 

@@ -671,6 +671,96 @@ def test_malformed_config_is_reported():
     assert code == "E103" and message == "not a Keras model config: missing key 'layers'"
 
 
+def _malformed(case: str) -> dict:
+    config = two_tower_config()
+    layers = config["config"]["layers"]
+    if case == "inbound_nodes":
+        layers[2]["inbound_nodes"] = 5
+    elif case == "keras_history":
+        layers[2]["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = ["a", 0]
+    elif case == "input_config":
+        layers[0]["config"] = [1, 2]
+    elif case == "class_name":
+        layers[2]["class_name"] = ["Dense"]
+    elif case == "output":
+        config["config"]["output_layers"] = [["nowhere", 0, 0]]
+    return config
+
+
+@pytest.mark.parametrize("case, message", [
+    ("inbound_nodes", "the inbound_nodes of layer 'encoder' are not a list"),
+    ("keras_history", "a malformed keras_history"),
+    ("input_config", "the config of 'query' is not an object"),
+    ("class_name", "a layer is not a serialized Keras object"),
+    ("output", "model output 'nowhere' (call 0) is not a layer call of the model"),
+])
+def test_malformed_configs_are_e103_with_what_is_wrong(case, message):
+    [(code, got, hint)] = errors_of(_malformed(case))
+    assert (code, got) == ("E103", f"not a Keras model config: {message}")
+    assert hint == "give a `.keras` file, or the JSON of `model.get_config()`"
+
+
+def test_mutated_configs_raise_only_spec_errors():
+    """Any value anywhere in a config replaced by junk: E103 or another located
+    diagnostic, never an exception of the importer's own (a bug: status 2)."""
+    import copy
+    import random
+
+    junk = [None, 0, -1, 2.5, True, "", "x", [], [1], [None], {}, {"a": 1}, ["x", 0, 0],
+            [[["a", 0, 0, 5]]], {"class_name": "__tuple__", "config": 3},
+            {"class_name": "__keras_tensor__", "config": {}}, {"args": [], "kwargs": []}]
+
+    def paths(value, at=()):
+        yield at
+        items = value.items() if isinstance(value, dict) else enumerate(value) if \
+            isinstance(value, list) else ()
+        for key, item in items:
+            yield from paths(item, (*at, key))
+
+    rng = random.Random(20)
+    bases = [two_tower_config(), sequential_config()]
+    for _ in range(400):
+        config = copy.deepcopy(rng.choice(bases))
+        for _ in range(rng.randint(1, 3)):
+            at = rng.choice(list(paths(config))[1:])
+            target = config
+            for key in at[:-1]:
+                target = target[key]
+            target[at[-1]] = copy.deepcopy(rng.choice(junk))
+        try:
+            import_config(config)
+        except SpecError:
+            pass
+
+
+def test_cli_import_exit_status_tells_a_bad_config_from_a_bug(tmp_path, monkeypatch, capsys):
+    """A malformed config is the input's fault (E103, status 1); an exception of the
+    importer's own code is a bug (status 2, one line), even an AttributeError."""
+    from tfspec import cli
+    from tfspec.inspect import importer
+
+    monkeypatch.delenv("TFSPEC_DEBUG", raising=False)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_malformed("inbound_nodes")))
+    assert cli.main(["import", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: error[E103]: not a Keras model config: the inbound_nodes" in err
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(two_tower_config()))
+    assert cli.main(["import", str(good)]) == 0
+    capsys.readouterr()
+
+    def broken(*args, **kwargs):
+        raise AttributeError("'NoneType' object has no attribute 'get'")
+
+    monkeypatch.setattr(importer, "_node_arguments", broken)
+    assert cli.main(["import", str(good)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["tfspec: internal error: AttributeError: 'NoneType' object has no "
+                   "attribute 'get' (set TFSPEC_DEBUG=1 for a traceback, and please report it)"]
+
+
 # -- files -------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Checking never imports TensorFlow (DESIGN.md, rule 3).
+"""Checking never imports TensorFlow (docs/architecture.md, rule 3).
 
 A fresh interpreter imports tfspec, validates every example (through the API and
 through the CLI), formats and converts them both ways, and then must hold neither

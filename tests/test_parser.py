@@ -176,3 +176,60 @@ def test_comments_are_anchored():
         {"at": "/train", "text": "# closing", "end": True},
         {"at": "", "text": "# tail", "end": True},
     ]
+
+
+# -- parser state: per parse ---------------------------------------------------------------
+
+
+def _parse_result(text: str) -> tuple:
+    diags = Diagnostics("x.tfspec")
+    parsed = parse_dsl(text, diags)
+    return (parsed.ir, [(d.code, d.message, d.span) for d in diags.sorted()])
+
+
+_STATE_TEXTS = [
+    "tfspec 1\n# a comment\nparam lr = 1e-3  # trailing\nmodel M functional {\n"
+    "  input x: float32[4]\n  output y = Dense(3)(x)  # out\n}\n",
+    "tfspec 1\nparam big = 1" + "0" * 400 + "\nparam s = \"\\q\"\n",  # E204, E205: collected
+    "tfspec 1\nmodel M functional { x = Dense(3 Dense(4) }",  # E100 with a label
+    "tfspec 1\n# only a comment\n",
+]
+
+
+def test_parses_in_threads_keep_their_own_diagnostics_and_comments():
+    """The LSP parses per keystroke while `validate` may run beside it: each parse
+    collects its own diagnostics and comments, whatever runs at the same time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    expected = [_parse_result(t) for t in _STATE_TEXTS]
+    texts = _STATE_TEXTS * 50
+    with ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(_parse_result, texts))
+    assert got == expected * 50
+
+
+def test_a_parse_inside_a_parse_keeps_both_states(monkeypatch):
+    """A callback that parses (as the syntax-error labels do, on first use) does not
+    take the outer parse's diagnostics or comments."""
+    from tfspec.lang import parser
+
+    inner: list[tuple] = []
+    real = parser._on_comment
+
+    def nested(tok):
+        if not inner:
+            inner.append(_parse_result(_STATE_TEXTS[1]))
+        return real(tok)
+
+    outer = "tfspec 1\n# first\nparam big = 1" + "0" * 400 + "\n"  # E204 after the comment
+    expected_outer = _parse_result(outer)
+    assert [code for code, _, _ in expected_outer[1]] == ["E204"]
+    monkeypatch.setattr(parser, "_on_comment", nested)
+    parser.grammar.cache_clear()  # the lexer takes the callback when the parser is built
+    try:
+        assert _parse_result(outer) == expected_outer
+        assert inner == [_parse_result(_STATE_TEXTS[1])]
+    finally:
+        monkeypatch.undo()
+        parser.grammar.cache_clear()
+        parser._example_states.cache_clear()

@@ -239,8 +239,9 @@ def test_pipeline_augments_the_training_split_only():
 
 
 def test_epochs_is_every_epoch_through_one_iterator():
-    """`epochs(train)` is epoch after epoch of what `train` gives when started at each
-    epoch: the same order and the same augmentation, from the epoch it starts at."""
+    """`training.epochs()` is epoch after epoch of what `training.dataset` gives when
+    started at each epoch: the same order and the same augmentation, from the epoch it
+    starts at."""
     def layers() -> keras.Layer:
         return keras.Sequential([keras.layers.GaussianNoise(1.0)])
 
@@ -249,19 +250,20 @@ def test_epochs_is_every_epoch_through_one_iterator():
 
     for split in (arrays(10), tf.data.Dataset.from_tensor_slices(arrays(10))):
         epoch = seeds.Epoch()
-        train = data.pipeline(split, "train", batch=4, seed=5, epoch=epoch, augment=layers)
+        training = data.Pipeline(batch=4, seed=5, epoch=epoch, augment=layers).training(split)
+        train = training.dataset
         each = []
         for number in range(2, 5):  # a run resumed at epoch 2, one iterator an epoch
             epoch.assign(number)
             each += batches(train, 3)
         epoch.assign(2)
         assert int(train.cardinality()) == 3
-        assert batches(data.epochs(train), 9) == each
-        assert data.epochs(train) is data.epochs(train)  # made once
-    unseeded = data.pipeline(arrays(10), "train", batch=4)
-    assert sorted(rows(data.epochs(unseeded).take(6))) == sorted(list(range(10)) * 2)
-    assert data.epochs(data.pipeline(arrays(10), "validation", batch=4)) is None
-    assert data.epochs(data.pipeline(arrays(10), "train", batch=4, repeat=True)) is None
+        assert batches(training.epochs(), 9) == each
+        assert training.epochs() is training.epochs()  # made once
+    unseeded = data.Pipeline(batch=4).datasets({"train": arrays(10)})
+    assert sorted(rows(data.train_epochs(unseeded).take(6))) == sorted(list(range(10)) * 2)
+    assert data.train_epochs(data.Pipeline(batch=4).datasets({"validation": arrays(10)})) is None
+    assert data.Pipeline(batch=4, repeat=True).training(arrays(10)).epochs() is None
 
 
 def test_data_epoch_callback_sets_the_epoch():

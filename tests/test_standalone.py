@@ -123,3 +123,24 @@ def test_standalone_needs_a_folder(tmp_path, capsys):
     assert tfspec.cli.main(["compile", str(spec), "--standalone", "-o",
                             str(tmp_path / "out")]) == 0
     assert sorted(os.listdir(tmp_path / "out")) == ["m.py", "tfspec_runtime"]
+
+
+def test_a_program_that_loads_a_model_gets_the_runtimes_transfer_module(tmp_path):
+    """`load_model(…)` is the runtime's `transfer.load_keras_model`: the copy has it."""
+    from tfspec.codegen.program import compile_file
+    from tfspec.codegen.standalone import write_standalone
+
+    spec = tmp_path / "m.tfspec"
+    spec.write_text(textwrap.dedent("""\
+        tfspec 1
+        model M sequential {
+          input x: float32[4]
+          load_model("base.keras", trainable = false)
+          Dense(1)
+        }
+    """))
+    out = tmp_path / "out"
+    compiled = compile_file(spec, program_path=out / "m.py", standalone=True)
+    program, runtime = write_standalone(compiled, out)
+    assert "from tfspec_runtime import transfer\n" in program.read_text()
+    assert sorted(p.name for p in runtime.glob("*.py")) == ["__init__.py", "transfer.py"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .lang.diagnostics import Diagnostic, Diagnostics, Span, SpecError
+from .lang.diagnostics import Diagnostic, Diagnostics, Span, SpecError, TfspecError
 from .lang.formatter import format_spec
 from .lang.validate import Result, parse_override, validate_file, validate_text
 from .version import __version__
@@ -19,6 +19,7 @@ __all__ = [
     "Result",
     "Span",
     "SpecError",
+    "TfspecError",
     "format_spec",
     "parse_override",
     "serve",

@@ -1,8 +1,10 @@
 """`tfspec` on the command line: a thin shell over the public API.
 
-Exit status: 0 clean, 1 the spec has errors (or `fmt --check` would change a
-file), 2 an internal error (a bug in tfspec: it prints one line, never a
-traceback, unless TFSPEC_DEBUG=1).
+Exit status: 0 clean; 1 the input is wrong — any `TfspecError`, which `main`
+catches once and prints (a `SpecError` as located diagnostics) — or `fmt --check`
+would change a file; 2 an internal error (any other exception: a bug in tfspec,
+one line, never a traceback, unless TFSPEC_DEBUG=1), or a command line argparse
+rejects; 130 Ctrl-C.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .codegen.program import Compiled
-from .lang.diagnostics import SpecError, render_github, render_text
+from .lang.diagnostics import SpecError, TfspecError, render_github, render_json, render_text
 from .lang.files import write_atomic
 from .lang.formatter import format_spec
 from .lang.validate import Result, find_specs, parse_override, validate_file
@@ -29,8 +31,7 @@ EXIT_OK, EXIT_ERRORS, EXIT_INTERNAL = 0, 1, 2
 def _print_diagnostics(results: list[Result], fmt: str, out=None) -> None:
     out = out if out is not None else sys.stdout
     if fmt == "json":
-        items = [d.to_dict() for r in results for d in r.diagnostics]
-        print(json.dumps(items, indent=2), file=out)
+        print(render_json(d for r in results for d in r.diagnostics), file=out)
         return
     for r in results:
         if not len(r.diagnostics):
@@ -43,19 +44,19 @@ def _print_diagnostics(results: list[Result], fmt: str, out=None) -> None:
 
 
 def _overrides(pairs: list[str]) -> dict[str, Any]:
+    """The `--set NAME=VALUE` options; a malformed one is the user's error (status 1)."""
     out = {}
     for pair in pairs or []:
-        name, value = parse_override(pair)
+        try:
+            name, value = parse_override(pair)
+        except ValueError as exc:
+            raise TfspecError(f"--set: {exc}") from None
         out[name] = value
     return out
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    try:
-        overrides = _overrides(args.set)
-    except ValueError as exc:
-        print(f"tfspec: error: --set: {exc}", file=sys.stderr)
-        return EXIT_ERRORS
+    overrides = _overrides(args.set)
     files = find_specs(args.paths)
     results = [validate_file(path, overrides, tuple(args.allow_module)) for path in files]
     if args.shapes:  # Keras builds each model that checks clean: errors at the layer
@@ -132,15 +133,27 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _report(error: SpecError, fmt: str = "text") -> int:
-    diags = error.diagnostics
+def _report(error: TfspecError, fmt: str) -> None:
+    """Print an error of the input: a `SpecError`'s diagnostics in the command's
+    `--format` (text on stderr, after its `preface` on stdout; JSON or GitHub
+    annotations on stdout), any other `TfspecError` as its one line on stderr."""
+    if not isinstance(error, SpecError):
+        print(f"{error.cli_prefix}{error}", file=sys.stderr)
+        return
     if fmt == "json":
-        print(json.dumps([d.to_dict() for d in diags], indent=2))
+        print(json.dumps(error.to_json(), indent=2))
     elif fmt == "github":
-        print(render_github(diags))
+        print(render_github(error.diagnostics))
     else:
-        print(render_text(diags, error.source), file=sys.stderr)
-    return EXIT_ERRORS
+        sys.stdout.write(error.preface())
+        sys.stdout.flush()  # the rows before the diagnostics, when both go to a terminal
+        print(render_text(error.diagnostics, error.source), file=sys.stderr)
+    run_dir = getattr(error, "run_dir", None)  # set by jobs.runner on a run that failed
+    if run_dir is not None:  # what it trained, each export's check, where it is
+        from .jobs.runner import summary
+
+        for line in summary(run_dir, failed=True):
+            print(line, file=sys.stderr)
 
 
 def _compile(args: argparse.Namespace) -> Compiled:
@@ -154,20 +167,15 @@ def cmd_compile(args: argparse.Namespace) -> int:
     from .codegen.standalone import program_name, write_standalone
 
     if args.standalone and not args.output:
-        print("tfspec: error: --standalone writes a folder: name it with -o DIR",
-              file=sys.stderr)
-        return EXIT_ERRORS
+        raise TfspecError("--standalone writes a folder: name it with -o DIR")
     program = (os.path.join(args.output, program_name(args.spec)) if args.standalone
                else args.output)
-    try:
-        compiled = compile_file(args.spec, _overrides(args.set), tuple(args.allow_module),
-                                program_path=program, standalone=args.standalone)
-        if args.check:
-            from .jobs.build import build_model
+    compiled = compile_file(args.spec, _overrides(args.set), tuple(args.allow_module),
+                            program_path=program, standalone=args.standalone)
+    if args.check:
+        from .jobs.build import build_model
 
-            build_model(compiled)
-    except SpecError as exc:
-        return _report(exc)
+        build_model(compiled)
     if args.standalone:
         for path in write_standalone(compiled, args.output):
             print(f"wrote {path}", file=sys.stderr)
@@ -181,53 +189,39 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     """The plan; with `--target`, then whether the untrained model converts."""
-    from .inspect.plan import PlanError, analyze, plan_from, render_partial
+    from .inspect.plan import PlanError, analyze, plan_from
     from .inspect.plan import render_text as render_plan
 
     try:
         analysis = analyze(_compile(args))
-        result = plan_from(analysis)
-        if args.target:
-            from .inspect.convertcheck import check_targets
-
-            report = check_targets(analysis, args.target)
-    except PlanError as exc:  # the layers Keras built, then the error at the next one
+    except PlanError as exc:  # `main` prints the layers Keras built, then the E500
         exc.hint_at_rows()
-        if args.format == "json":
-            print(json.dumps(exc.to_json(), indent=2))
-            return EXIT_ERRORS
-        sys.stdout.write(render_partial(exc))
-        sys.stdout.flush()
-        return _report(exc)
-    except SpecError as exc:
-        return _report(exc, args.format)
+        raise
+    result = plan_from(analysis)
     if not args.target:
         print(json.dumps(result, indent=2) if args.format == "json" else render_plan(result))
         return EXIT_OK
+    from .inspect.convertcheck import check_targets
+
+    report = check_targets(analysis, args.target)
     error = report.error()
     if args.format == "json":
         if error is not None:
-            return _report(error, "json")
+            raise error
         print(json.dumps({**result, "targets": report.to_json()}, indent=2))
         return EXIT_OK
     print(render_plan(result) + report.render_text())
-    return EXIT_OK if error is None else _report(error)
+    if error is not None:
+        raise error
+    return EXIT_OK
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    from .inspect.graph import GraphvizMissing, write_graph
+    from .inspect.graph import write_graph
 
     if not args.output.endswith((".dot", ".svg", ".png")):
-        print(f"tfspec: error: -o must end in .dot, .svg or .png. Received: {args.output}",
-              file=sys.stderr)
-        return EXIT_ERRORS
-    try:
-        written = write_graph(_compile(args), args.output)
-    except SpecError as exc:
-        return _report(exc)
-    except GraphvizMissing as exc:
-        print(f"tfspec: {exc}", file=sys.stderr)
-        return EXIT_ERRORS
+        raise TfspecError(f"-o must end in .dot, .svg or .png. Received: {args.output}")
+    written = write_graph(_compile(args), args.output)
     for path in written:
         print(f"wrote {path}", file=sys.stderr)
     return EXIT_OK
@@ -236,10 +230,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from .inspect.importer import import_to_text
 
-    try:
-        text = import_to_text(args.model)
-    except SpecError as exc:
-        return _report(exc)
+    text = import_to_text(args.model)
     if args.output:
         write_atomic(args.output, text)
         print(f"wrote {args.output}", file=sys.stderr)
@@ -258,15 +249,8 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from .jobs.runner import run, summary
 
-    try:
-        run_dir = run(args.spec, _overrides(args.set), tuple(args.allow_module), args.dry_run,
-                      run_dir=args.run_dir)
-    except SpecError as exc:
-        status = _report(exc)
-        # a run whose exports failed: what it trained, each export's check, where it is
-        for line in summary(exc.run_dir, failed=True) if getattr(exc, "run_dir", None) else []:
-            print(line, file=sys.stderr)
-        return status
+    run_dir = run(args.spec, _overrides(args.set), tuple(args.allow_module), args.dry_run,
+                  run_dir=args.run_dir)
     if args.dry_run:
         print("dry run passed: one training step on synthetic data", file=sys.stderr)
     else:
@@ -277,11 +261,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from .jobs.runner import export_run
 
-    try:
-        run_dir = export_run(args.spec, args.from_dir, _overrides(args.set),
-                             tuple(args.allow_module))
-    except SpecError as exc:
-        return _report(exc)
+    run_dir = export_run(args.spec, args.from_dir, _overrides(args.set),
+                         tuple(args.allow_module))
     print(f"exported and verified: {run_dir / 'verify.json'}", file=sys.stderr)
     return EXIT_OK
 
@@ -289,10 +270,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from .jobs.runner import verify_run
 
-    try:
-        report = verify_run(args.run_dir)
-    except SpecError as exc:
-        return _report(exc, args.format)
+    report = verify_run(args.run_dir)
     if args.format == "json":
         print(json.dumps(report, indent=2))
     return EXIT_OK
@@ -308,21 +286,16 @@ def _emit_tfjob(args: argparse.Namespace) -> int:
     from .jobs.tfjob import emit
 
     if getattr(args, "on", None):
-        print(f"tfspec: error: --emit tfjob writes a manifest; it cannot run --on {args.on}",
-              file=sys.stderr)
-        return EXIT_ERRORS
+        raise TfspecError(f"--emit tfjob writes a manifest; it cannot run --on {args.on}")
     if not args.image:
         print("usage: tfspec launch FILE --emit tfjob --image IMAGE [--workers N] …\n"
               "tfspec launch: error: --emit tfjob needs --image IMAGE (an image with "
               f"tfspec installed: {INSTALL_TF})", file=sys.stderr)
         return 2  # a usage error, as argparse's
-    try:
-        return emit(args.spec, image=args.image, workers=args.workers, sets=args.set,
-                    allow_modules=args.allow_module, namespace=args.namespace or "default",
-                    cpus=args.cpus, memory=args.memory, gpus=args.gpus, storage=args.storage,
-                    name=args.name, output=args.output)
-    except SpecError as exc:
-        return _report(exc)
+    return emit(args.spec, image=args.image, workers=args.workers, sets=args.set,
+                allow_modules=args.allow_module, namespace=args.namespace or "default",
+                cpus=args.cpus, memory=args.memory, gpus=args.gpus, storage=args.storage,
+                name=args.name, output=args.output)
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
@@ -332,47 +305,34 @@ def cmd_launch(args: argparse.Namespace) -> int:
                    ("address", "cpus_per_worker", "gpus_per_worker", "max_failures")
                    if getattr(args, name) is not None]
     if ray_options and args.on != "ray":
-        print(f"tfspec: error: {', '.join(ray_options)} needs --on ray", file=sys.stderr)
-        return EXIT_ERRORS
+        raise TfspecError(f"{', '.join(ray_options)} needs --on ray")
     if args.emit == "tfjob":
         return _emit_tfjob(args)
     tfjob_options = [flag for flag, name in _TFJOB_OPTIONS if getattr(args, name) is not None]
     if tfjob_options:
-        print(f"tfspec: error: {', '.join(tfjob_options)} needs --emit tfjob", file=sys.stderr)
-        return EXIT_ERRORS
-    try:
-        if args.on == "ray":
-            from .jobs.ray import RayOptions, launch_on_ray
+        raise TfspecError(f"{', '.join(tfjob_options)} needs --emit tfjob")
+    if args.on == "ray":
+        from .jobs.ray import RayOptions, launch_on_ray
 
-            options = RayOptions(args.workers, args.address, args.cpus_per_worker or 1.0,
-                                 args.gpus_per_worker or 0.0, args.max_failures or 0)
-            return launch_on_ray(args.spec, options, args.set, args.allow_module)
-        return launch(args.spec, args.workers, args.set, args.allow_module)
-    except SpecError as exc:
-        return _report(exc)
+        options = RayOptions(args.workers, args.address, args.cpus_per_worker or 1.0,
+                             args.gpus_per_worker or 0.0, args.max_failures or 0)
+        return launch_on_ray(args.spec, options, args.set, args.allow_module)
+    return launch(args.spec, args.workers, args.set, args.allow_module)
 
 
 def cmd_data(args: argparse.Namespace) -> int:
     from .inspect.dataview import preview
     from .inspect.dataview import render_text as render_data
 
-    try:
-        view = preview(_compile(args), args.examples)
-    except SpecError as exc:
-        return _report(exc, args.format)
+    view = preview(_compile(args), args.examples)
     print(json.dumps(view, indent=2) if args.format == "json" else render_data(view))
     return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .serving.servables import ServeError
     from .serving.server import serve
 
-    try:
-        serve(args.path, host=args.host, port=args.port, name=args.name)
-    except ServeError as exc:
-        print(f"tfspec: error: {exc}", file=sys.stderr)
-        return EXIT_ERRORS
+    serve(args.path, host=args.host, port=args.port, name=args.name)
     return EXIT_OK  # stopped with Ctrl-C or SIGTERM
 
 
@@ -397,13 +357,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
     except ValueError:
         missing = True
     if missing:
-        print('tfspec: error: `tfspec tune` needs KerasTuner: pip install "tfspec[tune]"',
-              file=sys.stderr)
-        return EXIT_ERRORS
+        raise TfspecError('`tfspec tune` needs KerasTuner: pip install "tfspec[tune]"')
     if args.workers < 0 or (args.max_trials is not None and args.max_trials < 1):
-        print("tfspec: error: --workers must be 0 or more, --max-trials 1 or more",
-              file=sys.stderr)
-        return EXIT_ERRORS
+        raise TfspecError("--workers must be 0 or more, --max-trials 1 or more")
     # what a worker process, or the same search resumed, is started with
     argv = [x for pair in args.set for x in ("--set", pair)]
     argv += [x for module in args.allow_module for x in ("--allow-module", module)]
@@ -412,9 +368,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         lines = tune(args.spec, _overrides(args.set), tuple(args.allow_module),
                      max_trials=args.max_trials, workers=args.workers, dry_run=args.dry_run,
                      run_dir=args.run_dir, argv=argv)
-    except SpecError as exc:
-        return _report(exc)
-    except Interrupted as stop:
+    except Interrupted as stop:  # not an error: how to resume (a TfspecError goes to main)
         if "KERASTUNER_TUNER_ID" not in os.environ:  # the parent says it, once
             again = " ".join(["tfspec tune", args.spec, *argv] +
                              (["--workers", str(args.workers)] if args.workers else []))
@@ -645,6 +599,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERRORS
     try:
         return func(args)
+    except TfspecError as exc:  # the input is wrong: the one place it is printed
+        _report(exc, getattr(args, "format", "text"))
+        return EXIT_ERRORS
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

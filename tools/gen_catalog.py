@@ -2,7 +2,7 @@
 
     python tools/gen_catalog.py [--out spec/catalog] [--check]
 
-The checker must not import TensorFlow (DESIGN.md rule 3), so everything it knows
+The checker must not import TensorFlow (docs/architecture.md, rule 3), so everything it knows
 about Keras — every public layer, optimizer, loss, metric, callback, activation,
 initializer, regularizer, constraint and learning-rate schedule, with its ordered
 parameters, defaults and value types — is introspected here once and checked in.

@@ -8,10 +8,11 @@ what the spec says and leaves the machinery to the runtime:
   `keras.utils.image_dataset_from_directory`, `tfds.load`, TFRecord files…) with its
   arguments, then `data.split_arrays` (arrays in memory) or `data.split_dataset`;
 - `augment_layers()`: the spec's augmentation layers, as Keras constructor calls;
-- `pipeline(split, name)`: `data.pipeline` with the section's settings (batch,
-  shuffle, seed, cache, repeat, parallel, prefetch);
-- `make_datasets()`, `check_data()`, `adapt()`: one runtime call each, `adapt` one
-  per layer that learns from data (Normalization, TextVectorization…).
+- `pipelines()`: a `data.Pipeline` of the section's settings (batch, shuffle, seed,
+  cache, repeat, parallel, prefetch); `pipeline(split, name)` batches one split with
+  it, `make_datasets()` every split (the training data's endless form with them);
+- `check_data()`, `adapt()`: one runtime call each, `adapt` one per layer that learns
+  from data (Normalization, TextVectorization…).
 
 Each call carries its spec span, so that an error the runtime raises is reported
 at the spec line that asked for it (the data source, a layer to adapt…).
@@ -23,8 +24,8 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from ..lang.located import escape
-from .pytext import Scope, call_text
+from ..lang.ir import escape, resolve
+from .pytext import Scope, call_text, py_string
 from .writer import CodeWriter
 
 if TYPE_CHECKING:
@@ -156,9 +157,10 @@ class DataGenerator:
     def pick(self, table: str, names: list[str] | str, side: str) -> str:
         """`archive["x"]`, or a dict keyed by the model's input/output names."""
         if isinstance(names, str):
-            return f"{table}[{_q(names)}]"
+            return f"{table}[{py_string(names)}]"
         keys = self.gen.model_names(side)
-        items = ", ".join(f"{_q(k)}: {table}[{_q(n)}]" for k, n in zip(keys, names, strict=False))
+        items = ", ".join(f"{py_string(k)}: {table}[{py_string(n)}]"
+                          for k, n in zip(keys, names, strict=False))
         return "{" + items + "}"
 
     def source_csv(self, w: CodeWriter) -> None:
@@ -175,10 +177,10 @@ class DataGenerator:
         outputs = self.gen.model_names("outputs")
         args = ["columns", "INPUTS"]
         if len(labels) == 1:
-            args.append(f"labels={_q(labels[0])}")
+            args.append(f"labels={py_string(labels[0])}")
         elif labels:
-            args.append("labels={" + ", ".join(
-                f"{_q(o)}: {_q(c)}" for o, c in zip(outputs, labels, strict=False)) + "}")
+            args.append("labels={" + ", ".join(f"{py_string(o)}: {py_string(c)}" for o, c
+                                               in zip(outputs, labels, strict=False)) + "}")
         features = self.raw_arg("features") or self.data.get("features")
         if isinstance(features, list):
             args.append(f"features={features!r}")
@@ -260,12 +262,12 @@ class DataGenerator:
                 parts[key] = f"{base}[{start}%:{end}%]"
                 start = end
             named = {**{k: v for k, v in parts.items() if k != "train"}, **named}
-            split = _q(parts["train"])
+            split = py_string(parts["train"])
         if named:
             w.line("splits = {}")
             for key, value in [("train", None), *named.items()]:
-                which = split if value is None else _q(value)
-                w.line(_call(f"splits[{_q(key)}] = tfds.load", [name, f"split={which}",
+                which = split if value is None else py_string(value)
+                w.line(_call(f"splits[{py_string(key)}] = tfds.load", [name, f"split={which}",
                                                                  *common], w.width),
                        self.span())
             w.line("return splits")
@@ -324,7 +326,7 @@ class DataGenerator:
             w.line('], name="augment")')
 
     def settings(self) -> list[tuple[str, Span | None]]:
-        """`data.pipeline`'s arguments from the section (defaults left out), each with
+        """`data.Pipeline`'s arguments from the section (defaults left out), each with
         the span of the setting it comes from."""
         d = self.data
         out = [(f"batch={self.value('batch', 32)}", self.given("batch"))]
@@ -342,8 +344,8 @@ class DataGenerator:
             # would otherwise go on reading a cache of the old data
             key = hashlib.sha1(json.dumps([d, self.gen.params], sort_keys=True,
                                           default=str).encode()).hexdigest()[:8]
-            out.append((f"cache=SPEC_DIR / {_q(cache)}", self.given("cache")))
-            out.append((f"cache_key={_q(key)}", self.given("cache")))
+            out.append((f"cache=SPEC_DIR / {py_string(cache)}", self.given("cache")))
+            out.append((f"cache_key={py_string(key)}", self.given("cache")))
         elif cache is not True:
             out.append((f"cache={self.value('cache')}", self.given("cache")))
         if d.get("repeat", False) is not False:
@@ -358,28 +360,37 @@ class DataGenerator:
         return out
 
     def pipeline(self, w: CodeWriter) -> None:
+        """`pipelines()`: a `data.Pipeline` of the section's settings, made when called
+        (a param they name is read then); `pipeline(split, name)` and `make_datasets()`
+        batch splits with it."""
+        w.blank(2)
+        w.line("def pipelines():", self.span())
+        with w.indented():
+            w.line('"""How `data { … }` batches each split: its settings."""')
+            settings = self.settings()
+            one = f"return data.Pipeline({', '.join(t for t, _ in settings)})"
+            if len(one) <= w.width:
+                w.line(one, self.span())
+            else:
+                w.line("return data.Pipeline(", self.span())
+                with w.indented():
+                    for text, span in settings:
+                        w.line(text + ",", span)
+                w.line(")")
         w.blank(2)
         w.line("def pipeline(split, name):", self.span())
         with w.indented():
             w.line('"""One split batched as `data { … }` says ("adapt": the training data '
                    'as it is)."""')
-            settings = self.settings()
-            one = f"return data.pipeline(split, name, {', '.join(t for t, _ in settings)})"
-            if len(one) <= w.width:
-                w.line(one, self.span())
-            else:
-                w.line("return data.pipeline(", self.span())
-                with w.indented():
-                    w.line("split, name,")
-                    for text, span in settings:
-                        w.line(text + ",", span)
-                w.line(")")
+            w.line("return pipelines()(split, name)", self.span())
         w.blank(2)
         w.line("def make_datasets(splits=None):", self.span())
         with w.indented():
-            w.line('"""The batched `train`, `validation` and `test` pipelines that exist."""')
-            w.line("return data.make_datasets(load_splits() if splits is None else splits, "
-                   "pipeline)")
+            w.line('"""The batched `train`, `validation` and `test` pipelines that exist, and '
+                   'the')
+            w.line('training data epoch after epoch for the loop (a data.Datasets)."""')
+            w.line("return pipelines().datasets(load_splits() if splits is None else splits)",
+                   self.span())
 
     def check(self, w: CodeWriter) -> None:
         """`check_data()`: its errors are the data source's (E501 at `source =`)."""
@@ -404,7 +415,7 @@ class DataGenerator:
             subclass = (self.gen.ir.get("model") or {}).get("kind") == "subclass"
             last = ", through_model=False" if subclass else ""
             for info in layers:
-                w.line(f"data.adapt(model, train, {_q(info.name)}{last})",
+                w.line(f"data.adapt(model, train, {py_string(info.name)}{last})",
                        gen_span(self.gen, info))
 
 
@@ -417,20 +428,13 @@ def adapted_layers(gen: Generator) -> list[LayerInfo]:
 
 def has_state(gen: Generator, info: LayerInfo) -> bool:
     """Whether a layer was given what it would otherwise learn (`vocabulary = …`)."""
-    node: Any = gen.ir
-    for part in info.at.split("/")[1:]:
-        part = part.replace("~1", "/").replace("~0", "~")
-        node = node[int(part)] if isinstance(node, list) else node.get(part)
+    node = resolve(gen.ir, info.at)
     kwargs = node.get("kwargs", {}) if isinstance(node, dict) else {}
     return any(k in kwargs for k in ADAPTED_BY.get(info.cls, ()))
 
 
 def gen_span(gen: Generator, info: Any):
     return gen.span(info.at)
-
-
-def _q(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
 
 
 def _call(head: str, args: list[str], width: int) -> str:

@@ -23,17 +23,15 @@ from typing import Any
 
 from ..lang import catalog, transfer
 from ..lang.diagnostics import Span
-from ..lang.located import escape
+from ..lang.ir import OUTPUTS, declared, escape, statement_kind
 from ..lang.validate import Result
-from .pytext import Scope, call_text, fresh_name, identifier, py_string, snake
+from .pytext import Scope, call_text, fresh_name, identifier, py_string
 from .writer import INDENT, CodeWriter
 
 INDENT_WIDTH = len(INDENT)
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3}
-# `load_model(…)` in a spec: the program's function that loads a `.keras` model as a layer
-LOAD_HELPER = "load_keras_model"
-# The program's helper functions: an error raised in one is reported at its caller's line.
-HELPERS = frozenset({LOAD_HELPER})
+# `load_model(…)` in a spec: the runtime's function that loads a `.keras` model as a layer
+LOAD_MODEL_CALL = "transfer.load_keras_model"
 
 
 @dataclass
@@ -74,7 +72,7 @@ class Generator:
         self.blocks = {b["name"]: b for b in self.ir.get("blocks") or []}
         self.spec_dir = Path(".")  # the spec's folder, seen from the program's
         self.spec_files = False  # whether the model loads files (it needs SPEC_DIR then)
-        self.helpers: set[str] = set()  # helper functions the program needs
+        self.imports: set[str] = set()  # what the model's code imports ("runtime:transfer")
         # the package the program imports the shared machinery from: "runtime:<module>"
         # in a generator's imports becomes `from tfspec.runtime import <module>`
         self.runtime = "tfspec.runtime"
@@ -112,7 +110,7 @@ class Generator:
 
         def name(v: Any) -> str:
             if isinstance(v, dict) and isinstance(v.get("call"), str):
-                return snake(v["call"])
+                return catalog.snake_case(v["call"])
             return v if isinstance(v, str) else "loss"
 
         if isinstance(loss, dict) and "call" not in loss and "ref" not in loss:
@@ -126,11 +124,11 @@ class Generator:
         model = self.ir.get("model") or {}
         body = model.get("body", [])
         if side == "inputs":
-            return [s["input"] for s in body if "input" in s]
+            return declared(body, "input")
         if model.get("kind") == "sequential":
             last = [info.name for info in self.layers if info.at.startswith("/model/")]
             return last[-1:] or ["output"]
-        return [s["output"] for s in body if "output" in s]
+        return declared(body, *OUTPUTS)
 
     # -- values ------------------------------------------------------------------------------
 
@@ -148,8 +146,9 @@ class Generator:
         raise ValueError(f"not a literal: {v!r}")
 
     def value(self, v: Any, at: str, scope: Scope, param: dict | None = None,
-              prec: int = 0, right: bool = False) -> str:
-        """A Python expression for a spec value (a constructor argument)."""
+              prec: int = 0, right: bool = False, owner: str = "") -> str:
+        """A Python expression for a spec value (a constructor argument: `param` of
+        the catalog's `owner`, when known)."""
         if isinstance(v, dict):
             if "ref" in v:
                 name = v["ref"]
@@ -165,18 +164,14 @@ class Generator:
                     text = f"{left} {op} {rhs}"
                 return f"({text})" if p < prec or (right and p == prec) else text
             if "call" in v:
-                kind = None
-                if param is not None:
-                    ptype = param.get("type")
-                    kind = catalog.TYPE_CATEGORY.get(ptype) if isinstance(ptype, str) else None
-                    kind = kind or catalog.kind_for_param(param["name"])
-                if kind == "activations" and catalog.lookup("activations", v["call"]) is None:
-                    kind = "layers"  # `activation = LeakyReLU(0.2)`: a layer as activation
+                # the checker's category for it (so a valid spec's calls build as checked)
+                kind = catalog.argument_category(owner, param, v)
                 # nested in another call: break it early, the caller indents it
                 return self.construct(v, at, kind or "layers", scope, budget=60)
         if isinstance(v, list):
             return "[" + ", ".join(
-                self.value(x, f"{at}/{i}", scope, param) for i, x in enumerate(v)) + "]"
+                self.value(x, f"{at}/{i}", scope, param, owner=owner)
+                for i, x in enumerate(v)) + "]"
         if param is not None and param.get("float") and isinstance(v, int) and not isinstance(
                 v, bool):
             return repr(float(v))  # Keras rejects ints for some rates (`learning_rate=1`)
@@ -195,11 +190,11 @@ class Generator:
         out = []
         for i, arg in enumerate(call.get("args", [])):
             param = params[i] if i < len(params) else None
-            text = self.value(arg, f"{at}/args/{i}", scope, param)
+            text = self.value(arg, f"{at}/args/{i}", scope, param, owner=name)
             out.append(self.spec_path(name, arg, text) if loads and i == 0 else text)
         for key, arg in call.get("kwargs", {}).items():
             kat = f"{at}/kwargs/{escape(key)}"
-            text = self.value(arg, kat, scope, by_name.get(key))
+            text = self.value(arg, kat, scope, by_name.get(key), owner=name)
             if loads and key == transfer.PATH_ARG[name]:
                 text = self.spec_path(name, arg, text)
             out.append(f"{key}={text}")
@@ -213,36 +208,14 @@ class Generator:
         # TFSMLayer keeps the path in its config, which must stay a JSON string
         return f"str(SPEC_DIR / {text})" if callee == "TFSMLayer" else f"SPEC_DIR / {text}"
 
-    def load_helper(self, w: CodeWriter) -> None:
-        """`load_model(…)` in a spec: a saved Keras model used as a layer."""
-        w.blank(2)
-        w.line(f"def {LOAD_HELPER}(filepath, *, trainable=None, output=None, name=None):")
-        with w.indented():
-            w.line('"""A saved Keras model as a layer (`load_model` in the spec).')
-            w.blank()
-            w.line("`output` cuts it at that layer's output, to put a new head on it;")
-            w.line("`trainable` freezes (False) or unfreezes (True) all of its layers.")
-            w.line('"""')
-            w.line("model = keras.saving.load_model(filepath, compile=False)")
-            w.line("if output is not None:")
-            with w.indented():
-                w.line("model = keras.Model(model.inputs, model.get_layer(output).output)")
-            w.line("if trainable is not None:")
-            with w.indented():
-                w.line("model.trainable = trainable")
-            w.line("if name is not None:")
-            with w.indented():
-                w.line("model.name = name")
-            w.line("return model")
-
     def construct(self, call: dict[str, Any], at: str, category: str, scope: Scope,
                   extra: list[str] | None = None, budget: int = 80) -> str:
         """`keras.<module>.<Class>(args)` for a constructor call in the spec."""
         name, args = self.arguments(call, at, category, scope)
         head = f"{catalog.NAMESPACES[category]}.{name}"
         if category == "layers" and name == transfer.LOAD_MODEL:
-            head = LOAD_HELPER
-            self.helpers.add(LOAD_HELPER)
+            head = LOAD_MODEL_CALL
+            self.imports.add("runtime:transfer")
         return call_text(head, args + (extra or []), budget)
 
     # -- models --------------------------------------------------------------------------------
@@ -275,14 +248,14 @@ class Generator:
             with w.indented():
                 for i, stmt in enumerate(model["body"]):
                     sat = f"{at}/body/{i}"
-                    if "input" in stmt:
+                    if statement_kind(stmt)[0] == "input":
                         w.line(self.input_call(stmt) + ",", self.span(sat))
                         pre = (self.ir.get("data") or {}).get("preprocess") or []
                         for j, call in enumerate(pre):
                             pat = f"/data/preprocess/{j}"
                             cls = (catalog.lookup("layers", call["call"]) or {}).get(
                                 "name", call["call"])
-                            lname = fresh_name(f"{stmt['input']}_{snake(cls)}", used)
+                            lname = fresh_name(f"{stmt['input']}_{catalog.snake_case(cls)}", used)
                             self.layers.append(LayerInfo(lname, cls, pat))
                             text = self.construct(call, pat, "layers", scope,
                                                   [f"name={py_string(lname)}"], w.width - 1)
@@ -293,7 +266,7 @@ class Generator:
                     cls = (catalog.lookup("layers", call["call"]) or {}).get("name", call["call"])
                     lname = self.user_name(call)
                     if lname is None:
-                        lname = fresh_name(snake(cls), used)
+                        lname = fresh_name(catalog.snake_case(cls), used)
                         extra = [f"name={py_string(lname)}"]
                     else:
                         used.add(lname)
@@ -344,7 +317,7 @@ class Generator:
             w.blank()
             w.line("def call(self, inputs, training=None):")
             with w.indented():
-                names = [s["input"] for s in model["body"] if "input" in s]
+                names = declared(model["body"], "input")
                 if len(names) == 1:
                     w.line(f"{body.var(names[0])} = inputs")
                 else:
@@ -360,7 +333,7 @@ class Generator:
         with w.indented():
             w.line(f'"""Create `{cls}` and build its weights on symbolic inputs."""')
             w.line(f"model = {cls}(name={py_string(model['name'])})")
-            inputs = [s for s in model["body"] if "input" in s]
+            inputs = [s for s in model["body"] if statement_kind(s)[0] == "input"]
             if len(inputs) == 1:
                 w.line(f"model({self.input_call(inputs[0])})")
             else:
@@ -397,7 +370,7 @@ class Generator:
 
     def block_signature(self, block: dict[str, Any]) -> tuple[list[str], list[str]]:
         """(input names, parameter declarations) of a block's Python form."""
-        ins = [s["input"] for s in block["body"] if "input" in s]
+        ins = declared(block["body"], "input")
         scope = Scope(values={})
         params = []
         for i, p in enumerate(block.get("params", [])):
@@ -471,7 +444,7 @@ class Generator:
 
 
 def _block_function(name: str) -> str:
-    return identifier(snake(name) + "_block")
+    return identifier(catalog.snake_case(name) + "_block")
 
 
 class _Body:
@@ -501,15 +474,16 @@ class _Body:
         self.layer_vars: dict[str, str] = {}  # named layer -> Python expression
         taken = set(gen.consts.values()) | {_block_function(b) for b in gen.blocks}
         for stmt in stmts:
-            for kind in ("input", "node", "output"):
-                if isinstance(stmt.get(kind), str) and (kind != "output" or "value" in stmt):
-                    self.tensors[stmt[kind]] = identifier(stmt[kind], taken)
+            kind, name = statement_kind(stmt)
+            if kind in ("input", "node", "output") and isinstance(name, str):
+                self.tensors[name] = identifier(name, taken)
         self.temps |= set(self.tensors.values())
         if mode == "inline":
             function = _block_function(block["name"]) if block is not None else "build_model"
             for i, stmt in enumerate(stmts):
-                name = stmt.get("input", stmt.get("node", stmt.get("output")))
-                if isinstance(name, str) and name in self.tensors:  # a bare `output x` too
+                kind, name = statement_kind(stmt)
+                if (kind in ("input", "node", *OUTPUTS) and isinstance(name, str)
+                        and name in self.tensors):  # a bare `output x` too
                     gen.bindings[f"{at}/{i}"] = (function, self.tensors[name])
 
     def var(self, name: str) -> str:
@@ -538,26 +512,28 @@ class _Body:
         return py_string(node), node
 
     def is_output(self, node: str) -> bool:
-        return any(s.get("output") == node for s in self.stmts)
+        return node in declared(self.stmts, *OUTPUTS)
 
     # -- statements ----------------------------------------------------------------------------
 
     def emit(self) -> None:
         gen = self.gen
         for i, stmt in enumerate(self.stmts):
-            if "input" in stmt and self.block is None and self.mode == "inline":
-                self.w.line(f"{self.var(stmt['input'])} = {gen.input_call(stmt)}",
+            kind, name = statement_kind(stmt)
+            if kind == "input" and self.block is None and self.mode == "inline":
+                self.w.line(f"{self.var(name)} = {gen.input_call(stmt)}",
                             gen.span(f"{self.at}/{i}"))
         if self.block is None:
             self.preprocess()
         for i, stmt in enumerate(self.stmts):
-            if "layer" in stmt:
+            kind, name = statement_kind(stmt)
+            if kind == "layer":
                 sat = f"{self.at}/{i}"
-                self.named_layer(stmt["layer"], stmt["value"], f"{sat}/value")
+                self.named_layer(name, stmt["value"], f"{sat}/value")
         for i in self.order():
             stmt = self.stmts[i]
             sat = f"{self.at}/{i}"
-            name = stmt.get("node", stmt.get("output"))
+            name = statement_kind(stmt)[1]  # a node or an output with a value
             expr = self.tensor(stmt["value"], f"{sat}/value", name, final=True)
             # a pipe's last stage is the layer this line builds: errors point at it
             pipe = stmt["value"].get("pipe") if isinstance(stmt["value"], dict) else None
@@ -568,7 +544,7 @@ class _Body:
         """`data { preprocess = […] }`: layers applied to the (single) input first, so
         the model — and every export of it — takes raw inputs."""
         calls = (self.gen.ir.get("data") or {}).get("preprocess") or []
-        inputs = [s["input"] for s in self.stmts if "input" in s]
+        inputs = declared(self.stmts, "input")
         if not calls or len(inputs) != 1:
             return
         name = inputs[0]
@@ -579,16 +555,16 @@ class _Body:
 
     def order(self) -> list[int]:
         """Statements with values in dependency order (source order where free)."""
-        pending = [i for i, s in enumerate(self.stmts) if "value" in s and "layer" not in s]
-        defined = {s["input"] for s in self.stmts if "input" in s}
+        pending = [i for i, s in enumerate(self.stmts)
+                   if statement_kind(s)[0] in ("node", "output")]
+        defined = set(declared(self.stmts, "input"))
         out: list[int] = []
         while pending:
             for i in pending:
                 if _tensor_refs(self.stmts[i]["value"], self.tensors) <= defined:
                     out.append(i)
                     pending.remove(i)
-                    stmt = self.stmts[i]
-                    defined.add(stmt.get("node", stmt.get("output")))
+                    defined.add(statement_kind(self.stmts[i])[1])
                     break
             else:  # a cycle: the checker reports it; keep going in source order
                 out += pending
@@ -721,7 +697,7 @@ class _Body:
         else:
             cls = callee if callee in self.gen.blocks else (
                 catalog.lookup("layers", callee) or {}).get("name", callee)
-            lname, manifest = self.layer_name(f"{node}_{snake(cls)}")
+            lname, manifest = self.layer_name(f"{node}_{catalog.snake_case(cls)}")
         if self.mode == "attr":
             attr = identifier(manifest)
             budget = self.w.width - INDENT_WIDTH - len(f"self.{attr} = ")
@@ -739,13 +715,13 @@ class _Body:
     # -- model ends ------------------------------------------------------------------------------
 
     def inputs_expr(self) -> str:
-        names = [s["input"] for s in self.stmts if "input" in s]
+        names = declared(self.stmts, "input")
         if len(names) == 1:
             return self.var(names[0])
         return "{" + ", ".join(f"{py_string(n)}: {self.var(n)}" for n in names) + "}"
 
     def outputs_expr(self) -> str:
-        names = [s["output"] for s in self.stmts if "output" in s]
+        names = declared(self.stmts, *OUTPUTS)
         if len(names) == 1:
             return self.output_var(names[0])
         if self.block is not None:

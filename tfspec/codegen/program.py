@@ -1,10 +1,11 @@
 """The code generator's front door: a checked spec -> a whole Keras program (`Compiled`).
 
-One backend (DESIGN.md rule 4): what `tfspec compile` prints is what every later
-command runs. `write_program` puts the parts together: the model (`model.Generator`),
-the data (`data.DataGenerator`), training and exports (`train.TrainGenerator`, which
-uses `export.ExportGenerator`), then the table that maps each generated line to its
-spec line. This is the one module that imports every generator.
+One backend (docs/architecture.md, rule 4): what `tfspec compile` prints is what
+every later command runs. `write_program` puts the parts together: the model
+(`model.Generator`), the data (`data.DataGenerator`), training and exports
+(`train.TrainGenerator`, which uses `export.ExportGenerator`), then the table that
+maps each generated line to its spec line. This is the one module that imports every
+generator.
 
 Importing this module never imports TensorFlow: generating code is text work.
 """
@@ -17,19 +18,81 @@ from pathlib import Path
 from typing import Any
 
 from ..lang.diagnostics import Span, SpecError
-from ..lang.located import Positions, escape
+from ..lang.ir import escape, statement_kind
+from ..lang.located import Positions
 from ..lang.tunespace import tuning
 from ..lang.validate import Result, validate_file, validate_text
 from ..version import __version__
 from .data import DataGenerator
-from .model import LOAD_HELPER, Generator, LayerInfo
+from .model import Generator, LayerInfo
 from .pytext import py_string
 from .train import TrainGenerator
 from .tune import TuneGenerator
-from .writer import CodeWriter
+from .writer import INDENT, CodeWriter
 
 # the package name of the runtime's copy that `compile --standalone` puts beside a program
 VENDORED_RUNTIME = "tfspec_runtime"
+
+# The spec sections a program needs to define a name of its interface (below).
+_MODEL, _DATA, _TRAIN = ("model",), ("model", "data"), ("model", "data", "train")
+
+
+@dataclass(frozen=True)
+class Export:
+    """One name of the program's interface: what it is, and which programs define it.
+
+    Declared as an attribute of `API`, whose attribute reads as the name itself
+    (`API.main == "main"`): the name is written once, and a use of an undeclared one
+    fails at once (an AttributeError) rather than at the lookup in a program.
+    """
+
+    meaning: str
+    needs: tuple[str, ...]  # the spec sections (all of them) a program defines it with
+    always: bool = True  # False: only some of those programs; `meaning` says which
+    name: str = ""  # set by `__set_name__`: the attribute's name
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        object.__setattr__(self, "name", name)
+
+    def __get__(self, obj: object, owner: type | None = None) -> str:
+        return self.name
+
+
+class API:
+    """What tfspec looks up in a program it runs (`namespace[API.main]`), as Jinja2's
+    `runtime.exported` lists what a compiled template may use; `PROGRAM_API` is the
+    table. Besides these, each param is a constant (`Generator.consts` names them;
+    `inspect/plan.py` reads back their values)."""
+
+    build_model = Export("build_model() -> a new Keras model of the spec", _MODEL)
+    load_splits = Export("load_splits() -> the data's splits by name, not batched", _DATA)
+    pipeline = Export("pipeline(split, name) -> one split batched (name 'adapt': as it is)",
+                      _DATA)
+    make_datasets = Export("make_datasets(splits=None) -> the batched pipelines by name",
+                           _DATA)
+    check_data = Export("check_data(model, dataset, losses): ValueError where the data "
+                        "cannot feed the model", _DATA)
+    LOSSES = Export("each output's loss name, for check_data", _DATA)
+    adapt = Export("adapt(model, train): fit the layers that learn from data; only where "
+                   "the model has some", _DATA, always=False)
+    make_callbacks = Export("make_callbacks() -> the spec's callbacks, a new list each call",
+                            _TRAIN)
+    CHECKPOINT_DIR = Export("where each epoch is checkpointed; none where a `fit` loop has "
+                            "the spec's own BackupAndRestore", _TRAIN, always=False)
+    main = Export("main(run_dir, verbose=<the spec's>): train, save the run, export, verify",
+                  _TRAIN)
+    export_all = Export("export_all(model, run_dir, datasets): write the export targets",
+                        (*_TRAIN, "export"))
+    verify_exports = Export("verify_exports(run_dir) -> each export checked in its runtime",
+                            (*_TRAIN, "export"))
+    search = Export("search(directory, max_trials=None, verbose=0): the tune section's "
+                    "search", (*_TRAIN, "tune"))
+
+
+# The program's interface, name -> its declaration (tests/test_program.py checks the
+# golden programs against it)
+PROGRAM_API: dict[str, Export] = {
+    e.name: e for e in vars(API).values() if isinstance(e, Export)}
 
 
 @dataclass
@@ -52,6 +115,16 @@ class Compiled:
     def filename(self) -> str:
         """The name generated code is compiled under (tracebacks show it)."""
         return f"<tfspec: {self.spec_file}>"
+
+    def spec_span(self, line: int | None) -> Span | None:
+        """The spec span of a generated line: that of the nearest mapped line at or
+        above it, for a statement written over several lines is mapped at its first
+        (and a line the spec asked for nothing on belongs to the code above it). None
+        for no line, or one with no mapped line at or above it."""
+        for candidate in range(line or 0, 0, -1):
+            if candidate in self.origins:
+                return self.origins[candidate]
+        return None
 
 
 def compile_result(result: Result, program_path: str | Path | None = None,
@@ -135,10 +208,13 @@ def write_program(gen: Generator) -> str:
     if "tensorflow_datasets" in imports:
         w.line("import tensorflow_datasets as tfds")
     runtime = gen.runtime_modules = sorted(
-        m.split(":", 1)[1] for m in imports if m.startswith("runtime:"))
+        m.split(":", 1)[1] for m in imports | gen.imports if m.startswith("runtime:"))
     if runtime:
         w.blank()  # isort: the runtime is first-party, a section of its own
-        w.line(f"from {gen.runtime} import {', '.join(runtime)}")
+        names = ", ".join(runtime)
+        if len(f"from {gen.runtime} import {names}") > w.width:  # isort's form, a name a line
+            names = "(\n" + "".join(f"{INDENT}{m},\n" for m in runtime) + ")"
+        w.line(f"from {gen.runtime} import {names}")
     local = sorted(m.split(":", 1)[1] for m in imports if m.startswith("module:"))
     if local:
         w.blank()
@@ -163,7 +239,7 @@ def write_program(gen: Generator) -> str:
     if imports:
         w.blank(1)
         w.line("# The model's inputs (shape per example, dtype) and outputs, by name.")
-        inputs = [s for s in (model or {}).get("body", []) if "input" in s]
+        inputs = [s for s in (model or {}).get("body", []) if statement_kind(s)[0] == "input"]
         items = []
         for s in inputs:
             shape = gen.shape_text(s.get("shape", []))
@@ -178,8 +254,6 @@ def write_program(gen: Generator) -> str:
         w.line("# The loss of each output, for checking the data before training.")
         w.line(f"LOSSES = {losses or '{}'}",
                gen.span("/train/loss") if losses else None)
-    if LOAD_HELPER in gen.helpers:
-        gen.load_helper(w)
     w.extend(body)
     _line_table(gen)
     return w.text()

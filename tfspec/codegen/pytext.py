@@ -31,14 +31,6 @@ class Scope:
     values: dict[str, str]  # spec name -> Python expression (block params)
 
 
-def snake(name: str) -> str:
-    """`MaxPooling2D` -> `max_pooling2d`, `ReLU` -> `re_lu`: Keras's own auto-names
-    (`keras.src.utils.naming.to_snake_case`), so generated names look familiar."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
 def identifier(name: str, taken: set[str] | None = None) -> str:
     """A Python identifier for a spec name that cannot clash with keywords or our names."""
     out = re.sub(r"\W", "_", name)

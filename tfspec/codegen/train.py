@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..lang import catalog
-from ..lang.located import escape
+from ..lang.ir import escape
 from ..lang.transfer import calls
 from .data import adapted_layers
 from .export import ExportGenerator
-from .pytext import Scope, call_text, py_string, snake
+from .pytext import Scope, call_text, py_string
 from .writer import CodeWriter
 
 if TYPE_CHECKING:
@@ -27,13 +27,6 @@ if TYPE_CHECKING:
 
 # Callback arguments that are paths: relative to the spec's folder, like data paths.
 PATH_ARGS = {"filepath", "backup_dir", "filename", "log_dir"}
-_STRATEGIES = {
-    "default": "tf.distribute.get_strategy()",
-    "one_device": "tf.distribute.OneDeviceStrategy({device})",
-    "mirrored": "tf.distribute.MirroredStrategy({devices})",
-}
-_ALL_REDUCE = {"nccl": "tf.distribute.NcclAllReduce()",
-               "ring": "tf.distribute.HierarchicalCopyAllReduce()"}
 
 
 # steps_per_execution where the spec leaves it to tfspec (see steps_per_execution())
@@ -465,7 +458,7 @@ class TrainGenerator:
         if isinstance(loss, dict) and "call" not in loss:
             loss = loss.get(output or "", "")
         if isinstance(loss, dict):
-            return snake(loss.get("call", ""))
+            return catalog.snake_case(loss.get("call", ""))
         return loss if isinstance(loss, str) else ""
 
     def loss_functions(self, w: CodeWriter) -> None:
@@ -502,9 +495,14 @@ class TrainGenerator:
                     w.line(f"{py_string(name)}: ({fn}, {weight}),", gen.span(at))
             w.line("}")
 
+    def verbose(self) -> str:
+        """`train()`'s and `main()`'s default verbosity: the spec's `verbose`, which a
+        caller's argument overrides (`main` passes 0 on a multi-worker job's other workers)."""
+        return self.value("verbose", "auto")
+
     def train_fn(self, w: CodeWriter) -> None:
         w.blank(2)
-        w.line("def train(verbose=\"auto\"):", self.gen.span("/train"))
+        w.line(f"def train(verbose={self.verbose()}):", self.gen.span("/train"))
         with w.indented():
             w.line('"""Train as `train { … }` says; returns the model, its history and data."""')
             self.prologue(w)
@@ -557,7 +555,7 @@ class TrainGenerator:
         t, loop = self.train, self.loop
         names = {"datasets": "datasets", "strategy": "strategy", "return": "history =",
                  "callbacks": "make_callbacks()", "checkpoint_dir": "CHECKPOINT_DIR",
-                 "verbose": f"verbose={self.value('verbose')}" if "verbose" in t else "verbose",
+                 "verbose": "verbose",
                  "epochs": f"epochs={self.value('epochs', 1)}"} | (trial or {})
         args = ["model", names["datasets"]]
         if loop == "custom":
@@ -583,7 +581,7 @@ class TrainGenerator:
 
     def main(self, w: CodeWriter) -> None:
         w.blank(2)
-        w.line("def main(run_dir=\".\", verbose=\"auto\"):")
+        w.line(f"def main(run_dir=\".\", verbose={self.verbose()}):")
         with w.indented():
             w.line('"""Train, evaluate on the test split, save the model and metrics'
                    + ('; export, verify."""' if self.exports else '."""'))

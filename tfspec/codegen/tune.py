@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..lang.located import escape
+from ..lang.ir import escape
 from ..lang.tunespace import Hyperparameter, Tuning
 from .pytext import call_text, py_string
 from .writer import CodeWriter

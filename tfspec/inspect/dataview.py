@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from ..codegen.program import Compiled
+from ..codegen.program import API, Compiled
 from ..jobs.build import load_program, located_error
 
 
@@ -29,7 +29,7 @@ def datasets(compiled: Compiled, namespace: dict[str, Any] | None = None) -> dic
     """The program's batched pipelines; loader errors become E501 at the spec."""
     namespace = namespace or load_program(compiled)
     try:
-        return namespace["make_datasets"]()
+        return namespace[API.make_datasets]()
     except Exception as exc:
         raise located_error(exc, compiled, "E501", "cannot load the data") from None
 
@@ -45,13 +45,13 @@ def prepare(compiled: Compiled) -> Prepared:
     namespace = load_program(compiled)
     model = build_model(compiled, namespace)
     try:
-        raw = namespace["load_splits"]()
+        raw = namespace[API.load_splits]()
     except Exception as exc:
         raise located_error(exc, compiled, "E501", "cannot load the data") from None
-    splits = namespace["make_datasets"](raw)
+    splits = namespace[API.make_datasets](raw)
     check(compiled, namespace, model, splits)
-    if "adapt" in namespace:  # adapted on the training data as it is: not shuffled
-        namespace["adapt"](model, namespace["pipeline"](raw["train"], "adapt"))
+    if API.adapt in namespace:  # adapted on the training data as it is: not shuffled
+        namespace[API.adapt](model, namespace[API.pipeline](raw["train"], "adapt"))
     return Prepared(namespace, model, splits)
 
 
@@ -59,7 +59,7 @@ def check(compiled: Compiled, namespace: dict[str, Any], model: Any,
           splits: dict[str, Any]) -> None:
     """The program's `check_data` on the training split; its complaints become E501."""
     try:
-        namespace["check_data"](model, splits["train"], namespace.get("LOSSES", {}))
+        namespace[API.check_data](model, splits["train"], namespace.get(API.LOSSES, {}))
     except ValueError as exc:
         raise located_error(exc, compiled, "E501", "the data does not fit the model") from None
 

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from ..codegen.program import Compiled
+from ..lang.diagnostics import TfspecError
 from ..lang.files import write_atomic
-from .plan import Analysis, Locator, analyze, plan_from
+from .plan import Analysis, Locator, analyze, plan_from, shape_text
 
 FORMATS = {".dot": None, ".svg": "svg", ".png": "png"}
 
@@ -28,12 +29,14 @@ _LAYER_FILL = "#ffffff"
 _CLUSTER_FILL = "#eef3fb"
 
 
-class GraphvizError(Exception):
-    """Graphviz could not render the graph."""
+class GraphvizError(TfspecError):
+    """Graphviz could not render the graph (its own message says why)."""
 
 
 class GraphvizMissing(GraphvizError):
     """The `dot` program is not installed; the DOT text was written instead."""
+
+    cli_prefix = "tfspec: "  # half a success: the line says what was written instead
 
 
 # -- DOT text ---------------------------------------------------------------------------------
@@ -48,15 +51,6 @@ def _h(text: str) -> str:
     """Text for an HTML-like label."""
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace('"', "&quot;"))
-
-
-def _shape_text(shape: Any) -> str:
-    if shape is None:
-        return "?"
-    if shape and isinstance(shape[0], list):
-        return ", ".join(_shape_text(s) for s in shape)
-    inner = ", ".join("None" if d is None else str(d) for d in shape)
-    return f"({inner},)" if len(shape) == 1 else f"({inner})"
 
 
 def _label(title: str, cls: str, shape: str, extra: str | None = None) -> str:
@@ -152,12 +146,12 @@ def dot_from(analysis: Analysis, plan_dict: dict[str, Any]) -> str:
         e = entries.get(name)
         if e is None:  # an input kept inside a Sequential
             tensor = dict(extra_inputs)[name]
-            shape = _shape_text([None if d is None else int(d) for d in tensor.shape])
+            shape = shape_text([None if d is None else int(d) for d in tensor.shape])
             span = positions.value(locator.inputs[name]) if name in locator.inputs else None
             label = _label(name, "InputLayer", shape, f"line {span.line}" if span else None)
             return (f"{indent}{_q(name)} [label={label}, shape=box, style=\"filled\", "
                     f'fillcolor="{_INPUT_FILL}", penwidth=1.5];')
-        shape = _shape_text(e["output_shape"])
+        shape = shape_text(e["output_shape"])
         if e.get("output_dtype") and e["output_dtype"] != "float32":
             shape += f" {e['output_dtype']}"
         where = f"line {e['location'].split(':')[0]}" if e.get("location") else None

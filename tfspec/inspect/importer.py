@@ -30,6 +30,7 @@ import math
 import os
 import re
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,19 @@ _STRING_TYPES = {"initializers": "initializer", "regularizers": "regularizer",
 
 
 class _Unsupported(Exception):
-    """Internal: the current layer cannot be imported (already reported)."""
+    """Internal: the current layer cannot be imported (already reported as a
+    diagnostic): unwinds to the loop over layers, which goes on with the next one
+    so that every problem is reported at once. Never leaves this module."""
+
+
+class _Malformed(Exception):
+    """Internal: the config is not one Keras writes (a missing key, a value of the
+    wrong type); `import_config` reports it as E103. Raised only where the input is
+    checked, so a bug of the importer's own is not mistaken for a bad config."""
+
+
+def _missing(key: str) -> _Malformed:
+    return _Malformed(f"missing key {key!r}")
 
 
 _DROP = object()  # a converted value that means "leave the argument out"
@@ -116,9 +129,9 @@ def import_config(config: dict[str, Any], name: str | None = None, *,
         ir = importer.run(_plain(config), name)
     except _Unsupported:
         ir = None
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError,
-            RecursionError) as exc:
-        diags.add("E103", f"not a Keras model config: {_describe(exc)}",
+    # RecursionError: a config nested deeper than Python recurses (a real one is not)
+    except (_Malformed, RecursionError) as exc:
+        diags.add("E103", f"not a Keras model config: {str(exc) or type(exc).__name__}",
                   hint="give a `.keras` file, or the JSON of `model.get_config()`")
         ir = None
     if ir is None or diags.has_errors:
@@ -170,12 +183,6 @@ def _read_config(path: Path, name: str) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise fail("not a Keras model config: the JSON is not an object")
     return config
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, KeyError):
-        return f"missing key {exc}"
-    return str(exc) or type(exc).__name__
 
 
 # -- names -------------------------------------------------------------------------------
@@ -258,10 +265,12 @@ class _Importer:
 
     def run(self, config: dict[str, Any], spec_name: str | None) -> dict[str, Any] | None:
         if not isinstance(config, dict):
-            raise TypeError("the config is not an object")
+            raise _Malformed("the config is not an object")
         if "class_name" in config and isinstance(config.get("config"), dict):
-            cls, inner = config["class_name"], config["config"]
+            cls, inner = _class(config), config["config"]
             module = config.get("module")
+            if cls is None:
+                raise _Malformed("its class_name is not a string")
             if cls not in _MODEL_CLASSES or not _keras_module(module, "keras"):
                 self.error("E300", f"`{cls}` is not a Sequential or Functional model; "
                            "subclassed models cannot be imported",
@@ -272,7 +281,7 @@ class _Importer:
             inner = config
             cls = "Functional" if "input_layers" in inner else "Sequential"
         if not isinstance(inner.get("layers"), list):
-            raise KeyError("layers")
+            raise _missing("layers")
         keras_name = inner.get("name")
         if not isinstance(keras_name, str) or not keras_name:
             keras_name = "model"
@@ -303,7 +312,7 @@ class _Importer:
         if found is None:
             return None
         cfg, layers = found
-        wanted = cfg.get("name")
+        wanted = _input_name(cfg)
         stmt = self.input_statement(self.names().claim(wanted or "input", "input"), cfg,
                                     wanted, 0)
         body: list[dict[str, Any]] = [stmt] if stmt is not None else []
@@ -327,8 +336,8 @@ class _Importer:
         layers = [entry for entry in inner["layers"] if isinstance(entry, dict)]
         first = layers[0] if layers else None
         if first is not None and first.get("class_name") == "InputLayer":
-            return dict(first.get("config") or {}), layers[1:]
-        cfg = (first or {}).get("config") or {}
+            return dict(_config_of(first, "InputLayer")), layers[1:]
+        cfg = _config_of(first or {}, "first")
         shape = cfg.get("batch_input_shape") or cfg.get("batch_shape") or inner.get(
             "build_input_shape")
         if not nested and (not isinstance(shape, list) or not shape):
@@ -349,7 +358,7 @@ class _Importer:
             self.error("E403", f"the Sequential model `{keras_name}` has no layers")
             return None
         taken = {_layer_name(entry) for entry in layers}
-        source = fresh_name("x" if nested else cfg.get("name") or "input", taken)
+        source = fresh_name("x" if nested else _input_name(cfg) or "input", taken)
         entries = [{"module": "keras.layers", "class_name": "InputLayer", "name": source,
                     "config": {**cfg, "name": source}, "inbound_nodes": []}]
         for entry in layers:
@@ -357,8 +366,7 @@ class _Importer:
             entries.append({**entry, "name": name, "inbound_nodes": [
                 {"args": [_tensor_of(entries[-1])], "kwargs": {}}]})
         # as Keras writes output_layers: see _shifted
-        last = [entries[-1]["name"], int(entries[-1].get("class_name") in _FUNCTIONAL_CLASSES),
-                0]
+        last = [entries[-1]["name"], int(_class(entries[-1]) in _FUNCTIONAL_CLASSES), 0]
         return {"name": keras_name, "trainable": inner.get("trainable", True),
                 "layers": entries, "input_layers": [[source, 0, 0]], "output_layers": [last]}
 
@@ -407,119 +415,117 @@ class _Importer:
         """The body of a functional model (`prefix` None), or of the block a nested
         model becomes: `prefix` is how the compiled program starts its layers' names
         (`<use>_`), left out of the nodes' names so that the layers keep theirs."""
-        if not all(isinstance(entry, dict) for entry in inner["layers"]):
-            raise TypeError("a layer entry is not an object")
-        entries: dict[str, dict[str, Any]] = {}
-        order: dict[str, int] = {}
-        for entry in _private_layers(inner["layers"]):
-            name = _layer_name(entry)
-            if name in entries:
-                raise ValueError(f"two layers are named {name!r}")
-            entries[name] = entry
-            order[name] = len(order)
-        # The model's outputs count a nested functional model's own first node (its
-        # inputs to its outputs), which `inbound_nodes` leaves out; calls do not.
-        shift = {name for name, entry in entries.items()
-                 if entry.get("class_name") in _FUNCTIONAL_CLASSES}
-        input_refs = _histories(inner.get("input_layers"))
-        output_refs = [_shifted(ref, shift) for ref in _histories(inner.get("output_layers"))]
-        if not input_refs or not output_refs:
-            raise KeyError("input_layers" if not input_refs else "output_layers")
+        g = _graph_layers(inner, prefix)
+        input_refs, output_refs = _model_refs(inner, g)
+        self.name_graph(g)
+        body = self.graph_inputs(g, input_refs)
+        self.convert_calls(g)
+        if self.diags.has_errors:
+            return None
+        outputs = self.graph_outputs(g, output_refs, label)
+        if outputs is None:
+            return None
+        return self.graph_statements(g, body, outputs)
 
-        # Calls: (layer name, node index) -> (args, kwargs) as Keras recorded them.
-        calls: dict[tuple[str, int], tuple[list[Any], dict[str, Any]]] = {}
-        inputs: list[str] = []
-        for name, entry in entries.items():
-            if entry.get("class_name") == "InputLayer":
-                inputs.append(name)
-                continue
-            for k, node in enumerate(entry.get("inbound_nodes") or []):
-                calls[(name, k)] = _node_arguments(node)
-        for ref in input_refs:
-            if ref[0] not in inputs:
-                raise ValueError(f"model input {ref[0]!r} is not an InputLayer")
-
-        # Names: original names where they are valid, then the rest. In a block, the
-        # node of layer `<prefix>conv` is `conv`: the compiled layer is `<prefix>conv`.
-        wanted = {name: name[len(prefix):] if prefix and name.startswith(prefix) and
-                  len(name) > len(prefix) else name for name in entries}
-        names = self.names()
-        counts: dict[str, int] = {}
-        for layer, _ in calls:
-            counts[layer] = counts.get(layer, 0) + 1
-        shared = {layer for layer, n in counts.items() if n > 1}
-        kinds = {name: "input" if name in inputs else "layer" if name in shared else "node"
-                 for name in entries if name in inputs or name in counts}
-        layer_idents: dict[str, str] = {}
+    def name_graph(self, g: _Graph) -> None:
+        """Spec names: original names where they are valid, then the rest. In a block,
+        the node of layer `<prefix>conv` is `conv`: the compiled layer is `<prefix>conv`."""
+        prefix = g.prefix
+        g.wanted = {name: name[len(prefix):] if prefix and name.startswith(prefix) and
+                    len(name) > len(prefix) else name for name in g.entries}
+        g.names = names = self.names()
+        for layer, _ in g.calls:
+            g.counts[layer] = g.counts.get(layer, 0) + 1
+        g.shared = {layer for layer, n in g.counts.items() if n > 1}
+        kinds = {name: "input" if name in g.inputs else "layer" if name in g.shared else "node"
+                 for name in g.entries if name in g.inputs or name in g.counts}
         for name, kind in kinds.items():
-            if names.ok(wanted[name], kind):
-                layer_idents[name] = names.claim(wanted[name], kind)
+            if names.ok(g.wanted[name], kind):
+                g.layer_idents[name] = names.claim(g.wanted[name], kind)
         for name, kind in kinds.items():
-            if name not in layer_idents:
-                layer_idents[name] = names.claim(wanted[name], kind)
-        idents: dict[tuple[str, int], str] = {}
+            if name not in g.layer_idents:
+                g.layer_idents[name] = names.claim(g.wanted[name], kind)
         for name in kinds:
-            if name in shared:
-                for k in range(counts[name]):
-                    idents[(name, k)] = names.claim(f"{layer_idents[name]}_call{k + 1}",
-                                                    "node")
+            if name in g.shared:
+                for k in range(g.counts[name]):
+                    g.idents[(name, k)] = names.claim(f"{g.layer_idents[name]}_call{k + 1}",
+                                                      "node")
             else:
-                idents[(name, 0)] = layer_idents[name]
+                g.idents[(name, 0)] = g.layer_idents[name]
 
-        # Statements.
+    def graph_inputs(self, g: _Graph, input_refs: list[tuple[str, int, int]]
+                     ) -> list[dict[str, Any]]:
+        """The body's input statements, in the model's order."""
         body: list[dict[str, Any]] = []
         for ref in input_refs:
-            ident = idents[(ref[0], 0)]
-            if prefix is not None:  # a block's input takes whatever the use passes
+            ident = g.idents[(ref[0], 0)]
+            if g.prefix is not None:  # a block's input takes whatever the use passes
                 body.append({"input": ident})
                 continue
-            stmt = self.input_statement(ident, entries[ref[0]].get("config") or {}, ref[0],
+            stmt = self.input_statement(ident, _config_of(g.entries[ref[0]], ref[0]), ref[0],
                                         len(body))
             if stmt is not None:
                 body.append(stmt)
-        values: dict[tuple[str, int], dict[str, Any]] = {}
-        deps: dict[tuple[str, int], set[tuple[str, int]]] = {}
-        layer_values: dict[str, dict[str, Any]] = {}
-        failed: set[str] = set()  # shared layers already reported
-        for (name, k), (args, kwargs) in calls.items():
-            entry = entries[name]
+        return body
+
+    def convert_calls(self, g: _Graph) -> None:
+        """Each call's node value (`g.values`) and the calls it uses (`g.deps`); a layer
+        that cannot be imported is reported once and its calls left out."""
+        failed: set[str] = set()  # layers already reported
+        for (name, k), (args, kwargs) in g.calls.items():
             if name in failed:
                 continue
+            entry = g.entries[name]
             try:
-                converted = self.application(entry, name, args, kwargs, idents)
-                if _is_model(entry):
-                    if name in shared:
-                        self.shared_model(name, entry, counts[name])
-                        raise _Unsupported
-                    block = self.nested_block(entry, name,
-                                              f"{prefix or ''}{idents[(name, k)]}_")
-                    converted = {"call": {"call": block}, **converted}
-                elif name in shared:
-                    if name not in layer_values:
-                        layer_values[name] = self.layer_call(entry, self._keras_name(
-                            wanted[name], layer_idents[name]))
-                    converted = {"call": layer_idents[name], "args": converted["args"],
-                                 **({"kwargs": converted["kwargs"]}
-                                    if converted.get("kwargs") else {})}
-                else:
-                    layer = self.layer_call(entry, self._keras_name(wanted[name],
-                                                                    idents[(name, k)]),
-                                            op=converted.pop("op", None))
-                    converted = {"call": layer, **converted}
+                converted = self.application(entry, name, args, kwargs, g.idents)
+                kind = "model" if _is_model(entry) else "shared" if name in g.shared else "layer"
+                value = getattr(self, f"_call_{kind}")(g, name, k, converted)
             except _Unsupported:
                 failed.add(name)
                 continue
-            values[(name, k)] = converted
-            deps[(name, k)] = {key for key in _tensor_keys([args, kwargs])
-                               if key[0] not in inputs}
-        if self.diags.has_errors:
-            return None
+            g.values[(name, k)] = value
+            g.deps[(name, k)] = {key for key in _tensor_keys([args, kwargs])
+                                 if key[0] not in g.inputs}
 
+    def _call_model(self, g: _Graph, name: str, k: int, converted: dict[str, Any]
+                    ) -> dict[str, Any]:
+        """A nested model applied once: a call of the block it becomes."""
+        entry = g.entries[name]
+        if name in g.shared:
+            self.shared_model(name, entry, g.counts[name])
+            raise _Unsupported
+        block = self.nested_block(entry, name, f"{g.prefix or ''}{g.idents[(name, k)]}_")
+        return {"call": {"call": block}, **converted}
+
+    def _call_shared(self, g: _Graph, name: str, k: int, converted: dict[str, Any]
+                     ) -> dict[str, Any]:
+        """A call of a layer used several times: the named `layer` (built once), applied."""
+        if name not in g.layer_values:
+            g.layer_values[name] = self.layer_call(g.entries[name], self._keras_name(
+                g.wanted[name], g.layer_idents[name]))
+        return {"call": g.layer_idents[name], "args": converted["args"],
+                **({"kwargs": converted["kwargs"]} if converted.get("kwargs") else {})}
+
+    def _call_layer(self, g: _Graph, name: str, k: int, converted: dict[str, Any]
+                    ) -> dict[str, Any]:
+        """A layer called once: constructed in place."""
+        layer = self.layer_call(g.entries[name], self._keras_name(g.wanted[name],
+                                                                  g.idents[(name, k)]),
+                                op=converted.pop("op", None))
+        return {"call": layer, **converted}
+
+    def graph_outputs(self, g: _Graph, output_refs: list[tuple[str, int, int]], label: str
+                      ) -> list[tuple[str, int]] | None:
+        """The calls the body returns, or None when a spec cannot return them (reported)."""
         outputs = [(ref[0], ref[1]) for ref in output_refs]
+        for key in outputs:
+            if key not in g.idents:
+                raise _Malformed(f"model output {key[0]!r} (call {key[1]}) is not a layer call "
+                                 "of the model")
         for ref in output_refs:
             if ref[2] != 0:
-                self.multi_output(ref[0], entries[ref[0]])
-        if prefix is not None and len(outputs) != 1:
+                self.multi_output(ref[0], g.entries[ref[0]])
+        if g.prefix is not None and len(outputs) != 1:
             self.error("E406", f"the nested model `{label}` has {len(outputs)} outputs; the "
                        "block it becomes has one, used like a layer's",
                        hint="import a model whose nested models each return one tensor")
@@ -528,37 +534,39 @@ class _Importer:
             self.error("E401", "the model returns the same tensor twice",
                        hint="a spec names each output once")
             return None
-        if self.diags.has_errors:
-            return None
+        return None if self.diags.has_errors else outputs
 
-        # Nodes in dataflow order: a stable topological sort by position in the config.
-        used = {d for ds in deps.values() for d in ds}
+    def graph_statements(self, g: _Graph, body: list[dict[str, Any]],
+                         outputs: list[tuple[str, int]]) -> list[dict[str, Any]]:
+        """The body: the inputs, then the nodes in dataflow order (a stable topological
+        sort by position in the config), then the outputs."""
+        used = {d for ds in g.deps.values() for d in ds}
         placed: set[str] = set()
-        inline = set() if prefix is not None else self.inline_outputs(outputs, used, values,
-                                                                       order, deps)
-        for key in _topological(values, deps, order):
+        inline = set() if g.prefix is not None else self.inline_outputs(
+            outputs, used, g.values, g.order, g.deps)
+        for key in _topological(g.values, g.deps, g.order):
             name = key[0]
-            if name in shared and name not in placed:
+            if name in g.shared and name not in placed:
                 placed.add(name)
-                body.append({"layer": layer_idents[name], "value": layer_values[name]})
+                body.append({"layer": g.layer_idents[name], "value": g.layer_values[name]})
             kind = "output" if key in inline else "node"
-            body.append({kind: idents[key], "value": values[key]})
-        if prefix is not None:
+            body.append({kind: g.idents[key], "value": g.values[key]})
+        if g.prefix is not None:
             # The block's output layer takes the use's name, as the nested model had it;
             # an `Identity` leaves the nested model's last layer its own name.
-            body.append({"output": names.claim("out", "node"), "value": {
-                "call": {"call": "Identity"}, "args": [{"ref": idents[outputs[0]]}]}})
+            body.append({"output": g.names.claim("out", "node"), "value": {
+                "call": {"call": "Identity"}, "args": [{"ref": g.idents[outputs[0]]}]}})
             return body
         for key in outputs:
             if key not in inline:
-                body.append({"output": idents[key]})
+                body.append({"output": g.idents[key]})
         return body
 
     def nested_block(self, entry: dict[str, Any], label: str, prefix: str) -> str:
         """The name of the block a nested model (applied once) becomes."""
         config = entry.get("config")
         if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
-            raise KeyError("layers")
+            raise _missing("layers")
         if config.get("trainable") is False:  # Keras freezes every layer of a frozen model
             config = {**config, "layers": [_frozen(layer) for layer in config["layers"]]}
         if entry.get("class_name") == "Sequential":
@@ -628,7 +636,7 @@ class _Importer:
         module = entry.get("module")
         if _is_op(module):
             return self.op_application(entry, name, args, kwargs, idents)
-        if (entry.get("config") or {}).get("return_state") is True:
+        if _config_of(entry, name).get("return_state") is True:
             self.multi_output(name, entry)
             raise _Unsupported
         out_args = [self.tensor_arg(a, name, idents) for a in args]
@@ -666,7 +674,7 @@ class _Importer:
                            hint="tfspec cannot import layers with several outputs")
                 raise _Unsupported
             if (layer, k) not in idents:
-                raise ValueError(f"layer {name!r} uses an unknown tensor of {layer!r}")
+                raise _Malformed(f"layer {name!r} uses an unknown tensor of {layer!r}")
             return {"ref": idents[(layer, k)]}
         if isinstance(value, list):
             return [self.tensor_arg(v, name, idents) for v in value]
@@ -677,7 +685,7 @@ class _Importer:
     def op_application(self, entry: dict[str, Any], name: str, args: list[Any],
                        kwargs: dict[str, Any], idents: dict) -> dict[str, Any]:
         """`x + 3.0`, `a * b` (keras.ops on symbolic tensors) as a layer application."""
-        cls = entry.get("class_name")
+        cls = _class(entry)
         values = list(args) + [v for v in kwargs.values() if v is not None]
         tensors = [v for v in values if _is_tensor(v)]
         numbers = [v for v in values if _is_number(v)]
@@ -699,7 +707,7 @@ class _Importer:
             return {"args": [[self.tensor_arg(t, name, idents) for t in tensors]],
                     "op": (_OP_LAYERS[cls], None)}
         tensor, number = tensors[0], numbers[0]
-        dtype = (tensor.get("config") or {}).get("dtype")
+        dtype = _dtype_name(_config_of(tensor, "a tensor").get("dtype"))
         if dtype not in _FLOAT_DTYPES:
             self.error("E300", f"`{name}` applies `{cls}` to a `{dtype}` tensor and a "
                        "number; tfspec writes that as `Rescaling`, which needs a float tensor",
@@ -734,12 +742,12 @@ class _Importer:
             label = keras_name or _layer_name(entry)
         else:
             if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
-                raise TypeError("a layer is not a serialized Keras object")
+                raise _Malformed("a layer is not a serialized Keras object")
             cls = entry["class_name"]
             config = entry.get("config")
             label = keras_name or (config or {}).get("name") or cls
             if not isinstance(config, dict):
-                raise TypeError(f"layer {label!r} has no config")
+                raise _Malformed(f"layer {label!r} has no config")
             self.check_layer_class(cls, entry, label)
         found = catalog.lookup("layers", cls)
         if found is None:  # a check_layer_class bug guard
@@ -819,16 +827,16 @@ class _Importer:
         return raw
 
     def keras_object(self, raw: dict[str, Any], param: str, where: str) -> Any:
-        cls = raw.get("class_name")
+        cls = _class(raw)
         config = raw.get("config")
         if cls == "__tuple__" and isinstance(config, dict):
-            return self.value(list(config.get("value") or []), param, where)
+            return self.value(_list_of(config.get("value"), where), param, where)
         if cls == "__numpy__" and isinstance(config, dict):
             return self.value(config.get("value"), param, where)
         if cls in _POLICIES and isinstance(config, dict):
             policy = config.get("name")
             if not isinstance(policy, str):
-                raise TypeError(f"{where}: a dtype policy without a name")
+                raise _Malformed(f"{where}: a dtype policy without a name")
             return _DROP if policy == "float32" else policy
         kind = catalog.kind_for_param(param)
         if not isinstance(cls, str) or not isinstance(config, (dict, str)):
@@ -878,9 +886,42 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _class(entry: dict[str, Any]) -> str | None:
+    """A serialized object's `class_name`, None when it has none (or not a string)."""
+    cls = entry.get("class_name")
+    return cls if isinstance(cls, str) else None
+
+
+def _config_of(entry: dict[str, Any], label: str) -> dict[str, Any]:
+    """A serialized object's `config`: {} when it has none, _Malformed if not an object."""
+    config = entry.get("config")
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise _Malformed(f"the config of {label!r} is not an object")
+    return config
+
+
+def _list_of(value: Any, label: str) -> list[Any]:
+    """A list the config holds (None: empty), _Malformed if it is something else."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _Malformed(f"{label}: expected a list. Received: {type(value).__name__}")
+    return value
+
+
+def _input_name(cfg: dict[str, Any]) -> str | None:
+    """The `name` of a Sequential model's InputLayer config, if it has one."""
+    name = cfg.get("name")
+    if name is not None and not isinstance(name, str):
+        raise _Malformed("the input's name is not a string")
+    return name
+
+
 def _is_model(entry: dict[str, Any]) -> bool:
     """Whether a layer entry is a Keras Sequential or Functional model (a nested model)."""
-    return entry.get("class_name") in _MODEL_CLASSES and _keras_module(entry.get("module"),
+    return _class(entry) in _MODEL_CLASSES and _keras_module(entry.get("module"),
                                                                       "keras")
 
 
@@ -897,7 +938,7 @@ def _shifted(ref: tuple[str, int, int], shift: set[str]) -> tuple[str, int, int]
     if layer not in shift:
         return ref
     if node < 1:
-        raise ValueError(f"a tensor of the nested model {layer!r} that no call made")
+        raise _Malformed(f"a tensor of the nested model {layer!r} that no call made")
     return layer, node - 1, index
 
 
@@ -906,6 +947,69 @@ def _frozen(entry: Any) -> Any:
     if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
         return entry
     return {**entry, "config": {**entry["config"], "trainable": False}}
+
+
+@dataclass
+class _Graph:
+    """One functional body being imported: its layers and their calls as the config
+    has them, the spec names they get (`_Importer.name_graph`) and each call's node
+    value (`_Importer.convert_calls`)."""
+
+    prefix: str | None  # a block's: see `_Importer.graph`
+    entries: dict[str, dict[str, Any]]  # layer name -> its config entry
+    order: dict[str, int]  # layer name -> position in the config
+    inputs: list[str]  # the InputLayers' names
+    # (layer name, node index) -> (args, kwargs) as Keras recorded them
+    calls: dict[tuple[str, int], tuple[list[Any], dict[str, Any]]]
+    wanted: dict[str, str] = field(default_factory=dict)  # the name each layer asks for
+    counts: dict[str, int] = field(default_factory=dict)  # calls per layer
+    shared: set[str] = field(default_factory=set)  # layers called more than once
+    layer_idents: dict[str, str] = field(default_factory=dict)
+    idents: dict[tuple[str, int], str] = field(default_factory=dict)  # each call's node
+    names: _Names = field(default_factory=_Names)  # the body's namespace
+    values: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    deps: dict[tuple[str, int], set[tuple[str, int]]] = field(default_factory=dict)
+    layer_values: dict[str, dict[str, Any]] = field(default_factory=dict)  # shared layers
+
+
+def _graph_layers(inner: dict[str, Any], prefix: str | None) -> _Graph:
+    """The layer entries of a functional config (keras.applications' private layers
+    rewritten) and their calls."""
+    if not all(isinstance(entry, dict) for entry in inner["layers"]):
+        raise _Malformed("a layer entry is not an object")
+    g = _Graph(prefix, {}, {}, [], {})
+    for entry in _private_layers(inner["layers"]):
+        name = _layer_name(entry)
+        if name in g.entries:
+            raise _Malformed(f"two layers are named {name!r}")
+        g.entries[name] = entry
+        g.order[name] = len(g.order)
+    for name, entry in g.entries.items():
+        if entry.get("class_name") == "InputLayer":
+            g.inputs.append(name)
+            continue
+        nodes = entry.get("inbound_nodes") or []
+        if not isinstance(nodes, list):
+            raise _Malformed(f"the inbound_nodes of layer {name!r} are not a list")
+        for k, node in enumerate(nodes):
+            g.calls[(name, k)] = _node_arguments(node)
+    return g
+
+
+def _model_refs(inner: dict[str, Any], g: _Graph
+                ) -> tuple[list[tuple[str, int, int]], list[tuple[str, int, int]]]:
+    """The model's `input_layers` and `output_layers` references."""
+    # The model's outputs count a nested functional model's own first node (its
+    # inputs to its outputs), which `inbound_nodes` leaves out; calls do not.
+    shift = {name for name, entry in g.entries.items() if _class(entry) in _FUNCTIONAL_CLASSES}
+    input_refs = _histories(inner.get("input_layers"))
+    output_refs = [_shifted(ref, shift) for ref in _histories(inner.get("output_layers"))]
+    if not input_refs or not output_refs:
+        raise _missing("input_layers" if not input_refs else "output_layers")
+    for ref in input_refs:
+        if ref[0] not in g.inputs:
+            raise _Malformed(f"model input {ref[0]!r} is not an InputLayer")
+    return input_refs, output_refs
 
 
 # -- layers private to keras.applications -------------------------------------------------
@@ -918,7 +1022,7 @@ def _frozen(entry: Any) -> Any:
 def _layer_scale(entry: dict[str, Any], taken: set[str]) -> list[dict[str, Any]] | None:
     """ConvNeXt's `LayerScale`: `x * gamma`, `gamma` a learned vector over the last
     axis, is `EinsumDense("...c,c->...c", …)` with the same (C,) weight."""
-    cfg = entry.get("config") or {}
+    cfg = _config_of(entry, _layer_name(entry))
     dim, init = cfg.get("projection_dim"), cfg.get("init_values")
     if not isinstance(dim, int) or isinstance(dim, bool) or not _is_number(init):
         return None
@@ -933,7 +1037,7 @@ def _layer_scale(entry: dict[str, Any], taken: set[str]) -> list[dict[str, Any]]
 def _custom_scale(entry: dict[str, Any], taken: set[str]) -> list[dict[str, Any]] | None:
     """Inception-ResNet-v2's `CustomScaleLayer`: `inputs[0] + inputs[1] * scale` is
     `Rescaling(scale)` on the second tensor, then `Add` (no weights)."""
-    cfg = entry.get("config") or {}
+    cfg = _config_of(entry, _layer_name(entry))
     scale = cfg.get("scale")
     nodes = entry.get("inbound_nodes")
     if not _is_number(scale) or not isinstance(nodes, list) or not nodes:
@@ -994,15 +1098,16 @@ def _is_op(module: Any) -> bool:
 def _layer_name(entry: dict[str, Any]) -> str:
     name = entry.get("name")
     if not isinstance(name, str):
-        name = (entry.get("config") or {}).get("name")
+        config = entry.get("config")
+        name = config.get("name") if isinstance(config, dict) else None
     if not isinstance(name, str) or not name:
-        raise KeyError("name")
+        raise _missing("name")
     return name
 
 
 def _dtype_name(dtype: Any) -> str | None:
     if isinstance(dtype, dict):
-        dtype = (dtype.get("config") or {}).get("name")
+        dtype = _config_of(dtype, "dtype").get("name")
     return dtype if isinstance(dtype, str) else None
 
 
@@ -1035,16 +1140,21 @@ def _has_tensor(value: Any) -> bool:
 
 
 def _history(tensor: dict[str, Any]) -> tuple[str, int, int]:
-    layer, node, index = tensor["config"]["keras_history"]
+    """A Keras tensor's `[layer, node index, tensor index]`."""
+    history = _config_of(tensor, "a tensor").get("keras_history")
+    if not isinstance(history, list) or len(history) != 3:
+        raise _Malformed("a malformed keras_history")
+    layer, node, index = history
     if not isinstance(layer, str) or not isinstance(node, int) or not isinstance(index, int):
-        raise TypeError("a malformed keras_history")
+        raise _Malformed("a malformed keras_history")
     return layer, node, index
 
 
 def _unwrap(value: Any) -> Any:
     """Keras's `__tuple__` wrappers as plain lists."""
     if isinstance(value, dict) and value.get("class_name") == "__tuple__":
-        return [_unwrap(v) for v in (value.get("config") or {}).get("value", [])]
+        return [_unwrap(v) for v in _list_of(_config_of(value, "a tuple").get("value"),
+                                             "a tuple")]
     if isinstance(value, list):
         return [_unwrap(v) for v in value]
     if isinstance(value, dict) and not _is_tensor(value):
@@ -1058,18 +1168,20 @@ def _node_arguments(node: Any) -> tuple[list[Any], dict[str, Any]]:
         args = _unwrap(node.get("args", []))
         kwargs = _unwrap(node.get("kwargs", {}))
         if not isinstance(args, list) or not isinstance(kwargs, dict):
-            raise TypeError("a malformed inbound node")
+            raise _Malformed("a malformed inbound node")
         return args, kwargs
     if isinstance(node, list):  # [[layer, node, tensor, kwargs], …]
         tensors = []
         kwargs: dict[str, Any] = {}
         for item in node:
+            if not isinstance(item, list) or len(item) < 3:
+                raise _Malformed("a malformed inbound node")
             tensors.append({"class_name": "__keras_tensor__",
                             "config": {"keras_history": list(item[:3])}})
             if len(item) > 3 and isinstance(item[3], dict):
                 kwargs.update(item[3])
         return [tensors[0] if len(tensors) == 1 else tensors], kwargs
-    raise TypeError("a malformed inbound node")
+    raise _Malformed("a malformed inbound node")
 
 
 def _histories(value: Any) -> list[tuple[str, int, int]]:
@@ -1081,9 +1193,9 @@ def _histories(value: Any) -> list[tuple[str, int, int]]:
         return [h for v in value for h in _histories(v)]
     if isinstance(value, dict):
         if value.get("class_name") == "__tuple__":
-            return _histories((value.get("config") or {}).get("value"))
+            return _histories(_config_of(value, "a tuple").get("value"))
         return [h for v in value.values() for h in _histories(v)]
-    raise TypeError("malformed input_layers or output_layers")
+    raise _Malformed("malformed input_layers or output_layers")
 
 
 def _tensor_keys(value: Any) -> set[tuple[str, int]]:
@@ -1117,7 +1229,7 @@ def _topological(values: dict[tuple[str, int], Any], deps: dict[tuple[str, int],
             if not waiting[user]:
                 heapq.heappush(heap, (order[user[0]], user[1], user))
     if len(out) != len(values):
-        raise ValueError("the layer graph has a cycle")
+        raise _Malformed("the layer graph has a cycle")
     return out
 
 

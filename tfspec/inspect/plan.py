@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ..codegen.model import Generator, LayerInfo
 from ..codegen.program import Compiled, write_program
 from ..lang.diagnostics import Diagnostics, SpecError
+from ..lang.ir import OUTPUTS, declared, statement_kind
 from ..lang.validate import Result
 
 if TYPE_CHECKING:
@@ -112,9 +113,12 @@ class PlanError(SpecError):
         self.layers = layers
         self.layers_from = layers_from
 
+    shows_rows = False  # `plan` prints the rows before the diagnostics (hint_at_rows)
+
     def hint_at_rows(self) -> None:
         """For `plan`, which shows the rows: the E500's hint (`compile --check` and `run`
         send the user to `tfspec plan`) says what the rows are."""
+        self.shows_rows = True
         for diag in self.diagnostics:
             if diag.code == "E500" and diag.hint and "tfspec plan" in diag.hint:
                 diag.hint = ("the layers Keras built before this one are listed with their "
@@ -126,6 +130,10 @@ class PlanError(SpecError):
         `built_layers`, the rows of the layers Keras built before the failing one."""
         return [{**d.to_dict(), "built_layers": self.layers} if d.code == "E500"
                 else d.to_dict() for d in self.diagnostics]
+
+    def preface(self) -> str:
+        """The rows of the layers Keras built, where `plan` shows them (`hint_at_rows`)."""
+        return render_partial(self) if self.shows_rows else ""
 
 
 def _plan_error(error: BuildError, compiled: Compiled, namespace: dict[str, Any]) -> PlanError:
@@ -214,8 +222,9 @@ class Locator:
         self.inputs: dict[str, str] = {}
         model = self.ir.get("model") or {}
         for i, stmt in enumerate(model.get("body") or []):
-            if "input" in stmt:
-                self.inputs[stmt["input"]] = f"/model/body/{i}"
+            kind, name = statement_kind(stmt)
+            if kind == "input":
+                self.inputs[name] = f"/model/body/{i}"
 
     def is_use(self, info: LayerInfo) -> bool:
         return info.cls in self.block_index
@@ -629,8 +638,8 @@ def _tensor_sig(name: str, tensor: Any) -> dict[str, Any]:
 def signature(model: Any, compiled: Compiled) -> dict[str, list[dict[str, Any]]]:
     """Input and output names, shapes and dtypes (dict models: their keys)."""
     body = (compiled.ir.get("model") or {}).get("body") or []
-    in_names = [s["input"] for s in body if "input" in s]
-    out_names = [s["output"] for s in body if "output" in s]
+    in_names = declared(body, "input")
+    out_names = declared(body, *OUTPUTS)
 
     def side(struct: Any, flat: list[Any], names: list[str], fallback: list[str]):
         if isinstance(struct, dict):
@@ -747,13 +756,14 @@ def plan(compiled: Compiled) -> dict[str, Any]:
 # -- text --------------------------------------------------------------------------------------
 
 
-def _fmt_shape(shape: Any) -> str:
-    if shape and isinstance(shape[0], list):
-        return ", ".join(_fmt_shape(s) for s in shape)
+def shape_text(shape: Any) -> str:
+    """Keras's notation: `(None, 28, 28, 32)`; several tensors `[(None, 3), (None, 4)]`;
+    a shape is a list or a tuple (as JSON and Keras give them), `?` when unknown."""
     if shape is None:
         return "?"
-    inner = ", ".join("None" if d is None else str(d) for d in shape)
-    return f"({inner},)" if len(shape) == 1 else f"({inner})"
+    if shape and isinstance(shape[0], (list, tuple)):
+        return "[" + ", ".join(shape_text(s) for s in shape) + "]"
+    return repr(tuple(shape))
 
 
 def _num(n: int) -> str:
@@ -774,7 +784,7 @@ def _table(layers: list[dict[str, Any]]) -> list[str]:
             where += f" in {use['block']} `{use['use']}`"
             if use["location"]:
                 where += f" ({use['location']})"
-        shape = _fmt_shape(e["output_shape"])
+        shape = shape_text(e["output_shape"])
         if e.get("output_dtype") and e["output_dtype"] != "float32":
             shape += f" {e['output_dtype']}"
         name = f"{e['name']} ({e['class']})"
@@ -833,8 +843,8 @@ def render_text(plan_dict: dict[str, Any]) -> str:
         sig = plan_dict["signature"][side]
         out.append(f"{side.capitalize()}:")
         nw = max((len(s["name"]) for s in sig), default=0)
-        sw = max((len(_fmt_shape(s["shape"])) for s in sig), default=0)
-        out += [f"  {s['name']:<{nw}}  {_fmt_shape(s['shape']):<{sw}}  {s['dtype']}"
+        sw = max((len(shape_text(s["shape"])) for s in sig), default=0)
+        out += [f"  {s['name']:<{nw}}  {shape_text(s['shape']):<{sw}}  {s['dtype']}"
                 for s in sig]
     train = plan_dict.get("training")
     if train:

@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from ..codegen.program import Compiled, compile_result
+from ..codegen.program import API, Compiled, compile_result
 from ..lang.diagnostics import Diagnostic, Span, SpecError
+from ..lang.ir import resolve, statement_kind
 from ..lang.validate import Result, validate_text
-from .plan import Locator, functional_twin
+from .plan import Locator, functional_twin, shape_text
 
 
 @dataclass
@@ -113,10 +114,9 @@ def spec_shapes(result: Result) -> Shapes:
         built = _functional_layers(returns)
     _add_params(shapes, detail, built)
     for stmt in shapes.statements:
-        declared = _stmt(compiled, stmt.at)
-        names = [declared.get(k) for k in ("input", "node", "output", "layer")
-                 if isinstance(declared, dict)]
-        stmt.name = next((n for n in names if isinstance(n, str)), None)
+        # a data.preprocess item is a call: it declares no name
+        name = statement_kind(resolve(compiled.ir, stmt.at))[1]
+        stmt.name = name if isinstance(name, str) else None
     return shapes
 
 
@@ -136,7 +136,7 @@ class _Returns(contextlib.AbstractContextManager):
 
     def __init__(self, compiled: Compiled):
         self.filename = compiled.filename
-        self.functions = {f for f, _ in compiled.bindings.values()} | {"build_model"}
+        self.functions = {f for f, _ in compiled.bindings.values()} | {API.build_model}
         self.found: list[_Return] = []
         self._previous: Any = None
 
@@ -171,15 +171,16 @@ def _functional_shapes(shapes: Shapes, compiled: Compiled, returns: list[_Return
         by_function.setdefault(ret.function, []).append(ret)
     for at, (function, var) in compiled.bindings.items():
         stmt = Statement(at, compiled.positions.value(at))
-        model = function == "build_model"
+        model = function == API.build_model
         for ret in by_function.get(function, []):
             if var not in ret.locals:
                 continue  # the build failed before this statement
             value = ret.locals[var]
-            if model and at.startswith("/model/") and "input" in _stmt(compiled, at):
+            if model and at.startswith("/model/") and statement_kind(
+                    resolve(compiled.ir, at))[0] == "input":
                 value = _input_of(value)  # data.preprocess reassigns the input's variable
             use = None if model else ret.locals.get("name")
-            span = None if model else _span_of_line(compiled, ret.caller_line)
+            span = None if model else compiled.spec_span(ret.caller_line)
             stmt.uses.append(Use(_shape(value), 0, use if isinstance(use, str) else None, span))
         if stmt.uses:
             shapes.statements.append(stmt)
@@ -235,7 +236,7 @@ def _sequential_layers(model: Any, returns: list[_Return]) -> list[Any]:
     """The layers of a sequential program, its `keras.Input` first: the model's, or
     the `layers` list build_model() was making when Keras failed."""
     for ret in reversed(returns):
-        if ret.function == "build_model" and isinstance(ret.locals.get("layers"), list):
+        if ret.function == API.build_model and isinstance(ret.locals.get("layers"), list):
             return ret.locals["layers"]
     return list(model.layers) if model is not None else []
 
@@ -249,7 +250,7 @@ def _sequential_shapes(shapes: Shapes, compiled: Compiled, layers: list[Any]) ->
     for i, stmt in enumerate(body):
         at = f"/model/body/{i}"
         shape = None
-        if "input" in stmt:
+        if statement_kind(stmt)[0] == "input":
             first = layers[0] if layers else None
             shape = _shape(first) if isinstance(first, keras.KerasTensor) else None
         elif (info := infos.get(f"{at}/add")) is not None and info.name in by_name:
@@ -334,37 +335,12 @@ def _statement_of(at: str) -> str:
     return "/".join(parts[:5]) if parts[1] == "blocks" else at  # data.preprocess: the item
 
 
-def _stmt(compiled: Compiled, at: str) -> Any:
-    """The IR at a pointer of a statement (or a data.preprocess item)."""
-    node: Any = compiled.ir
-    for part in at.split("/")[1:]:
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    return node
-
-
 def _order(compiled: Compiled, at: str) -> tuple[int, int]:
     span = compiled.positions.value(at)
     return (span.line, span.col) if span else (0, 0)
 
 
-def _span_of_line(compiled: Compiled, line: int | None) -> Span | None:
-    """The spec span of a generated line (a line of a longer statement: its first)."""
-    for candidate in range(line or 0, 0, -1):
-        if candidate in compiled.origins:
-            return compiled.origins[candidate]
-    return None
-
-
 # -- as text: Keras's notation -----------------------------------------------------------------
-
-
-def shape_text(shape: Any) -> str:
-    """Keras's notation: `(None, 28, 28, 32)`; several tensors `[(None, 3), (None, 4)]`."""
-    if shape is None:
-        return "?"
-    if isinstance(shape, list):
-        return "[" + ", ".join(shape_text(s) for s in shape) + "]"
-    return repr(tuple(shape))
 
 
 def params_text(count: int) -> str:

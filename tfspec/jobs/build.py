@@ -20,9 +20,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from ..codegen.model import HELPERS, LayerInfo
-from ..codegen.program import Compiled
+from ..codegen.model import LayerInfo
+from ..codegen.program import API, Compiled
 from ..lang.diagnostics import Diagnostics, Span, SpecError
+from ..lang.ir import declared, resolve
 from ..lang.missing_files import missing_files
 from ..lang.validate import Result
 
@@ -130,7 +131,7 @@ def build_model(compiled: Compiled, namespace: dict[str, Any] | None = None,
     namespace = namespace or load_program(compiled)
     try:
         with quiet_failed_build():
-            return namespace["build_model"]()
+            return namespace[API.build_model]()
     except Exception as exc:
         error = located_error(exc, compiled)
         raise BuildError(error, built_part(exc, compiled) if partial else None) from None
@@ -180,7 +181,7 @@ def _sequential_layers(exc: BaseException, compiled: Compiled) -> list[Any] | No
     raised by its `keras.Sequential(layers, …)` (None otherwise)."""
     frames = _generated(exc, compiled)
     if _kind(compiled) != "sequential" or not frames or (
-            frames[-1][0].f_code.co_name != "build_model"):
+            frames[-1][0].f_code.co_name != API.build_model):
         return None
     layers = frames[-1][0].f_locals.get("layers")  # unset if a layer's construction raised
     return layers if isinstance(layers, list) else None
@@ -235,7 +236,7 @@ def _functional_part(tensors: list[Any], compiled: Compiled) -> Any:
     outputs = {id(t): t for t in tensors if id(t) not in inputs}
     if not inputs or not outputs:
         return None
-    order = [s["input"] for s in compiled.ir["model"]["body"] if "input" in s]
+    order = declared(compiled.ir["model"]["body"], "input")
 
     def rank(tensor: Any) -> int:
         name = tensor._keras_history.operation.name
@@ -247,13 +248,13 @@ def _functional_part(tensors: list[Any], compiled: Compiled) -> Any:
 
 def _generated(exc: BaseException, compiled: Compiled) -> list[tuple[types.FrameType, int]]:
     """(frame, line) of each frame of generated code in the exception's traceback,
-    outermost first; the program's helper functions excepted: their errors belong to
-    the line that called them."""
+    outermost first (the runtime's frames are not: their errors belong to the program
+    line that called it)."""
     found = []
     tb = exc.__traceback__
     while tb is not None:
         code = tb.tb_frame.f_code
-        if code.co_filename == compiled.filename and code.co_name not in HELPERS:
+        if code.co_filename == compiled.filename:
             found.append((tb.tb_frame, tb.tb_lineno))
         tb = tb.tb_next
     return found
@@ -341,14 +342,7 @@ def located_error(exc: BaseException, compiled: Compiled, code: str = "E500",
 def _span(exc: BaseException, compiled: Compiled) -> Span | None:
     """The spec span of the generated line that raised `exc`; for `keras.Sequential(…)`,
     of the layer it failed on."""
-    line = generated_line(exc, compiled)
-    span = None
-    if line is not None:
-        # a multi-line statement raises at its first line, which is mapped
-        for candidate in range(line, 0, -1):
-            if candidate in compiled.origins:
-                span = compiled.origins[candidate]
-                break
+    span = compiled.spec_span(generated_line(exc, compiled))
     layers = _sequential_layers(exc, compiled)
     index = _uncalled(layers) if layers else None
     if layers is not None and index is not None:
@@ -365,7 +359,7 @@ def _span(exc: BaseException, compiled: Compiled) -> Span | None:
 
 def _building(exc: BaseException, compiled: Compiled) -> bool:
     """Whether `exc` was raised while the program built its model."""
-    return any(f.f_code.co_name == "build_model" for f, _ in _generated(exc, compiled))
+    return any(f.f_code.co_name == API.build_model for f, _ in _generated(exc, compiled))
 
 
 def _in_origin(span: Span | None, compiled: Compiled, origin: Result) -> Span | None:
@@ -383,23 +377,9 @@ def _in_origin(span: Span | None, compiled: Compiled, origin: Result) -> Span | 
         parts = pointer.split("/")
         for i, part in enumerate(parts):  # a list item is the same only if its list is
             prefix = "/".join(parts[:i])
-            if part.isdigit() and _at(compiled.ir, prefix) != _at(origin.ir, prefix):
+            if part.isdigit() and resolve(compiled.ir, prefix) != resolve(origin.ir, prefix):
                 return None
     return origin.positions.value(pointer)
-
-
-def _at(ir: Any, pointer: str) -> Any:
-    """The IR value at a JSON pointer (None if there is none)."""
-    node = ir
-    for part in pointer.split("/")[1:]:
-        part = part.replace("~1", "/").replace("~0", "~")
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict) and part in node:
-            node = node[part]
-        else:
-            return None
-    return node
 
 
 def _layer_at(compiled: Compiled, span: Any) -> LayerInfo | None:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..lang.diagnostics import TfspecError
 from ..lang.validate import parse_override
 from .build import diverted, quiet_tensorflow
 from .launch import multi_worker_spec
@@ -78,19 +79,15 @@ class RayOptions:
     max_failures: int = 0
 
 
-class RayJobError(Exception):
+class RayJobError(TfspecError):
     """The job cannot start or run on Ray: one line, said as `tfspec: error: …`."""
 
 
 def launch_on_ray(spec: str, options: RayOptions, sets: list[str],
                   allow_modules: list[str]) -> int:
     """Run `spec` on Ray Train workers; returns the exit status. Raises SpecError for
-    a spec that cannot be launched; prints RayJobError's line (status 1)."""
-    try:
-        return _launch(spec, options, sets, allow_modules)
-    except RayJobError as exc:
-        print(f"tfspec: error: {exc}", file=sys.stderr)
-        return 1
+    a spec that cannot be launched, RayJobError (one line) for a job Ray cannot start."""
+    return _launch(spec, options, sets, allow_modules)
 
 
 def _launch(spec: str, options: RayOptions, sets: list[str], allow_modules: list[str]) -> int:

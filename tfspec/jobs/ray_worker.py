@@ -27,12 +27,16 @@ import os
 import sys
 from typing import Any
 
+from ..codegen.program import API
 from ..lang.diagnostics import SpecError, render_text
 from .runner import run
 
 
 class WorkerFailed(Exception):
-    """A worker's run failed; `text` is what `tfspec run` would have printed."""
+    """A worker's run failed; `text` is what `tfspec run` would have printed.
+
+    Not a TfspecError: it carries a worker's error across Ray to the driver, which
+    prints its text (jobs/ray.py `_failed`); it never reaches the command line."""
 
     def __init__(self, text: str, rank: int):
         super().__init__(text, rank)
@@ -105,13 +109,13 @@ def resumed_epoch(checkpoint_dir: str) -> int | None:
 
 def prepare(namespace: dict[str, Any]) -> None:
     """Add the report callback to the program's callbacks; say where training resumes."""
-    make_callbacks = namespace["make_callbacks"]
-    namespace["make_callbacks"] = lambda: [*make_callbacks(), report_callback()]
-    if "CHECKPOINT_DIR" in namespace:  # the custom loop's per-epoch checkpoints
-        done = resumed_epoch(namespace["CHECKPOINT_DIR"])
+    make_callbacks = namespace[API.make_callbacks]
+    namespace[API.make_callbacks] = lambda: [*make_callbacks(), report_callback()]
+    checkpoints = namespace.get(API.CHECKPOINT_DIR)  # the custom loop's, every epoch
+    if checkpoints is not None:
+        done = resumed_epoch(checkpoints)
         if done is not None:
-            print(f"resuming after epoch {done}, from the checkpoint in "
-                  f"{namespace['CHECKPOINT_DIR']}")
+            print(f"resuming after epoch {done}, from the checkpoint in {checkpoints}")
 
 
 def train_loop(config: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
-from ..codegen.program import Compiled, compile_result, compile_text
+from ..codegen.program import API, Compiled, compile_result, compile_text
 from ..codegen.train import backup_pointer
 from ..lang.diagnostics import Diagnostics, SpecError
 from ..lang.formatter import format_spec
@@ -238,17 +238,16 @@ def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None,
     namespace = load_program(compiled)
     if prepare is not None:
         prepare(namespace)
-    verbose = 1 if sys.stdout.isatty() else 2  # progress bars, or a line per epoch
     log_dir = task_dir(run_dir)  # one log per worker
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / "log.txt", "w", encoding="utf-8") as log, \
             redirect_stdout(_Tee(sys.stdout, log)):
         try:
             with quiet_failed_build():
-                namespace["main"](run_dir, verbose)
+                namespace[API.main](run_dir, *main_verbose(compiled))
         except Exception as exc:
             frames = _frames(exc)
-            if frames & {"export_all", "verify_exports"}:
+            if frames & {API.export_all, API.verify_exports}:
                 failures = getattr(exc, "failures", None)
                 if origin is not None and failures is not None:
                     exc.failures = [f for f in failures if not _parity(f)]
@@ -261,12 +260,21 @@ def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None,
                 raise located_error(exc, compiled, "E502", "training failed", origin,
                                     at=backup_pointer(compiled.ir)) from None
             # a dry run's errors are reported in the user's spec, not in its copy
-            if isinstance(exc, ValueError) and "check_data" in frames:
+            if isinstance(exc, ValueError) and API.check_data in frames:
                 raise located_error(exc, compiled, "E501", "the data does not fit the model",
                                     origin) from None
             raise located_error(exc, compiled, "E502", "training failed", origin) from None
         finally:
             _restore_global_state()
+
+
+def main_verbose(compiled: Compiled) -> tuple[int, ...]:
+    """The `verbose` argument of the program's `main`: none where the spec sets
+    `train.verbose` (the spec's is `main`'s default, and wins over the terminal's);
+    else progress bars on a terminal, or a line per epoch."""
+    if "verbose" in (compiled.ir.get("train") or {}):
+        return ()
+    return (1 if sys.stdout.isatty() else 2,)
 
 
 def node_path() -> None:
@@ -296,9 +304,9 @@ def export_error(exc: BaseException, compiled: Compiled,
         return SpecError(diags, source)
     span = None
     tb = exc.__traceback__
-    while tb is not None:  # the deepest line that is a target's (helpers are not)
+    while tb is not None:  # the deepest generated line's (of `export_all`, when it raised)
         if tb.tb_frame.f_code.co_filename == compiled.filename:
-            span = compiled.origins.get(tb.tb_lineno, span)
+            span = compiled.spec_span(tb.tb_lineno) or span
         tb = tb.tb_next
     pointer = "/export"
     for i in range(len(compiled.ir.get("export") or [])):
@@ -347,8 +355,8 @@ def export_run(path: str, from_dir: str, overrides: dict[str, Any] | None = None
         import keras
 
         model = keras.saving.load_model(run_dir / "model.keras")
-        namespace["export_all"](model, run_dir, namespace["make_datasets"]())
-        namespace["verify_exports"](run_dir)
+        namespace[API.export_all](model, run_dir, namespace[API.make_datasets]())
+        namespace[API.verify_exports](run_dir)
     except Exception as exc:
         raise export_error(exc, compiled) from None
     return run_dir
@@ -375,7 +383,7 @@ def verify_run(from_dir: str) -> list[dict[str, Any]]:
     # the run's copy of the spec is not where its relative paths start
     namespace = load_program(compiled, builds_model=False)
     try:
-        return namespace["verify_exports"](run_dir)
+        return namespace[API.verify_exports](run_dir)
     except Exception as exc:
         raise export_error(exc, compiled) from None
 

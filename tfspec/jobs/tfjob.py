@@ -53,14 +53,6 @@ CONFIGMAP_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 CONFIGMAP_MAX_BYTES = 1024 * 1024  # etcd's limit on one object, roughly
 
 
-class ManifestError(Exception):
-    """The manifest breaks the CRD's schema or the operator's rules: one line each."""
-
-    def __init__(self, problems: list[str]):
-        super().__init__("\n".join(problems))
-        self.problems = problems
-
-
 def job_name(spec_name: str, workers: int) -> str:
     """A DNS-1035 job name from the spec's name, short enough that every replica's
     service name `<job>-worker-<i>` is a DNS label too (63 characters)."""

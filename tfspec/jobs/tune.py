@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..codegen.program import Compiled, compile_result, compile_text
+from ..codegen.program import API, Compiled, compile_result, compile_text
 from ..lang.diagnostics import Diagnostics, SpecError
 from ..lang.files import write_atomic
 from ..lang.formatter import format_spec
@@ -67,7 +67,10 @@ class Search:
 
 
 class Interrupted(Exception):
-    """Ctrl-C: the search stopped; `run_dir` resumes it."""
+    """Ctrl-C: the search stopped; `run_dir` resumes it.
+
+    Not a TfspecError: nothing is wrong with the input; `tfspec tune` says how to
+    resume and exits 130, as for any Ctrl-C."""
 
     def __init__(self, run_dir: Path):
         super().__init__(str(run_dir))
@@ -146,7 +149,7 @@ def run_search(search: Search, max_trials: int | None = None) -> None:
     with open(log, "a", encoding="utf-8") as out, redirect_stdout(_Tee(sys.stdout, out)):
         try:
             with quiet_failed_build():
-                namespace["search"](search.run_dir, max_trials=max_trials, verbose=0)
+                namespace[API.search](search.run_dir, max_trials=max_trials, verbose=0)
         except KeyboardInterrupt:
             raise Interrupted(search.run_dir) from None
         except RuntimeError as exc:

@@ -1,7 +1,7 @@
 """What the checker knows about Keras, read from spec/catalog/*.json.
 
 The catalog is generated from the installed Keras by tools/gen_catalog.py and
-checked in, so checking a spec never imports TensorFlow or Keras (DESIGN.md rule 3).
+checked in, so checking a spec never imports TensorFlow or Keras (docs/architecture.md, rule 3).
 This module only reads it: standard library only, each file parsed once per process.
 
 Each `<category>.json` holds `entries` (public name -> {"kind", "params",
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -237,6 +238,35 @@ def kind_for_param(param_name: str) -> str | None:
     return None
 
 
+def argument_category(owner: str, param: dict[str, Any] | None, call: dict[str, Any]
+                      ) -> str | None:
+    """The category of `call`, a nested call passed to `owner`'s parameter `param`
+    (None: not a parameter this catalog knows, or one that takes no call).
+
+    The checker checks the call in this category and the generator builds it from
+    it: deciding it once here keeps them from disagreeing. `activation =
+    LeakyReLU(0.2)` is a layer (Keras takes a layer where an activation goes), and
+    `LearningRateScheduler(schedule = ExponentialDecay(…))` a schedule object (the
+    program turns it into the function of the epoch Keras wants there).
+    """
+    if param is None:
+        return None
+    ptype = param.get("type")
+    kind = TYPE_CATEGORY.get(ptype) if isinstance(ptype, str) else None
+    kind = kind or kind_for_param(param["name"])
+    if owner == "LearningRateScheduler" and param["name"] == "schedule":
+        kind = "schedules"
+    if kind == "activations" and _layer_as_activation(call.get("call")):
+        kind = "layers"
+    return kind
+
+
+def _layer_as_activation(name: Any) -> bool:
+    """A Keras layer class that is not also an activation's name (`LeakyReLU`, not `relu`)."""
+    return isinstance(name, str) and lookup("activations", name) is None and (
+        lookup("layers", name) or {}).get("kind") == "class"
+
+
 # -- values ----------------------------------------------------------------------------
 
 
@@ -386,3 +416,11 @@ def class_of(function: str) -> str:
         if name.lower() == function.lower() and name != function:
             return name
     return function
+
+
+def snake_case(name: str) -> str:
+    """Keras's `to_snake_case` (`keras.src.utils.naming`), the rule behind its default
+    names: `MaxPooling2D` -> `max_pooling2d`, `ReLU` -> `re_lu`, `AUC` -> `auc`."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()

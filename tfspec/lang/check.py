@@ -14,7 +14,8 @@ from typing import Any
 
 from . import catalog, checktune, transfer
 from .diagnostics import Diagnostics, did_you_mean
-from .located import Positions, escape
+from .ir import OUTPUTS, declared, escape, statement_kind
+from .located import Positions
 from .schema import show
 from .sources import SOURCES
 
@@ -32,7 +33,7 @@ def _name(value: Any) -> str | None:
 
 @dataclass
 class _Symbol:
-    kind: str  # "param" | "input" | "node" | "output" | "layer" | "block_param"
+    kind: str  # "param" | "input" | "node" | "output" | "layer" | "block param"
     at: str  # pointer of the declaration
     used: bool = False
 
@@ -178,7 +179,7 @@ class Checker:
         if scope is not None and name in scope.symbols:
             sym = scope.symbols[name]
             sym.used = True
-            if sym.kind == "block_param":
+            if sym.kind == "block param":
                 return UNKNOWN
             self.error("E406", f"`{name}` is a {_KIND_WORDS[sym.kind]}, not a value", at,
                        hint="only params and block parameters can be used as values")
@@ -193,7 +194,7 @@ class Checker:
         known = list(self.params)
         if scope is not None:
             known += [n for n, s in scope.symbols.items()
-                      if values == (s.kind in ("param", "block_param"))]
+                      if values == (s.kind in ("param", "block param"))]
         hint = did_you_mean(name, known)
         if name in ("True", "False", "None"):
             hint = f"write `{ {'True': 'true', 'False': 'false', 'None': 'null'}[name] }`"
@@ -278,9 +279,9 @@ class Checker:
 
     def args_values(self, call: dict[str, Any], at: str, scope: _Scope | None) -> None:
         for i, arg in enumerate(_list(call.get("args"))):
-            self.nested(arg, f"{at}/args/{i}", None, scope)
+            self.nested(arg, f"{at}/args/{i}", scope)
         for key, arg in _dict(call.get("kwargs")).items():
-            self.nested(arg, f"{at}/kwargs/{escape(key)}", None, scope)
+            self.nested(arg, f"{at}/kwargs/{escape(key)}", scope)
 
     def arguments(self, name: str, entry: dict[str, Any], call: dict[str, Any], at: str,
                   category: str, scope: _Scope | None) -> None:
@@ -315,7 +316,7 @@ class Checker:
                 if hint is None and names:
                     hint = f"`{name}` takes: " + ", ".join(f"`{n}`" for n in names)
                 self.error("E301", f"`{name}` has no argument `{key}`", kat, hint, key=True)
-                self.nested(arg, kat, None, scope)
+                self.nested(arg, kat, scope)
                 continue
             if key in given:
                 self.error("E304", f"`{name}` got `{key}` both by position and by keyword",
@@ -330,13 +331,7 @@ class Checker:
     def argument(self, owner: str, param: dict[str, Any] | None, arg: Any, at: str,
                  scope: _Scope | None) -> None:
         ptype = param.get("type") if param else None
-        kind = None
-        if param is not None:
-            kind = catalog.TYPE_CATEGORY.get(ptype) if isinstance(ptype, str) else None
-            kind = kind or catalog.kind_for_param(param["name"])
-            if owner == "LearningRateScheduler" and param["name"] == "schedule":
-                kind = "schedules"  # a schedule object, evaluated per epoch by the program
-        value = self.nested(arg, at, kind, scope)
+        value = self.nested(arg, at, scope, owner, param)
         ref = arg.get("ref") if _is(arg, "ref") else None
         if param is not None and ref in self.params and (
                 scope is None or ref not in scope.symbols):
@@ -356,11 +351,13 @@ class Checker:
             self.error("E305", f"`{pname}` must be {problem}. Received: {pname}={show(value)}"
                        f"{via}", at, hint)
 
-    def nested(self, arg: Any, at: str, kind: str | None, scope: _Scope | None) -> Any:
-        """Check an argument value; nested calls are checked in `kind`'s category."""
+    def nested(self, arg: Any, at: str, scope: _Scope | None, owner: str = "",
+               param: dict[str, Any] | None = None) -> Any:
+        """Check an argument value of `owner`'s `param` (None: one it does not take);
+        a nested call is checked in `catalog.argument_category`'s category, the one
+        the generator builds it from."""
         if _is(arg, "call"):
-            if kind == "activations" and _activation_layer(arg.get("call")):
-                kind = "layers"  # `activation = LeakyReLU(0.2)`: Keras takes a layer here
+            kind = catalog.argument_category(owner, param, arg)
             if kind == "layers":
                 self.layer_construction(arg, at, scope)
             elif kind is not None:
@@ -371,7 +368,7 @@ class Checker:
                                 "and schedule arguments take a call")
             return UNKNOWN
         if isinstance(arg, list):
-            return [self.nested(a, f"{at}/{i}", kind, scope) for i, a in enumerate(arg)]
+            return [self.nested(a, f"{at}/{i}", scope, owner, param) for i, a in enumerate(arg)]
         return self.value(arg, at, scope)
 
     # -- blocks ----------------------------------------------------------------------------
@@ -407,10 +404,10 @@ class Checker:
             elif seen_default:
                 self.error("E408", f"block parameter `{pname}` without a default follows one "
                            "with a default", pat, hint="put parameters with defaults last")
-            scope.symbols[pname] = _Symbol("block_param", pat, used=True)
+            scope.symbols[pname] = _Symbol("block param", pat, used=True)
         self.body(block.get("body"), f"{at}/body", "block", scope)
         outputs = [i for i, s in enumerate(_list(block.get("body")))
-                   if isinstance(s, dict) and "output" in s]
+                   if statement_kind(s)[0] in OUTPUTS]
         if len(outputs) > 1:
             self.error("E408", "a block has one output, used like a layer's",
                        f"{at}/body/{outputs[1]}",
@@ -446,16 +443,17 @@ class Checker:
             sat = f"{at}/{i}"
             if not isinstance(stmt, dict):
                 continue
-            if "input" in stmt:
+            kind, name = statement_kind(stmt)
+            if kind == "input":
                 if i != 0:
                     self.error("E404", "a sequential model's `input` comes first", sat)
                 elif "shape" not in stmt:
                     self.error("E404", "a sequential model's input needs a shape", sat,
-                               hint=f"write `input {stmt['input']}: float32[…]`")
+                               hint=f"write `input {name}: float32[…]`")
                 self.shape(stmt, sat, None)
                 continue
-            if "add" not in stmt:
-                word = next((k for k in ("layer", "node", "output") if k in stmt), "statement")
+            if kind != "add":
+                word = {"output_ref": "output", None: "statement"}.get(kind, kind)
                 self.error(
                     "E404", f"a sequential model is a list of layers; `{word}` statements "
                     "belong in a functional model", sat,
@@ -497,38 +495,31 @@ class Checker:
         duplicates: set[int] = set()
         # Declarations first: the body is dataflow, so order does not matter for names.
         for i, stmt in enumerate(stmts):
-            if not isinstance(stmt, dict):
-                continue
+            kind, name = statement_kind(stmt)
             sat = f"{at}/{i}"
-            for kind in ("input", "layer", "node", "output"):
-                name = _name(stmt.get(kind))
-                if name is None:
-                    continue
-                if kind == "output" and "value" not in stmt:
-                    outputs.append((name, sat))
-                    break
-                if not self.declare(name, kind, f"{sat}/{kind}", scope):
-                    duplicates.add(i)
-                    break
-                if kind == "output":
-                    outputs.append((name, sat))
-                if kind == "input":
-                    inputs += 1
-                break
+            if kind in (None, "add") or _name(name) is None:
+                continue
+            if kind == "output_ref":  # `output x` names a node declared elsewhere
+                outputs.append((name, sat))
+            elif not self.declare(name, kind, f"{sat}/{kind}", scope):
+                duplicates.add(i)
+            elif kind == "output":
+                outputs.append((name, sat))
+            elif kind == "input":
+                inputs += 1
         for i, stmt in enumerate(stmts):
-            if not isinstance(stmt, dict):
-                continue
+            kind, name = statement_kind(stmt)
             sat = f"{at}/{i}"
-            if "input" in stmt and owner == "model":  # a block's inputs have no shape
+            if kind == "input" and owner == "model":  # a block's inputs have no shape
                 self.shape(stmt, sat, scope)
-            if "add" in stmt:
+            if kind == "add":
                 self.error("E404", "a bare layer in a functional model has no input", sat,
                            hint="write `x = Dense(10)(previous)` or `x = previous |> Dense(10)`")
                 continue
-            if "layer" in stmt:
+            if kind == "layer":
                 self.layer_value(stmt.get("value"), f"{sat}/value", scope)
-            elif "node" in stmt or ("output" in stmt and "value" in stmt):
-                name = _name(stmt.get("node", stmt.get("output")))
+            elif kind in ("node", "output"):
+                name = _name(name)
                 deps: set[str] = set()
                 self.flow(stmt.get("value"), f"{sat}/value", scope, deps)
                 if name is not None and i not in duplicates:
@@ -660,51 +651,75 @@ class Checker:
             for i, v in enumerate(value):
                 self.flow(v, f"{at}/{i}", scope, deps)
         elif _is(value, "pipe") and isinstance(value["pipe"], list):
-            stages = value["pipe"]
-            if stages:
-                self.flow(stages[0], f"{at}/pipe/0", scope, deps)
-            for i, stage in enumerate(stages[1:], 1):
-                self.layer_expr(stage, f"{at}/pipe/{i}", scope)
+            self.pipe(value["pipe"], at, scope, deps)
         elif _is(value, "call"):
-            callee = value["call"]
-            if isinstance(callee, str) and callee in scope.symbols:
-                sym = scope.symbols[callee]
-                sym.used = True
-                if sym.kind != "layer":
-                    self.error("E406", f"`{callee}` is a {_KIND_WORDS[sym.kind]}; only "
-                               "layers can be applied", f"{at}/call")
-            elif isinstance(callee, str) and _function_of_tensors(callee):
-                self.tensor_function(callee, value, at, scope, deps)
-                return
-            elif isinstance(callee, (str, dict)):
-                if isinstance(callee, str) and self.tensors_in_args(value, scope, deps):
-                    self.error(
-                        "E406", f"`{callee}(…)` is given tensors as constructor arguments",
-                        at, hint=f"build the layer, then apply it: `{callee}()([…])` or "
-                                 f"`{callee}(…)(x)`")
-                    return
-                if isinstance(callee, str):
-                    self.error(
-                        "E406", f"`{callee}(…)` builds a layer but does not apply it to a "
-                        "tensor", at,
-                        hint=f"write `{callee}(…)(x)` or `x |> {callee}(…)`")
-                    self.layer_expr(value, at, scope)
-                    return
-                self.layer_expr(callee, f"{at}/call", scope)
-            for i, arg in enumerate(_list(value.get("args"))):
-                self.flow(arg, f"{at}/args/{i}", scope, deps)
-            for key, arg in _dict(value.get("kwargs")).items():
-                kat = f"{at}/kwargs/{escape(key)}"
-                if _is(arg, "ref") and arg.get("ref") in scope.symbols:
-                    self.flow(arg, kat, scope, deps)
-                else:
-                    self.value(arg, kat, scope)
+            self.application(value, at, scope, deps)
         elif _is(value, "op"):
             self.error("E406", "arithmetic is for values; tensors are combined with layers "
                        "such as `Add()([a, b])`", at)
         else:
             self.error("E406", f"expected a tensor (an input or a node). Received: "
                        f"{show(value)}", at)
+
+    def pipe(self, stages: list[Any], at: str, scope: _Scope, deps: set[str]) -> None:
+        """`x |> A() |> B()`: the first stage is a tensor, every later one a layer."""
+        if stages:
+            self.flow(stages[0], f"{at}/pipe/0", scope, deps)
+        for i, stage in enumerate(stages[1:], 1):
+            self.layer_expr(stage, f"{at}/pipe/{i}", scope)
+
+    def application(self, value: dict[str, Any], at: str, scope: _Scope,
+                    deps: set[str]) -> None:
+        """A call where a tensor is expected: a layer (named, or built in place as
+        `Dense(4)(x)`) applied to tensors, or a function of tensors."""
+        callee = value["call"]
+        if isinstance(callee, str) and callee in scope.symbols:
+            self.named_application(callee, at, scope)
+        elif isinstance(callee, str) and _function_of_tensors(callee):
+            self.tensor_function(callee, value, at, scope, deps)
+            return
+        elif isinstance(callee, str):
+            self.unapplied(callee, value, at, scope, deps)
+            return
+        elif isinstance(callee, dict):
+            self.layer_expr(callee, f"{at}/call", scope)
+        self.application_args(value, at, scope, deps)
+
+    def named_application(self, callee: str, at: str, scope: _Scope) -> None:
+        """`shared(x)`: only a named layer can be applied."""
+        sym = scope.symbols[callee]
+        sym.used = True
+        if sym.kind != "layer":
+            self.error("E406", f"`{callee}` is a {_KIND_WORDS[sym.kind]}; only "
+                       "layers can be applied", f"{at}/call")
+
+    def unapplied(self, callee: str, value: dict[str, Any], at: str, scope: _Scope,
+                  deps: set[str]) -> None:
+        """`Dense(4)` (or `Add(a, b)`) where a tensor is expected: built, not applied."""
+        if self.tensors_in_args(value, scope, deps):
+            self.error(
+                "E406", f"`{callee}(…)` is given tensors as constructor arguments",
+                at, hint=f"build the layer, then apply it: `{callee}()([…])` or "
+                         f"`{callee}(…)(x)`")
+            return
+        self.error(
+            "E406", f"`{callee}(…)` builds a layer but does not apply it to a "
+            "tensor", at,
+            hint=f"write `{callee}(…)(x)` or `x |> {callee}(…)`")
+        self.layer_expr(value, at, scope)
+
+    def application_args(self, value: dict[str, Any], at: str, scope: _Scope,
+                         deps: set[str]) -> None:
+        """What a layer is applied to: tensors, and by keyword tensors or values
+        (`mask = m`, `training = false`)."""
+        for i, arg in enumerate(_list(value.get("args"))):
+            self.flow(arg, f"{at}/args/{i}", scope, deps)
+        for key, arg in _dict(value.get("kwargs")).items():
+            kat = f"{at}/kwargs/{escape(key)}"
+            if _is(arg, "ref") and arg.get("ref") in scope.symbols:
+                self.flow(arg, kat, scope, deps)
+            else:
+                self.value(arg, kat, scope)
 
     def tensors_in_args(self, call: dict[str, Any], scope: _Scope, deps: set[str]) -> bool:
         """Whether a layer construction was passed tensors (`Add(a, b)`): mark them used."""
@@ -853,7 +868,7 @@ class Checker:
     def model_inputs(self) -> int:
         model = self.ir.get("model")
         body = model.get("body") if isinstance(model, dict) else None
-        return sum(1 for s in _list(body) if isinstance(s, dict) and "input" in s)
+        return len(declared(body, "input"))
 
     def check_output_dtypes(self, model: dict[str, Any], policy: str) -> None:
         """Keras's mixed-precision guide: the layer that makes an output should compute
@@ -862,7 +877,7 @@ class Checker:
         body = [s for s in _list(model.get("body")) if isinstance(s, dict)]
         found: list[tuple[dict[str, Any], str, str]] = []
         if model.get("kind") == "sequential":
-            layers = [(i, s) for i, s in enumerate(body) if "add" in s]
+            layers = [(i, s) for i, s in enumerate(body) if statement_kind(s)[0] == "add"]
             if layers:
                 i, s = layers[-1]
                 last = _last_layer(s["add"], f"/model/body/{i}/add")
@@ -870,10 +885,11 @@ class Checker:
                     found.append((*last, "the model's output"))
         else:
             for i, s in enumerate(body):
-                if isinstance(s.get("output"), str):
+                kind, name = statement_kind(s)
+                if kind in OUTPUTS and isinstance(name, str):
                     last = _last_layer(s.get("value"), f"/model/body/{i}/value")
                     if last:
-                        found.append((*last, f"output `{s['output']}`"))
+                        found.append((*last, f"output `{name}`"))
         for call, at, what in found:
             if catalog.lookup("layers", call["call"]) is None:
                 continue  # a block or a loaded model: its own layers decide
@@ -981,7 +997,7 @@ class Checker:
 
 _KIND_WORDS = {
     "param": "param", "input": "model input", "node": "node", "output": "output",
-    "layer": "named layer", "block_param": "block parameter",
+    "layer": "named layer", "block param": "block parameter",
 }
 _CATEGORY_WORDS = {
     "layers": "Keras layer", "optimizers": "optimizer", "losses": "loss", "metrics": "metric",
@@ -1066,8 +1082,7 @@ def _last_layer(value: Any, at: str) -> tuple[dict[str, Any], str] | None:
 def _model_outputs(model: dict[str, Any] | None) -> list[str] | None:
     if model is None or model.get("kind") == "sequential":
         return None
-    outs = [s["output"] for s in _list(model.get("body"))
-            if isinstance(s, dict) and isinstance(s.get("output"), str)]
+    outs = [n for n in declared(model.get("body"), *OUTPUTS) if isinstance(n, str)]
     return outs or None
 
 
@@ -1075,11 +1090,6 @@ def _function_of_tensors(name: str) -> bool:
     entry = catalog.lookup("layers", name)
     return entry is not None and entry.get("kind") == "function" and bool(
         entry.get("tensor_args"))
-
-
-def _activation_layer(name: Any) -> bool:
-    return isinstance(name, str) and catalog.lookup("activations", name) is None and (
-        catalog.lookup("layers", name) or {}).get("kind") == "class"
 
 
 def _refs(value: Any) -> set[str]:

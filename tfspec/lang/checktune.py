@@ -16,7 +16,7 @@ from typing import Any
 
 from . import catalog
 from .diagnostics import Diagnostics, did_you_mean
-from .located import escape
+from .ir import escape, parts, resolve
 from .schema import check_schema, show
 from .tunespace import (
     ALGORITHM_OPTIONS,
@@ -437,12 +437,10 @@ def _ref_places(value: Any, name: str, at: str = "") -> list[tuple[str, Any]]:
     return out
 
 
-def _set(ir: Any, pointer: str, value: Any) -> None:
-    parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer.split("/")[1:]]
-    node = ir
-    for p in parts[:-1]:
-        node = node[int(p)] if isinstance(node, list) else node[p]
-    last = parts[-1]
+def _set(ir: Any, at: str, value: Any) -> None:
+    """Replace the value at pointer `at` (a place the IR has)."""
+    node = resolve(ir, at.rsplit("/", 1)[0])
+    last = parts(at)[-1]
     if isinstance(node, list):
         node[int(last)] = value
     else:

@@ -162,7 +162,19 @@ class Diagnostics:
         return len(self.items)
 
 
-class SpecError(Exception):
+class TfspecError(Exception):
+    """The base of every error the user's input causes (a spec, a file, an option's
+    value, a model to serve): `tfspec` prints it and exits with status 1. Anything
+    else that escapes a command is a bug in tfspec (status 2).
+
+    A plain `TfspecError` is one line, printed as `{cli_prefix}{message}`;
+    `SpecError` carries located diagnostics instead.
+    """
+
+    cli_prefix = "tfspec: error: "  # how the command line starts its line
+
+
+class SpecError(TfspecError):
     """Raised when a spec cannot be used; carries its diagnostics."""
 
     def __init__(self, diagnostics: Diagnostics, source: str | None = None):
@@ -170,6 +182,15 @@ class SpecError(Exception):
         self.source = source
         first = next((d for d in diagnostics if d.is_error), None)
         super().__init__(render_one(first, source) if first else "invalid spec")
+
+    def to_json(self) -> list[dict]:
+        """The diagnostics as `--format json` prints them (a subclass may add fields)."""
+        return [d.to_dict() for d in self.diagnostics]
+
+    def preface(self) -> str:
+        """Text the command line prints on stdout before the diagnostics ("" here; a
+        subclass with partial results, such as `plan`'s, shows them)."""
+        return ""
 
 
 MAX_DIGITS = 100  # longer numbers are certainly mistakes (and slow to convert)

@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from .ir import unescape
+
 Check = Callable[[Any], bool]
 
 # Keywords that only annotate (they never make an instance invalid).
@@ -67,7 +69,7 @@ class Compiler:
                 raise ValueError(f"only local $refs are supported: {pointer}")
             node: Any = self.root
             for part in pointer[2:].split("/"):
-                node = node[part.replace("~1", "/").replace("~0", "~")]
+                node = node[unescape(part)]
             refs[pointer] = lambda x: True  # placeholder while a recursive schema compiles
             refs[pointer] = self.compile(node)
         return lambda x: refs[pointer](x)

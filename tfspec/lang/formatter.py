@@ -15,13 +15,16 @@ import re
 from collections import defaultdict
 from typing import Any
 
+from .diagnostics import TfspecError
+from .ir import escape, statement_kind
+
 WIDTH = 88
 INDENT = "  "
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3}
 
 
-class FormatError(ValueError):
+class FormatError(TfspecError, ValueError):
     """The IR holds something the DSL cannot express (the checker reports why)."""
 
 
@@ -33,10 +36,6 @@ def format_spec(ir: dict[str, Any]) -> str:
 def inline(value: Any) -> str:
     """One value as DSL text on one line (used in messages)."""
     return _Formatter([]).inline(value)
-
-
-def _esc(key: str | int) -> str:
-    return str(key).replace("~", "~0").replace("/", "~1")
 
 
 class _Formatter:
@@ -77,10 +76,10 @@ class _Formatter:
         for key, value in ir.items():
             if key == "comments":
                 continue
-            at = "/" + _esc(key)
+            at = "/" + escape(key)
             if key == "params":
                 for i, (name, pvalue) in enumerate(value.items()):
-                    pat = f"{at}/{_esc(name)}"
+                    pat = f"{at}/{escape(name)}"
                     if i == 0 and prev is not None:
                         out.append("")
                     out += self.lead(pat, "")
@@ -140,7 +139,7 @@ class _Formatter:
     def entries(self, obj: dict[str, Any], at: str, indent: str) -> list[str]:
         out: list[str] = []
         for key, value in obj.items():
-            kat = f"{at}/{_esc(key)}"
+            kat = f"{at}/{escape(key)}"
             out += self.lead(kat, indent)
             if isinstance(value, dict) and not _is_expr(value):
                 out += self.section(_key(key), value, kat, indent)
@@ -201,8 +200,9 @@ class _Formatter:
             sat = f"{at}/{i}"
             out += self.lead(sat, indent)
             trail = self.trail(sat)
-            if "input" in stmt:
-                text = f"input {stmt['input']}"
+            kind, name = statement_kind(stmt)
+            if kind == "input":
+                text = f"input {name}"
                 if "shape" in stmt:
                     dims = ", ".join("None" if d is None else d["ref"] if isinstance(d, dict)
                                      else str(d) for d in stmt["shape"])
@@ -211,19 +211,17 @@ class _Formatter:
                 elif "dtype" in stmt:
                     raise FormatError("an input with a dtype needs a shape")
                 out.append(indent + text + trail)
-            elif "layer" in stmt:
-                out += self.lines(f"layer {stmt['layer']} = ", stmt["value"], f"{sat}/value",
+            elif kind == "layer":
+                out += self.lines(f"layer {name} = ", stmt["value"], f"{sat}/value",
                                   indent, trail)
-            elif "node" in stmt:
-                out += self.lines(f"{stmt['node']} = ", stmt["value"], f"{sat}/value", indent,
+            elif kind == "node":
+                out += self.lines(f"{name} = ", stmt["value"], f"{sat}/value", indent, trail)
+            elif kind == "output":
+                out += self.lines(f"output {name} = ", stmt["value"], f"{sat}/value", indent,
                                   trail)
-            elif "output" in stmt:
-                if "value" in stmt:
-                    out += self.lines(f"output {stmt['output']} = ", stmt["value"],
-                                      f"{sat}/value", indent, trail)
-                else:
-                    out.append(f"{indent}output {stmt['output']}{trail}")
-            elif "add" in stmt:
+            elif kind == "output_ref":
+                out.append(f"{indent}output {name}{trail}")
+            elif kind == "add":
                 out += self.lines("", stmt["add"], f"{sat}/add", indent, trail)
             else:
                 raise FormatError(f"unknown statement {sorted(stmt)}")
@@ -289,7 +287,7 @@ class _Formatter:
                 sub[-1] += ","
                 out += sub
             for key, arg in value.get("kwargs", {}).items():
-                kat = f"{at}/kwargs/{_esc(key)}"
+                kat = f"{at}/kwargs/{escape(key)}"
                 sub = self.lines(f"{key} = ", arg, kat, inner, "")
                 sub[-1] += ","
                 out += sub

@@ -21,6 +21,9 @@ _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
 
 
 class _Error(Exception):
+    """Internal: stops the reader at the first problem, which `parse_json` turns into a
+    located E101 (never leaves this module, so not a TfspecError)."""
+
     def __init__(self, message: str, pos: int, hint: str | None = None):
         super().__init__(message)
         self.message, self.pos, self.hint = message, pos, hint

@@ -2,7 +2,8 @@
 
 Both front ends (`parser` for the DSL, `jsonreader` for JSON) build `Node`
 trees — a value with its span, and for object members the span of the key —
-and `unwrap` turns a tree into the plain IR and its `Positions`.
+and `unwrap` turns a tree into the plain IR and its `Positions`. Pointers
+themselves (escape, resolve, …) are `ir`'s.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .diagnostics import Span
+from .ir import escape
 
 
 @dataclass(slots=True)
@@ -48,14 +50,6 @@ class Positions:
     def key(self, pointer: str) -> Span | None:
         """The span of the key of the member at `pointer`, else of its value."""
         return self.keys.get(pointer) or self.value(pointer)
-
-
-def escape(token: str | int) -> str:
-    return str(token).replace("~", "~0").replace("/", "~1")
-
-
-def pointer(*parts: str | int) -> str:
-    return "".join("/" + escape(p) for p in parts)
 
 
 def unwrap(node: Node, positions: Positions, at: str = "") -> Any:

@@ -10,7 +10,8 @@ are collected as they are found.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -56,14 +57,26 @@ def _grammar_text() -> str:
     return resource_path("grammars", "tfspec.lark").read_text()
 
 
-# Comments are %ignored by the grammar; the lexer hands each one to `_on_comment`,
-# which appends it to the list of the parse in progress (parses do not nest).
-_COMMENTS: list[list[Token]] = []
+@dataclass
+class _ParseState:
+    """What one parse collects: its diagnostics, and its comments (as tokens)."""
+
+    diags: Diagnostics
+    comments: list[Token] = field(default_factory=list)
+
+
+# The parse in progress, per thread (and per asyncio task). The LALR parser is built
+# once (`grammar()`) with its callbacks in it — the transformer and `_on_comment` —
+# and they find the state of the parse that calls them here: so parses may run in
+# several threads at once, or one inside another (each `set` is `reset` after it).
+_STATE: ContextVar[_ParseState | None] = ContextVar("tfspec_parse_state", default=None)
 
 
 def _on_comment(tok: Token) -> Token:
-    if _COMMENTS:
-        _COMMENTS[-1].append(tok)
+    """Comments are %ignored by the grammar: the lexer hands each one here."""
+    state = _STATE.get()
+    if state is not None:
+        state.comments.append(tok)
     return tok
 
 
@@ -98,7 +111,11 @@ class _ToIR(Transformer):
     (an expression that is a single literal or name arrives as a bare token).
     """
 
-    diags: Diagnostics = Diagnostics()
+    @property
+    def diags(self) -> Diagnostics:
+        """The diagnostics of the parse in progress (outside one: a list nobody reads)."""
+        state = _STATE.get()
+        return state.diags if state is not None else Diagnostics()
 
     # -- literals and expressions ------------------------------------------------
 
@@ -556,8 +573,8 @@ def _example_states() -> list[tuple[Any, frozenset[str], str]]:
     the depth of the parse stack, so a mistake would only be recognised at the
     nesting depth of its example.
     """
-    saved = _TRANSFORMER.diags
-    _TRANSFORMER.diags = Diagnostics()  # the examples' callbacks must not report
+    # the examples' callbacks must not report to the parse that asked for a label
+    token = _STATE.set(_ParseState(Diagnostics()))
     out = []
     try:
         for label, examples in _EXAMPLES.items():
@@ -569,7 +586,7 @@ def _example_states() -> list[tuple[Any, frozenset[str], str]]:
                     if state is not None:
                         out.append((state.position, frozenset(exc.accepts or ()), label))
     finally:
-        _TRANSFORMER.diags = saved
+        _STATE.reset(token)
     return out
 
 
@@ -727,17 +744,17 @@ def _attach_comments(
 
 def parse_dsl(text: str, diags: Diagnostics) -> Parsed:
     """Parse `.tfspec` text; problems go to `diags`, the IR is None if unparsable."""
-    comments: list[Token] = []
+    state = _ParseState(diags)
     positions = Positions()
-    _TRANSFORMER.diags = diags
-    _COMMENTS.append(comments)
+    token = _STATE.set(state)
     try:
         root = grammar().parse(text)
     except UnexpectedInput as exc:
         _syntax_error(exc, text, diags)
         return Parsed(None, positions, text)
     finally:
-        _COMMENTS.pop()
+        _STATE.reset(token)
+    comments = state.comments
     ir = unwrap(root, positions)
     positions.ends[""] = Span.point(text.count("\n") + 2, 1)  # past the last line
     if comments:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
 from .diagnostics import Diagnostics, did_you_mean
 from .fastschema import compile_schema
 from .formatter import FormatError, inline
-from .located import Positions, escape
+from .ir import escape, parts, pointer, resolve, statement_kind
+from .located import Positions
 from .resources import resource_path
 
 _TYPE_WORDS = {
@@ -60,22 +60,17 @@ def show(value: Any) -> str:
     return text if len(text) <= 48 else text[:45] + "…"
 
 
-def _pointer(path: Iterable[Any]) -> str:
-    return "".join("/" + escape(p) for p in path)
-
-
-def _where(pointer: str) -> str:
+def _where(at: str) -> str:
     """`train.epochs`, `model.body[3]` — a path the user recognises."""
     out = ""
-    for part in pointer.split("/")[1:]:
-        part = part.replace("~1", "/").replace("~0", "~")
+    for part in parts(at):
         out += f"[{part}]" if part.isdigit() else (f".{part}" if out else part)
     return out or "the spec"
 
 
 def _resolve(ref: str) -> dict[str, Any]:
     node: Any = schema()
-    for part in ref.lstrip("#/").split("/"):
+    for part in parts(ref.lstrip("#")):  # a local `#/$defs/…` (KeyError if absent)
         node = node[part]
     return node
 
@@ -140,7 +135,7 @@ def _report(
     seen: set[tuple[str, str]],
 ) -> None:
     kind = error.validator
-    at = _pointer(error.absolute_path)
+    at = pointer(*error.absolute_path)
     where = _where(at)
     if (at, str(kind)) in seen:
         return
@@ -151,46 +146,16 @@ def _report(
         code = "E202" if kind == "required" else "E203"
         diags.add(code, f"`{where}`: {custom}", positions.value(at))
         return
-    in_block_input = _BLOCK_STMT.match(at) and isinstance(value, dict) and "input" in value
-    if kind == "additionalProperties" and in_block_input and {"dtype", "shape"} & set(value):
-        diags.add("E408", "block inputs take their shape from the caller",
-                  positions.value(at), f"write `input {value['input']}`")
-        return
-    if kind == "required" and isinstance(value, dict) and "input" in value and (
-            "shape" in error.validator_value):
-        name = value["input"]
-        diags.add("E201", f"model input `{name}` needs a type and shape", positions.value(at),
-                  f"write `input {name}: float32[…]`")
+    if _report_input(error, at, positions, diags):
         return
     if kind == "enum" and "propertyNames" in error.relative_schema_path:
         _report_expression(at, where, ir, positions, diags)
         return
     if kind in ("anyOf", "oneOf"):
-        # Prefer a specific error from the alternative that fits best, when one goes deeper.
-        from jsonschema.exceptions import best_match
-
-        inner = best_match(error.context) if error.context else None
-        if inner is not None and len(inner.absolute_path) > len(error.absolute_path):
-            _report(inner, ir, positions, diags, seen)
-            return
-        words = _expected(error.schema)
-        diags.add(
-            "E201",
-            f"`{where}` must be {_join(words)}. Received: {show(value)}",
-            positions.value(at),
-        )
+        _report_alternatives(error, at, where, ir, positions, diags, seen)
         return
     if kind == "additionalProperties":
-        allowed = list(error.schema.get("properties", {}))
-        for key in value:
-            if key in allowed:
-                continue
-            kat = f"{at}/{escape(key)}"
-            section = _where(at)
-            hint = did_you_mean(key, allowed)
-            if hint is None and allowed:
-                hint = "allowed here: " + ", ".join(f"`{k}`" for k in allowed)
-            diags.add("E200", f"unknown key `{key}` in {section}", positions.key(kat), hint)
+        _report_unknown_keys(error, at, where, positions, diags)
         return
     if kind == "required":
         missing = [k for k in error.validator_value if isinstance(value, dict) and k not in value]
@@ -204,19 +169,7 @@ def _report(
                   positions.value(at))
         return
     if kind in ("enum", "const"):
-        options = error.validator_value if kind == "enum" else [error.validator_value]
-        hint = None
-        if isinstance(value, str):
-            hint = did_you_mean(value, [o for o in options if isinstance(o, str)], string=True)
-        elif isinstance(value, dict) and isinstance(value.get("ref"), str):
-            hint = f'write "{value["ref"]}" in quotes: a bare name is a reference to a param'
-            close = did_you_mean(value["ref"], [o for o in options if isinstance(o, str)],
-                                 string=True)
-            if close:
-                hint += f"; {close}"
-        words = ", ".join(json.dumps(o) for o in options)
-        diags.add("E203", f"`{where}` must be one of {words}. Received: {show(value)}",
-                  positions.value(at), hint)
+        _report_choice(error, at, where, positions, diags)
         return
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
         bound = {
@@ -235,6 +188,76 @@ def _report(
     diags.add("E201", f"`{where}`: {error.message}", positions.value(at))
 
 
+def _report_input(error: Any, at: str, positions: Positions, diags: Diagnostics) -> bool:
+    """An input statement typed in a block, or untyped in the model: the language's
+    words for it rather than the schema's. False when `error` is neither."""
+    kind, value = error.validator, error.instance
+    if statement_kind(value)[0] != "input":
+        return False
+    if kind == "additionalProperties" and _BLOCK_STMT.match(at) and (
+            {"dtype", "shape"} & set(value)):
+        diags.add("E408", "block inputs take their shape from the caller",
+                  positions.value(at), f"write `input {value['input']}`")
+        return True
+    if kind == "required" and "shape" in error.validator_value:
+        name = value["input"]
+        diags.add("E201", f"model input `{name}` needs a type and shape", positions.value(at),
+                  f"write `input {name}: float32[…]`")
+        return True
+    return False
+
+
+def _report_alternatives(error: Any, at: str, where: str, ir: Any, positions: Positions,
+                         diags: Diagnostics, seen: set[tuple[str, str]]) -> None:
+    """A value that fits none of an `anyOf`/`oneOf`."""
+    # Prefer a specific error from the alternative that fits best, when one goes deeper.
+    from jsonschema.exceptions import best_match
+
+    inner = best_match(error.context) if error.context else None
+    if inner is not None and len(inner.absolute_path) > len(error.absolute_path):
+        _report(inner, ir, positions, diags, seen)
+        return
+    words = _expected(error.schema)
+    diags.add(
+        "E201",
+        f"`{where}` must be {_join(words)}. Received: {show(error.instance)}",
+        positions.value(at),
+    )
+
+
+def _report_unknown_keys(error: Any, at: str, where: str, positions: Positions,
+                         diags: Diagnostics) -> None:
+    """Each key of an object that its schema does not allow, at the key."""
+    allowed = list(error.schema.get("properties", {}))
+    for key in error.instance:
+        if key in allowed:
+            continue
+        hint = did_you_mean(key, allowed)
+        if hint is None and allowed:
+            hint = "allowed here: " + ", ".join(f"`{k}`" for k in allowed)
+        diags.add("E200", f"unknown key `{key}` in {where}",
+                  positions.key(f"{at}/{escape(key)}"), hint)
+
+
+def _report_choice(error: Any, at: str, where: str, positions: Positions,
+                   diags: Diagnostics) -> None:
+    """A value outside an `enum` (or not its `const`), with the nearest choice."""
+    value = error.instance
+    options = error.validator_value if error.validator == "enum" else [error.validator_value]
+    strings = [o for o in options if isinstance(o, str)]
+    hint = None
+    if isinstance(value, str):
+        hint = did_you_mean(value, strings, string=True)
+    elif isinstance(value, dict) and isinstance(value.get("ref"), str):
+        hint = f'write "{value["ref"]}" in quotes: a bare name is a reference to a param'
+        close = did_you_mean(value["ref"], strings, string=True)
+        if close:
+            hint += f"; {close}"
+    words = ", ".join(json.dumps(o) for o in options)
+    diags.add("E203", f"`{where}` must be one of {words}. Received: {show(value)}",
+              positions.value(at), hint)
+
+
 _BLOCK_STMT = re.compile(r"^/blocks/\d+/body/\d+$")
 _EXPRESSION_WORDS = {"call": "a call", "pipe": "a pipe `|>`", "op": "arithmetic",
                      "ref": "a reference"}
@@ -243,10 +266,7 @@ _EXPRESSION_WORDS = {"call": "a call", "pipe": "a pipe `|>`", "op": "arithmetic"
 def _report_expression(at: str, where: str, ir: Any, positions: Positions,
                        diags: Diagnostics) -> None:
     """An expression object where this kind of expression is not allowed (`seed = Foo()`)."""
-    node = ir
-    for part in at.split("/")[1:]:
-        part = part.replace("~1", "/").replace("~0", "~")
-        node = node[int(part)] if isinstance(node, list) else node.get(part)
+    node = resolve(ir, at)
     kind = next((k for k in _EXPRESSION_WORDS if isinstance(node, dict) and k in node), None)
     if kind is None:
         diags.add("E201", f"`{where}` is not a valid value. Received: {show(node)}",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .diagnostics import Span
+from .diagnostics import Span, TfspecError
 
 BOM = "\ufeff"
 _NEWLINE = re.compile(r"\r\n?|\n")
@@ -46,7 +46,7 @@ def normalize(text: str) -> tuple[str, Layout]:
     return _NEWLINE.sub("\n", text), Layout(endings[0], bom, len(set(endings)) > 1)
 
 
-class NotUTF8(ValueError):
+class NotUTF8(TfspecError, ValueError):
     """A file that is not UTF-8: where its first bad byte is, and the text to show there."""
 
     def __init__(self, message: str, span: Span, hint: str, shown: str):

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .located import escape
+from .ir import escape
 
 LOAD_MODEL = "load_model"
 

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import functools
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from . import catalog
+from .ir import OUTPUTS, declared
 
 # -- the vocabulary --------------------------------------------------------------------
 
@@ -404,7 +406,6 @@ def _identity(name: str) -> str | None:
 @functools.cache
 def _metric_classes() -> dict[str, str]:
     """Identifier or class name -> the class, for the metrics and losses of the catalog."""
-    from . import catalog
 
     out: dict[str, str] = {}
     for category in ("metrics", "losses"):  # KerasTuner tries the metrics first
@@ -414,13 +415,6 @@ def _metric_classes() -> dict[str, str]:
             fallback = "Accuracy" if name.lower() in ("accuracy", "acc") else "loss"
             out.setdefault(name, entry.get("name") or fallback)
     return out
-
-
-def snake_case(name: str) -> str:
-    """Keras's `to_snake_case`: the default name of a metric class (`AUC` -> `auc`)."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def has_validation(ir: dict[str, Any]) -> bool:
@@ -467,7 +461,7 @@ def _metric_name(m: Any, classes: dict[str, str]) -> tuple[str, str] | None:
     if isinstance(m, dict) and isinstance(m.get("call"), str):
         cls = classes.get(m["call"], m["call"])
         name = (m.get("kwargs") or {}).get("name")
-        return (name if isinstance(name, str) else snake_case(cls)), cls
+        return (name if isinstance(name, str) else catalog.snake_case(cls)), cls
     return None
 
 
@@ -475,8 +469,7 @@ def _outputs(ir: dict[str, Any]) -> list[str]:
     model = ir.get("model") if isinstance(ir.get("model"), dict) else {}
     if model.get("kind") == "sequential":
         return []
-    return [s["output"] for s in model.get("body") or []
-            if isinstance(s, dict) and isinstance(s.get("output"), str)]
+    return [n for n in declared(model.get("body") or [], *OUTPUTS) if isinstance(n, str)]
 
 
 __all__ = [

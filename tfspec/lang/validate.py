@@ -66,7 +66,7 @@ def validate_text(text: str, filename: str = "<spec>",
     A leading byte-order mark is skipped and any line endings are read as `\n`
     (`Result.layout` says what the text had), so positions are the same for all.
     `allow_modules`: Python modules a `generator("module:function")` source may
-    import (DESIGN.md rule 5: a spec never runs code the user did not allow).
+    import (docs/architecture.md, rule 5: a spec never runs code the user did not allow).
     """
     text, layout = normalize(text)
     diags = Diagnostics(filename)

@@ -17,6 +17,7 @@ What is offered where:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from lsprotocol import types
@@ -39,7 +40,36 @@ SECTION_SNIPPETS = {"data": "data {\n  $0\n}", "train": "train {\n  $0\n}",
                     "tfspec": "tfspec 1"}
 
 
-def completions(doc: Document, pos: types.Position) -> list[Item]:
+def completions(doc: Document, pos: types.Position, snippets: bool = True) -> list[Item]:
+    """The items at `pos`; `snippets` False (the client declared no snippet support):
+    plain text, placeholders replaced by their names (`Conv2D(filters, kernel_size)`)."""
+    items = _completions(doc, pos)
+    return items if snippets else [_plain_item(i) for i in items]
+
+
+# `$0`, `$1`, `${1}`, `${1:name}`, `${2|a,b|}`: all the snippet syntax the items use
+_PLACEHOLDER = re.compile(r"\$(?:\d+|\{\d+(?::([^}]*)|\|([^|}]*)\|)?\})")
+
+
+def plain(snippet: str) -> str:
+    """A snippet as plain text: each placeholder its default, a choice its first."""
+    def text(m: re.Match[str]) -> str:
+        if m.group(1) is not None:
+            return m.group(1)
+        return m.group(2).split(",")[0] if m.group(2) is not None else ""
+    return _PLACEHOLDER.sub(text, snippet)
+
+
+def _plain_item(item: Item) -> Item:
+    if item.insert_text_format == types.InsertTextFormat.Snippet:
+        item.insert_text = plain(item.insert_text or item.label)
+        if isinstance(item.text_edit, (types.TextEdit, types.InsertReplaceEdit)):
+            item.text_edit.new_text = plain(item.text_edit.new_text)
+        item.insert_text_format = types.InsertTextFormat.PlainText
+    return item
+
+
+def _completions(doc: Document, pos: types.Position) -> list[Item]:
     offset = doc.offset(pos)
     ctx = scan.context(doc.text, offset)
     if ctx.in_comment:

@@ -16,15 +16,19 @@ never takes more than half the server's time, on any size of spec.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import logging
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Generator
+from typing import Any, BinaryIO, Protocol
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
+from pygls.protocol.language_server import lsp_method
 
 from ..version import __version__
 from . import diagnostics as lspdiag
@@ -37,7 +41,7 @@ MAX_DELAY = 0.5
 
 
 class Shapes(Protocol):
-    """What the server asks of the shape service (CONTRACTS.md); every call is quick."""
+    """What the server asks of the shape service (`shapes.ShapeService`); every call is quick."""
 
     def changed(self, doc: Document) -> None: ...
     def closed(self, uri: str) -> None: ...
@@ -65,17 +69,132 @@ class NoShapes:
         return []
 
 
+# -- what pygls does not get to do ---------------------------------------------------------
+
+
+def _bytewise(exc: UnicodeError) -> tuple[str, int]:
+    # one U+FFFD per bad byte (codecs' "replace" gives one per bad sequence): Neovim
+    # counts each byte that is not UTF-8 as one column, so later edits still line up
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return "\ufffd", exc.start + 1
+
+
+codecs.register_error("tfspec.bytewise", _bytewise)
+
+
+class Utf8Input:
+    """stdin for pygls's reader, which hands each message body (one `read(n)`) to
+    `json.loads`: a body that is not UTF-8 would raise there and be dropped, so it is
+    decoded with each bad byte as U+FFFD instead; `repaired` counts such bodies."""
+
+    def __init__(self, raw: BinaryIO):
+        self.raw = raw
+        self.repaired = 0  # bodies repaired since the protocol last looked
+
+    def readline(self) -> bytes:
+        return self.raw.readline()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(n)
+        if data.isascii():
+            return data
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            data = data.decode("utf-8", "tfspec.bytewise").encode("utf-8")
+            self.repaired += 1
+        return data
+
+
+class TfspecProtocol(LanguageServerProtocol):
+    """pygls's protocol without its copy of the documents: pygls applies didChange
+    with `str.splitlines` lines (which also end at form feeds, U+2028 …) and clamps
+    the client's positions in place, so the server's own `Document` would get the
+    edit at the wrong place. The server keeps the only copy (`TfspecServer.documents`)."""
+
+    _server: TfspecServer
+
+    def handle_message(self, message: Any) -> None:
+        stdin = self._server.input
+        if stdin is not None and stdin.repaired:  # this message's body was repaired
+            stdin.repaired = 0
+            self._server.invalid_utf8(getattr(message, "method", None))
+        super().handle_message(message)
+
+    def _user(self, method: str, params: Any) -> Generator[Any, Any, None]:
+        if (handler := self.fm.features.get(method)) is not None:
+            yield handler, (params,), None
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
+    def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams
+                                    ) -> Generator[Any, Any, None]:
+        yield from self._user(types.TEXT_DOCUMENT_DID_OPEN, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CHANGE)
+    def lsp_text_document__did_change(self, params: types.DidChangeTextDocumentParams
+                                      ) -> Generator[Any, Any, None]:
+        yield from self._user(types.TEXT_DOCUMENT_DID_CHANGE, params)
+
+    @lsp_method(types.TEXT_DOCUMENT_DID_CLOSE)
+    def lsp_text_document__did_close(self, params: types.DidCloseTextDocumentParams
+                                     ) -> Generator[Any, Any, None]:
+        yield from self._user(types.TEXT_DOCUMENT_DID_CLOSE, params)
+
+
+class Refused(JsonRpcException):
+    """A request the server declines (the client shows the message): the handler logs
+    it as one line, and pygls's traceback for it is left out."""
+
+
+def _not_refused(record: logging.LogRecord) -> bool:
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, Refused)
+
+
 class TfspecServer(LanguageServer):
     """pygls's server plus the open documents, their pending checks and the shapes."""
 
     def __init__(self) -> None:
-        super().__init__("tfspec", __version__,
+        super().__init__("tfspec", __version__, protocol_cls=TfspecProtocol,
                          text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
         self.documents: dict[str, Document] = {}
         self.pending: dict[str, asyncio.TimerHandle] = {}
         self.finished: dict[str, float] = {}  # uri -> when its last check ended
         self.shapes: Shapes = NoShapes()
         self.checked = 0  # checks run (the tests read it through their timing only)
+        self.input: Utf8Input | None = None  # stdin, once `start_io` serves it
+        self.invalid = 0  # messages that came with bytes that are not UTF-8
+        # pygls logs a failed request with its traceback: a refusal is no failure
+        logging.getLogger("pygls.protocol.json_rpc").addFilter(_not_refused)
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None
+                 ) -> None:
+        self.input = Utf8Input(stdin or sys.stdin.buffer)
+        super().start_io(self.input, stdout)  # type: ignore[arg-type]
+
+    def invalid_utf8(self, method: str | None) -> None:
+        """A message whose bytes were not all UTF-8 was read with U+FFFD for them and
+        handled as usual (so an edit is applied, and the copy stays the editor's);
+        the user is told the first time."""
+        self.invalid += 1
+        if self.invalid > 1:
+            return
+        text = (f"tfspec: the editor sent text that is not UTF-8 (in {method or 'a message'}); "
+                "each such byte is read as U+FFFD (\ufffd). Save the file as UTF-8 "
+                "(Neovim: `:set fileencoding=utf-8`); this is said once.")
+        log.warning("%s", text)
+        self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning,
+                                                         message=text))
+
+    @property
+    def snippets(self) -> bool:
+        """Whether the client takes snippet syntax in completion items."""
+        caps = getattr(self.protocol, "client_capabilities", None)
+        document = caps.text_document if caps else None
+        completion = document.completion if document else None
+        item = completion.completion_item if completion else None
+        return bool(item and item.snippet_support)
 
     @property
     def encoding(self) -> str:
@@ -88,15 +207,20 @@ class TfspecServer(LanguageServer):
 # -- publishing and checking -----------------------------------------------------------
 
 
+def published(server: TfspecServer, doc: Document) -> list[types.Diagnostic]:
+    """The document's diagnostics as `publish` sends them: the checker's for its
+    current analysis plus `server.shapes.diagnostics(uri)`."""
+    return lspdiag.for_document(doc) + list(server.shapes.diagnostics(doc.uri))
+
+
 def publish(server: TfspecServer, uri: str) -> None:
-    """Send the document's diagnostics: the checker's for its current analysis plus
-    `server.shapes.diagnostics(uri)`. Nothing for a closed or unchecked document."""
+    """Send the document's diagnostics (`published`). Nothing for a closed or
+    unchecked document."""
     doc = server.documents.get(uri)
     if doc is None or doc.result is None:
         return
-    items = lspdiag.for_document(doc) + list(server.shapes.diagnostics(uri))
-    server.text_document_publish_diagnostics(
-        types.PublishDiagnosticsParams(uri=uri, diagnostics=items, version=doc.analysed))
+    server.text_document_publish_diagnostics(types.PublishDiagnosticsParams(
+        uri=uri, diagnostics=published(server, doc), version=doc.analysed))
 
 
 def analyse(server: TfspecServer, doc: Document) -> None:

@@ -5,8 +5,9 @@ units unless the client negotiated another encoding) and its lines end at `\\n`,
 `\\r\\n` or `\\r` — nothing else. The checker counts 1-based lines and columns in
 characters of the normalized text (`tfspec.lang.textfile.normalize`: no BOM,
 lines ending in `\\n`). `LineIndex` converts between the two; the server keeps
-its own text for each document (rather than pygls's workspace copy, which splits
-lines at form feeds and U+2028 too) so both sides agree on every line.
+its own text for each document (pygls's workspace copy, which splits lines at form
+feeds and U+2028 too, is switched off: `core.TfspecProtocol`) so both sides agree
+on every line.
 """
 
 from __future__ import annotations

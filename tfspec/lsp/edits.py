@@ -8,6 +8,10 @@ diagnostics. A quick fix only rewrites what the diagnostic's hint names:
 - E301 unknown argument: the `name = value` argument (and its comma) removed;
 - E302 missing required argument(s): `name = <example>` added before the call's
   closing parenthesis, with a value of the parameter's type.
+
+A fix is placed by the server's own diagnostic, never by the range the client
+sends back: that range may be in other units (Neovim 0.7 sends byte columns) or
+from an older text, and replacing it would rewrite the wrong characters.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from .documents import Document
 _MEANT = re.compile(r"did you mean (`([^`]+)`|\"([^\"]+)\")\?")
 _QUOTE = re.compile(r"write \"([^\"]+)\" (?:in quotes|for a string)")
 _WRITE = re.compile(r"hint: write `([A-Za-z_][A-Za-z0-9_]*)`$")
+_LINES = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")  # LSP's lines, ends kept
 _NEEDS = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)` needs (.+)$")
 _EXAMPLE = {"positive_int": "1", "int": "1", "non_negative_int": "0", "number": "1.0",
             "positive_number": "1.0", "non_negative_number": "0.0", "rate": "0.5",
@@ -44,7 +49,8 @@ def formatting(doc: Document) -> list[types.TextEdit] | None:
     old = doc.text
     if new == old:
         return []
-    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)
+    # LSP's lines (`str.splitlines` also ends them at form feeds, U+2028 …)
+    a, b = _LINES.findall(old), _LINES.findall(new)
     # line offsets of `old` by its own split (the layout keeps the line endings)
     starts = [0]
     for line in a:
@@ -58,13 +64,17 @@ def formatting(doc: Document) -> list[types.TextEdit] | None:
     return edits
 
 
-def code_actions(doc: Document, rng: types.Range,
-                 diagnostics: list[types.Diagnostic]) -> list[types.CodeAction]:
+def code_actions(doc: Document, rng: types.Range, diagnostics: list[types.Diagnostic],
+                 known: list[types.Diagnostic]) -> list[types.CodeAction]:
+    """Quick fixes for the client's `diagnostics`, each placed by the one of `known`
+    (the server's diagnostics of the current text) it stands for; none for a
+    diagnostic the server does not have."""
     out = []
     for diag in diagnostics:
         if diag.source != "tfspec":
             continue
-        edit = _fix(doc, diag)
+        own = _own(diag, known)
+        edit = _fix(doc, own) if own is not None else None
         if edit is None:
             continue
         title, edits = edit
@@ -72,6 +82,19 @@ def code_actions(doc: Document, rng: types.Range,
             title=title, kind=types.CodeActionKind.QuickFix, diagnostics=[diag],
             is_preferred=True, edit=types.WorkspaceEdit(changes={doc.uri: edits})))
     return out
+
+
+def _own(diag: types.Diagnostic, known: list[types.Diagnostic]) -> types.Diagnostic | None:
+    """The server's diagnostic the client's `diag` is: the same code and message, the
+    nearest to where the client puts it (its line is right even where its columns
+    are not); None when there is none (a diagnostic of an older text)."""
+    first = diag.message.split("\n")[0]
+    same = [k for k in known if k.source == diag.source and k.code == diag.code
+            and k.message.split("\n")[0] == first]
+    at = diag.range.start
+    return min(same, default=None, key=lambda k: (
+        k.range != diag.range, abs(k.range.start.line - at.line),
+        abs(k.range.start.character - at.character)))
 
 
 def _fix(doc: Document, diag: types.Diagnostic) -> tuple[str, list[types.TextEdit]] | None:

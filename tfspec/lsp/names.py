@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..lang.diagnostics import Span
-from ..lang.located import Positions, escape
+from ..lang.ir import escape, statement_kind
+from ..lang.located import Positions
 
 KINDS = ("param", "block", "block param", "input", "node", "layer", "output")
 
@@ -110,11 +111,11 @@ def _body(body: Any, scope: str, declare: Any) -> None:
     if not isinstance(body, list):
         return
     for i, stmt in enumerate(body):
-        if not isinstance(stmt, dict):
-            continue
-        for key in ("input", "node", "layer", "output"):
-            if key in stmt:
-                declare(stmt[key], key, scope, f"{scope}/body/{i}/{key}")
+        kind, name = statement_kind(stmt)
+        if kind is None or kind == "add":
+            continue  # a bare layer declares no name
+        key = "output" if kind == "output_ref" else kind  # the symbol kind and the IR key
+        declare(name, key, scope, f"{scope}/body/{i}/{key}")
 
 
 def _scope_of(at: str) -> str:

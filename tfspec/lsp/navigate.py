@@ -5,7 +5,7 @@ from __future__ import annotations
 from lsprotocol import types
 
 from ..lang import catalog
-from ..lang.diagnostics import Span
+from ..lang.diagnostics import Span, TfspecError
 from . import names as namesmod
 from . import scan
 from .documents import Document
@@ -54,7 +54,7 @@ def prepare_rename(doc: Document, pos: types.Position) -> types.Range | None:
     return name_range(doc, found[1]) if found else None
 
 
-class RenameError(ValueError):
+class RenameError(TfspecError, ValueError):
     """A rename that would break the spec; the message says why."""
 
 

@@ -204,13 +204,3 @@ def matching(toks: list[Token], i: int) -> int | None:
                 return j
     return None
 
-
-def token_at(toks: list[Token], offset: int) -> Token | None:
-    """The name, number or string token under (or right before) the cursor."""
-    for tok in toks:
-        if tok.start <= offset <= tok.end and tok.kind in ("name", "number", "string"):
-            if tok.start == offset or tok.end >= offset:
-                return tok
-        if tok.start > offset:
-            break
-    return None

@@ -1,5 +1,6 @@
-"""The language server: document sync and the wiring of every feature (pygls 2.x
-over stdio; `tfspec lsp`). The server object, checking and publishing live in
+"""The language server: document sync (the server's own copy of each document;
+`core.TfspecProtocol` keeps pygls's out of it) and the wiring of every feature
+(pygls 2.x over stdio; `tfspec lsp`). The server object, checking and publishing live in
 `core` (`publish`, `NoShapes` and `TfspecServer` are re-exported here).
 """
 

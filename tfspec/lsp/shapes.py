@@ -104,7 +104,7 @@ class _Worker:
 
 
 class ShapeService:
-    """The server's `shapes` (see CONTRACTS.md): all methods return at once.
+    """The server's `shapes` (`core.Shapes` is what it asks): all methods return at once.
 
     `publish(server, uri)` sends a document's diagnostics (the checker's plus ours);
     `command` starts a worker (tests may point it elsewhere)."""

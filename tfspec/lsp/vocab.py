@@ -13,7 +13,8 @@ import json
 from typing import Any
 
 from ..lang import catalog
-from ..lang.resources import data_path
+from ..lang.ir import parts
+from ..lang.schema import schema
 from ..lang.sources import SOURCES
 
 # where a section key's value is a Keras call of this category
@@ -30,18 +31,12 @@ LOOKUP_ORDER = ("layers", "optimizers", "losses", "metrics", "callbacks", "sched
                 "initializers", "regularizers", "constraints", "activations")
 
 
-@functools.cache
-def schema() -> dict[str, Any]:
-    with open(data_path("tfspec.schema.json"), encoding="utf-8") as f:
-        return json.load(f)
-
-
 def _resolve(node: Any) -> dict[str, Any]:
     """A schema node with its `$ref` followed (its own description kept)."""
     seen = 0
     while isinstance(node, dict) and "$ref" in node and seen < 10:
         target = schema()
-        for part in node["$ref"].lstrip("#/").split("/"):
+        for part in parts(node["$ref"].lstrip("#")):
             target = target[part]
         node = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
         seen += 1

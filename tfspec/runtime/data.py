@@ -4,7 +4,9 @@ check and adaptation.
 A program's `load_splits()` calls its source (numpy, the csv module, Keras's
 folder readers, TensorFlow Datasets…) and splits what it loads with `split_arrays`
 (arrays in memory) or `split_dataset` (a tf.data dataset of examples); its
-`pipeline(split, name)` calls `pipeline` with the spec's settings. Before training
+`pipelines()` is a `Pipeline` of the spec's settings, whose `training`, `evaluation`
+and `adaptation` batch a split, and whose `datasets` are every split's, with the
+training data's endless form (`Datasets`, `TrainingData`). Before training
 `check_data` compares the data with the model, and `adapt` fits the layers that
 learn from data.
 """
@@ -12,6 +14,7 @@ learn from data.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import os
 import weakref
@@ -243,71 +246,181 @@ ADAPT_BYTES = 64 << 20
 # The graph seed TensorFlow pairs with an op's seed where no global seed is set
 DEFAULT_GRAPH_SEED = 87654321
 
-# Each training pipeline that `pipeline` made -> its endless form, made on first use
-_ENDLESS: weakref.WeakKeyDictionary[tf.data.Dataset, Callable[[], tf.data.Dataset]] = (
-    weakref.WeakKeyDictionary())
+class TrainingData:
+    """The training split's pipeline: `dataset`, one epoch (the one `epoch` holds when an
+    iteration starts), and `epochs()`, the same data epoch after epoch."""
+
+    def __init__(self, dataset: tf.data.Dataset,
+                 endless: Callable[[], tf.data.Dataset] | None = None) -> None:
+        self.dataset = dataset
+        self._endless = None if endless is None else functools.cache(endless)
+
+    def epochs(self) -> tf.data.Dataset | None:
+        """The batches of `dataset` epoch after epoch without end, from the epoch that
+        `epoch` holds when the iteration starts: each epoch's order and augmentation are
+        `dataset`'s for that epoch. Made once, on first use (augmentation is traced
+        again for it). A loop that reads one iterator through the whole of training
+        does not pay for a new iterator every epoch (milliseconds: a short epoch feels
+        them). None where the epochs have no known length."""
+        return None if self._endless is None else self._endless()
 
 
-def pipeline(split: Any, name: str, *, batch: int = 32, drop_remainder: bool = False,
-             shuffle: bool | int = True, seed: int | None = None,
-             cache: bool | str | os.PathLike[str] = True, cache_key: str = "",
-             repeat: bool | int = False, parallel: int | str = "auto",
-             prefetch: int | str = "auto", augment: Callable[[], keras.Layer] | None = None,
-             epoch: Epoch | None = None) -> tf.data.Dataset:
-    """One split batched for training, as TensorFlow's tf.data guide recommends.
+class Datasets(dict[str, tf.data.Dataset]):
+    """The batched pipelines by split name, and `training`: the training split's
+    `TrainingData` (None: a plain dict of pipelines), whose endless form the loops read."""
 
-    `split`: the `(features, labels)` arrays of a split, or a dataset of examples.
-    `name`: "train" (shuffled, repeated, augmented), "validation", "test", or "adapt"
-    (the training data as it is, for `adapt`). Arrays in memory are sliced and
-    batched, or when shuffled, fed by shuffling their row numbers and gathering each
-    batch's rows; a dataset (or arrays with a file `cache`) is cached, shuffled and
-    batched. `augment` makes the layers that augment whole training batches; `"auto"`
-    is tf.data.AUTOTUNE. With a `seed` the training data's order and augmentation are
-    functions of (seed, epoch, batch) alone, so a resumed run sees what an
-    uninterrupted one does: an iteration is the epoch that `epoch` holds when it starts.
+    def __init__(self, datasets: Mapping[str, tf.data.Dataset],
+                 training: TrainingData | None = None) -> None:
+        super().__init__(datasets)
+        self.training = training
 
-    A training pipeline is one epoch; `epochs(dataset)` is the same data epoch after
-    epoch, for a training loop to read through one iterator.
+
+def train_epochs(datasets: Mapping[str, tf.data.Dataset]) -> tf.data.Dataset | None:
+    """The training data epoch after epoch (`TrainingData.epochs`) of `Datasets` that
+    hold it; None for any other mapping of pipelines (a new iterator every epoch)."""
+    training = datasets.training if isinstance(datasets, Datasets) else None
+    return None if training is None else training.epochs()
+
+
+@dataclasses.dataclass(frozen=True)
+class Pipeline:
+    """How `data { … }` batches its splits, as TensorFlow's tf.data guide recommends:
+    `training(split)`, `evaluation(split, name)`, `adaptation(split)`.
+
+    A split is the `(features, labels)` arrays of a split, or a dataset of examples.
+    Arrays in memory are sliced and batched, or when shuffled, fed by shuffling their
+    row numbers and gathering each batch's rows; a dataset (or arrays with a file
+    `cache`) is cached, shuffled and batched. `augment` makes the layers that augment
+    whole training batches; `"auto"` is tf.data.AUTOTUNE. With a `seed` the training
+    data's order and augmentation are functions of (seed, epoch, batch) alone, so a
+    resumed run sees what an uninterrupted one does: an iteration is the epoch that
+    `epoch` holds when it starts.
     """
-    training = name == "train"
-    shuffled = training and shuffle is not False
-    layer = augment() if training and augment is not None else None
-    # the epoch is part of the data when it seeds the order or the augmentation
-    numbered = training and seed is not None and (shuffled or layer is not None)
-    if numbered and epoch is None:
-        raise ValueError("a seeded pipeline needs the `epoch` that orders its data")
-    parallel_calls = tf.data.AUTOTUNE if parallel == "auto" else parallel
-    in_memory = not isinstance(split, tf.data.Dataset) and isinstance(cache, bool)
-    examples, tensors, size, buffer = _source(split, name, shuffled, cache, cache_key)
-    if in_memory and name == "adapt":  # layers adapt a batch at a time in Python: big ones
-        batch = max(batch, ADAPT_BYTES // max(1, _example_bytes(split)))
-    if shuffle is not True and shuffle is not False:
-        buffer = shuffle
 
-    def batches(number: Any) -> tf.data.Dataset:
-        """An epoch's batches; its `number` (a tensor; None: no seed) seeds the order."""
-        data = examples
-        if shuffled:
-            data = data.shuffle(buffer) if number is None else _seeded_shuffle(
-                data, buffer, seed + number)
-        if training and repeat is not False:
-            data = data.repeat() if repeat is True else data.repeat(repeat)
-        return data.batch(batch, drop_remainder=drop_remainder, num_parallel_calls=parallel_calls)
+    batch: int = 32
+    drop_remainder: bool = False
+    shuffle: bool | int = True
+    seed: int | None = None
+    cache: bool | str | os.PathLike[str] = True
+    cache_key: str = ""
+    repeat: bool | int = False
+    parallel: int | str = "auto"
+    prefetch: int | str = "auto"
+    augment: Callable[[], keras.Layer] | None = None
+    epoch: Epoch | None = None
 
-    @_plain
-    def numbered_batches(number: tf.Tensor) -> tf.data.Dataset:
-        """An epoch's batches, each with the epoch and its number when they seed the
-        augmentation."""
-        if layer is None:
-            return batches(number)
-        return tf.data.Dataset.zip(tf.data.Dataset.from_tensors(number).repeat(),
-                                   batches(number).enumerate())
+    def __call__(self, split: Any, name: str) -> tf.data.Dataset:
+        """The split called `name` ("train": its one epoch; "adapt": the training
+        data as it is, for `adapt`): a program's `pipeline(split, name)`."""
+        if name == "train":
+            return self.training(split).dataset
+        if name == "adapt":
+            return self.adaptation(split)
+        return self.evaluation(split, name)
 
-    prepare = _preparation(tensors, layer, seed if numbered else None)
+    def datasets(self, splits: Splits) -> Datasets:
+        """Each split's pipeline (a program's `make_datasets`), with the training data's
+        endless form."""
+        pipelines, training = {}, None
+        for name, split in splits.items():
+            if name == "train":
+                training = self.training(split)
+                pipelines[name] = training.dataset
+            else:
+                pipelines[name] = self.evaluation(split, name)
+        return Datasets(pipelines, training)
 
-    def finished(data: tf.data.Dataset) -> tf.data.Dataset:
+    def training(self, split: Any) -> TrainingData:
+        """The training split: shuffled, repeated and augmented as the settings say."""
+        shuffled = self.shuffle is not False
+        layer = self.augment() if self.augment is not None else None
+        # the epoch is part of the data when it seeds the order or the augmentation
+        numbered = self.seed is not None and (shuffled or layer is not None)
+        if numbered and self.epoch is None:
+            raise ValueError("a seeded pipeline needs the `epoch` that orders its data")
+        examples, tensors, size, buffer = _source(split, "train", shuffled, self.cache,
+                                                  self.cache_key)
+        if self.shuffle is not True and self.shuffle is not False:
+            buffer = self.shuffle
+        batches = self._epoch_batches(examples, buffer if shuffled else None, layer)
+        prepare = _preparation(tensors, layer, self.seed if numbered else None)
+        epoch = self.epoch
+        if numbered:
+            assert epoch is not None
+            one = _epoch_numbers(epoch, 1).flat_map(batches)
+
+            def endless() -> tf.data.Dataset:
+                return _epoch_numbers(epoch).flat_map(batches)
+        else:
+            one = batches(None)
+            endless = one.repeat  # each pass shuffled anew
+        # the batches of an epoch, where known (repeated: without end, or `repeat` passes)
+        passes = 1 if self.repeat is False else self.repeat
+        per_epoch = (tf.data.INFINITE_CARDINALITY if passes is True
+                     else _batch_count(size * passes, self.batch, self.drop_remainder))
+        if numbered and per_epoch is not None:  # the epoch's flat_map hides it
+            one = one.apply(tf.data.experimental.assert_cardinality(per_epoch))
+        finish = functools.partial(self._finished, prepare, self._in_memory(split))
+        if per_epoch is None or per_epoch < 0:
+            return TrainingData(finish(one))
+        return TrainingData(finish(one), lambda: finish(endless()))
+
+    def evaluation(self, split: Any, name: str) -> tf.data.Dataset:
+        """A validation or test split (`name`: its own cache file), in order."""
+        examples, *_ = _source(split, name, False, self.cache, self.cache_key)
+        return self._finished(None, self._in_memory(split), self._batched(examples))
+
+    def adaptation(self, split: Any) -> tf.data.Dataset:
+        """The training data as it is (not shuffled, augmented or cached: one pass), for
+        `adapt`. Layers adapt a batch at a time in Python: arrays in memory come in
+        big batches (ADAPT_BYTES)."""
+        examples = split if isinstance(split, tf.data.Dataset) else (
+            tf.data.Dataset.from_tensor_slices(split))
+        in_memory = self._in_memory(split)
+        batch = max(self.batch, ADAPT_BYTES // max(1, _example_bytes(split))) if (
+            in_memory) else self.batch
+        return self._finished(None, in_memory, self._batched(examples, batch))
+
+    def _in_memory(self, split: Any) -> bool:
+        """Arrays in memory, fed without a file cache."""
+        return not isinstance(split, tf.data.Dataset) and isinstance(self.cache, bool)
+
+    def _parallel_calls(self) -> int:
+        return tf.data.AUTOTUNE if self.parallel == "auto" else int(self.parallel)
+
+    def _batched(self, data: tf.data.Dataset, batch: int | None = None) -> tf.data.Dataset:
+        return data.batch(batch or self.batch, drop_remainder=self.drop_remainder,
+                          num_parallel_calls=self._parallel_calls())
+
+    def _epoch_batches(self, examples: tf.data.Dataset, buffer: int | None,
+                       layer: keras.Layer | None) -> Callable[[Any], tf.data.Dataset]:
+        """The training batches of an epoch by its number (a tensor; None: no seed),
+        which seeds the order; each batch with the epoch and its number when they seed
+        the augmentation (`layer`). `buffer`: the shuffle's (None: in order)."""
+
+        def batches(number: Any) -> tf.data.Dataset:
+            data = examples
+            if buffer is not None:
+                data = data.shuffle(buffer) if number is None else _seeded_shuffle(
+                    data, buffer, self.seed + number)
+            if self.repeat is not False:
+                data = data.repeat() if self.repeat is True else data.repeat(self.repeat)
+            return self._batched(data)
+
+        @_plain
+        def numbered_batches(number: Any) -> tf.data.Dataset:
+            if layer is None or number is None:
+                return batches(number)
+            return tf.data.Dataset.zip(tf.data.Dataset.from_tensors(number).repeat(),
+                                       batches(number).enumerate())
+
+        return numbered_batches
+
+    def _finished(self, prepare: Callable[..., Any] | None, in_memory: bool,
+                  data: tf.data.Dataset) -> tf.data.Dataset:
+        """Batches made ready (`prepare`: gathered, augmented) and prefetched."""
         if prepare is not None:
-            data = data.map(prepare, num_parallel_calls=parallel_calls)
+            data = data.map(prepare, num_parallel_calls=self._parallel_calls())
         if in_memory:
             # a gather or slice per batch needs no tuning, and tf.data's autotuner would
             # take CPU from training (AUTOTUNE then means fixed defaults): measured by
@@ -316,48 +429,14 @@ def pipeline(split: Any, name: str, *, batch: int = 32, drop_remainder: bool = F
             options = tf.data.Options()
             options.autotune.enabled = False
             data = data.with_options(options)
-        return data.prefetch(tf.data.AUTOTUNE if prefetch == "auto" else prefetch)
-
-    def epochs_from_epoch(count: int | None) -> tf.data.Dataset:
-        """`count` epochs (None: endless) from the one `epoch` holds when read."""
-        assert epoch is not None
-        return _epoch_numbers(epoch, count).flat_map(numbered_batches)
-
-    if numbered:
-        one, endless = epochs_from_epoch(1), functools.partial(epochs_from_epoch, None)
-    else:
-        one = batches(None)
-        endless = one.repeat  # each pass shuffled anew
-    # the batches of an epoch, where known (repeated: without end, or `repeat` passes)
-    passes = 1 if not training or repeat is False else repeat
-    per_epoch = (tf.data.INFINITE_CARDINALITY if passes is True
-                 else _batch_count(size * passes, batch, drop_remainder))
-    if numbered and per_epoch is not None:  # the epoch's flat_map hides it
-        one = one.apply(tf.data.experimental.assert_cardinality(per_epoch))
-    dataset = finished(one)
-    if training and per_epoch is not None and per_epoch >= 0:
-        # made once, on first use (augmentation is traced again for it)
-        _ENDLESS[dataset] = functools.cache(lambda: finished(endless()))
-    return dataset
+        return data.prefetch(tf.data.AUTOTUNE if self.prefetch == "auto" else self.prefetch)
 
 
-def epochs(dataset: tf.data.Dataset) -> tf.data.Dataset | None:
-    """The batches of `dataset`, a training pipeline that `pipeline` made, epoch after
-    epoch without end, from the epoch its `epoch` holds when the iteration starts: each
-    epoch's order and augmentation are `dataset`'s for that epoch.
-
-    A loop that reads one iterator through the whole of training does not pay for a
-    new iterator every epoch (milliseconds: a short epoch feels them). None for a
-    dataset `pipeline` did not make, or whose epochs have no known length.
-    """
-    make = _ENDLESS.get(dataset)
-    return None if make is None else make()
-
-
-def make_datasets(splits: Splits, pipeline: Callable[[Any, str], tf.data.Dataset]
-                  ) -> dict[str, tf.data.Dataset]:
-    """`pipeline(split, name)` of each split."""
-    return {name: pipeline(split, name) for name, split in splits.items()}
+def pipeline(split: Any, name: str, **settings: Any) -> tf.data.Dataset:
+    """One split batched as `Pipeline(**settings)` does, by its name: "train" (one
+    epoch; `Pipeline.training` has its endless form too), "validation", "test", or
+    "adapt" (the training data as it is)."""
+    return Pipeline(**settings)(split, name)
 
 
 def _epoch_numbers(epoch: Epoch, count: int | None = None) -> tf.data.Dataset:
@@ -423,7 +502,7 @@ def _cached(split: Any, name: str, cache: bool | str | os.PathLike[str],
     """The examples of a split (arrays: for the file cache) cached as `cache` says."""
     dataset = split if isinstance(split, tf.data.Dataset) else (
         tf.data.Dataset.from_tensor_slices(split))
-    if name == "adapt" or cache is False:  # one pass only: nothing to cache
+    if cache is False:
         return dataset
     if cache is True:
         return dataset.cache()

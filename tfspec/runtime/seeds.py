@@ -2,7 +2,7 @@
 (seed, epoch, batch), so that a resumed run sees the data an uninterrupted one does.
 
 A program with a data seed holds one `Epoch` (its `EPOCH`); the data pipeline reads
-it when an iteration starts (`data.pipeline(…, epoch=EPOCH)`) and numbers its epochs
+it when an iteration starts (`data.Pipeline(…, epoch=EPOCH)`) and numbers its epochs
 from there, and the `DataEpoch` callback sets it as training moves from epoch to
 epoch. `BatchSeeds` makes random augmentation layers draw their seeds from (seed,
 layer, draw, epoch, batch number).

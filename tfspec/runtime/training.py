@@ -8,12 +8,13 @@ the loops here; `main()` saves what `save_run` saves.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import pathlib
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -92,27 +93,68 @@ def callback_list(model: keras.Model, callbacks: Sequence[keras.callbacks.Callba
     return callbacks, history
 
 
-def epoch_steps(datasets: dict[str, tf.data.Dataset], steps_per_epoch: int | None) -> int:
+def epoch_steps(datasets: Mapping[str, tf.data.Dataset], steps_per_epoch: int | None) -> int:
     """The training batches of an epoch: `steps_per_epoch`, or the data's."""
     if steps_per_epoch is not None:
         return steps_per_epoch
     return int(datasets["train"].cardinality())
 
 
-def endless_train(datasets: dict[str, tf.data.Dataset], steps_per_epoch: int | None,
+def endless_train(datasets: Mapping[str, tf.data.Dataset], steps_per_epoch: int | None,
                   whole: int = 1) -> tuple[tf.data.Dataset, int] | None:
-    """The training data epoch after epoch (`data.epochs`) and its batches per epoch,
-    for a loop to read through one iterator; None where epochs are the spec's
-    `steps_per_epoch`, or their length is not a multiple of `whole` (the steps of
-    one call into TensorFlow: a call must not run into the next epoch)."""
-    stream = data.epochs(datasets["train"]) if steps_per_epoch is None else None
+    """The training data epoch after epoch (`data.train_epochs`: `datasets` made by a
+    program's `make_datasets`) and its batches per epoch, for a loop to read through one
+    iterator; None where epochs are the spec's `steps_per_epoch`, or their length is not
+    a multiple of `whole` (the steps of one call into TensorFlow: a call must not run
+    into the next epoch)."""
+    stream = data.train_epochs(datasets) if steps_per_epoch is None else None
     batches = epoch_steps(datasets, None)
     if stream is None or batches <= 0 or batches % whole:
         return None
     return stream, batches
 
 
-def fit(model: keras.Model, datasets: dict[str, tf.data.Dataset],
+@dataclasses.dataclass(frozen=True)
+class Epochs:
+    """The training data as a loop reads it: `dataset`, through one iterator for every
+    epoch (`endless`) or a new one each epoch, `batches` of it an epoch (negative:
+    unknown), and the `steps` the callbacks are told an epoch has."""
+
+    dataset: tf.data.Dataset
+    batches: int
+    endless: bool
+    steps: int
+
+    @classmethod
+    def of(cls, datasets: Mapping[str, tf.data.Dataset],
+           steps_per_epoch: int | None) -> Epochs:
+        """The `train` split's epochs: endless where it can be (`endless_train`), else
+        the split (its first `steps_per_epoch` batches) read anew each epoch."""
+        steps = epoch_steps(datasets, steps_per_epoch)
+        endless = endless_train(datasets, steps_per_epoch)
+        if endless is not None:
+            return cls(endless[0], endless[1], True, steps)
+        train = datasets["train"]
+        if steps_per_epoch is not None:
+            train = train.take(steps_per_epoch)
+        return cls(train, int(train.cardinality()), False, steps)
+
+    def iterator(self, last: Iterator[Any] | None) -> Iterator[Any]:
+        """The iterator of an epoch: `last`, the one before, where endless (made after
+        the epoch is set, when it is read)."""
+        return last if self.endless and last is not None else iter(self.dataset)
+
+
+def validation_data(datasets: Mapping[str, tf.data.Dataset],
+                    validation_steps: int | None) -> tf.data.Dataset | None:
+    """The `validation` split (its first `validation_steps` batches), if there is one."""
+    validation = datasets.get("validation")
+    if validation is not None and validation_steps is not None:
+        validation = validation.take(validation_steps)
+    return validation
+
+
+def fit(model: keras.Model, datasets: Mapping[str, tf.data.Dataset],
         callbacks: Sequence[keras.callbacks.Callback], verbose: int | str = "auto", *,
         epochs: int, steps_per_epoch: int | None = None,
         validation_steps: int | None = None) -> keras.callbacks.History:
@@ -136,7 +178,7 @@ def fit(model: keras.Model, datasets: dict[str, tf.data.Dataset],
     )
 
 
-def on_batch(model: keras.Model, datasets: dict[str, tf.data.Dataset],
+def on_batch(model: keras.Model, datasets: Mapping[str, tf.data.Dataset],
              callbacks: Sequence[keras.callbacks.Callback], verbose: int | str = "auto", *,
              epochs: int, steps_per_epoch: int | None = None,
              validation_steps: int | None = None) -> keras.callbacks.History:
@@ -146,34 +188,27 @@ def on_batch(model: keras.Model, datasets: dict[str, tf.data.Dataset],
     callbacks, history = callback_list(model, callbacks, epochs,
                                        epoch_steps(datasets, steps_per_epoch), verbose)
     callbacks.on_train_begin()  # BackgroundBackupAndRestore restores a backup
+    train = Epochs.of(datasets, steps_per_epoch)
+    validation = validation_data(datasets, validation_steps)
     logs: dict[str, Any] = {}
-    endless, iterator = endless_train(datasets, steps_per_epoch), None
+    iterator = None
     # where the backup left off (the attribute Keras's `fit` reads too)
     for epoch in range(model._initial_epoch or 0, epochs):
         model.reset_metrics()
         callbacks.on_epoch_begin(epoch)  # the data's first epoch, before it is read
+        iterator = train.iterator(iterator)
+        batches = itertools.islice(iterator, train.batches) if train.endless else iterator
         logs = {}
-        if endless is not None:  # one iterator for every epoch
-            if iterator is None:  # made after the epoch is set: it is read then
-                iterator = iter(endless[0])
-            train: Any = itertools.islice(iterator, endless[1])
-        else:
-            train = datasets["train"]
-            if steps_per_epoch is not None:
-                train = train.take(steps_per_epoch)
-        for step, (features, labels) in enumerate(train):
+        for step, (features, labels) in enumerate(batches):
             callbacks.on_train_batch_begin(step)
             logs = model.train_on_batch(features, labels, return_dict=True)
             callbacks.on_train_batch_end(step, logs)
-        if "validation" in datasets:
+        if validation is not None:
             model.reset_metrics()
-            validation = {}
-            data = datasets["validation"]
-            if validation_steps is not None:
-                data = data.take(validation_steps)
-            for features, labels in data:
-                validation = model.test_on_batch(features, labels, return_dict=True)
-            logs.update({f"val_{k}": v for k, v in validation.items()})
+            tested: dict[str, Any] = {}
+            for features, labels in validation:
+                tested = model.test_on_batch(features, labels, return_dict=True)
+            logs.update({f"val_{k}": v for k, v in tested.items()})
         callbacks.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
@@ -212,13 +247,8 @@ def update(metric_list: Metrics, labels: Any, predictions: Any) -> None:
             metric.update_state(labels[output], predictions[output])
 
 
-def custom(model: keras.Model, datasets: dict[str, tf.data.Dataset],
-           strategy: tf.distribute.Strategy, losses: Losses, make_metrics: Callable[[], Metrics],
-           callbacks: Sequence[keras.callbacks.Callback], verbose: int | str = "auto", *,
-           epochs: int, outputs: Sequence[str], checkpoint_dir: str,
-           steps_per_epoch: int | None = None, validation_steps: int | None = None,
-           accumulate: int = 1, xla: str | None = None) -> keras.callbacks.History:
-    """Train a compiled model with a `tf.GradientTape` loop under `strategy`, as the
+class CustomLoop:
+    """A compiled model trained with a `tf.GradientTape` loop under `strategy`, as the
     tf.distribute guide writes it, calling the callbacks as `fit` does.
 
     Each call into TensorFlow runs `model.steps_per_execution` steps on every replica
@@ -227,102 +257,98 @@ def custom(model: keras.Model, datasets: dict[str, tf.data.Dataset],
     summed gradients are applied, when it is more than 1. `xla`: "step" compiles the
     whole step with XLA, as `model.jit_compile` says (one replica); "passes" only the
     forward and backward passes (several replicas: the update synchronises them).
-    Every epoch is checkpointed in `checkpoint_dir` (the model, the optimizer, the
-    random layers' state); a killed run, started again, resumes at the last epoch.
+    `fit` checkpoints every epoch (the model, the optimizer, the random layers' state);
+    a killed run, started again, resumes at the last epoch.
     """
-    with strategy.scope():  # the optimizer's and metrics' variables, where the model's are
-        model.optimizer.build(model.trainable_variables)
-        metrics = {"train": make_metrics(), "validation": make_metrics()}
-        accumulated = [
-            tf.Variable(
-                tf.zeros_like(v),
-                trainable=False,
-                synchronization=tf.VariableSynchronization.ON_READ,
-                aggregation=tf.VariableAggregation.SUM,
-            )
-            for v in model.trainable_variables
-        ] if accumulate != 1 else []
-    # each worker reads its share of every batch (in-memory data has no files to shard)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    endless = endless_train(datasets, steps_per_epoch)  # one iterator for every epoch
-    if endless is not None:
-        train_data, batches_per_epoch = endless
-    else:
-        train_data = datasets["train"]
-        if steps_per_epoch is not None:
-            train_data = train_data.take(steps_per_epoch)
-        batches_per_epoch = int(train_data.cardinality())  # negative: unknown
-    train_data = strategy.experimental_distribute_dataset(train_data.with_options(options))
-    steps_per_execution = model.steps_per_execution  # as the program's compile set it
 
-    def compute_loss(labels: Any, predictions: Any) -> Any:
+    def __init__(self, model: keras.Model, strategy: tf.distribute.Strategy, losses: Losses,
+                 make_metrics: Callable[[], Metrics], *, outputs: Sequence[str],
+                 accumulate: int = 1, xla: str | None = None) -> None:
+        self.model, self.strategy, self.losses, self.outputs = model, strategy, losses, outputs
+        self.accumulate = accumulate
+        with strategy.scope():  # the optimizer's and metrics' variables, where the model's are
+            model.optimizer.build(model.trainable_variables)
+            self.metrics = {"train": make_metrics(), "validation": make_metrics()}
+            self.accumulated = [
+                tf.Variable(
+                    tf.zeros_like(v),
+                    trainable=False,
+                    synchronization=tf.VariableSynchronization.ON_READ,
+                    aggregation=tf.VariableAggregation.SUM,
+                )
+                for v in model.trainable_variables
+            ] if accumulate != 1 else []
+        self.gradients_of: Callable[..., Any] = self._gradients_of
+        if xla == "passes":  # compiled by XLA on each replica, the update left outside
+            self.gradients_of = tf.function(self._gradients_of, jit_compile=model.jit_compile)
+        train_step, test_step = self._train_step, self._test_step
+        if xla == "step":  # XLA: the whole step, on one replica (as `fit` does)
+            train_step = tf.function(train_step, jit_compile=model.jit_compile)
+            test_step = tf.function(test_step, jit_compile=model.jit_compile)
+        # the epoch's summed losses and batches stay in TensorFlow: Python reads them for
+        # the callbacks' logs once an execution (not once a step), and the steps never wait
+        self.sums = {split: (tf.Variable(0.0), tf.Variable(0, dtype=tf.int64))
+                     for split in ("train", "validation")}
+        self.train_steps = self._run_steps(train_step, "train")
+        self.test_steps = self._run_steps(test_step, "validation")
+
+    # -- the steps, traced by tf.function ------------------------------------------------------
+
+    def _compute_loss(self, labels: Any, predictions: Any) -> Any:
         """Each output's per-example loss, averaged over the GLOBAL batch (the
         tf.distribute guide: replicas' gradients are summed), weighted and summed."""
         if not isinstance(predictions, dict):
-            predictions, labels = {outputs[0]: predictions}, {outputs[0]: labels}
+            predictions, labels = {self.outputs[0]: predictions}, {self.outputs[0]: labels}
         total = 0.0
-        for name, (function, weight) in losses.items():
+        for name, (function, weight) in self.losses.items():
             per_example = function(labels[name], predictions[name])
             total += weight * tf.nn.compute_average_loss(per_example)
-        if model.losses:  # weight regularizers, scaled for the replicas
-            total += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        if self.model.losses:  # weight regularizers, scaled for the replicas
+            total += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
         return total
 
-    def gradients_of(features: Any, labels: Any) -> tuple[Any, Any, list[Any]]:
+    def _gradients_of(self, features: Any, labels: Any) -> tuple[Any, Any, list[Any]]:
         """The forward and backward pass: the loss, predictions and gradients."""
+        model = self.model
         with tf.GradientTape() as tape:
             predictions = float32(model(features, training=True))
-            loss = compute_loss(labels, predictions)
+            loss = self._compute_loss(labels, predictions)
             scaled = model.optimizer.scale_loss(loss)  # mixed precision
         return loss, predictions, tape.gradient(scaled, model.trainable_variables)
 
-    if xla == "passes":  # compiled by XLA on each replica, the update left outside
-        gradients_of = tf.function(gradients_of, jit_compile=model.jit_compile)
-
-    def train_step(features: Any, labels: Any) -> Any:
-        loss, predictions, gradients = gradients_of(features, labels)
-        if accumulated:
-            for total, gradient in zip(accumulated, gradients, strict=True):
-                total.assign_add(gradient / accumulate)
+    def _train_step(self, features: Any, labels: Any) -> Any:
+        loss, predictions, gradients = self.gradients_of(features, labels)
+        if self.accumulated:
+            for total, gradient in zip(self.accumulated, gradients, strict=True):
+                total.assign_add(gradient / self.accumulate)
         else:
             # clipping is the optimizer's (clipnorm, clipvalue, global_clipnorm)
-            model.optimizer.apply_gradients(zip(gradients, model.trainable_variables,
-                                                strict=True))
-        update(metrics["train"], labels, predictions)
+            self.model.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables,
+                                                     strict=True))
+        update(self.metrics["train"], labels, predictions)
         return loss
 
-    def apply_step() -> None:
+    def _apply_step(self) -> None:
         """Apply the accumulated gradients, and start summing again."""
-        gradients = [total.read_value() for total in accumulated]
-        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
-        for total in accumulated:
+        gradients = [total.read_value() for total in self.accumulated]
+        self.model.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables,
+                                                 strict=True))
+        for total in self.accumulated:
             total.assign(tf.zeros_like(total))
 
-    def test_step(features: Any, labels: Any) -> Any:
-        predictions = float32(model(features, training=False))
-        update(metrics["validation"], labels, predictions)
-        return compute_loss(labels, predictions)
+    def _test_step(self, features: Any, labels: Any) -> Any:
+        predictions = float32(self.model(features, training=False))
+        update(self.metrics["validation"], labels, predictions)
+        return self._compute_loss(labels, predictions)
 
-    if xla == "step":  # XLA: the whole step, on one replica (as `fit` does)
-        train_step = tf.function(train_step, jit_compile=model.jit_compile)
-        test_step = tf.function(test_step, jit_compile=model.jit_compile)
-
-    # the epoch's summed losses and batches stay in TensorFlow: Python reads them for
-    # the callbacks' logs once an execution (not once a step), and the steps never wait
-    sums = {split: (tf.Variable(0.0), tf.Variable(0, dtype=tf.int64))
-            for split in ("train", "validation")}
-
-    def mean_loss(split: str) -> Any:
-        """The mean loss of the epoch's batches so far (a tensor)."""
-        total, batches = sums[split]
-        return total / tf.cast(tf.maximum(batches, 1), tf.float32)
-
-    def run_steps(step: Callable[..., Any], split: str) -> Callable[[Any, Any], Any]:
+    def _run_steps(self, step: Callable[..., Any], split: str) -> Callable[[Any, Any], Any]:
         """A tf.function that runs `step` on every replica for the next `limit` batches
         of an iterator, or what is left of them (one call from Python, like `fit`), and
         returns how many batches of the epoch it has run so far."""
-        total, batches = sums[split]
+        total, batches = self.sums[split]
+        strategy, accumulate = self.strategy, self.accumulate
+        # apply the accumulated gradients every `accumulate` training batches
+        applies = bool(self.accumulated) and split == "train"
 
         @tf.function
         def run(iterator: Any, limit: Any) -> Any:
@@ -334,71 +360,117 @@ def custom(model: keras.Model, datasets: dict[str, tf.data.Dataset],
                 loss = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
                 total.assign_add(loss)
                 batches.assign_add(1)
-                # apply the accumulated gradients every `accumulate` training batches
-                if accumulated and step is train_step and batches % accumulate == 0:
-                    strategy.run(apply_step)
+                if applies and batches % accumulate == 0:
+                    strategy.run(self._apply_step)
             return batches.read_value()
 
         return run
 
-    train_steps, test_steps = run_steps(train_step, "train"), run_steps(test_step, "validation")
+    # -- epochs, from Python -------------------------------------------------------------------
 
-    # resume from the last epoch's checkpoint, if a killed run left one
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch,
-                                     random_state=random_state(model))
-    # under several workers every one saves (the save is collective); only the chief's
-    # is kept, and every worker resumes from it (the multi-worker guide's way: the
-    # checkpoint folder is on storage they share)
-    multi_worker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-    directory = checkpoint_dir if is_chief() or not multi_worker else tempfile.mkdtemp()
-    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=1)
-    checkpoint.restore(tf.train.latest_checkpoint(checkpoint_dir))
-    callbacks, history = callback_list(model, callbacks, epochs,
-                                       epoch_steps(datasets, steps_per_epoch), verbose)
-    callbacks.on_train_begin()
-    logs: dict[str, Any] = {}
-    start = int(epoch.numpy())
-    for current in range(start, epochs):
-        callbacks.on_epoch_begin(current)
-        for total, batches in sums.values():
+    def fit(self, train: Epochs, validation: tf.data.Dataset | None,
+            callbacks: Sequence[keras.callbacks.Callback], verbose: int | str = "auto", *,
+            epochs: int, checkpoint_dir: str) -> keras.callbacks.History:
+        """Train for `epochs` on `train`, validated on `validation` (if any) after each
+        epoch, checkpointed in `checkpoint_dir`, from the epoch a checkpoint there left."""
+        model = self.model
+        train = dataclasses.replace(train, dataset=self.distributed(train.dataset))
+        validation = None if validation is None else self.distributed(validation)
+        epoch, manager = self.checkpointing(checkpoint_dir)
+        callbacks, history = callback_list(model, callbacks, epochs, train.steps, verbose)
+        callbacks.on_train_begin()
+        logs: dict[str, Any] = {}
+        iterator = None
+        for current in range(int(epoch.numpy()), epochs):
+            callbacks.on_epoch_begin(current)
+            self.reset()
+            iterator = train.iterator(iterator)  # after the epoch is set: it is read
+            logs = self.train_epoch(iterator, train.batches, callbacks)
+            if validation is not None:
+                logs.update(self.validate(validation))
+            epoch.assign(current + 1)
+            manager.save()
+            callbacks.on_epoch_end(current, logs)
+            if model.stop_training:
+                break
+        callbacks.on_train_end(logs)
+        shutil.rmtree(manager.directory, ignore_errors=True)  # done: nothing to resume
+        return history
+
+    def distributed(self, dataset: tf.data.Dataset) -> Any:
+        """`dataset` split among the replicas: each worker reads its share of every
+        batch (in-memory data has no files to shard)."""
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA)
+        return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
+
+    def checkpointing(self, checkpoint_dir: str) -> tuple[tf.Variable, tf.train.CheckpointManager]:
+        """The epoch to start at (restored from the last epoch's checkpoint, if a killed
+        run left one) and the manager that saves each epoch's."""
+        model = self.model
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch,
+                                         random_state=random_state(model))
+        # under several workers every one saves (the save is collective); only the chief's
+        # is kept, and every worker resumes from it (the multi-worker guide's way: the
+        # checkpoint folder is on storage they share)
+        multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        directory = checkpoint_dir if is_chief() or not multi_worker else tempfile.mkdtemp()
+        manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=1)
+        checkpoint.restore(tf.train.latest_checkpoint(checkpoint_dir))
+        return epoch, manager
+
+    def reset(self) -> None:
+        """A new epoch: its loss sums and metrics from zero."""
+        for total, batches in self.sums.values():
             total.assign(0.0)
             batches.assign(0)
-        for _, metric in metrics["train"] + metrics["validation"]:
+        for _, metric in self.metrics["train"] + self.metrics["validation"]:
             metric.reset_state()
-        if endless is None or current == start:  # after the epoch is set: it is read
-            train_iterator = iter(train_data)
-        done = 0
-        while done != batches_per_epoch and not model.stop_training:
+
+    def train_epoch(self, iterator: Any, batches: int,
+                    callbacks: keras.callbacks.CallbackList) -> dict[str, Any]:
+        """One epoch's `batches` (negative: to the data's end), `steps_per_execution` a
+        call; returns its logs."""
+        every, done = self.model.steps_per_execution, 0
+        while done != batches and not self.model.stop_training:
             callbacks.on_train_batch_begin(done)
             # an execution stops at the epoch's end (endless data goes on)
-            limit = steps_per_execution if batches_per_epoch < 0 else min(
-                steps_per_execution, batches_per_epoch - done)
-            ran = int(train_steps(train_iterator, tf.constant(limit)))  # waits for its steps
+            limit = every if batches < 0 else min(every, batches - done)
+            ran = int(self.train_steps(iterator, tf.constant(limit)))  # waits for its steps
             if ran == done:  # no data was left
                 break
             done = ran
-            logs = {"loss": mean_loss("train"), **results(metrics["train"], outputs)}
-            callbacks.on_train_batch_end(done - 1, logs)
-        logs = {"loss": mean_loss("train"), **results(metrics["train"], outputs)}
-        if "validation" in datasets:
-            validation = datasets["validation"]
-            if validation_steps is not None:
-                validation = validation.take(validation_steps)
-            validation = validation.with_options(options)
-            iterator = iter(strategy.experimental_distribute_dataset(validation))
-            done = 0
-            every = tf.constant(steps_per_execution)
-            while (ran := int(test_steps(iterator, every))) > done:  # to the data's end
-                done = ran
-            logs["val_loss"] = mean_loss("validation")
-            logs.update({f"val_{k}": v
-                         for k, v in results(metrics["validation"], outputs).items()})
-        epoch.assign(current + 1)
-        manager.save()
-        callbacks.on_epoch_end(current, logs)
-        if model.stop_training:
-            break
-    callbacks.on_train_end(logs)
-    shutil.rmtree(manager.directory, ignore_errors=True)  # done: nothing to resume
-    return history
+            callbacks.on_train_batch_end(done - 1, self.logs("train"))
+        return self.logs("train")
+
+    def validate(self, validation: Any) -> dict[str, Any]:
+        """The whole (distributed) `validation` data: its `val_` logs."""
+        iterator = iter(validation)
+        done = 0
+        every = tf.constant(self.model.steps_per_execution)
+        while (ran := int(self.test_steps(iterator, every))) > done:  # to the data's end
+            done = ran
+        return {f"val_{k}": v for k, v in self.logs("validation").items()}
+
+    def logs(self, split: str) -> dict[str, Any]:
+        """The mean loss of the epoch's batches so far and the metrics (tensors)."""
+        total, batches = self.sums[split]
+        loss = total / tf.cast(tf.maximum(batches, 1), tf.float32)
+        return {"loss": loss, **results(self.metrics[split], self.outputs)}
+
+
+def custom(model: keras.Model, datasets: Mapping[str, tf.data.Dataset],
+           strategy: tf.distribute.Strategy, losses: Losses, make_metrics: Callable[[], Metrics],
+           callbacks: Sequence[keras.callbacks.Callback], verbose: int | str = "auto", *,
+           epochs: int, outputs: Sequence[str], checkpoint_dir: str,
+           steps_per_epoch: int | None = None, validation_steps: int | None = None,
+           accumulate: int = 1, xla: str | None = None) -> keras.callbacks.History:
+    """`CustomLoop(…).fit(…)` on the `train` split (endless where it can be: `Epochs`),
+    validated on `validation` if there is one: what a program's `train()` calls."""
+    loop = CustomLoop(model, strategy, losses, make_metrics, outputs=outputs,
+                      accumulate=accumulate, xla=xla)
+    return loop.fit(Epochs.of(datasets, steps_per_epoch),
+                    validation_data(datasets, validation_steps), callbacks, verbose,
+                    epochs=epochs, checkpoint_dir=checkpoint_dir)

@@ -24,7 +24,10 @@ _SHOWN_CHARS = 200  # of a JSON value quoted in an error message
 
 
 class ApiError(Exception):
-    """A request TF Serving would refuse: its HTTP status and its error message."""
+    """A request TF Serving would refuse: its HTTP status and its error message.
+
+    Not a TfspecError: the server turns it into the HTTP response the client reads;
+    it never reaches the command line (one that did would be a bug, status 2)."""
 
     def __init__(self, status: int, message: str, allow: str | None = None) -> None:
         super().__init__(message)

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from ..lang.diagnostics import TfspecError
+
 PREDICT_METHOD = "tensorflow/serving/predict"  # a predict SignatureDef's method_name
 # What tfspec's saved_model export records beside the SavedModel, inside the version
 # folder: TF Serving reads only `assets.extra/tf_serving_warmup_requests` there, and
@@ -26,7 +28,7 @@ PREDICT_METHOD = "tensorflow/serving/predict"  # a predict SignatureDef's method
 RECORD = Path("assets.extra") / "tfspec.json"
 
 
-class ServeError(Exception):
+class ServeError(TfspecError):
     """PATH, the model name or the address cannot be served (one line for the user)."""
 
 

@@ -45,14 +45,20 @@ def load_splits():
     return data.split_arrays(features, labels, validation=0.2, test=0.0, seed=1)
 
 
+def pipelines():
+    """How `data { … }` batches each split: its settings."""
+    return data.Pipeline(batch=64, seed=1, epoch=EPOCH)
+
+
 def pipeline(split, name):
     """One split batched as `data { … }` says ("adapt": the training data as it is)."""
-    return data.pipeline(split, name, batch=64, seed=1, epoch=EPOCH)
+    return pipelines()(split, name)
 
 
 def make_datasets(splits=None):
-    """The batched `train`, `validation` and `test` pipelines that exist."""
-    return data.make_datasets(load_splits() if splits is None else splits, pipeline)
+    """The batched `train`, `validation` and `test` pipelines that exist, and the
+    training data epoch after epoch for the loop (a data.Datasets)."""
+    return pipelines().datasets(load_splits() if splits is None else splits)
 
 
 def check_data(model, dataset, losses):
@@ -145,8 +151,8 @@ if __name__ == "__main__":
 TFSPEC_SPEC = "examples/multi_worker.tfspec"
 TFSPEC_LINES = (
     "21:5:16 28:23:10 33:14:3 34:16:8 35:17:8 36:18:8 37:13:7 40:8:12 42:8:12 45:9:3 48:8:12 "
-    "50:8:12 53:8:12 58:8:12 60:8:12 67:22:15 69:22:15 72:23:10 75:23:10 76:23:10 77:23:10 "
-    "78:23:10 79:23:10 80:23:10 90:24:13 93:24:14 97:23:10 100:23:10 104:21:1 106:26:10 107:29:25 "
-    "108:21:1 115:21:1 116:21:1 117:21:1 118:21:1 119:21:1 120:21:1 121:21:1 122:21:1 123:21:1 "
-    "124:21:1 125:21:1 126:21:1"
+    "50:8:12 53:8:12 55:8:12 58:8:12 61:8:12 64:8:12 66:8:12 73:22:15 75:22:15 78:23:10 81:23:10 "
+    "82:23:10 83:23:10 84:23:10 85:23:10 86:23:10 96:24:13 99:24:14 103:23:10 106:23:10 110:21:1 "
+    "112:26:10 113:29:25 114:21:1 121:21:1 122:21:1 123:21:1 124:21:1 125:21:1 126:21:1 127:21:1 "
+    "128:21:1 129:21:1 130:21:1 131:21:1 132:21:1"
 )

@@ -53,14 +53,20 @@ def load_splits():
     return data.split_arrays(features, labels, validation=0.0, test=0.0, seed=0)
 
 
+def pipelines():
+    """How `data { … }` batches each split: its settings."""
+    return data.Pipeline(batch=32)
+
+
 def pipeline(split, name):
     """One split batched as `data { … }` says ("adapt": the training data as it is)."""
-    return data.pipeline(split, name, batch=32)
+    return pipelines()(split, name)
 
 
 def make_datasets(splits=None):
-    """The batched `train`, `validation` and `test` pipelines that exist."""
-    return data.make_datasets(load_splits() if splits is None else splits, pipeline)
+    """The batched `train`, `validation` and `test` pipelines that exist, and the
+    training data epoch after epoch for the loop (a data.Datasets)."""
+    return pipelines().datasets(load_splits() if splits is None else splits)
 
 
 def check_data(model, dataset, losses):
@@ -146,7 +152,8 @@ TFSPEC_SPEC = "examples/two_tower.tfspec"
 TFSPEC_LINES = (
     "21:26:3 26:11:3 27:12:3 28:14:19 29:15:7 30:16:15 31:16:26 32:17:11 33:18:18 34:20:8 35:21:8 "
     "36:10:7 37:10:7 38:10:7 39:10:7 40:10:7 43:6:12 45:6:12 46:6:12 47:6:12 48:6:12 49:6:12 "
-    "50:6:12 51:6:12 52:6:12 53:5:1 56:6:12 58:6:12 61:6:12 66:6:12 68:6:12 75:25:15 77:25:15 "
-    "80:26:3 83:26:3 84:26:3 85:26:3 86:26:3 87:26:3 88:26:3 89:26:3 99:24:1 109:32:12 114:35:1 "
-    "115:36:3 116:35:1 119:35:1 121:35:1 122:35:1 125:35:1 127:35:1 134:35:1 135:35:1"
+    "50:6:12 51:6:12 52:6:12 53:5:1 56:6:12 58:6:12 61:6:12 63:6:12 66:6:12 69:6:12 72:6:12 "
+    "74:6:12 81:25:15 83:25:15 86:26:3 89:26:3 90:26:3 91:26:3 92:26:3 93:26:3 94:26:3 95:26:3 "
+    "105:24:1 115:32:12 120:35:1 121:36:3 122:35:1 125:35:1 127:35:1 128:35:1 131:35:1 133:35:1 "
+    "140:35:1 141:35:1"
 )
