@@ -23,20 +23,22 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def tfspec_run(spec: Path) -> list[str]:
-    return [sys.executable, "-m", "tfspec", "run", str(spec)]
+def tfspec_run(spec: Path, *args: str) -> list[str]:
+    """`tfspec run SPEC ARGS…` (`--set`, `--run-dir`)."""
+    return [sys.executable, "-m", "tfspec", "run", str(spec), *args]
 
 
-def run_to_completion(spec: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(tfspec_run(spec), cwd=spec.parent, env=subprocess_env(),
+def run_to_completion(spec: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(tfspec_run(spec, *args), cwd=spec.parent, env=subprocess_env(),
                           capture_output=True, text=True, timeout=300)
 
 
-def run_and_kill(spec: Path, at_epoch: int) -> list[str]:
-    """Start `tfspec run`, SIGKILL it when it begins epoch `at_epoch`; returns every
-    line it printed (its stderr is kept in killed.stderr beside the spec)."""
+def run_and_kill(spec: Path, at_epoch: int, *args: str) -> list[str]:
+    """Start `tfspec run` (with `args`), SIGKILL it when it begins epoch `at_epoch`;
+    returns every line it printed (its stderr is kept in killed.stderr beside the spec)."""
     with open(spec.parent / "killed.stderr", "w") as stderr:
-        process = subprocess.Popen(tfspec_run(spec), cwd=spec.parent, env=subprocess_env(),
+        process = subprocess.Popen(tfspec_run(spec, *args), cwd=spec.parent,
+                                   env=subprocess_env(),
                                    stdout=subprocess.PIPE, stderr=stderr, text=True)
     watchdog = threading.Timer(300, process.kill)  # never hang the test session
     watchdog.start()

@@ -123,6 +123,58 @@ def test_compile_only_strings() -> None:
     assert "Convolution2D" in catalog.names("layers")
 
 
+# Required arguments besides output_mode, so that Keras judges output_mode alone.
+_OUTPUT_MODE_ARGS = {"Hashing": {"num_bins": 4}, "HashedCrossing": {"num_bins": 4},
+                     "CategoryEncoding": {"num_tokens": 4},
+                     "Discretization": {"bin_boundaries": [0.0]}}
+# Deprecated or differently cased spellings some constructors map before validating.
+_SPELLINGS = ["binary", "tf-idf", "normal", "Uniform", "ONE_HOT"]
+
+
+def test_enum_strings_agree_with_keras() -> None:
+    # Keras maps deprecated spellings ("binary" -> "multi_hot", "tf-idf" -> "tf_idf",
+    # VarianceScaling's "normal") before it validates; the checker must accept
+    # exactly what Keras accepts (issue 23: IntegerLookup(output_mode="binary")).
+    cases = {}
+    for name in catalog.names("layers"):
+        entry = catalog.lookup("layers", name)
+        param = next((p for p in entry["params"] if p["name"] == "output_mode"), None)
+        if param is not None and not entry.get("alias") and "enum" in param.get("type", {}):
+            cases[f"layers.{name}.output_mode"] = param["type"]
+    assert {f"layers.{n}.output_mode" for n in (
+        "IntegerLookup", "StringLookup", "CategoryEncoding", "TextVectorization",
+        "Hashing", "HashedCrossing", "Discretization")} <= set(cases)
+    scaling = catalog.lookup("initializers", "VarianceScaling")["params"]
+    cases["initializers.VarianceScaling.distribution"] = next(
+        p["type"] for p in scaling if p["name"] == "distribution")
+    candidates = {case: sorted(set(t["enum"]) | set(_SPELLINGS)) for case, t in cases.items()}
+    extras = {case: _OUTPUT_MODE_ARGS.get(case.split(".")[1], {}) for case in cases}
+    proc = _python(
+        f"""
+        import json, keras
+        accepted = {{}}
+        for case, values in {candidates!r}.items():
+            category, name, param = case.split(".")
+            for value in values:
+                try:
+                    getattr(getattr(keras, category), name)(
+                        **{{param: value}}, **{extras!r}[case])
+                except ValueError:
+                    continue
+                accepted.setdefault(case, []).append(value)
+        print(json.dumps(accepted))
+        """
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    keras_accepts = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(keras_accepts) == set(cases)  # each built at least once
+    checker_accepts = {case: [v for v in candidates[case]
+                              if catalog.check_value(cases[case], v) is None]
+                       for case in cases}
+    assert checker_accepts == keras_accepts
+    assert "binary" in checker_accepts["layers.IntegerLookup.output_mode"]
+
+
 def test_layer_hints() -> None:
     assert catalog.lookup("layers", "Add")["inputs"] == "list"
     assert catalog.lookup("layers", "Concatenate")["inputs"] == "list"

@@ -133,9 +133,13 @@ def test_saved_models_are_in_tf_serving_layout_with_the_spec_names(examples):
     serve = tf.saved_model.load(str(base / "1")).signatures["serving_default"]
     assert sorted(serve.structured_input_signature[1]) == ["item", "query"]
     assert sorted(serve.structured_outputs) == ["category", "score"]
-    record = json.loads((examples / "runs" / "two_tower-test" / "exports.json").read_text())
+    run_dir = examples / "runs" / "two_tower-test"
+    record = json.loads((run_dir / "exports.json").read_text())
     assert record["name"] == "two-tower"
-    assert record["targets"][0]["path"] == str(base)
+    # the run's own copy (what verify checks and serve serves), published at the spec's path
+    target = record["targets"][0]
+    assert (target["path"], target["published"]) == ("exports/0/serving", str(base))
+    assert tree_digest(run_dir / "exports" / "0" / "serving" / "1") == tree_digest(base / "1")
 
 
 def test_tfspec_serve_serves_a_saved_model_export_under_the_spec_name(examples):
@@ -241,12 +245,103 @@ def test_a_target_that_cannot_be_written_fails_at_its_line(tmp_path, capsys):
         keras "blocked/model.keras"
     """)
     (tmp_path / "blocked").write_text("a file where the export's folder goes")
-    status = cli.main(["run", str(spec), "--run-dir", str(tmp_path / "run")])
+    run_dir = tmp_path / "run"
+    status = cli.main(["run", str(spec), "--run-dir", str(run_dir)])
     err = capsys.readouterr().err
     assert status == 1
     assert f"{spec}:22:3: error[E504]: the export failed: [Errno 17] File exists" in err, err
     assert "Traceback" not in err
-    assert not (tmp_path / "run" / "exports.json").exists()  # recorded only when all are
+    # the target that was written is recorded and checked; the failed one is marked
+    record = json.loads((run_dir / "exports.json").read_text())
+    assert [t.get("written", True) for t in record["targets"]] == [True, False]
+    report = json.loads((run_dir / "verify.json").read_text())
+    assert [(e["index"], e["passed"]) for e in report] == [(0, True), (1, False)]
+    assert err.splitlines()[-2] == "export keras blocked/model.keras: failed: not written " \
+                                   "(the export failed)"
+    # `tfspec verify` reports each target again, and `tfspec serve` serves the SavedModel
+    assert cli.main(["verify", str(run_dir)]) == 1
+    out, err = capsys.readouterr()
+    assert "verify: saved_model out/serving answers like the Keras model" in out
+    # at the target in the run's copy of the spec (formatted: its own line numbers)
+    assert f"{run_dir / 'spec.tfspec'}:26:3: error[E504]: the export failed: [Errno 17] " \
+           "File exists" in err, err
+    from test_serve import call, in_process
+
+    with in_process(run_dir) as url:
+        status, answer, _ = call(url, "POST", "/v1/models/digits-small:predict",
+                                 {"instances": np.zeros((1, 8, 8, 1)).tolist()})
+    assert status == 200 and len(answer["predictions"][0]) == 10
+
+
+TEXT_SPEC = """\
+tfspec 1
+data {
+  source = text("data/reviews", label_mode = "binary")
+  split { validation = 0.5, seed = 1 }
+}
+model Words functional {
+  input text: string[]
+  output positive = text
+    |> TextVectorization(max_tokens = 20, output_sequence_length = 4)
+    |> Embedding(20, 2)
+    |> Flatten()
+    |> Dense(1, activation = "sigmoid")
+}
+train {
+  loss = "binary_crossentropy"
+  epochs = 1
+}
+export {
+  saved_model "out/serving"
+  tfjs "out/tfjs"
+}
+"""
+
+
+def test_a_target_that_cannot_convert_stops_the_run_before_training(tmp_path, capsys):
+    """`plan --target`'s check runs before the first epoch: TF.js has no string ops."""
+    shutil.copytree(EXAMPLES / "data" / "reviews", tmp_path / "data" / "reviews")
+    spec = tmp_path / "spec.tfspec"
+    spec.write_text(TEXT_SPEC, encoding="utf-8")
+    status = cli.main(["run", str(spec), "--run-dir", str(tmp_path / "run")])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert f"{spec}:20:3: error[E506]: tfjs out/tfjs cannot be exported: layer " \
+           "`positive_text_vectorization` (TextVectorization) at line 9 will not convert to " \
+           "TensorFlow.js: needs StringLower, StringSplitV2" in err, err
+    assert "= hint: TF.js has no kernel for it; or do this preprocessing in the data " \
+           "pipeline" in err
+    assert "Traceback" not in err and err.count("error[") == 1  # the SavedModel converts
+    assert "Epoch" not in out  # no training
+    assert not (tmp_path / "run").exists() and not (tmp_path / "out").exists()
+
+
+def test_the_export_check_is_kept_and_read_back(tmp_path, monkeypatch):
+    """The check's process runs once for a spec: its answer is kept in the cache, keyed
+    by the program (a changed spec is checked again) and by the `--set` values."""
+    from tfspec.inspect import convertcheck
+    from tfspec.lang.diagnostics import SpecError
+
+    monkeypatch.setenv("TFSPEC_CACHE_DIR", str(tmp_path / "cache"))
+    spec = tmp_path / "spec.tfspec"
+    spec.write_text(TEXT_SPEC, encoding="utf-8")
+    with pytest.raises(SpecError) as first:
+        convertcheck.check_exports_apart(str(spec), {})
+    assert len(list((tmp_path / "cache" / "export-checks").glob("*.json"))) == 1
+    started = []
+    monkeypatch.setattr(convertcheck, "_check_in_a_process",
+                        lambda *args: started.append(args) or [])
+    with pytest.raises(SpecError) as again:
+        convertcheck.check_exports_apart(str(spec), {})
+    assert started == []
+    assert [d.to_dict() for d in again.value.diagnostics] == [
+        d.to_dict() for d in first.value.diagnostics]
+    spec.write_text(TEXT_SPEC.replace("epochs = 1", "epochs = 2"), encoding="utf-8")
+    convertcheck.check_exports_apart(str(spec), {})  # another program: checked anew
+    assert len(started) == 1
+    spec.write_text(TEXT_SPEC.replace('  tfjs "out/tfjs"\n', ""), encoding="utf-8")
+    convertcheck.check_exports_apart(str(spec), {})  # nothing to convert: no process
+    assert len(started) == 1
 
 
 def test_verify_checks_a_run_again_and_catches_a_tampered_export(examples, capsys):
@@ -254,8 +349,10 @@ def test_verify_checks_a_run_again_and_catches_a_tampered_export(examples, capsy
     assert cli.main(["verify", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert "verify: tfjs runs/digits/tfjs answers like the Keras model" in out
-    # change the TF.js model's float weights: it still loads, and answers differently
-    tfjs = examples / "runs" / "digits" / "tfjs"
+    # change the TF.js model's float weights (the run's own copy, which verify checks): it
+    # still loads, and answers differently
+    record = json.loads((run_dir / "exports.json").read_text())
+    tfjs = run_dir / next(t["path"] for t in record["targets"] if t["format"] == "tfjs")
     manifest = json.loads((tfjs / "model.json").read_text())["weightsManifest"]
     assert len(manifest) == 1 and len(manifest[0]["paths"]) == 1
     shard = tfjs / manifest[0]["paths"][0]
@@ -276,6 +373,10 @@ def test_verify_checks_a_run_again_and_catches_a_tampered_export(examples, capsy
         assert f"{run_dir / 'spec.tfspec'}:{line}:" in captured.err
         assert "error[E504]: tfjs runs/digits/tfjs does not answer like the Keras model" \
             in captured.err
+        # not a precision problem: the hint says the file changed
+        assert "its digest differs from exports.json's" in captured.err
+        assert "the run's copy of this export was changed after the run" in captured.err
+        assert "a coarser `quantize`" not in captured.err
         report = json.loads((run_dir / "verify.json").read_text())
         assert {e["format"]: e["passed"] for e in report} == {
             "saved_model": True, "tflite": True, "tfjs": False}
@@ -312,6 +413,42 @@ def test_export_from_a_run_writes_the_targets_again_without_training(examples, c
     assert "Epoch" not in capsys.readouterr().out
 
 
+def test_an_older_run_verifies_and_serves_its_own_exports(tmp_path, capsys):
+    """Two runs publish to the same declared paths: the first run's verify checks the
+    exports it wrote (its copies in its run directory) and says that the declared paths
+    now hold the second run's; serving the first run serves its model."""
+    from tfspec.serving.servables import find_export, load_model
+
+    spec = digits_spec(tmp_path, """
+        saved_model "out/serving"
+        tflite "out/model.tflite"
+    """)
+    first, second = tmp_path / "run1", tmp_path / "run2"
+    assert cli.main(["run", str(spec), "--run-dir", str(first)]) == 0
+    spec.write_text(spec.read_text().replace("learning_rate = 0.01", "learning_rate = 0.05"))
+    assert cli.main(["run", str(spec), "--run-dir", str(second)]) == 0
+    capsys.readouterr()
+    assert cli.main(["verify", str(first)]) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "verify: tflite out/model.tflite answers like the Keras model" in out
+    tflite, version = tmp_path / "out" / "model.tflite", tmp_path / "out" / "serving" / "1"
+    assert (f"verify: note: tflite out/model.tflite: the file at {tflite} was replaced by "
+            f"run {second} after this run (digest differs)") in out, out
+    assert f"the folder at {version} was replaced by run {second} after this run" in out
+    report = json.loads((first / "verify.json").read_text())
+    assert [e["published"]["current"] for e in report] == [False, False]
+    # the second run's exports are the published ones: no note
+    assert cli.main(["verify", str(second)]) == 0
+    assert "note:" not in capsys.readouterr().out
+    # `tfspec serve RUN1` serves the first run's model, not what the declared path holds
+    images = np.load(EXAMPLES / "data" / "digits.npz")["images"][:8].astype("float32")
+    served = load_model(find_export(first)).latest.signatures["serving_default"].function
+    answers = next(iter(served(image=tf.constant(images)).values())).numpy()
+    for run, same in ((first, True), (second, False)):
+        keras_answers = keras.saving.load_model(run / "model.keras").predict(images, verbose=0)
+        assert np.allclose(answers, keras_answers, atol=1e-5) == same, run
+
+
 def test_bad_run_directories_are_errors_not_tracebacks(tmp_path, capsys):
     assert cli.main(["verify", str(tmp_path)]) == 1
     assert "error[E504]" in capsys.readouterr().err
@@ -328,8 +465,9 @@ KILLER = textwrap.dedent("""\
     import os, signal, sys, time
     from pathlib import Path
     # wait for the export's scratch folder, then kill the exporting process
-    parent, pid = Path(sys.argv[1]), int(sys.argv[2])
-    while not list(parent.rglob(".*.tmp-*")):  # .model.keras.tmp-…, serving/.1.tmp-…
+    parents, pid = [Path(p) for p in sys.argv[2:]], int(sys.argv[1])
+    # .model.keras.tmp-…, serving/.1.tmp-…: in the run's own copies or where they are published
+    while not any(list(parent.rglob(".*.tmp-*")) for parent in parents):
         time.sleep(0.005)
     os.kill(pid, signal.SIGKILL)
 """)
@@ -338,27 +476,29 @@ KILLER = textwrap.dedent("""\
 def test_a_killed_export_leaves_the_previous_export_or_nothing(examples, tmp_path):
     run_dir = run_example(examples, "iris_mlp")
     spec = examples / "iris_mlp.tfspec"
-    out = examples / "runs" / "iris"
-    before = {p.name: tree_digest(p) for p in out.iterdir() if not p.name.startswith(".")}
-    folders = {p.name for p in out.iterdir() if p.is_dir()}
+    out, own = examples / "runs" / "iris", run_dir / "exports"
+    # each export where it is published, and the run's own copies (exports/<index>/<name>)
+    places = [out, *own.iterdir()]
+    before = {p: tree_digest(p) for place in places for p in place.iterdir()
+              if not p.name.startswith(".")}
+    folders = {p for p in before if p.is_dir()}
     exporter = subprocess.Popen(
         [sys.executable, "-m", "tfspec", "export", str(spec), "--from", str(run_dir)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    killer = subprocess.run([sys.executable, "-c", KILLER, str(out), str(exporter.pid)],
-                            timeout=300)
+    killer = subprocess.run([sys.executable, "-c", KILLER, str(exporter.pid), str(out),
+                             str(own)], timeout=300)
     assert killer.returncode == 0
     assert exporter.wait(timeout=60) == -signal.SIGKILL
-    assert list(out.rglob(".*.tmp-*"))  # killed while writing: its scratch is left
-    for name, digest in before.items():
-        path = out / name
+    # killed while writing: its scratch is left
+    assert any(list(place.rglob(".*.tmp-*")) for place in places)
+    for path, digest in before.items():
         if path.exists():
             assert tree_digest(path) == digest  # the previous export, whole
         else:  # only a folder has a moment between two renames with nothing in place
-            assert name in folders, name
+            assert path in folders, path
     # the next export cleans up what the killed one left, and verifies
     assert cli.main(["export", str(spec), "--from", str(run_dir)]) == 0
-    assert not list(out.glob(".*.tmp-*"))
-    assert not list((out / "serving").glob(".*.tmp-*"))
+    assert not [p for place in places for p in place.rglob(".*.tmp-*")]
 
 
 def test_the_exports_answer_like_keras_when_this_test_runs_them(examples, tmp_path):

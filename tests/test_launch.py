@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,30 @@ def test_two_workers_train_to_identical_weights(workspace: Path):
     assert sorted(p.name for p in run_dir.iterdir() if p.is_dir()) == ["worker-1"]
     chief = keras.models.load_model(run_dir / "model.keras").get_weights()
     assert len(chief) == 4 and all(np.isfinite(w).all() for w in chief)
+
+
+def test_two_workers_evaluate_the_test_split_as_keras_does(workspace: Path):
+    """Keras 3's `evaluate` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585):
+    the custom loop's distributed evaluation gives what `model.evaluate` of the saved
+    model gives on the same test split in one process."""
+    import keras
+
+    from tfspec.codegen.program import API, compile_file
+    from tfspec.jobs.build import load_program
+
+    spec = workspace / "job.tfspec"
+    spec.write_text(spec.read_text().replace("split { validation = 0.2, seed = 1 }",
+                                             "split { validation = 0.2, test = 0.2, seed = 1 }"))
+    result = launch(spec, "--workers", "2", "--set", "epochs=1")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (run_dir,) = (workspace / "runs" / "digits-multi-worker").iterdir()
+    test = json.loads((run_dir / "metrics.json").read_text())["test"]
+    assert f"accuracy {test['accuracy']:.4g}" in next(
+        line for line in result.stdout.splitlines() if line.startswith("[worker 0] test split:"))
+    model = keras.models.load_model(run_dir / "model.keras")
+    datasets = load_program(compile_file(str(spec)))[API.make_datasets]()
+    expected = model.evaluate(datasets["test"], return_dict=True, verbose=0)
+    assert test == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
 def test_one_failing_worker_stops_the_others(tmp_path: Path):

@@ -243,8 +243,29 @@ def test_missing_tfjs_converter(tmp_path, capfd, monkeypatch):
 
 
 def test_unknown_target_is_rejected():
-    with pytest.raises(ValueError, match="unknown target 'onnx'"):
-        check_targets(compile_text(UNROLLED, "u.tfspec"), ["onnx"])
+    with pytest.raises(ValueError, match="unknown target 'coreml'"):
+        check_targets(compile_text(UNROLLED, "u.tfspec"), ["coreml"])
     with pytest.raises(SystemExit) as exited:
-        main(["plan", "--target", "onnx", "x.tfspec"])
+        main(["plan", "--target", "coreml", "x.tfspec"])
     assert exited.value.code == 2  # argparse: "invalid choice"
+
+
+def test_onnx_target_flags_the_exact_gelu_at_its_layer(tmp_path, capfd):
+    """tf2onnx has no Erfc: it writes an ONNX graph onnxruntime refuses to load."""
+    status = main(["plan", "--target", "onnx", _write(tmp_path, BOTH_FAIL)])
+    out, err = capfd.readouterr()
+    assert status == 1
+    assert out.endswith("onnx: does not convert (1 error)\n\n")
+    assert ":5:8: error[E507]: layer `h_dense` (Dense) will not convert to ONNX: needs " \
+           "Erfc" in err, err
+    assert 'tf2onnx has no Erfc, which the exact "gelu" needs' in err
+    assert "Traceback" not in err
+    assert CODES["E507"].endswith("(plan --target onnx)")
+
+
+def test_onnx_target_converts_and_says_its_size(tmp_path, capfd):
+    status = main(["plan", "--target", "onnx", _write(tmp_path, UNROLLED)])
+    out, err = capfd.readouterr()
+    assert status == 0, err
+    last = out.rstrip("\n").splitlines()[-1]
+    assert re.fullmatch(r"onnx: converts, \d+ nodes, \d+\.\d\d KiB", last), last

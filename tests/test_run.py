@@ -212,6 +212,44 @@ def test_test_split_metrics_are_written(tmp_path, capsys):
     assert 0.0 <= metrics["test"]["accuracy"] <= 1.0
 
 
+@pytest.mark.parametrize("late", ["test split", "export"])
+def test_a_failure_after_training_leaves_the_trained_model(tmp_path, capsys, late):
+    """A label the model cannot have, only in the test split, fails its evaluation; a
+    target that cannot be written fails the export. Either way model.keras and the
+    history are saved first, and the error is at the spec line responsible."""
+    spec = tiny_digits_spec(tmp_path, train="""
+        optimizer = SGD(learning_rate = 0.1)
+        loss = "sparse_categorical_crossentropy"
+        metrics = ["accuracy"]
+        epochs = 1""")
+    if late == "test split":
+        with np.load(DATA / "digits.npz") as archive:
+            arrays = dict(archive)
+        # the test split's examples (data.split_arrays: seeded, the last 10 %)
+        order = np.random.default_rng(7).permutation(len(arrays["labels"]))
+        arrays["labels"][order[-1]] = 12  # of 10 classes
+        np.savez(tmp_path / "data" / "digits.npz", **arrays)
+    else:
+        (tmp_path / "blocked").write_text("a file where the export's folder goes")
+        with open(spec, "a", encoding="utf-8") as text:
+            text.write('\nexport {\n  keras "blocked/model.keras"\n}\n')
+    status, _, err = run_cli(capsys, str(spec))
+    assert status == 1, err
+    run_dir = only_run_dir(spec, "tiny")
+    if late == "test split":
+        assert located(err, spec, "E502")[0] == line_of(spec, "split {"), err
+        assert "evaluating it on the test split failed" in err
+        assert "label value of 12" in err
+        assert "test" not in metrics_of(run_dir)
+    else:
+        assert located(err, spec, "E504")[0] == line_of(spec, "keras "), err
+    assert "Traceback" not in err
+    keras.models.load_model(run_dir / "model.keras")  # the trained model, whole
+    assert list(metrics_of(run_dir)["history"]) == ["accuracy", "loss", "val_accuracy",
+                                                    "val_loss"]
+    assert err.splitlines()[-1] == f"run directory: {run_dir}"
+
+
 def test_a_run_ends_with_a_short_summary_and_no_litert_chatter(tmp_path):
     """In a real process, whose file descriptor 2 is the user's terminal: LiteRT's C++
     `INFO: Created TensorFlow Lite XNNPACK delegate for CPU.` must not reach it."""
@@ -502,12 +540,13 @@ def assert_same_weights(case: dict) -> None:
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     for a, b in zip(resumed.optimizer.variables, reference.optimizer.variables, strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
-    # and the resumed epochs logged the uninterrupted run's losses
+    # and the resumed run's history (the backup's epochs, then the resumed ones) is the
+    # uninterrupted run's
     history = json.loads((case["reference_model"].parent / "metrics.json").read_text())
-    completed = case["backup"]["epoch"]
     resumed_history = json.loads((case["resumed_model"].parent / "metrics.json").read_text())
+    assert resumed_history["resumed_after_epoch"] == case["backup"]["epoch"]
     np.testing.assert_allclose(resumed_history["history"]["loss"],
-                               history["history"]["loss"][completed:], rtol=1e-6)
+                               history["history"]["loss"], rtol=1e-6)
 
 
 def test_resume_after_sigkill_starts_after_the_last_completed_epoch(resume_shuffled):
@@ -522,7 +561,7 @@ def test_resume_after_sigkill_starts_after_the_last_completed_epoch(resume_shuff
     assert headers == [f"Epoch {e}/{RESUME_EPOCHS}" for e in range(backed_up + 1,
                                                                      RESUME_EPOCHS + 1)]
     history = json.loads((case["resumed_model"].parent / "metrics.json").read_text())
-    assert len(history["history"]["loss"]) == RESUME_EPOCHS - backed_up
+    assert len(history["history"]["loss"]) == RESUME_EPOCHS  # those before the kill too
     assert not (case["interrupted"].parent / "backup").exists()  # removed when training ends
     # the killed run left its record, but no model or metrics
     killed_dirs = [d for d in (case["interrupted"].parent / "runs" / "resume").iterdir()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 
 import numpy as np
@@ -214,23 +215,86 @@ def test_verify_exports_writes_the_report_and_raises_on_a_mismatch(model, tmp_pa
 
 
 def test_export_all_records_the_targets_and_says_which_one_failed(model, tmp_path):
+    """A target that cannot be written is recorded as failed, the others as written;
+    verify checks the written ones and reports the failed one, `verify = false` or not."""
     (tmp_path / "blocked").write_text("a file where a folder goes")
     (tmp_path / "run").mkdir()
     targets = [{"format": "keras", "path": "out/model.keras", "tolerance": 1e-6},
-               {"format": "saved_model", "path": "blocked/serving", "tolerance": 1e-5}]
-    with pytest.raises(OSError) as raised:
-        export.export_all(model, tmp_path / "run", tiny_data(), targets, INPUTS, OUTPUTS,
-                          name="tiny", spec_dir=tmp_path)
-    assert raised.value.export_index == 1
-    assert not (tmp_path / "run" / "exports.json").exists()
-
-    records = export.export_all(model, tmp_path / "run", tiny_data(), targets[:1], INPUTS,
+               {"format": "saved_model", "path": "blocked/serving", "tolerance": 1e-5,
+                "verify": False}]
+    records = export.export_all(model, tmp_path / "run", tiny_data(), targets, INPUTS,
                                 OUTPUTS, name="tiny", spec_dir=tmp_path)
-    assert records == [{"format": "keras", "path": str(tmp_path / "out" / "model.keras"),
-                        "tolerance": 1e-6, "spec_path": "out/model.keras"}]
+    keras_record, failed = records
+    assert keras_record["format"] == "keras" and "written" not in keras_record
+    assert (tmp_path / "out" / "model.keras").is_file()
+    assert failed == {"format": "saved_model", "written": False, "error": failed["error"],
+                      "tolerance": 1e-5, "verify": False, "spec_path": "blocked/serving"}
+    assert failed["error"].startswith("[Errno 20] Not a directory")
     written = json.loads((tmp_path / "run" / "exports.json").read_text())
     assert written == {"name": "tiny", "targets": records}
-    assert verify.verify_exports(tmp_path / "run", OUTPUTS)[0]["passed"]
+
+    with pytest.raises(verify.ExportMismatch) as raised:
+        verify.verify_exports(tmp_path / "run", OUTPUTS)
+    [failure] = raised.value.failures
+    assert failure["index"] == 1 and failure["written"] is False
+    assert failure["message"].startswith("saved_model blocked/serving was not written: "
+                                         "[Errno 20] Not a directory")
+    report = json.loads((tmp_path / "run" / "verify.json").read_text())
+    assert [(e["index"], e["passed"]) for e in report] == [(0, True), (1, False)]
+
+
+def test_onnx_string_inputs_reach_onnxruntime_as_text(tmp_path):
+    """The verify batch keeps strings as bytes (np.load refuses object arrays), and
+    onnxruntime misreads bytes: a lookup (tf2onnx's CategoryMapper for StringLookup)
+    then finds no token and the check blames a sound export."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("CategoryMapper", ["word"], ["index"], domain="ai.onnx.ml",
+                          cats_strings=["a", "bb"], cats_int64s=[1, 2], default_int64=0)],
+        "lookup", [helper.make_tensor_value_info("word", TensorProto.STRING, [None, 1])],
+        [helper.make_tensor_value_info("index", TensorProto.INT64, [None, 1])])
+    path = tmp_path / "lookup.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                      helper.make_opsetid("ai.onnx.ml", 3)]),
+              path)
+    words = np.array([["a"], ["bb"], ["c"]]).astype(bytes)  # as verify_batch.npz holds them
+    answers = verify.run_onnx(target("onnx", str(path)), {"word": words}, ["index"])
+    assert answers["index"].ravel().tolist() == [1, 2, 0]
+
+
+def test_verify_checks_the_runs_own_copy_and_says_what_became_of_the_published_one(
+        model, tmp_path, capsys):
+    """The run's own copy is checked; a published file changed by hand, or removed, is
+    said so (no run beside it wrote it); a changed own copy is a digest mismatch."""
+    run = tmp_path / "run"
+    run.mkdir()
+    targets = [{"format": "keras", "path": "out/model.keras", "tolerance": 1e-6},
+               {"format": "saved_model", "path": "out/serving", "tolerance": 1e-5}]
+    records = export.export_all(model, run, tiny_data(), targets, INPUTS, OUTPUTS,
+                                name="tiny", spec_dir=tmp_path)
+    assert [r["path"] for r in records] == ["exports/0/model.keras", "exports/1/serving"]
+    own, published = run / "exports" / "0" / "model.keras", tmp_path / "out" / "model.keras"
+    assert own.read_bytes() == published.read_bytes()
+    assert records[0]["digest"] == verify.tree_digest(own) == verify.tree_digest(published)
+    published.write_bytes(b"not a model")  # in place: the run's copy is a copy, not a link
+    shutil.rmtree(tmp_path / "out" / "serving" / "1")
+    report = verify.verify_exports(run, OUTPUTS)
+    assert [(e["passed"], e["published"]["current"]) for e in report] == [(True, False)] * 2
+    out = capsys.readouterr().out
+    assert (f"verify: note: keras out/model.keras: the file at {published} was changed after "
+            "this run, not by a run beside it (digest differs); this run's own copy, the one "
+            f"checked, is {own}") in out
+    assert (f"verify: note: saved_model out/serving: the folder at "
+            f"{tmp_path / 'out' / 'serving' / '1'} is gone") in out
+    own.write_bytes(published.read_bytes())  # the run's own copy, changed
+    with pytest.raises(verify.ExportMismatch) as raised:
+        verify.verify_exports(run, OUTPUTS)
+    [failure] = raised.value.failures
+    assert failure["changed"] is True
+    assert "its digest differs from exports.json's" in failure["message"]
 
 
 def test_a_mixed_precision_model_is_converted_from_a_float32_copy(model):

@@ -168,6 +168,24 @@ def test_a_custom_loop_step_is_fits_step(steps_per_execution, tmp_path):
     assert not (tmp_path / "checkpoints").exists()  # done: nothing to resume
 
 
+def test_the_custom_loops_evaluation_is_kerass():
+    """`CustomLoop.evaluate` (what a multi-worker run evaluates its test split with):
+    the loss is the mean over the examples (a short last batch counts its examples),
+    plus the weights' regularization, and the metrics are Keras's."""
+    x = keras.Input((3,), name="x")
+    y = keras.layers.Dense(2, name="y", kernel_regularizer=keras.regularizers.L2(0.1),
+                           kernel_initializer=keras.initializers.GlorotUniform(0))(x)
+    model = keras.Model(x, y)
+    model.compile(loss="mse", metrics=[keras.metrics.MeanAbsoluteError(name="mae")])
+    loop = training.CustomLoop(model, tf.distribute.get_strategy(),
+                               {"y": (keras.losses.mean_squared_error, 1.0)},
+                               lambda: [(None, keras.metrics.MeanAbsoluteError(name="mae"))],
+                               outputs=["y"])
+    test = toy_data(examples=19, batch=8)["train"]
+    expected = model.evaluate(test, return_dict=True, verbose=0)
+    assert loop.evaluate(test) == pytest.approx(expected, rel=1e-6)
+
+
 def test_accumulated_gradients_are_one_step_of_the_whole_batch(tmp_path):
     """Two batches of 8 accumulated (their mean gradient) make the step of one batch
     of 16."""

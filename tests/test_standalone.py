@@ -144,3 +144,58 @@ def test_a_program_that_loads_a_model_gets_the_runtimes_transfer_module(tmp_path
     program, runtime = write_standalone(compiled, out)
     assert "from tfspec_runtime import transfer\n" in program.read_text()
     assert sorted(p.name for p in runtime.glob("*.py")) == ["__init__.py", "transfer.py"]
+
+
+# Run with this on PYTHONPATH, the program finds no LiteRT (as where it is not installed).
+NO_LITERT = "import sys\n\nsys.modules['ai_edge_litert'] = None  # `import ai_edge_litert` fails\n"
+
+
+@pytest.mark.slow
+def test_a_moved_job_is_pointed_at_its_data_and_fails_in_one_line(tmp_path):
+    """An ejected job moved away from the spec: a clear error names the missing file and
+    the way to point elsewhere; `--spec-dir` (or TFSPEC_SPEC_DIR) does; a failed check
+    is one line naming the real package to install, and exit status 1."""
+    work = tmp_path / "spec"
+    (work / "data").mkdir(parents=True)
+    shutil.copy(ROOT / "examples" / "data" / "iris.csv", work / "data" / "iris.csv")
+    (work / "iris.tfspec").write_text(SPEC + 'export {\n  tflite "out/model.tflite"\n}\n')
+    env = subprocess_env()
+    done = subprocess.run([sys.executable, "-m", "tfspec", "compile", "iris.tfspec",
+                           "--standalone", "-o", "job"], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    moved = tmp_path / "elsewhere" / "job"
+    shutil.move(work / "job", moved)  # SPEC_DIR = …parent / "..": no data there now
+    python = without_tfspec(tmp_path / "venv")
+    bare = {k: v for k, v in env.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+
+    def job(*argv: str, **more: str) -> subprocess.CompletedProcess:
+        return subprocess.run([python, str(moved / "iris.py"), *argv], env={**bare, **more},
+                              cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+    lost = job(str(tmp_path / "lost"))
+    missing = tmp_path / "elsewhere" / "data" / "iris.csv"
+    assert lost.returncode == 1, lost.stderr[-3000:]
+    # (TensorFlow's C++ start-up lines may come first: the program does not hold them back)
+    assert "Traceback" not in lost.stderr
+    assert lost.stderr.strip().splitlines()[-1] == (
+        f"error: no such file or directory: {missing} (the spec's paths start at "
+        f"{tmp_path / 'elsewhere'}: point them at the spec's folder with --spec-dir DIR or "
+        "TFSPEC_SPEC_DIR=DIR)"), lost.stderr[-3000:]
+
+    blocked = tmp_path / "no-litert"
+    blocked.mkdir()
+    (blocked / "sitecustomize.py").write_text(NO_LITERT)
+    unchecked = job(str(tmp_path / "unchecked"), "--spec-dir", str(work),
+                    PYTHONPATH=str(blocked))
+    assert unchecked.returncode == 1, unchecked.stderr[-3000:]
+    assert "Traceback" not in unchecked.stderr and "tfspec[" not in unchecked.stderr
+    assert unchecked.stderr.strip().splitlines()[-1] == (
+        "error: tflite out/model.tflite could not be checked: checking a tflite export runs "
+        "it in LiteRT: pip install ai-edge-litert"), unchecked.stderr[-3000:]
+    assert (tmp_path / "unchecked" / "model.keras").is_file()  # it trained on the data
+    assert (work / "out" / "model.tflite").is_file()
+
+    passed = job(str(tmp_path / "passed"), TFSPEC_SPEC_DIR=str(work))
+    assert passed.returncode == 0, passed.stderr[-3000:]
+    assert "verify: tflite out/model.tflite answers like the Keras model" in passed.stdout

@@ -247,10 +247,13 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # `plan --target`'s check before training: jobs may not import inspect, so the
+    # command line, which may import both, hands it to the runner
+    from .inspect.convertcheck import check_exports_apart
     from .jobs.runner import run, summary
 
     run_dir = run(args.spec, _overrides(args.set), tuple(args.allow_module), args.dry_run,
-                  run_dir=args.run_dir)
+                  run_dir=args.run_dir, check_exports=check_exports_apart)
     if args.dry_run:
         print("dry run passed: one training step on synthetic data", file=sys.stderr)
     else:
@@ -439,9 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "layer: output shape, dtype, params, FLOPs, spec line.")
     p.add_argument("spec", metavar="FILE")
     p.add_argument("--format", choices=("text", "json"), default="text")
-    p.add_argument("--target", action="append", choices=("tflite", "tfjs"), default=[],
-                   help="also convert the untrained model to TensorFlow Lite or TF.js and "
-                        "report the layers that will not convert (repeatable)")
+    p.add_argument("--target", action="append", choices=("tflite", "tfjs", "onnx"), default=[],
+                   help="also convert the untrained model to TensorFlow Lite, TF.js or ONNX "
+                        "and report the layers that will not convert (repeatable)")
     _add_set(p)
     p.set_defaults(func=cmd_plan, needs_tf=True)
 

@@ -11,7 +11,9 @@ parameters, defaults and value types — is introspected here once and checked i
 Signatures come from `inspect`; value types come from the curated tables below,
 because a signature says nothing about "`units` must be a positive integer". Every
 curated type is checked against the parameter's own default while generating, so a
-wrong table entry fails here instead of rejecting valid specs later.
+wrong table entry fails here instead of rejecting valid specs later. The old
+spellings a constructor maps before it validates (`output_mode="binary"` ->
+"multi_hot") are read from Keras's source and added to those enums.
 
 spec/catalog/docs/<category>.json holds what the editor shows beside that: each
 entry's docstring summary and its `Args:` texts (tools/catalog_docs.py), in files
@@ -429,9 +431,9 @@ CLASS_TYPES: dict[tuple[str, str], dict[str, Any]] = {
         "oov_method": enum("floormod", "farmhash"),
     },
     ("layers", "TextVectorization"): {
-        # "binary" and "tf-idf" are accepted as deprecated spellings
-        "output_mode": enum("int", "one_hot", "multi_hot", "count", "tf_idf", "binary",
-                            "tf-idf"),
+        # (the deprecated "binary" and "tf-idf" are added from Keras's source:
+        # _deprecated_spellings)
+        "output_mode": enum("int", "one_hot", "multi_hot", "count", "tf_idf"),
         "ngrams": any_of("positive_int", list_of("positive_int")),
     },
     ("layers", "MelSpectrogram"): {
@@ -506,7 +508,9 @@ CLASS_TYPES: dict[tuple[str, str], dict[str, Any]] = {
     ("callbacks", "TerminateOnNaN"): {"raise_error": "bool"},
     ("initializers", "VarianceScaling"): {
         "mode": enum("fan_in", "fan_out", "fan_avg"),
-        "distribution": enum("truncated_normal", "untruncated_normal", "uniform"),
+        # lower-cased first (and "normal" means "truncated_normal": _deprecated_spellings)
+        "distribution": enum("truncated_normal", "untruncated_normal", "uniform",
+                             ignore_case=True),
     },
     ("initializers", "STFT"): {
         "side": enum("real", "imag"),
@@ -531,10 +535,7 @@ CALLABLE_PARAMS: dict[tuple[str, str], list[str]] = {
     ("layers", "TorchModuleWrapper"): ["module"],
     ("metrics", "MeanMetricWrapper"): ["fn"],
     ("callbacks", "LearningRateScheduler"): ["schedule"],
-    ("callbacks", "LambdaCallback"): [
-        "on_epoch_begin", "on_epoch_end", "on_train_begin", "on_train_end",
-        "on_train_batch_begin", "on_train_batch_end",
-    ],
+    # LambdaCallback: every on_* hook, those of its signature and those **kwargs takes
 }
 
 # Layers whose call() takes one *list* of tensors although they are not Merge
@@ -642,6 +643,40 @@ def _type_for(category: str, cls: str, pname: str, default: Any, has_default: bo
         ptype = any_of(*(ptype["any_of"] if isinstance(ptype, dict) and "any_of" in ptype
                          else [ptype]), "null")
     return ptype
+
+
+# `if output_mode == "binary": output_mode = "multi_hot"`: a constructor that maps a
+# deprecated spelling to the value it then validates.
+_SPELLING = re.compile(r"""if (\w+) == ["']([\w-]+)["']:\s*\n\s*\1 = ["']([\w-]+)["']""")
+
+
+def _deprecated_spellings(cls: type) -> dict[str, dict[str, str]]:
+    """param -> {old spelling: the value Keras replaces it with}, read from the
+    source of `cls.__init__` and its bases' (IndexLookup's for StringLookup)."""
+    found: dict[str, dict[str, str]] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        try:
+            source = inspect.getsource(init) if init is not None else ""
+        except (OSError, TypeError):  # a builtin's or C extension's __init__
+            continue
+        for pname, old, new in _SPELLING.findall(source):
+            found.setdefault(pname, {}).setdefault(old, new)
+    return found
+
+
+def _with_spellings(ptype: Any, spellings: dict[str, str]) -> Any:
+    """`ptype` with each old spelling added to the enum that holds its new value.
+
+    A curated enum lists what Keras validates against; the spellings it maps first
+    are found in its source, so a table cannot forget them (issue 23)."""
+    if isinstance(ptype, dict) and "any_of" in ptype:
+        return any_of(*(_with_spellings(t, spellings) for t in ptype["any_of"]))
+    if not isinstance(ptype, dict) or "enum" not in ptype:
+        return ptype
+    values = list(ptype["enum"])
+    values += [old for old, new in spellings.items() if new in values and old not in values]
+    return {**ptype, "enum": values}
 
 
 def _accepts_null(ptype: Any) -> bool:
@@ -819,8 +854,15 @@ class Generator:
                                 "default" in spec, False)
             param.update(spec, required=False, kwarg=True)
             params.append(param)
+        if is_class:
+            spellings = _deprecated_spellings(obj)
+            for param in params:
+                if "type" in param and param["name"] in spellings:
+                    param["type"] = _with_spellings(param["type"], spellings[param["name"]])
         entry["params"] = params
         callables = CALLABLE_PARAMS.get((category, name))
+        if category == "callbacks" and name == "LambdaCallback":
+            callables = [p["name"] for p in params if p["name"].startswith("on_")]  # every hook
         if callables:
             entry["callable_params"] = callables
         if category == "layers" and is_class:

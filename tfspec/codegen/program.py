@@ -77,8 +77,6 @@ class API:
                    "the model has some", _DATA, always=False)
     make_callbacks = Export("make_callbacks() -> the spec's callbacks, a new list each call",
                             _TRAIN)
-    CHECKPOINT_DIR = Export("where each epoch is checkpointed; none where a `fit` loop has "
-                            "the spec's own BackupAndRestore", _TRAIN, always=False)
     main = Export("main(run_dir, verbose=<the spec's>): train, save the run, export, verify",
                   _TRAIN)
     export_all = Export("export_all(model, run_dir, datasets): write the export targets",
@@ -222,7 +220,10 @@ def write_program(gen: Generator) -> str:
             w.line(f"import {m}  # allowed with --allow-module {m}")
     if imports or gen.spec_files:
         w.blank(1)
-        w.line("# Paths in the spec are relative to the spec's folder.")
+        runs = isinstance(gen.ir.get("data"), dict) and model and isinstance(
+            gen.ir.get("train"), dict)  # it has a `main`, which a user may run by hand
+        w.line("# Paths in the spec are relative to the spec's folder" +
+               (" (run by hand: --spec-dir DIR)." if runs else "."))
         relative = gen.spec_dir.as_posix()
         w.line("SPEC_DIR = pathlib.Path(__file__).resolve().parent" +
                (f" / {py_string(relative)}" if relative != "." else ""))

@@ -11,13 +11,15 @@ run), `distribute` (the strategies) and `backup` (BackgroundBackupAndRestore).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..lang import catalog
 from ..lang.ir import escape
 from ..lang.transfer import calls
-from .data import adapted_layers
+from .data import DataGenerator, adapted_layers
 from .export import ExportGenerator
 from .pytext import Scope, call_text, py_string
 from .writer import CodeWriter
@@ -27,6 +29,14 @@ if TYPE_CHECKING:
 
 # Callback arguments that are paths: relative to the spec's folder, like data paths.
 PATH_ARGS = {"filepath", "backup_dir", "filename", "log_dir"}
+
+
+# The sections of a spec that decide what is trained: a backup is resumed only by a run
+# whose sections (and params' values, and data files) are those of the run that wrote it.
+EXPERIMENT_SECTIONS = ("data", "model", "blocks", "train", "distribute")
+# the argument of each data source that names its local files (tfrecord: a glob)
+DATA_PATHS = {"npz": "path", "csv": "path", "images": "directory", "text": "directory",
+              "tfrecord": "pattern"}
 
 
 # steps_per_execution where the spec leaves it to tfspec (see steps_per_execution())
@@ -82,6 +92,12 @@ def backup_callback(train: dict[str, Any]) -> int | None:
     return None
 
 
+def _digest(section: Any) -> str:
+    """A short digest of a spec section (its IR, as JSON)."""
+    text = json.dumps(section, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def backup_pointer(ir: dict[str, Any]) -> str:
     """Where an error of the program's backup (BackgroundBackupAndRestore: a backup of
     another model, a failed write) is reported: at the spec's BackupAndRestore, or at
@@ -103,9 +119,8 @@ class TrainGenerator:
     @property
     def imports(self) -> set[str]:
         """The modules the training half of the program imports."""
-        names = {"sys", "runtime:distribute", "runtime:training"}
-        if self.loop != "custom":
-            names.add("runtime:backup")  # BackgroundBackupAndRestore
+        names = {"sys", "runtime:distribute", "runtime:script", "runtime:training"}
+        names.add("runtime:backup")  # Experiment, BackgroundBackupAndRestore
         if self.gen.data_by_epoch():
             names.add("runtime:seeds")  # DataEpoch
         if self.train.get("deterministic"):
@@ -137,6 +152,7 @@ class TrainGenerator:
         `main()` (the tune section's HyperModel: `codegen/tune.py`)."""
         if self.loop == "custom" or backup_callback(self.train) is None:
             self.checkpoint_dir(w)
+        self.experiment(w)
         self.optimizer(w)
         self.compile(w)
         self.callbacks(w)
@@ -168,6 +184,41 @@ class TrainGenerator:
             name = self.gen.ir.get("name") or self.gen.ir["model"]["name"]
             w.line(f"CHECKPOINT_DIR = str(SPEC_DIR / \"runs\" / {py_string(name)} / "
                    "\"checkpoints\")")
+
+    def experiment(self, w: CodeWriter) -> None:
+        """`experiment()`: what a run is, for its backup (the runtime's
+        `backup.Experiment`): digests of the spec's EXPERIMENT_SECTIONS, the params'
+        values, the data's local files."""
+        ir = self.gen.ir
+        digests = [f"{py_string(name)}: {py_string(_digest(ir[name]))}"
+                   for name in EXPERIMENT_SECTIONS if name in ir]
+        spec = "{" + ", ".join(digests) + "}"
+        if len(spec) + 2 > w.width - 2 * 4:  # one section a line
+            spec = "{\n" + "".join(f"    {d},\n" for d in digests) + "}"
+        args = [spec]
+        if self.gen.consts:
+            args.append("params={" + ", ".join(f"{py_string(name)}: {const}" for name, const
+                                               in self.gen.consts.items()) + "}")
+        files = self.data_files()
+        if files:
+            args.append(f"data={files}")
+        w.blank(2)
+        w.line("def experiment():")
+        with w.indented():
+            w.line('"""What this run is: a killed run resumes only from the backup of the '
+                   "same spec,")
+            w.line('params and data files (their sizes and times)."""')
+            w.line(call_text("return backup.Experiment", args, w.width))
+
+    def data_files(self) -> str | None:
+        """The local files of the data source, as a Python list (None: it has none)."""
+        data = self.gen.ir.get("data") or {}
+        source = (data.get("source") or {}).get("call")
+        if source not in DATA_PATHS:
+            return None  # downloaded, generated: named by the data section alone
+        path = DataGenerator(self.gen, data).source_arg(DATA_PATHS[source])
+        return (f"sorted(SPEC_DIR.glob({path}))" if source == "tfrecord"
+                else f"[SPEC_DIR / {path}]")
 
     # -- pieces ------------------------------------------------------------------------------
 
@@ -367,8 +418,9 @@ class TrainGenerator:
                         continue
                     w.line(self.callback(call, at, w.width - 1) + ",", gen.span(at))
                 if self.loop != "custom" and found is None:
-                    w.line("backup.BackgroundBackupAndRestore(CHECKPOINT_DIR),  # resume if "
-                           "killed")
+                    w.line("# a killed run of the same experiment resumes from it")
+                    w.line("backup.BackgroundBackupAndRestore(CHECKPOINT_DIR, "
+                           "experiment=experiment()),")
                 if self.gen.data_by_epoch():
                     w.line("seeds.DataEpoch(EPOCH),  # the data's order and augmentation")
             w.line("]")
@@ -398,7 +450,8 @@ class TrainGenerator:
             args.append(f"{key}={text}")
         name = entry.get("name") or call["call"]
         if name == "BackupAndRestore" and self.loop != "custom":
-            return call_text("backup.BackgroundBackupAndRestore", args, budget)
+            return call_text("backup.BackgroundBackupAndRestore",
+                             [*args, "experiment=experiment()"], budget)
         return call_text(f"keras.callbacks.{name}", args, budget)
 
     def epoch_schedule(self, call: Any) -> int | str | None:
@@ -562,7 +615,8 @@ class TrainGenerator:
             args += [names["strategy"], "loss_functions()", "make_metrics"]
         args += [names["callbacks"], names["verbose"], names["epochs"]]
         if loop == "custom":
-            args += ["outputs=OUTPUTS", f"checkpoint_dir={names['checkpoint_dir']}"]
+            args += ["outputs=OUTPUTS", f"checkpoint_dir={names['checkpoint_dir']}",
+                     "experiment=experiment()"]
         for key in ("steps_per_epoch", "validation_steps"):
             if key in t:
                 args.append(f"{key}={self.value(key)}")
@@ -606,4 +660,7 @@ class TrainGenerator:
         w.blank(2)
         w.line('if __name__ == "__main__":')
         with w.indented():
-            w.line('main(sys.argv[1] if len(sys.argv) > 1 else ".")')
+            w.line("# python <this file> [RUN_DIR] [--spec-dir DIR]: errors in one line, "
+                   "exit status 1")
+            w.line("run_dir, SPEC_DIR = script.arguments(SPEC_DIR)")
+            w.line("sys.exit(script.run(main, run_dir, SPEC_DIR))")

@@ -1,13 +1,15 @@
-"""`tfspec plan --target tflite|tfjs`: will the model convert, before anyone trains it?
+"""`tfspec plan --target tflite|tfjs|onnx`: will the model convert, before anyone trains it?
 
 The untrained model is built exactly as the generated program builds it, exported
 to a temporary SavedModel, and converted with the TensorFlow Lite converter
-(builtin ops only) and/or the TensorFlow.js converter. Weights play no part in
-which ops a graph needs, so what fails here fails after training too.
+(builtin ops only), the TensorFlow.js converter and/or tf2onnx. Weights play no
+part in which ops a graph needs, so what fails here fails after training too.
+`tfspec run` asks the same before its first epoch (`export_errors`: each failure at
+the export target that would fail).
 
 When a converter refuses ops, each op is traced back to the Keras layer that made
 it and reported at that layer's line in the spec (E505 TensorFlow Lite, E506
-TensorFlow.js). Graph node names carry the layer's name scope, but TensorFlow
+TensorFlow.js, E507 ONNX). Graph node names carry the layer's name scope, but TensorFlow
 makes scopes unique per graph (Keras enters a layer's scope twice, so layer
 `dense` runs in scope `dense_1` and layer `dense_1` in `dense_1_2`): the scope of
 every layer call is therefore recorded while the model is exported, rather than
@@ -20,10 +22,14 @@ converters' chatter (C++ logs, prints, warnings) is swallowed.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.metadata
 import io
 import json
 import logging
+import os
 import re
+import subprocess
 import sys
 import tempfile
 import types
@@ -33,14 +39,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..codegen.program import Compiled
-from ..jobs.build import diverted, one_line
-from ..lang.diagnostics import Diagnostics, Span, SpecError
+from ..codegen.program import Compiled, compile_result
+from ..jobs.build import diverted, one_line, quiet_tensorflow
+from ..lang.diagnostics import Diagnostic, Diagnostics, Span, SpecError
+from ..lang.files import write_atomic
+from ..lang.validate import validate_file
 from .plan import Analysis, Locator, _call_inputs, analyze, human_bytes
 
-TARGETS: dict[str, str] = {"tflite": "TensorFlow Lite", "tfjs": "TensorFlow.js"}
-CODE = {"tflite": "E505", "tfjs": "E506"}
+TARGETS: dict[str, str] = {"tflite": "TensorFlow Lite", "tfjs": "TensorFlow.js",
+                           "onnx": "ONNX"}
+CODE = {"tflite": "E505", "tfjs": "E506", "onnx": "E507"}
 INSTALL_TFJS = "tools/install-tfjs"
+INSTALL_ONNX = "pip install \"tfspec[onnx]\""
 
 # RNN layers whose loop the TFLite converter can only lower to builtin ops unrolled
 _UNROLLABLE = {"LSTM", "GRU", "SimpleRNN"}
@@ -55,9 +65,10 @@ class TargetResult:
     target: str
     converts: bool
     size_bytes: int | None = None
-    ops: int | None = None  # TF.js: nodes in the converted graph
+    ops: int | None = None  # TF.js, ONNX: nodes in the converted graph
     errors: int = 0
     unchecked: str | None = None  # why the target could not be checked
+    found: list[Diagnostic] = field(default_factory=list)  # this target's diagnostics
 
     def line(self) -> str:
         if self.unchecked:
@@ -68,6 +79,8 @@ class TargetResult:
         size = human_bytes(self.size_bytes or 0)
         if self.target == "tflite":
             return f"tflite: converts (builtin ops), {size}"
+        if self.target == "onnx":
+            return f"onnx: converts, {self.ops} nodes, {size}"
         return f"tfjs: converts, {self.ops} ops, {size}"
 
     def to_dict(self) -> dict[str, Any]:
@@ -112,12 +125,13 @@ class ConversionReport:
 
 
 def check_targets(source: Compiled | Analysis, targets: Iterable[str]) -> ConversionReport:
-    """Convert the untrained model of `source` to each of `targets` ("tflite", "tfjs").
+    """Convert the untrained model of `source` to each of `targets` ("tflite", "tfjs",
+    "onnx").
 
     `source` is a compiled spec, or the `plan.analyze` of one (its model is reused,
     and lookup layers waiting for `adapt` get a placeholder vocabulary). Raises
-    `SpecError` when Keras cannot build the model; conversion failures (E505, E506),
-    a model that cannot be exported (E500) and a missing TF.js converter (E503) are
+    `SpecError` when Keras cannot build the model; conversion failures (E505, E506,
+    E507), a model that cannot be exported (E500) and a missing converter (E503) are
     in the report's diagnostics.
     """
     wanted = list(dict.fromkeys(targets))
@@ -152,12 +166,144 @@ def check_targets(source: Compiled | Analysis, targets: Iterable[str]) -> Conver
             with _quiet():
                 if target == "tflite":
                     result = _check_tflite(saved, graph, places, report.diagnostics)
+                elif target == "onnx":
+                    result = _check_onnx(saved, Path(tmp) / "model.onnx", graph, places,
+                                         report.diagnostics)
                 else:
                     result = _check_tfjs(saved, Path(tmp) / "tfjs", graph, places,
                                          report.diagnostics)
-            result.errors = len(report.diagnostics) - before
+            result.found = report.diagnostics.items[before:]
+            result.errors = len(result.found)
             report.results.append(result)
     return report
+
+
+def check_exports(compiled: Compiled) -> None:
+    """`tfspec run`'s check before its first epoch: `check_targets` for the converted
+    formats among the spec's export targets; raises `SpecError` with each failure at
+    every target of that format (the layer's line in its message), `plan --target`'s
+    code and hint. A model Keras cannot build is left to the run, which reports it."""
+    exports = compiled.ir.get("export") or []
+    formats = [t["format"] for t in exports if t.get("format") in TARGETS]
+    if not formats:
+        return
+    try:
+        report = check_targets(compiled, formats)
+    except SpecError:  # the run builds the model first and says why it cannot
+        return
+    if report.ok:
+        return
+    results = {r.target: r for r in report.results}
+    shared = [d for d in report.diagnostics  # E500: the model cannot be exported at all
+              if not any(d in r.found for r in results.values())]
+    diags = Diagnostics(compiled.spec_file)
+    for index, target in enumerate(exports):
+        result = results.get(target.get("format"))
+        if result is None:
+            continue
+        where = f"{target['format']} {target.get('path')}"
+        for diag in result.found or shared:
+            message = diag.message
+            if diag.span is not None and " will not convert to " in message:
+                message = message.replace(" will not convert to ",
+                                          f" at line {diag.span.line} will not convert to ", 1)
+            diags.add(diag.code, f"{where} cannot be exported: {message}",
+                      compiled.positions.value(f"/export/{index}"), hint=diag.hint)
+    raise SpecError(diags, compiled.spec_source)
+
+
+def check_exports_apart(path: str, overrides: dict[str, Any],
+                        allow_modules: tuple[str, ...] = ()) -> None:
+    """`check_exports` of the spec at `path` in a process of its own (this module's
+    `__main__`): the run's process must not start TensorFlow before its program
+    configures the devices (a `mirrored` strategy splits the CPU into logical devices
+    only while TensorFlow has not started), nor keep the converters' state.
+
+    That process costs seconds (TensorFlow's import, the conversions), so it starts
+    only for a spec with a converted target, and its answer is kept in the user's
+    cache keyed by everything it depends on (`_cache_file`): running the same spec
+    again reads it back."""
+    result = validate_file(path, overrides, allow_modules)
+    compiled = compile_result(result)  # text work, as the run did: no TensorFlow
+    formats = sorted({t.get("format") for t in compiled.ir.get("export") or []} & set(TARGETS))
+    if not formats:
+        return
+    cache = _cache_file(compiled, formats)
+    found = _cached(cache)
+    if found is None:
+        found = _check_in_a_process(path, overrides, allow_modules)
+        with contextlib.suppress(OSError):  # no cache (a read-only home): checked each run
+            write_atomic(cache, json.dumps(found))
+    if found:
+        diags = Diagnostics(path, [Diagnostic.from_dict(item) for item in found])
+        raise SpecError(diags, result.source)
+
+
+def _check_in_a_process(path: str, overrides: dict[str, Any],
+                        allow_modules: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The diagnostics of `check_exports` run by this module's `__main__` ([] if none)."""
+    command = [sys.executable, "-m", __name__, path, json.dumps(overrides), *allow_modules]
+    done = subprocess.run(command, capture_output=True, text=True)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode == 0:
+        return []
+    if done.returncode != 1 or not lines:  # a bug of the check, not the user's input
+        raise RuntimeError("the export check failed: "
+                           + (done.stderr.strip().splitlines() or ["no output"])[-1])
+    return json.loads(lines[-1])
+
+
+# What a check's answer depends on besides the program: the converters' versions
+_CONVERTERS = ("tensorflow", "keras", "ai-edge-litert", "tensorflowjs", "tf2onnx",
+               "onnxruntime")
+
+
+def _cache_file(compiled: Compiled, formats: list[str]) -> Path:
+    """Where the answer for this program and these formats is kept: a digest of the
+    program's text (its model, its exports and its line map, so the answer's
+    positions hold), the `--set` values, the spec's file name, the formats, the
+    converters' versions and tfspec's own source (a changed check never reads an old
+    answer)."""
+    key = hashlib.sha256()
+    overrides = json.dumps(compiled.overrides, sort_keys=True, default=str)  # `--set`
+    for part in (compiled.source, overrides, compiled.spec_file, *formats,
+                 *map(_version, _CONVERTERS)):
+        key.update(part.encode() + b"\0")
+    package = Path(__file__).resolve().parents[1]
+    for source in sorted(package.rglob("*.py")):
+        key.update(source.read_bytes())
+    root = os.environ.get("TFSPEC_CACHE_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tfspec"
+    return Path(root) / "export-checks" / f"{key.hexdigest()[:32]}.json"
+
+
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "-"
+
+
+def _cached(path: Path) -> list[dict[str, Any]] | None:
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, list) else None
+
+
+def _main(argv: list[str]) -> int:
+    """`python -m tfspec.inspect.convertcheck SPEC OVERRIDES_JSON [MODULE …]`: status 1
+    and the diagnostics as JSON (the last line of stdout) when an export cannot convert."""
+    quiet_tensorflow()
+    path, overrides, *modules = argv
+    result = validate_file(path, json.loads(overrides), tuple(modules))
+    try:
+        check_exports(compile_result(result))
+    except SpecError as exc:
+        print(json.dumps(exc.to_json()))
+        return 1
+    return 0
 
 
 def _lookup_layers(layers: Iterable[Any]) -> list[Any]:
@@ -501,6 +647,69 @@ def _lookup_tables(text: str, places: _Places) -> dict[int, tuple[Any, str, str]
     return {id(layer): (layer, why, hint) for layer in _lookup_layers(places.top.values())}
 
 
+# -- ONNX ------------------------------------------------------------------------------------
+
+# `Tensorflow op [StatefulPartitionedCall/model_1/dense_1/Gelu/Erfc: Erfc] is not supported`
+_ONNX_UNSUPPORTED = re.compile(r"Tensorflow op \[(.+?): ([A-Z]\w*)\] is not supported")
+# the call nodes tf2onnx inlines the functions at, in front of their nodes' names
+_CALL_PREFIX = re.compile(r"^((Stateful)?PartitionedCall(_\d+)?/)+")
+
+
+def _check_onnx(saved: Path, out: Path, graph: _GraphIndex, places: _Places,
+                diags: Diagnostics) -> TargetResult:
+    """tf2onnx as the `onnx` export runs it (its own process), then onnxruntime.
+
+    tf2onnx writes a graph even with ops it cannot convert, and exits 0: those
+    ops stay as TensorFlow ops, which onnxruntime refuses to load ("No Op
+    registered for Erfc"), so its log of unsupported ops is the verdict.
+    """
+    done = subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--saved-model",
+                           str(saved), "--output", str(out)], capture_output=True, text=True)
+    if "No module named tf2onnx" in done.stderr:
+        diags.add("E503", "cannot check `--target onnx`: tf2onnx is not installed",
+                  places.span(None), hint=f"`{INSTALL_ONNX}` installs tf2onnx and onnxruntime")
+        return TargetResult("onnx", False, unchecked="tf2onnx is not installed")
+    ops: dict[str, tuple[str, set[str]]] = {}
+    for node, op in _ONNX_UNSUPPORTED.findall(done.stderr):
+        ops.setdefault(op, (_MISSING, set()))[1].add(_CALL_PREFIX.sub("", node))
+    failure = None
+    if done.returncode:
+        errors = [line for line in done.stderr.splitlines() if "Error" in line]
+        failure = _first_error(errors[-1] if errors else done.stderr.strip()[-300:])
+    elif not ops:
+        failure = _onnx_load_error(out)
+    if ops or failure:
+        tables = {}
+        if failure and "lookup tables of type string<->int64" in failure:
+            # tf2onnx maps strings to integers only (StringLookup): IntegerLookup's table
+            why = f"tf2onnx cannot convert its vocabulary table ({failure})"
+            hint = ("tf2onnx converts only string-to-integer tables (StringLookup): do this "
+                    "lookup in the data pipeline, outside the model")
+            tables = {id(layer): (layer, why, hint) for layer in places.top.values()
+                      if type(layer).__name__ == "IntegerLookup"}
+        _report_ops("onnx", ops, graph, places, diags, failure or "tf2onnx failed",
+                    unreported=tables)
+        return TargetResult("onnx", False)
+    import onnx
+
+    nodes = len(onnx.load(str(out)).graph.node)
+    return TargetResult("onnx", True, size_bytes=out.stat().st_size, ops=nodes)
+
+
+def _onnx_load_error(path: Path) -> str | None:
+    """Why onnxruntime refuses the converted graph (None: it loads, or onnxruntime is not
+    installed, which only the export's check needs)."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    try:
+        onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # any refusal is the verdict, in its own words
+        return f"onnxruntime cannot load the converted graph: {one_line(str(exc))}"
+    return None
+
+
 # -- reporting ---------------------------------------------------------------------------------
 
 
@@ -571,12 +780,18 @@ def _hint(target: str, layer: Any | None, needs: dict[str, str], places: _Places
     if target == "tfjs" and {"Erf", "Erfc"} & set(needs) and config.get("activation") == "gelu":
         return ('TF.js has no erf/erfc, which the exact "gelu" needs: use another activation '
                 '(e.g. "relu" or "silu")')
+    if target == "onnx" and "Erfc" in needs and config.get("activation") == "gelu":
+        return ('tf2onnx has no Erfc, which the exact "gelu" needs: use another activation '
+                '(e.g. "relu" or "silu")')
     if target == "tflite" and _TENSOR_LIST in needs.values():
         return ("the layer's loop keeps its steps in a TensorList, which the converter turns "
                 "into builtin ops only with static shapes: the app would need Select TF ops "
                 "(Flex delegate)")
     if target == "tfjs":
         advice = "TF.js has no kernel for it"
+    elif target == "onnx":
+        advice = ("tf2onnx has no conversion for it: the ONNX graph would keep the TensorFlow "
+                  "op, which onnxruntime refuses")
     elif _CUSTOM in needs.values():
         advice = ("TFLite has no kernel for it, not even with Select TF ops: the app would "
                   "need a custom op")
@@ -617,3 +832,7 @@ def _quiet() -> Iterator[None]:
             yield
     finally:
         logger.setLevel(level)
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -97,25 +97,11 @@ def report_callback() -> Any:
     return RayReport()
 
 
-def resumed_epoch(checkpoint_dir: str) -> int | None:
-    """The epochs done in the latest checkpoint of the program's custom loop, or None."""
-    import tensorflow as tf
-
-    latest = tf.train.latest_checkpoint(checkpoint_dir)
-    if latest is None:
-        return None
-    return int(tf.train.load_variable(latest, "epoch/.ATTRIBUTES/VARIABLE_VALUE"))
-
-
 def prepare(namespace: dict[str, Any]) -> None:
-    """Add the report callback to the program's callbacks; say where training resumes."""
+    """Add the report callback to the program's callbacks (where training resumes, the
+    program's backup says itself: "resuming after epoch N from DIR")."""
     make_callbacks = namespace[API.make_callbacks]
     namespace[API.make_callbacks] = lambda: [*make_callbacks(), report_callback()]
-    checkpoints = namespace.get(API.CHECKPOINT_DIR)  # the custom loop's, every epoch
-    if checkpoints is not None:
-        done = resumed_epoch(checkpoints)
-        if done is not None:
-            print(f"resuming after epoch {done}, from the checkpoint in {checkpoints}")
 
 
 def train_loop(config: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ from ..lang.formatter import format_spec
 from ..lang.missing_files import missing_files
 from ..lang.transfer import absolute_paths
 from ..lang.validate import Result, validate_file
-from .build import keras_message, load_program, located_error, quiet_failed_build
+from .build import keras_message, load_program, located_error, quiet_failed_build, quiet_tensorflow
 
 # What the generated program does not do yet; refused with a located error.
 _NOT_YET = {
@@ -100,10 +100,15 @@ def resolved_ir(path: str, overrides: dict[str, Any], allow_modules: tuple[str, 
 def run(path: str, overrides: dict[str, Any] | None = None,
         allow_modules: tuple[str, ...] = (), dry_run: bool = False,
         runs_root: str | None = None, run_dir: str | None = None,
-        prepare: Callable[[dict[str, Any]], None] | None = None) -> Path:
+        prepare: Callable[[dict[str, Any]], None] | None = None,
+        check_exports: Callable[[str, dict[str, Any], tuple[str, ...]], None] | None = None
+        ) -> Path:
     """Run a spec; returns its run directory. Raises SpecError (located) on failure.
     `prepare`: called with the program's namespace before its `main` (what a launcher
-    adds: the Ray workers' report callback)."""
+    adds: the Ray workers' report callback). `check_exports`: called with the spec's
+    path, `overrides` and `allow_modules` before anything is written or trained, by
+    the chief only; raises SpecError when an export target cannot be converted (the
+    command line passes `plan --target`'s check, inspect's, which jobs may not import)."""
     ir, result = resolved_ir(path, overrides or {}, allow_modules, dry_run)
     spec_dir = Path(path).resolve().parent
     text = format_spec(ir)
@@ -114,6 +119,8 @@ def run(path: str, overrides: dict[str, Any] | None = None,
                             result.overrides)
     if missing is not None:
         raise missing
+    if check_exports is not None and _is_chief():  # one check per job: the same program
+        check_exports(path, overrides or {}, allow_modules)
     if dry_run:
         # the dry run's own spec (synthetic data, one step) lives in the throw-away
         # directory, and its errors point into it
@@ -168,9 +175,17 @@ def summary(run_dir: Path, failed: bool = False) -> list[str]:
     return lines
 
 
+def _is_chief() -> bool:
+    quiet_tensorflow()  # the first import of TensorFlow: without its C++ start-up lines
+    from ..runtime import distribute  # TensorFlow: only a run gets here
+
+    return distribute.is_chief()
+
+
 def task_dir(run_dir: Path) -> Path:
     """Where this process writes its log: the run directory, or `worker-<i>/` in it for
     a multi-worker job's tasks that are not the chief (they write nothing else there)."""
+    quiet_tensorflow()  # the first import of TensorFlow: without its C++ start-up lines
     from ..runtime import distribute  # TensorFlow: only a run gets here
 
     return run_dir if distribute.is_chief() else distribute.worker_dir(run_dir)
@@ -189,6 +204,8 @@ def _this_runs(path: Path, run_dir: Path) -> Any:
 def _verdict(check: dict[str, Any] | None) -> str:
     if check is None:
         return "not checked (verify = false)"
+    if check.get("written") is False:
+        return "failed: not written (the export failed)"
     if "tolerance" not in check:  # its runtime could not load or run it
         return "failed: could not be checked"
     # as the program's `verify:` lines write them
@@ -240,7 +257,9 @@ def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None,
         prepare(namespace)
     log_dir = task_dir(run_dir)  # one log per worker
     log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / "log.txt", "w", encoding="utf-8") as log, \
+    # appended: a run directory used again (`--run-dir`, a resumed job) keeps what the
+    # killed run printed before it
+    with open(log_dir / "log.txt", "a", encoding="utf-8") as log, \
             redirect_stdout(_Tee(sys.stdout, log)):
         try:
             with quiet_failed_build():
@@ -256,6 +275,10 @@ def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None,
                               "parity is checked after real training")
                         return
                 raise export_error(exc, compiled, origin) from None
+            if getattr(exc, "split", None) == "test":  # training.save_run's evaluation
+                raise located_error(exc, compiled, "E502", "the trained model is saved, but "
+                                    "evaluating it on the test split failed", origin,
+                                    at=_test_split(compiled.ir)) from None
             if _raised_by(exc, "BackgroundBackupAndRestore"):  # the runtime's backup
                 raise located_error(exc, compiled, "E502", "training failed", origin,
                                     at=backup_pointer(compiled.ir)) from None
@@ -266,6 +289,13 @@ def execute(compiled: Compiled, run_dir: Path, origin: Result | None = None,
             raise located_error(exc, compiled, "E502", "training failed", origin) from None
         finally:
             _restore_global_state()
+
+
+def _test_split(ir: dict[str, Any]) -> str:
+    """Where the test split is in the spec: its `split { test = … }`, or the `data`
+    section whose source gives it."""
+    split = (ir.get("data") or {}).get("split")
+    return "/data/split/test" if isinstance(split, dict) and "test" in split else "/data"
 
 
 def main_verbose(compiled: Compiled) -> tuple[int, ...]:
@@ -299,7 +329,10 @@ def export_error(exc: BaseException, compiled: Compiled,
     failures = getattr(exc, "failures", None)
     if failures is not None:
         for entry in failures:
-            diags.add("E504", entry["message"], positions.value(f"/export/{entry['index']}"),
+            message = entry["message"]
+            if entry.get("written") is False:  # as an export that raised is reported
+                message = f"the export failed: {keras_message(RuntimeError(entry['error']))}"
+            diags.add("E504", message, positions.value(f"/export/{entry['index']}"),
                       hint=_parity_hint(entry))
         return SpecError(diags, source)
     span = None
@@ -327,6 +360,9 @@ def _parity(entry: dict[str, Any]) -> bool:
 def _parity_hint(entry: dict[str, Any]) -> str | None:
     if not _parity(entry):
         return None
+    if entry.get("changed"):  # not a precision problem: the file is not what the run wrote
+        return ("the run's copy of this export was changed after the run: `tfspec export "
+                "SPEC --from RUN_DIR` writes it again")
     if entry["format"] in ("tflite", "tfjs"):
         return ("a coarser `quantize` loses more precision: try a finer one, or accept "
                 "more with `tolerance = …` if the argmax agreement is enough")

@@ -12,11 +12,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import catalog, checktune, transfer
+from . import catalog, checkmeaning, checktune, transfer
 from .diagnostics import Diagnostics, did_you_mean
 from .ir import OUTPUTS, declared, escape, statement_kind
 from .located import Positions
-from .schema import show
+from .schema import resolved_problems, show
 from .sources import SOURCES
 
 UNKNOWN = object()  # a value not known until run time (e.g. a block parameter)
@@ -105,6 +105,10 @@ class Checker:
                        "ClusterCoordinator", "/distribute/strategy",
                        hint='use strategy = "multi_worker_mirrored" (synchronous data '
                             "parallelism across workers, started with `tfspec launch`)")
+        if isinstance(train, dict):
+            checkmeaning.check_meaning(
+                self, train, output_layers(model) if isinstance(model, dict) else [])
+        self.check_param_values()
         if "tune" in ir:
             checktune.check_tune(self, ir["tune"])
         self.check_comments(ir.get("comments"))
@@ -154,6 +158,32 @@ class Checker:
                            hint=f"`{name}` is declared here as {show(declared)}")
                 continue
             self.param_values[name] = override
+
+    def check_param_values(self) -> None:
+        """Each param's value (declared, or given by `--set`) where the schema types the
+        place it reaches (`epochs = epochs`, `batch = bs * 2`): its range holds for the
+        value as for a literal. Calls' arguments are the catalog's (`argument`)."""
+        # a null param stands for "Keras's default" until `--set` gives it a value
+        values = {n: v for n, v in self.param_values.items()
+                  if v is not UNKNOWN and v is not None}
+        for _, names, d in resolved_problems(self.ir, self.pos, values):
+            via, origin = self.param_origin(sorted(names & values.keys()))
+            hint = f"{origin}; {d.hint}" if d.hint and origin else d.hint or origin
+            self.diags.add(d.code, f"{d.message} (from {via})", d.span, hint)
+
+    def param_origin(self, names: list[str]) -> tuple[str, str | None]:
+        """Where the value of params `names` was given, for a problem at its use: the
+        words of "(from …)" and a hint at the other place (the declaration, or `--set`)."""
+        given = [n for n in names if n in self.overrides] or names
+        name = given[0]
+        span = self.pos.key(self.params[name].at)
+        line = f" at line {span.line}" if span else ""
+        if name in self.overrides:
+            declared = show(_dict(self.ir.get("params")).get(name))
+            value = json.dumps(self.overrides[name])
+            return (f"`--set {name}={value}`",
+                    f"`--set {name}={value}` replaces the {declared} declared{line}")
+        return f"`{name}`", f"`{name}` is declared{line}"
 
     def value(self, value: Any, at: str, scope: _Scope | None = None) -> Any:
         """Check refs and operators in a plain value; return its constant or UNKNOWN."""
@@ -274,8 +304,38 @@ class Checker:
             self.error("E300", f"unknown {word} `{name}`", f"{at}/call", hint)
             self.args_values(call, at, scope)
             return None
+        if entry.get("callable_params") and self.needs_code(name, entry, call, at):
+            return None
         self.arguments(name, entry, call, at, category, scope)
         return entry
+
+    def needs_code(self, name: str, entry: dict[str, Any], call: dict[str, Any],
+                   at: str) -> bool:
+        """E409 where a class needs a Python callable (`Lambda(function)`) that no spec
+        value can be, as a spec runs no code it did not allow (docs/architecture.md,
+        rule 5). One error, at the value given for it, else at the call. A callable a
+        nested call can be (`LearningRateScheduler(ExponentialDecay(…))`) is checked
+        as usual when it is one."""
+        params = {p.get("name"): p for p in entry.get("params", []) if isinstance(p, dict)}
+        positional = [n for n, p in params.items() if p.get("positional", True)]
+        args = _list(call.get("args"))
+        given = {n: (args[i], f"{at}/args/{i}") for i, n in enumerate(positional[:len(args)])}
+        given |= {k: (arg, f"{at}/kwargs/{escape(k)}")
+                  for k, arg in _dict(call.get("kwargs")).items()}
+        wrong, missing = [], False
+        for pname in entry["callable_params"]:
+            nested = catalog.argument_category(name, params.get(pname), {"call": None})
+            if pname in given and not (nested and _is(given[pname][0], "call")):
+                wrong.append(pname)
+            elif pname not in given and not nested and params.get(pname, {}).get("required"):
+                missing = True
+        if not wrong and not missing:
+            return False  # `LambdaCallback()`: no hook, no code
+        takes = ", ".join(f"`{p}`" for p in wrong or entry["callable_params"][:1])
+        self.error("E409", f"`{name}` needs Python code ({takes}), and a spec runs no Python "
+                   "code it did not allow", given[wrong[0]][1] if wrong else f"{at}/call",
+                   _CODE_HINTS.get(name, "rewrite it with Keras layers or a `block`"))
+        return True
 
     def args_values(self, call: dict[str, Any], at: str, scope: _Scope | None) -> None:
         for i, arg in enumerate(_list(call.get("args"))):
@@ -341,13 +401,17 @@ class Checker:
         problem = catalog.check_value(ptype, value)
         if problem:
             pname = param["name"] if param else "argument"
-            via = ""
-            if _is(arg, "ref"):
-                via = f" (from `{arg['ref']}`)"
+            via, origin = "", None
+            names = sorted(_refs(arg) & self.params.keys()) if _is(arg, "ref") or _is(
+                arg, "op") else []
+            if names:  # the value comes from a param: say where it was given
+                words, origin = self.param_origin(names)
+                via = f" (from {words})"
             hint = None
             if isinstance(ptype, dict) and isinstance(value, str):
                 hint = did_you_mean(value, [v for v in ptype.get("enum", ()) if isinstance(v, str)],
                                     string=True)
+            hint = hint or origin
             self.error("E305", f"`{pname}` must be {problem}. Received: {pname}={show(value)}"
                        f"{via}", at, hint)
 
@@ -381,10 +445,12 @@ class Checker:
             at = f"/blocks/{i}/name"
             if name in self.blocks:
                 self.error("E401", f"block `{name}` is declared twice", at)
-            elif catalog.lookup("layers", name) is not None:
-                self.error("E401", f"block `{name}` has the name of a Keras layer", at,
-                           hint="rename the block, e.g. `" + name + "Block`")
             else:
+                if catalog.lookup("layers", name) is not None:
+                    self.error("E401", f"block `{name}` has the name of a Keras layer", at,
+                               hint="rename the block, e.g. `" + name + "Block`")
+                # kept even then: its uses are the block's, not checked again as the
+                # Keras layer's (one error, not one more per use)
                 self.blocks[name] = block
 
     def check_block(self, block: dict[str, Any], at: str) -> None:
@@ -469,8 +535,9 @@ class Checker:
                            hint="use a functional model to wire layers by hand")
                 continue
             if call["call"] in self.blocks:
-                self.error("E404", f"block `{call['call']}` cannot be used in a sequential "
-                           "model", f"{cat}/call", hint="use a functional model")
+                if catalog.lookup("layers", call["call"]) is None:  # else E401 said it all
+                    self.error("E404", f"block `{call['call']}` cannot be used in a "
+                               "sequential model", f"{cat}/call", hint="use a functional model")
                 continue
             entry = self.call(call, cat, "layers")
             if entry is not None and entry.get("inputs") == "list":
@@ -874,23 +941,7 @@ class Checker:
         """Keras's mixed-precision guide: the layer that makes an output should compute
         in float32 (a 16-bit softmax is unstable, and float32 metrics such as top-k
         reject 16-bit predictions)."""
-        body = [s for s in _list(model.get("body")) if isinstance(s, dict)]
-        found: list[tuple[dict[str, Any], str, str]] = []
-        if model.get("kind") == "sequential":
-            layers = [(i, s) for i, s in enumerate(body) if statement_kind(s)[0] == "add"]
-            if layers:
-                i, s = layers[-1]
-                last = _last_layer(s["add"], f"/model/body/{i}/add")
-                if last:
-                    found.append((*last, "the model's output"))
-        else:
-            for i, s in enumerate(body):
-                kind, name = statement_kind(s)
-                if kind in OUTPUTS and isinstance(name, str):
-                    last = _last_layer(s.get("value"), f"/model/body/{i}/value")
-                    if last:
-                        found.append((*last, f"output `{name}`"))
-        for call, at, what in found:
+        for call, at, what, _ in output_layers(model):
             if catalog.lookup("layers", call["call"]) is None:
                 continue  # a block or a loaded model: its own layers decide
             if "dtype" not in (call.get("kwargs") or {}):
@@ -1006,6 +1057,25 @@ _CATEGORY_WORDS = {
     "schedules": "learning-rate schedule", "sources": "data source", "blocks": "block",
     "hyperparameters": "KerasTuner hyperparameter kind", "objectives": "KerasTuner objective",
 }
+# What to write instead of a Keras class that takes Python code (catalog's callable_params).
+_CODE_HINTS = {
+    "Lambda": "write the computation with layers (`Activation`, `Rescaling`, `Reshape`, "
+              "`Permute`, merge layers…) or as a `block`; for data made by your code, use a "
+              '`generator("module:function")` source with `--allow-module`',
+    "FlaxLayer": "tfspec compiles to TensorFlow: rewrite the module with Keras layers or a "
+                 "`block`",
+    "JaxLayer": "tfspec compiles to TensorFlow: rewrite the function with Keras layers or a "
+                "`block`",
+    "TorchModuleWrapper": "tfspec compiles to TensorFlow: rewrite the module with Keras "
+                          "layers or a `block`",
+    "MeanMetricWrapper": 'name a Keras metric instead, e.g. `metrics = ["mae"]` or '
+                         "`MeanAbsoluteError()`",
+    "LearningRateScheduler": "pass a schedule object, e.g. `LearningRateScheduler("
+                             "ExponentialDecay(0.1, 1000, 0.9))`, or give the optimizer "
+                             "one: `Adam(learning_rate = ExponentialDecay(…))`",
+    "LambdaCallback": "use a Keras callback such as `CSVLogger(…)`, `EarlyStopping(…)` or "
+                      "`TensorBoard(…)`",
+}
 # Call categories of tfspec's own, in the catalog's format.
 _OWN_CALLS = {"sources": SOURCES, "hyperparameters": checktune.HP_CALLS,
               "objectives": {"Objective": checktune.OBJECTIVE_CALL}}
@@ -1077,6 +1147,29 @@ def _last_layer(value: Any, at: str) -> tuple[dict[str, Any], str] | None:
     if isinstance(value, dict) and isinstance(value.get("call"), str):
         return value, at
     return None
+
+
+def output_layers(model: dict[str, Any]) -> list[tuple[dict[str, Any], str, str, str | None]]:
+    """The layer call that makes each of the model's outputs, where the body says it (a
+    sequential model's last layer, the call of `output y = …`): (call, its pointer,
+    words for the output, the output's name; None for a sequential model's)."""
+    body = [s for s in _list(model.get("body")) if isinstance(s, dict)]
+    found: list[tuple[dict[str, Any], str, str, str | None]] = []
+    if model.get("kind") == "sequential":
+        layers = [(i, s) for i, s in enumerate(body) if statement_kind(s)[0] == "add"]
+        if layers:
+            i, s = layers[-1]
+            last = _last_layer(s["add"], f"/model/body/{i}/add")
+            if last:
+                found.append((*last, "the model's output", None))
+        return found
+    for i, s in enumerate(body):
+        kind, name = statement_kind(s)
+        if kind in OUTPUTS and isinstance(name, str):
+            last = _last_layer(s.get("value"), f"/model/body/{i}/value")
+            if last:
+                found.append((*last, f"output `{name}`", name))
+    return found
 
 
 def _model_outputs(model: dict[str, Any] | None) -> list[str] | None:

@@ -10,14 +10,13 @@ KerasTuner's own names. Never imports KerasTuner.
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
 from . import catalog
-from .diagnostics import Diagnostics, did_you_mean
-from .ir import escape, parts, resolve
-from .schema import check_schema, show
+from .diagnostics import did_you_mean
+from .ir import escape
+from .schema import resolved_problems, show
 from .tunespace import (
     ALGORITHM_OPTIONS,
     COMMON_OPTIONS,
@@ -40,7 +39,7 @@ from .tunespace import (
 # error reporting and argument checker); not imported, as check imports this module.
 Checker = Any
 
-__all__ = ["HP_CALLS", "OBJECTIVE_CALL", "check_tune"]
+__all__ = ["HP_CALLS", "OBJECTIVE_CALL", "check_tune", "unlogged"]
 
 _AT = "/tune"
 
@@ -158,12 +157,21 @@ def _check_objective(ck: Checker, objective: Any) -> None:
 
 
 def _unknown_objective(ck: Checker, name: str, at: str, produced: dict[str, str]) -> None:
-    validation = has_validation(ck.ir)
-    if name.startswith("val_") and not validation and name[4:] in produced:
+    without_validation, hint = unlogged(ck.ir, name, produced)
+    if without_validation:
         ck.error("E603", f"`{name}` is never logged: the data section holds out no "
-                 "validation set", at,
-                 hint=f'add `split {{ validation = 0.2 }}` to `data`, or use "{name[4:]}"')
+                 "validation set", at, hint)
         return
+    ck.error("E603", f"no metric of this spec is logged as `{name}`", at, hint)
+
+
+def unlogged(ir: dict[str, Any], name: str, produced: dict[str, str]) -> tuple[bool, str]:
+    """Why `name`, not among `produced` (`metric_names`), is never logged: whether it is
+    a `val_` name of a spec that holds out no validation set, and the hint (the name
+    meant, or the names logged). For the objective here and callbacks' `monitor`."""
+    validation = has_validation(ir)
+    if name.startswith("val_") and not validation and name[4:] in produced:
+        return True, f'add `split {{ validation = 0.2 }}` to `data`, or use "{name[4:]}"'
     hint = did_you_mean(name, produced, string=True)
     if hint is None and not name.startswith("val_") and validation and (
             f"val_{name}" not in produced):
@@ -171,7 +179,7 @@ def _unknown_objective(ck: Checker, name: str, at: str, produced: dict[str, str]
     if hint is None:
         shown = [n for n in produced if n.startswith("val_")] or list(produced)
         hint = "this spec logs " + ", ".join(f'"{n}"' for n in shown[:8])
-    ck.error("E603", f"no metric of this spec is logged as `{name}`", at, hint)
+    return False, hint
 
 
 # -- one space entry --------------------------------------------------------------------------
@@ -404,47 +412,11 @@ def _kind_hint(declared: Any, h: Hyperparameter) -> str | None:
 
 
 def _schema_problem(ck: Checker, name: str, value: Any) -> tuple[str, str] | None:
-    """Where the schema rejects `value` put in place of every `{"ref": name}` outside
+    """Where the schema rejects `value` put in place of every use of `name` outside
     calls (train.epochs, a shape's dimension…), and why; None when it fits."""
-    uses = [p for p, _ in _ref_places(ck.ir, name)]
-    if not uses:
-        return None
-    ir = copy.deepcopy(ck.ir)
-    for pointer in uses:
-        _set(ir, pointer, value)
-    diags = Diagnostics()
-    check_schema(ir, ck.pos, diags)
-    spans = {ck.pos.value(p): p for p in uses}
-    for d in diags:
-        if d.is_error and d.span in spans:  # not an error the spec had before
-            return spans[d.span], d.message
+    for at, _, d in resolved_problems(ck.ir, ck.pos, {name: value}):
+        return at, d.message
     return None
-
-
-def _ref_places(value: Any, name: str, at: str = "") -> list[tuple[str, Any]]:
-    """Pointers of `{"ref": name}` that are not a call's argument (those the catalog types)."""
-    out: list[tuple[str, Any]] = []
-    if isinstance(value, dict):
-        if value.get("ref") == name and len(value) == 1:
-            return [(at, value)]
-        if "call" in value or "op" in value or at == "/tune":
-            return []
-        for k, v in value.items():
-            out += _ref_places(v, name, f"{at}/{escape(k)}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out += _ref_places(v, name, f"{at}/{i}")
-    return out
-
-
-def _set(ir: Any, at: str, value: Any) -> None:
-    """Replace the value at pointer `at` (a place the IR has)."""
-    node = resolve(ir, at.rsplit("/", 1)[0])
-    last = parts(at)[-1]
-    if isinstance(node, list):
-        node[int(last)] = value
-    else:
-        node[last] = value
 
 
 def _refs_at(value: Any, at: str) -> dict[str, str]:

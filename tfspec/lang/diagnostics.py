@@ -47,8 +47,11 @@ CODES: dict[str, str] = {
     "E406": "invalid expression",
     "E407": "invalid --set override",
     "E408": "block misuse",
-    "E409": "module not allowed",
+    "E409": "Python code or module not allowed",
     "E410": "strategy not supported by Keras 3",
+    "E411": "a callback monitors a metric the spec never logs",
+    "E412": "a ModelCheckpoint path Keras 3 rejects for its save_weights_only",
+    "E413": "a loss or activation its output layer cannot learn with",
     # E5xx: building the model (reported by compile --check, plan, graph, run)
     "E500": "Keras cannot build the model",
     "E501": "the data does not fit the model",
@@ -57,6 +60,7 @@ CODES: dict[str, str] = {
     "E504": "an export failed or does not answer like the Keras model",
     "E505": "a layer will not convert to TensorFlow Lite (plan --target tflite)",
     "E506": "a layer will not convert to TensorFlow.js (plan --target tfjs)",
+    "E507": "a layer will not convert to ONNX (plan --target onnx)",
     # E6xx: the tune section (KerasTuner)
     "E600": "a tuned name is not a param",
     "E601": "a search space that does not fit the param or its uses",
@@ -70,6 +74,7 @@ CODES: dict[str, str] = {
     "W402": "mixed precision without a float32 output layer",
     "W403": "jit_compile = true with deterministic = true (Keras turns XLA off)",
     "W404": "a search range whose step never reaches max_value",
+    "W405": "a loss that likely does not fit its output layer's units or activation",
 }
 
 
@@ -116,6 +121,14 @@ class Diagnostic:
         if self.hint:
             out["hint"] = self.hint
         return out
+
+    @classmethod
+    def from_dict(cls, item: dict) -> Diagnostic:
+        """`to_dict`'s inverse (diagnostics another process sent as JSON)."""
+        place = [item.get(k) for k in ("line", "col", "end_line", "end_col")]
+        span = Span(*place) if all(isinstance(v, int) for v in place) else None
+        return cls(item["code"], item["message"], span, item.get("hint"),
+                   item.get("severity", "error"), item.get("file", "<spec>"))
 
 
 @dataclass

@@ -7,12 +7,13 @@ placed at the key or value it is about.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from functools import lru_cache
 from typing import Any
 
-from .diagnostics import Diagnostics, did_you_mean
+from .diagnostics import Diagnostic, Diagnostics, did_you_mean
 from .fastschema import compile_schema
 from .formatter import FormatError, inline
 from .ir import escape, parts, pointer, resolve, statement_kind
@@ -125,6 +126,97 @@ def check_schema(ir: Any, positions: Positions, diags: Diagnostics) -> None:
     errors = sorted(validator().iter_errors(ir), key=lambda e: list(map(str, e.absolute_path)))
     for error in errors:
         _report(error, ir, positions, diags, seen)
+
+
+# -- the values params give ---------------------------------------------------------------
+
+UNRESOLVED = object()  # an expression whose value is not known from the params given
+
+
+def expression_value(value: Any, values: dict[str, Any]) -> Any:
+    """The value of a param reference or of arithmetic over params and numbers, with
+    `values` as the params' values; UNRESOLVED for anything else (a call, a name
+    `values` lacks, a division by zero)."""
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("ref"), str):
+        return values.get(value["ref"], UNRESOLVED)
+    if not (isinstance(value, dict) and isinstance(value.get("args"), list)):
+        return value if _is_number(value) else UNRESOLVED
+    args = [expression_value(a, values) for a in value["args"]]
+    if not all(_is_number(a) for a in args):
+        return UNRESOLVED
+    op = value.get("op")
+    if op == "neg" and len(args) == 1:
+        return -args[0]
+    if len(args) != 2 or op not in ("+", "-", "*", "/") or (op == "/" and args[1] == 0):
+        return UNRESOLVED
+    a, b = args
+    return a + b if op == "+" else a - b if op == "-" else a * b if op == "*" else a / b
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def param_places(value: Any, values: dict[str, Any], at: str = "") -> dict[str, Any]:
+    """Each place outside calls (those the catalog types) and the tune section that
+    holds a reference to a param of `values`, or arithmetic over them, -> the value
+    that reaches it (`train.epochs = epochs`, `data.batch = bs * 2`)."""
+    out: dict[str, Any] = {}
+    if isinstance(value, dict):
+        if "call" in value or at == "/tune":
+            return out
+        if ("ref" in value and len(value) == 1) or "op" in value:
+            if _refs_in(value) & values.keys():
+                resolved = expression_value(value, values)
+                if resolved is not UNRESOLVED:
+                    out[at] = resolved
+            return out
+        for k, v in value.items():
+            out.update(param_places(v, values, f"{at}/{escape(k)}"))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out.update(param_places(v, values, f"{at}/{i}"))
+    return out
+
+
+def _refs_in(value: Any) -> set[str]:
+    if isinstance(value, dict):
+        found = {value["ref"]} if isinstance(value.get("ref"), str) else set()
+        for v in value.values():
+            found |= _refs_in(v)
+        return found
+    if isinstance(value, list):
+        return set().union(*(_refs_in(v) for v in value)) if value else set()
+    return set()
+
+
+def resolved_problems(ir: Any, positions: Positions,
+                      values: dict[str, Any]) -> list[tuple[str, set[str], Diagnostic]]:
+    """What the schema rejects once each place of `param_places` holds its value
+    (`param epochs = 0` read where `train.epochs` wants a positive integer): each
+    error at such a place, with its pointer and the params that reach it."""
+    places = param_places(ir, values)
+    if not places:
+        return []
+    substituted = copy.deepcopy(ir)
+    for at, value in places.items():
+        parent = resolve(substituted, at.rsplit("/", 1)[0])
+        last = parts(at)[-1]
+        if isinstance(parent, list):
+            parent[int(last)] = value
+        else:
+            parent[last] = value
+    if is_valid()(substituted):
+        return []
+    diags = Diagnostics()
+    check_schema(substituted, positions, diags)
+    spans = {positions.value(at): at for at in places}
+    out = []
+    for d in diags:
+        at = spans.get(d.span) if d.span is not None else None
+        if d.is_error and at is not None:  # the reference was valid there: this is new
+            out.append((at, _refs_in(resolve(ir, at)), d))
+    return out
 
 
 def _report(

@@ -186,13 +186,8 @@ class ShapeService:
         answer = self._current(uri, doc.version) if doc is not None else None
         if answer is None:
             return []
-        out = []
-        for item in answer.shapes.get("diagnostics", []):
-            span = _span([item.get(k) for k in ("line", "col", "end_line", "end_col")])
-            diag = Diagnostic(item["code"], item["message"], span, item.get("hint"),
-                              item.get("severity", "error"), item.get("file", "<spec>"))
-            out.append(to_lsp(doc, diag))
-        return out
+        return [to_lsp(doc, Diagnostic.from_dict(item))
+                for item in answer.shapes.get("diagnostics", [])]
 
     # -- the background ---------------------------------------------------------------------
 

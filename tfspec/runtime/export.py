@@ -3,9 +3,12 @@
 `export_all` writes the program's targets in the spec's order: a SavedModel in TF
 Serving's layout, a `.keras` archive, and TFLite, TF.js and ONNX models converted
 from one serving SavedModel. It keeps the batch `verify.verify_exports` checks them
-on and records them in `exports.json`. Each writer writes a temporary path beside
-its destination and renames it into place (`write_atomically`): a failed or killed
-export leaves the previous one, never part of one.
+on and records them in `exports.json`. Each target is written in the run directory
+(`RUN_DIR/exports/<index>/<name>`: the run's own copy, which `verify` checks and
+`tfspec serve RUN` serves), then copied to the spec's path (`publish`), with its
+digest recorded. Each writer writes a temporary path beside its destination and
+renames it into place (`write_atomically`): a failed or killed export leaves the
+previous one, never part of one.
 
 A target is a dict as the program's table holds it: `format`, `path` (relative to
 the spec's folder), the format's options (`version`, `signature`, `quantize`,
@@ -45,8 +48,9 @@ def export_all(model: Any, run_dir: str | os.PathLike, datasets: Mapping[str, tf
     (`verify_batch.npz`) and record them in `run_dir/exports.json` under the spec's
     `name`; the records. `rebuild`: for a mixed-precision model, builds the model
     again (the program's `build_model`): TFLite, TF.js and ONNX are converted from a
-    float32 copy. An error while writing target `i` carries `export_index = i`, so the
-    error can be reported at that target."""
+    float32 copy. A target that cannot be written is recorded as such (`written`:
+    false, and its `error`) and the others are still written: `verify_exports`
+    reports it as a failure, and a run's SavedModel stays servable."""
     run_dir = pathlib.Path(run_dir)
     verify.save_verify_batch(model, datasets, run_dir, inputs, outputs)
     records = []
@@ -58,10 +62,9 @@ def export_all(model: Any, run_dir: str | os.PathLike, datasets: Mapping[str, tf
         for index, target in enumerate(targets):
             try:
                 written = export_target(model, serving, target, spec_dir, datasets, inputs,
-                                        outputs, name)
-            except Exception as exc:
-                exc.export_index = index
-                raise
+                                        outputs, name, run_dir=run_dir, index=index)
+            except Exception as exc:  # the failure is the record's; verify reports it
+                written = failed_target(target, exc)
             checks = {key: target[key] for key in ("tolerance", "verify") if key in target}
             records.append({**written, **checks, "spec_path": target["path"]})
     record = {"name": name, "targets": records}
@@ -69,12 +72,46 @@ def export_all(model: Any, run_dir: str | os.PathLike, datasets: Mapping[str, tf
     return records
 
 
+def failed_target(target: Mapping[str, Any], exc: BaseException) -> dict[str, Any]:
+    """The record of a target that could not be written: its `error`, as the converter
+    or the file system said it (the first 2000 characters)."""
+    error = str(exc).strip() or type(exc).__name__
+    return {"format": target["format"], "written": False, "error": error[:2000]}
+
+
 def export_target(model: Any, serving: pathlib.Path, target: Mapping[str, Any],
                   spec_dir: str | os.PathLike, datasets: Mapping[str, tf.data.Dataset],
-                  inputs: Inputs, outputs: Sequence[str], name: str) -> dict[str, Any]:
-    """Write one target (`serving`: the SavedModel the converted formats start from);
-    what its record says of it."""
-    fmt, path = target["format"], pathlib.Path(spec_dir) / target["path"]
+                  inputs: Inputs, outputs: Sequence[str], name: str, *,
+                  run_dir: str | os.PathLike, index: int) -> dict[str, Any]:
+    """Write target `index` as the run's own copy, `run_dir/exports/<index>/<name>`
+    (`serving`: the SavedModel the converted formats start from), then publish it at
+    the spec's path; what its record says of it: `path` (the own copy, relative to the
+    run directory), `published` (absolute) and the `digest` of what the run wrote."""
+    published = pathlib.Path(spec_dir) / target["path"]
+    own = pathlib.Path("exports") / str(index) / (published.name or target["format"])
+    written = write_target(model, serving, target, pathlib.Path(run_dir) / own, datasets,
+                           inputs, outputs, name)
+    unit = verify.export_unit(written, pathlib.Path(run_dir) / own)
+    publish(unit, verify.export_unit(written, published))
+    return {**written, "path": own.as_posix(), "published": str(published),
+            "digest": verify.tree_digest(unit)}
+
+
+def publish(own: pathlib.Path, published: pathlib.Path) -> None:
+    """Copy the run's own export to the spec's path, atomically. A copy, not a link: a
+    later run's export, or a tool that rewrites the published file in place, leaves
+    this run's copy as the run wrote it."""
+    if own.resolve() == published.resolve():
+        return
+    write_atomically(published, lambda tmp: shutil.copytree(own, tmp) if own.is_dir()
+                     else shutil.copy2(own, tmp))
+
+
+def write_target(model: Any, serving: pathlib.Path, target: Mapping[str, Any],
+                 path: pathlib.Path, datasets: Mapping[str, tf.data.Dataset],
+                 inputs: Inputs, outputs: Sequence[str], name: str) -> dict[str, Any]:
+    """Write one target at `path` in its format; what its record says of it."""
+    fmt = target["format"]
     if fmt == "saved_model":
         return export_saved_model(model, path, inputs, outputs, name=name,
                                   version=target.get("version", 1),
@@ -212,8 +249,12 @@ def export_tfjs(saved_model: str | os.PathLike, path: str | os.PathLike,
         from tensorflowjs.converters import tf_saved_model_conversion_v2
     except ImportError:
         raise ImportError(
-            "a tfjs export needs the TensorFlow.js converter: run tools/install-tfjs "
-            "from the tfspec repository"
+            "a tfjs export needs the TensorFlow.js converter: " + (
+                # tools/install-tfjs's two steps: tensorflowjs's own pins would
+                # downgrade TensorFlow
+                f"pip install tensorflow-hub tf-keras~={tf.__version__} jax packaging "
+                "importlib_resources, then pip install --no-deps tensorflowjs==4.22.0"
+                if verify.VENDORED else "run tools/install-tfjs from the tfspec repository")
         ) from None
     quantization = {} if quantize == "none" else {quantize: "*"}
     write_atomically(path, lambda tmp: tf_saved_model_conversion_v2.convert_tf_saved_model(
@@ -236,7 +277,8 @@ def export_onnx(saved_model: str | os.PathLike, path: str | os.PathLike,
             lines = [line for line in done.stderr.splitlines() if "Error" in line]
             why = lines[-1] if lines else done.stderr.strip()[-300:]
             if "No module named tf2onnx" in done.stderr:
-                why = "tf2onnx is not installed: pip install 'tfspec[onnx]'"
+                why = "tf2onnx is not installed: " + verify.install_advice(
+                    "onnx", "tf2onnx onnxruntime")
             raise RuntimeError(f"tf2onnx could not convert the model: {why}")
 
     write_atomically(path, convert)

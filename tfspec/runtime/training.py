@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from . import data
+from . import backup, data
 from .distribute import is_chief
 
 # the steps a run needs before XLA's compile time (1-2 s on a CPU) pays itself back
@@ -63,16 +63,54 @@ def schedule_by_epoch(schedule: Callable[[int], Any]) -> Callable[[int, float], 
 
 def save_run(run_dir: str | pathlib.Path, model: keras.Model, history: keras.callbacks.History,
              datasets: dict[str, tf.data.Dataset]) -> pathlib.Path:
-    """Evaluate the trained model on the test split (if there is one), and save it and
-    its metrics in `run_dir`: model.keras, metrics.json (the history, the test's)."""
+    """Save the trained model and its metrics in `run_dir`: model.keras and metrics.json
+    (the history) first, so that no later failure loses them; then the test split's
+    metrics (if there is one) into metrics.json. An error of that evaluation carries
+    `split = "test"`, to be reported at the test split."""
     run_dir = pathlib.Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    metrics = {"history": history.history}
-    if "test" in datasets:
-        metrics["test"] = model.evaluate(datasets["test"], return_dict=True, verbose=0)
+    metrics: dict[str, Any] = {"history": whole_history(history)}  # a resumed run's too
+    resumed = getattr(history, "resumed", None)
+    if resumed is not None:
+        metrics["resumed_after_epoch"] = resumed.epoch
     model.save(run_dir / "model.keras")
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    _write_json(run_dir / "metrics.json", metrics)
+    if "test" in datasets:
+        try:
+            metrics["test"] = evaluate(model, history, datasets["test"])
+        except Exception as exc:
+            exc.split = "test"  # type: ignore[attr-defined]  # read by jobs/runner.py
+            raise
+        _write_json(run_dir / "metrics.json", metrics)
     return run_dir
+
+
+def evaluate(model: keras.Model, history: keras.callbacks.History,
+             dataset: tf.data.Dataset) -> dict[str, float]:
+    """`model.evaluate(dataset, return_dict=True)`; under MultiWorkerMirroredStrategy,
+    where Keras 3's fails (keras-team/keras#20585), the custom loop's distributed
+    evaluation that trained it (`history.evaluate`, which `custom` sets)."""
+    loop_evaluate = getattr(history, "evaluate", None)
+    multi_worker = isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if multi_worker and loop_evaluate is not None:
+        return loop_evaluate(dataset)
+    return model.evaluate(dataset, return_dict=True, verbose=0)
+
+
+def _write_json(path: pathlib.Path, value: Any) -> None:
+    """`value` as JSON in `path`, whole or not at all (written beside it, then renamed)."""
+    partial = path.with_name(f".{path.name}.tmp")
+    partial.write_text(json.dumps(value, indent=2, default=float))
+    partial.replace(path)
+
+
+def whole_history(history: keras.callbacks.History) -> dict[str, list[Any]]:
+    """The logs of every epoch: those of the backup a run resumed from (its
+    `resumed`, which the loops set), then this run's."""
+    resumed: backup.Resumed | None = getattr(history, "resumed", None)
+    earlier = resumed.history if resumed is not None else {}
+    return {key: [*earlier.get(key, []), *history.history.get(key, [])]
+            for key in [*earlier, *(k for k in history.history if k not in earlier)]}
 
 
 def callback_list(model: keras.Model, callbacks: Sequence[keras.callbacks.Callback],
@@ -166,16 +204,19 @@ def fit(model: keras.Model, datasets: Mapping[str, tf.data.Dataset],
     endless = endless_train(datasets, steps_per_epoch, model.steps_per_execution)
     if endless is not None:
         train, steps_per_epoch = endless
-    return model.fit(
+    callbacks = backup.last(callbacks)
+    history = model.fit(
         train,
         validation_data=datasets.get("validation"),
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         validation_steps=validation_steps,
         shuffle=False,
-        callbacks=list(callbacks),
+        callbacks=callbacks,
         verbose=verbose,
     )
+    history.resumed = backup.resumed_of(callbacks)  # the epochs before, for save_run
+    return history
 
 
 def on_batch(model: keras.Model, datasets: Mapping[str, tf.data.Dataset],
@@ -185,7 +226,8 @@ def on_batch(model: keras.Model, datasets: Mapping[str, tf.data.Dataset],
     """Train a compiled model a batch at a time with `train_on_batch` (and validate
     with `test_on_batch`), calling the callbacks as `fit` does. A BackupAndRestore
     among them restores a backup when training begins; the loop starts at its epoch."""
-    callbacks, history = callback_list(model, callbacks, epochs,
+    given = backup.last(callbacks)
+    callbacks, history = callback_list(model, given, epochs,
                                        epoch_steps(datasets, steps_per_epoch), verbose)
     callbacks.on_train_begin()  # BackgroundBackupAndRestore restores a backup
     train = Epochs.of(datasets, steps_per_epoch)
@@ -213,6 +255,7 @@ def on_batch(model: keras.Model, datasets: Mapping[str, tf.data.Dataset],
         if model.stop_training:
             break
     callbacks.on_train_end(logs)
+    history.resumed = backup.resumed_of(given)  # the epochs before, for save_run
     return history
 
 
@@ -269,6 +312,9 @@ class CustomLoop:
         with strategy.scope():  # the optimizer's and metrics' variables, where the model's are
             model.optimizer.build(model.trainable_variables)
             self.metrics = {"train": make_metrics(), "validation": make_metrics()}
+            # the evaluation's loss as Keras's `evaluate` reports it: the mean over the
+            # examples, summed over the replicas and workers when read (a metric's sums)
+            self.test_loss = keras.metrics.Mean(name="loss")
             self.accumulated = [
                 tf.Variable(
                     tf.zeros_like(v),
@@ -294,14 +340,18 @@ class CustomLoop:
 
     # -- the steps, traced by tf.function ------------------------------------------------------
 
+    def _per_example(self, labels: Any, predictions: Any) -> list[tuple[Any, float]]:
+        """Each output's per-example loss and its weight."""
+        if not isinstance(predictions, dict):
+            predictions, labels = {self.outputs[0]: predictions}, {self.outputs[0]: labels}
+        return [(function(labels[name], predictions[name]), weight)
+                for name, (function, weight) in self.losses.items()]
+
     def _compute_loss(self, labels: Any, predictions: Any) -> Any:
         """Each output's per-example loss, averaged over the GLOBAL batch (the
         tf.distribute guide: replicas' gradients are summed), weighted and summed."""
-        if not isinstance(predictions, dict):
-            predictions, labels = {self.outputs[0]: predictions}, {self.outputs[0]: labels}
         total = 0.0
-        for name, (function, weight) in self.losses.items():
-            per_example = function(labels[name], predictions[name])
+        for per_example, weight in self._per_example(labels, predictions):
             total += weight * tf.nn.compute_average_loss(per_example)
         if self.model.losses:  # weight regularizers, scaled for the replicas
             total += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
@@ -339,7 +389,14 @@ class CustomLoop:
     def _test_step(self, features: Any, labels: Any) -> Any:
         predictions = float32(self.model(features, training=False))
         update(self.metrics["validation"], labels, predictions)
-        return self._compute_loss(labels, predictions)
+        # each example's loss as Keras's evaluate counts it: the outputs' (each averaged
+        # over its elements) weighted, plus the regularization losses
+        total = tf.add_n([weight * tf.reduce_mean(loss, axis=tf.range(1, tf.rank(loss)))
+                          for loss, weight in self._per_example(labels, predictions)])
+        if self.model.losses:
+            total += tf.add_n(self.model.losses)
+        self.test_loss.update_state(total)  # (a replica's share of a batch may be empty)
+        return tf.reduce_sum(total)  # summed in `sums`, which count the batches
 
     def _run_steps(self, step: Callable[..., Any], split: str) -> Callable[[Any, Any], Any]:
         """A tf.function that runs `step` on every replica for the next `limit` batches
@@ -370,14 +427,18 @@ class CustomLoop:
 
     def fit(self, train: Epochs, validation: tf.data.Dataset | None,
             callbacks: Sequence[keras.callbacks.Callback], verbose: int | str = "auto", *,
-            epochs: int, checkpoint_dir: str) -> keras.callbacks.History:
+            epochs: int, checkpoint_dir: str,
+            experiment: backup.Experiment | None = None) -> keras.callbacks.History:
         """Train for `epochs` on `train`, validated on `validation` (if any) after each
-        epoch, checkpointed in `checkpoint_dir`, from the epoch a checkpoint there left."""
+        epoch, checkpointed in `checkpoint_dir`, from the epoch a checkpoint there left
+        (if it is of `experiment`, the program's EXPERIMENT)."""
         model = self.model
         train = dataclasses.replace(train, dataset=self.distributed(train.dataset))
         validation = None if validation is None else self.distributed(validation)
-        epoch, manager = self.checkpointing(checkpoint_dir)
+        epoch, manager, resumable = self.checkpointing(checkpoint_dir, experiment)
         callbacks, history = callback_list(model, callbacks, epochs, train.steps, verbose)
+        done = int(epoch.numpy())
+        history.resumed = resumable.resumed(done) if done else None  # for save_run
         callbacks.on_train_begin()
         logs: dict[str, Any] = {}
         iterator = None
@@ -389,8 +450,11 @@ class CustomLoop:
             if validation is not None:
                 logs.update(self.validate(validation))
             epoch.assign(current + 1)
-            manager.save()
             callbacks.on_epoch_end(current, logs)
+            # after the callbacks (a new learning rate, the logs History keeps): the
+            # record of the epochs' logs, then the checkpoint
+            resumable.write(current + 1, whole_history(history), manager.directory)
+            manager.save()
             if model.stop_training:
                 break
         callbacks.on_train_end(logs)
@@ -405,9 +469,11 @@ class CustomLoop:
             tf.data.experimental.AutoShardPolicy.DATA)
         return self.strategy.experimental_distribute_dataset(dataset.with_options(options))
 
-    def checkpointing(self, checkpoint_dir: str) -> tuple[tf.Variable, tf.train.CheckpointManager]:
+    def checkpointing(self, checkpoint_dir: str, experiment: backup.Experiment | None = None
+                      ) -> tuple[tf.Variable, tf.train.CheckpointManager, backup.Resumable]:
         """The epoch to start at (restored from the last epoch's checkpoint, if a killed
-        run left one) and the manager that saves each epoch's."""
+        run of `experiment` left one: another experiment's is moved aside), the manager
+        that saves each epoch's, and the folder's record."""
         model = self.model
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer, epoch=epoch,
@@ -416,10 +482,16 @@ class CustomLoop:
         # is kept, and every worker resumes from it (the multi-worker guide's way: the
         # checkpoint folder is on storage they share)
         multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        directory = checkpoint_dir if is_chief() or not multi_worker else tempfile.mkdtemp()
+        owner = is_chief() or not multi_worker
+        resumable = backup.Resumable(checkpoint_dir, experiment, owner=owner)
+        latest = tf.train.latest_checkpoint(checkpoint_dir)
+        if latest is not None and not resumable.may_resume():
+            latest = None  # another experiment's: the run starts afresh
+        # made after a stale checkpoint is moved aside: a manager reads its folder's state
+        directory = checkpoint_dir if owner else tempfile.mkdtemp()
         manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep=1)
-        checkpoint.restore(tf.train.latest_checkpoint(checkpoint_dir))
-        return epoch, manager
+        checkpoint.restore(latest)
+        return epoch, manager, resumable
 
     def reset(self) -> None:
         """A new epoch: its loss sums and metrics from zero."""
@@ -428,6 +500,7 @@ class CustomLoop:
             batches.assign(0)
         for _, metric in self.metrics["train"] + self.metrics["validation"]:
             metric.reset_state()
+        self.test_loss.reset_state()
 
     def train_epoch(self, iterator: Any, batches: int,
                     callbacks: keras.callbacks.CallbackList) -> dict[str, Any]:
@@ -454,10 +527,22 @@ class CustomLoop:
             done = ran
         return {f"val_{k}": v for k, v in self.logs("validation").items()}
 
+    def evaluate(self, dataset: tf.data.Dataset) -> dict[str, float]:
+        """`model.evaluate(dataset, return_dict=True)` under the loop's strategy (Keras 3's
+        fails under MultiWorkerMirroredStrategy, keras-team/keras#20585): `validate`'s
+        test step on every replica, the metrics and loss summed over the replicas and
+        workers. Under several workers, every worker calls it."""
+        self.reset()
+        logs = self.validate(self.distributed(dataset))
+        metrics = {name.removeprefix("val_"): float(value) for name, value in logs.items()}
+        return {**{k: v for k, v in metrics.items() if k != "loss"}, "loss": metrics["loss"]}
+
     def logs(self, split: str) -> dict[str, Any]:
-        """The mean loss of the epoch's batches so far and the metrics (tensors)."""
+        """The loss (training: the mean of the epoch's batches so far; validation: of
+        its examples, as Keras's) and the metrics (tensors)."""
         total, batches = self.sums[split]
-        loss = total / tf.cast(tf.maximum(batches, 1), tf.float32)
+        loss = (self.test_loss.result() if split == "validation"
+                else total / tf.cast(tf.maximum(batches, 1), tf.float32))
         return {"loss": loss, **results(self.metrics[split], self.outputs)}
 
 
@@ -466,11 +551,15 @@ def custom(model: keras.Model, datasets: Mapping[str, tf.data.Dataset],
            callbacks: Sequence[keras.callbacks.Callback], verbose: int | str = "auto", *,
            epochs: int, outputs: Sequence[str], checkpoint_dir: str,
            steps_per_epoch: int | None = None, validation_steps: int | None = None,
-           accumulate: int = 1, xla: str | None = None) -> keras.callbacks.History:
+           accumulate: int = 1, xla: str | None = None,
+           experiment: backup.Experiment | None = None) -> keras.callbacks.History:
     """`CustomLoop(…).fit(…)` on the `train` split (endless where it can be: `Epochs`),
-    validated on `validation` if there is one: what a program's `train()` calls."""
+    validated on `validation` if there is one: what a program's `train()` calls.
+    `experiment`: what the checkpoints in `checkpoint_dir` must be of to be resumed."""
     loop = CustomLoop(model, strategy, losses, make_metrics, outputs=outputs,
                       accumulate=accumulate, xla=xla)
-    return loop.fit(Epochs.of(datasets, steps_per_epoch),
-                    validation_data(datasets, validation_steps), callbacks, verbose,
-                    epochs=epochs, checkpoint_dir=checkpoint_dir)
+    history = loop.fit(Epochs.of(datasets, steps_per_epoch),
+                       validation_data(datasets, validation_steps), callbacks, verbose,
+                       epochs=epochs, checkpoint_dir=checkpoint_dir, experiment=experiment)
+    history.evaluate = loop.evaluate  # the test split's, where Keras's fails (`evaluate`)
+    return history

@@ -5,12 +5,15 @@ answers to it (`verify_batch.npz`). `verify_exports` loads each export that
 `exports.json` records in the runtime it is meant for — `tf.saved_model.load`,
 `keras.saving.load_model`, LiteRT, TF.js in Node.js (`js/predict.js`), onnxruntime —
 runs that batch, compares (`parity`) and writes `verify.json`; it raises
-`ExportMismatch` when an export does not answer like the model. LiteRT, Node.js and
-onnxruntime are needed only to check their formats.
+`ExportMismatch` when an export does not answer like the model. What it checks is the
+run's own copy of each export (in `RUN_DIR/exports/`); `provenance` says whether the
+spec's path still holds it (`tree_digest`), or which later run replaced it. LiteRT,
+Node.js and onnxruntime are needed only to check their formats.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -33,6 +36,18 @@ PREDICT_JS = pathlib.Path(__file__).resolve().parent / "js" / "predict.js"
 
 Arrays = dict[str, np.ndarray]
 
+# A program's own copy of the runtime (`tfspec compile --standalone`) runs where tfspec is
+# not installed: its advice names the packages themselves, not tfspec's extras.
+VENDORED = __package__ != "tfspec.runtime"
+
+
+def install_advice(extra: str, packages: str) -> str:
+    """How to install what a format needs: `pip install 'tfspec[EXTRA]' (PACKAGES)`, or
+    in a standalone program's copy of the runtime `pip install PACKAGES`."""
+    if VENDORED:
+        return f"pip install {packages}"
+    return f"pip install 'tfspec[{extra}]' ({packages})"
+
 
 def save_verify_batch(model: Any, datasets: Mapping[str, tf.data.Dataset],
                       run_dir: str | os.PathLike, inputs: Inputs, outputs: Sequence[str],
@@ -53,8 +68,9 @@ def save_verify_batch(model: Any, datasets: Mapping[str, tf.data.Dataset],
 
 
 def verify_exports(run_dir: str | os.PathLike, outputs: Sequence[str]) -> list[dict[str, Any]]:
-    """Run the kept batch through each export in its own runtime and compare with the
-    Keras model's answers (`outputs`: the model's output names, in its order); writes
+    """Run the kept batch through the run's own copy of each export in its own runtime
+    and compare with the Keras model's answers (`outputs`: the model's output names, in
+    its order); notes a spec's path that no longer holds the run's export; writes
     verify.json and raises ExportMismatch on a failure."""
     run_dir = pathlib.Path(run_dir)
     record = json.loads((run_dir / "exports.json").read_text())
@@ -63,8 +79,16 @@ def verify_exports(run_dir: str | os.PathLike, outputs: Sequence[str]) -> list[d
         expected = {key[7:]: batch[key] for key in batch.files if key.startswith("output/")}
     report = []
     for index, target in enumerate(record["targets"]):
+        if target.get("written") is False:  # export_all could not write it, checked or not
+            entry = not_written(target)
+            report.append({"index": index, **entry})
+            print(f"verify: {entry['message']}")
+            continue
         if not target.get("verify", True):
             continue
+        # the run's own copy (a path relative to the run directory; older runs recorded
+        # the published path, absolute)
+        target = {**target, "path": str(run_dir / target["path"])}
         try:
             answers = RUNTIMES[target["format"]](target, inputs, outputs)
             entry = parity(target, answers, expected)
@@ -72,13 +96,111 @@ def verify_exports(run_dir: str | os.PathLike, outputs: Sequence[str]) -> list[d
             where = f"{target['format']} {target['spec_path']}"
             entry = {"format": target["format"], "path": target["path"], "passed": False,
                      "message": f"{where} could not be checked: {exc}"}
+        entry.update(provenance(target, run_dir))
+        if entry.get("changed"):
+            entry["message"] += (" (this run's copy was changed after the run wrote it: "
+                                 "its digest differs from exports.json's)")
         report.append({"index": index, **entry})
         print(f"verify: {entry['message']}")
+        if entry.get("published", {}).get("note"):
+            print(f"verify: note: {entry['published']['note']}")
     (run_dir / "verify.json").write_text(json.dumps(report, indent=2) + "\n")
     failed = [entry for entry in report if not entry["passed"]]
     if failed:
         raise ExportMismatch(failed)
     return report
+
+
+def tree_digest(path: str | os.PathLike) -> str:
+    """`sha256:…` of a file's bytes, or of a folder's files (their relative paths and
+    bytes, in order): what a run wrote at an export's path."""
+    path = pathlib.Path(path)
+    if path.is_file():
+        return "sha256:" + file_digest(path)
+    listing = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        listing.update(f"{file.relative_to(path).as_posix()}\0{file_digest(file)}\n".encode())
+    return "sha256:" + listing.hexdigest()
+
+
+def file_digest(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_unit(target: Mapping[str, Any], path: str | os.PathLike) -> pathlib.Path:
+    """What an export target writes under `path` as one piece: the file or folder, or
+    for a SavedModel its version folder (`path/<version>`)."""
+    path = pathlib.Path(path)
+    return path / str(target["version"]) if target["format"] == "saved_model" else path
+
+
+def provenance(target: Mapping[str, Any], run_dir: pathlib.Path) -> dict[str, Any]:
+    """Where the checked export came from: `changed` when the run's own copy is no
+    longer what the run wrote, and `published`: whether the spec's path still holds
+    this run's export (`current`), else which later run replaced it and a `note` that
+    says so. Nothing for the records of older runs, which kept no digest."""
+    digest, published = target.get("digest"), target.get("published")
+    if not digest or not published:
+        return {}
+    own, at = export_unit(target, target["path"]), export_unit(target, published)
+    out: dict[str, Any] = {}
+    if own.exists() and tree_digest(own) != digest:
+        out["changed"] = True
+    where = (f"{target['format']} {target['spec_path']}: the "
+             f"{'folder' if own.is_dir() else 'file'} at {at}")
+    checked = f"this run's own copy, the one checked, is {own}"
+    now = tree_digest(at) if at.exists() else None
+    if now == digest:
+        out["published"] = {"path": str(at), "current": True}
+    elif now is None:
+        out["published"] = {"path": str(at), "current": False,
+                            "note": f"{where} is gone; {checked}"}
+    else:
+        by = replaced_by(published, now, run_dir)
+        who = (f"was replaced by run {by} after this run" if by else
+               "was changed after this run, not by a run beside it")
+        out["published"] = {"path": str(at), "current": False,
+                            "replaced_by": str(by) if by else None,
+                            "note": f"{where} {who} (digest differs); {checked}"}
+    return out
+
+
+def replaced_by(published: str, digest: str, run_dir: pathlib.Path) -> pathlib.Path | None:
+    """The run that wrote `digest` at `published`: one beside `run_dir` (newest first),
+    else one of any name in its runs folder (`runs/<name>/<time>/`); None when none did."""
+    here = run_dir.absolute()
+    siblings = sorted(here.parent.glob("*/exports.json"), key=_mtime, reverse=True)
+    others = sorted(here.parent.parent.glob("*/*/exports.json"), key=_mtime, reverse=True)
+    for record in [*siblings, *others]:
+        if record.parent.resolve() == here.resolve():
+            continue
+        try:
+            targets = json.loads(record.read_text(encoding="utf-8"))["targets"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # not a run's record
+        if any(isinstance(t, dict) and t.get("published") == published
+               and t.get("digest") == digest for t in targets):
+            return record.parent
+    return None
+
+
+def _mtime(path: pathlib.Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def not_written(target: Mapping[str, Any]) -> dict[str, Any]:
+    """The report of a target that `export_all` recorded as not written: a failure."""
+    first = (target["error"].strip().splitlines() or ["?"])[0]
+    return {"format": target["format"], "written": False, "passed": False,
+            "error": target["error"],
+            "message": f"{target['format']} {target['spec_path']} was not written: {first}"}
 
 
 class ExportMismatch(AssertionError):
@@ -153,10 +275,8 @@ def run_tflite(target: Mapping[str, Any], inputs: Arrays, outputs: Sequence[str]
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
-        raise ImportError(
-            "checking a tflite export runs it in LiteRT: pip install 'tfspec[tflite]' "
-            "(ai-edge-litert)"
-        ) from None
+        raise ImportError("checking a tflite export runs it in LiteRT: "
+                          + install_advice("tflite", "ai-edge-litert")) from None
     return without_litert_info(lambda: tflite_answers(Interpreter(target["path"]), inputs))
 
 
@@ -220,8 +340,10 @@ def run_tfjs(target: Mapping[str, Any], inputs: Arrays, outputs: Sequence[str]) 
     if done.returncode:
         why = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "no output"
         if "Cannot find module '@tensorflow/tfjs'" in done.stderr:
-            why = ("@tensorflow/tfjs is not installed: run tools/install-tfjs, or set "
-                   "NODE_PATH to the node_modules that holds it")
+            how = (f"npm ci --prefix {PREDICT_JS.parent}" if VENDORED else
+                   "run tools/install-tfjs")
+            why = (f"@tensorflow/tfjs is not installed: {how}, or set NODE_PATH to the "
+                   "node_modules that holds it")
         raise RuntimeError(f"TF.js in Node.js could not run the export: {why}")
     answers = json.loads(done.stdout)
     return {name: np.asarray(value["data"], dtype="float32").reshape(value["shape"])
@@ -233,13 +355,16 @@ def run_onnx(target: Mapping[str, Any], inputs: Arrays, outputs: Sequence[str]) 
     try:
         import onnxruntime
     except ImportError:
-        raise ImportError(
-            "checking an onnx export runs it in onnxruntime: pip install 'tfspec[onnx]'"
-        ) from None
+        raise ImportError("checking an onnx export runs it in onnxruntime: "
+                          + install_advice("onnx", "onnxruntime")) from None
     session = onnxruntime.InferenceSession(target["path"],
                                            providers=["CPUExecutionProvider"])
     names = [output.name for output in session.get_outputs()]
-    feed = {item.name: inputs[item.name] for item in session.get_inputs()}
+    # the batch keeps strings as bytes, which onnxruntime misreads (a lookup then finds
+    # no token): it takes text, as a client sends it
+    feed = {item.name: np.char.decode(inputs[item.name], "utf-8").astype(object)
+            if inputs[item.name].dtype.kind == "S" else inputs[item.name]
+            for item in session.get_inputs()}
     return dict(zip(names, session.run(names, feed), strict=True))
 
 

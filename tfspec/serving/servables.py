@@ -135,12 +135,18 @@ def _versions(base: Path) -> dict[int, Path]:
 
 
 def _from_run(run_dir: Path, name: str | None) -> Export:
-    """The first `saved_model` target that a run's `exports.json` lists."""
+    """The first `saved_model` target that a run's `exports.json` lists as written (a
+    target whose export failed is recorded with `"written": false`)."""
     record_file = run_dir / "exports.json"
     try:
         record = json.loads(record_file.read_text(encoding="utf-8"))
-        targets = record["targets"]
-        target = next(t for t in targets if t.get("format") == "saved_model")
+        targets = [t for t in record["targets"] if t.get("format") == "saved_model"]
+        written = [t for t in targets if t.get("written", True) is not False]
+        if targets and not written:
+            why = (str(targets[0].get("error")).splitlines() or ["?"])[0]
+            raise ServeError(f"{record_file}: its saved_model export was not written (the "
+                             f"export failed: {why})")
+        target = next(iter(written))
         base = Path(target["path"])
     except StopIteration:
         raise ServeError(f"{record_file} lists no saved_model export") from None

@@ -8,9 +8,19 @@ import sys
 
 import keras
 
-from tfspec.runtime import backup, data, distribute, export, seeds, training, transfer, verify
+from tfspec.runtime import (
+    backup,
+    data,
+    distribute,
+    export,
+    script,
+    seeds,
+    training,
+    transfer,
+    verify,
+)
 
-# Paths in the spec are relative to the spec's folder.
+# Paths in the spec are relative to the spec's folder (run by hand: --spec-dir DIR).
 SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
 # The epoch being trained: the training data's order and augmentation follow it.
@@ -73,6 +83,16 @@ def check_data(model, dataset, losses):
 CHECKPOINT_DIR = str(SPEC_DIR / "runs" / "iris-finetune" / "checkpoints")
 
 
+def experiment():
+    """What this run is: a killed run resumes only from the backup of the same spec,
+    params and data files (their sizes and times)."""
+    return backup.Experiment(
+        {"data": "73c50c91", "model": "000fef27", "train": "c5f1152e"},
+        params={"fine_tune": FINE_TUNE, "lr": LR},
+        data=[SPEC_DIR / "data/iris.csv"],
+    )
+
+
 def make_optimizer():
     """The optimizer, created inside the strategy scope by `compile_model`."""
     return keras.optimizers.Adam(learning_rate=LR)
@@ -92,7 +112,8 @@ def compile_model(model, batches=-1):
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
-        backup.BackgroundBackupAndRestore(CHECKPOINT_DIR),  # resume if killed
+        # a killed run of the same experiment resumes from it
+        backup.BackgroundBackupAndRestore(CHECKPOINT_DIR, experiment=experiment()),
         seeds.DataEpoch(EPOCH),  # the data's order and augmentation
     ]
 
@@ -139,16 +160,18 @@ def main(run_dir=".", verbose="auto"):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else ".")
+    # python <this file> [RUN_DIR] [--spec-dir DIR]: errors in one line, exit status 1
+    run_dir, SPEC_DIR = script.arguments(SPEC_DIR)
+    sys.exit(script.run(main, run_dir, SPEC_DIR))
 
 
 # Where each line of this program comes from in the spec (generated line:
 # spec line:column), so that errors can point at the spec.
 TFSPEC_SPEC = "examples/iris_finetune.tfspec"
 TFSPEC_LINES = (
-    "20:6:19 21:7:12 28:29:10 33:16:3 34:19:14 35:19:14 36:19:14 37:19:14 38:19:14 39:19:14 "
-    "40:24:20 41:15:7 44:10:12 46:10:12 47:10:12 48:11:3 51:10:12 53:10:12 56:10:12 58:10:12 "
-    "61:10:12 64:10:12 67:10:12 69:10:12 76:28:15 78:28:15 81:29:10 84:29:10 85:29:10 86:29:10 "
-    "87:29:10 88:29:10 89:29:10 100:27:1 110:31:12 115:34:1 116:35:3 117:36:3 118:34:1 121:34:1 "
-    "123:34:1 124:34:1 127:34:1 129:34:1 136:34:1 137:34:1"
+    "30:6:19 31:7:12 38:29:10 43:16:3 44:19:14 45:19:14 46:19:14 47:19:14 48:19:14 49:19:14 "
+    "50:24:20 51:15:7 54:10:12 56:10:12 57:10:12 58:11:3 61:10:12 63:10:12 66:10:12 68:10:12 "
+    "71:10:12 74:10:12 77:10:12 79:10:12 96:28:15 98:28:15 101:29:10 104:29:10 105:29:10 106:29:10 "
+    "107:29:10 108:29:10 109:29:10 121:27:1 131:31:12 136:34:1 137:35:3 138:36:3 139:34:1 142:34:1 "
+    "144:34:1 145:34:1 148:34:1 150:34:1 157:34:1 158:34:1"
 )

@@ -8,9 +8,9 @@ import sys
 
 import keras
 
-from tfspec.runtime import backup, data, distribute, export, seeds, training, verify
+from tfspec.runtime import backup, data, distribute, export, script, seeds, training, verify
 
-# Paths in the spec are relative to the spec's folder.
+# Paths in the spec are relative to the spec's folder (run by hand: --spec-dir DIR).
 SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
 # The epoch being trained: the training data's order and augmentation follow it.
@@ -78,6 +78,16 @@ def adapt(model, train):
 CHECKPOINT_DIR = str(SPEC_DIR / "runs" / "iris-mlp" / "checkpoints")
 
 
+def experiment():
+    """What this run is: a killed run resumes only from the backup of the same spec,
+    params and data files (their sizes and times)."""
+    return backup.Experiment(
+        {"data": "d9f7e5c4", "model": "944d0451", "train": "4e8197e1"},
+        params={"hidden": HIDDEN},
+        data=[SPEC_DIR / "data/iris.csv"],
+    )
+
+
 def make_optimizer():
     """The optimizer, created inside the strategy scope by `compile_model`."""
     return keras.optimizers.Adam()
@@ -98,7 +108,8 @@ def compile_model(model, batches=-1):
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
-        backup.BackgroundBackupAndRestore(CHECKPOINT_DIR),  # resume if killed
+        # a killed run of the same experiment resumes from it
+        backup.BackgroundBackupAndRestore(CHECKPOINT_DIR, experiment=experiment()),
         seeds.DataEpoch(EPOCH),  # the data's order and augmentation
     ]
 
@@ -147,7 +158,9 @@ def main(run_dir=".", verbose="auto"):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else ".")
+    # python <this file> [RUN_DIR] [--spec-dir DIR]: errors in one line, exit status 1
+    run_dir, SPEC_DIR = script.arguments(SPEC_DIR)
+    sys.exit(script.run(main, run_dir, SPEC_DIR))
 
 
 # Where each line of this program comes from in the spec (generated line:
@@ -156,7 +169,7 @@ TFSPEC_SPEC = "examples/iris_mlp.tfspec"
 TFSPEC_LINES = (
     "20:5:16 27:24:10 33:15:3 34:11:17 35:16:3 36:17:3 37:18:3 38:19:3 40:14:7 43:8:12 45:8:12 "
     "46:8:12 47:9:3 50:8:12 52:8:12 55:8:12 57:8:12 60:8:12 63:8:12 66:8:12 68:8:12 71:8:12 "
-    "74:11:17 81:23:15 83:23:15 86:24:10 89:24:10 90:24:10 91:24:10 92:24:10 93:24:10 94:24:10 "
-    "95:24:10 106:22:1 118:26:12 123:29:1 124:30:3 125:31:3 126:29:1 129:29:1 131:29:1 132:29:1 "
-    "135:29:1 137:29:1 144:29:1 145:29:1"
+    "74:11:17 91:23:15 93:23:15 96:24:10 99:24:10 100:24:10 101:24:10 102:24:10 103:24:10 "
+    "104:24:10 105:24:10 117:22:1 129:26:12 134:29:1 135:30:3 136:31:3 137:29:1 140:29:1 142:29:1 "
+    "143:29:1 146:29:1 148:29:1 155:29:1 156:29:1"
 )

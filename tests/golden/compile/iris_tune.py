@@ -8,9 +8,9 @@ import sys
 
 import keras
 
-from tfspec.runtime import backup, data, distribute, seeds, training, tuning
+from tfspec.runtime import backup, data, distribute, script, seeds, training, tuning
 
-# Paths in the spec are relative to the spec's folder.
+# Paths in the spec are relative to the spec's folder (run by hand: --spec-dir DIR).
 SPEC_DIR = pathlib.Path(__file__).resolve().parent
 
 # The epoch being trained: the training data's order and augmentation follow it.
@@ -79,6 +79,16 @@ def adapt(model, train):
 CHECKPOINT_DIR = str(SPEC_DIR / "runs" / "iris-tune" / "checkpoints")
 
 
+def experiment():
+    """What this run is: a killed run resumes only from the backup of the same spec,
+    params and data files (their sizes and times)."""
+    return backup.Experiment(
+        {"data": "b9665cd8", "model": "68682243", "train": "e57345e2"},
+        params={"hidden": HIDDEN, "lr": LR, "dropout": DROPOUT},
+        data=[SPEC_DIR / "data/iris.csv"],
+    )
+
+
 def make_optimizer():
     """The optimizer, created inside the strategy scope by `compile_model`."""
     return keras.optimizers.Adam(learning_rate=LR)
@@ -99,7 +109,8 @@ def compile_model(model, batches=-1):
 def make_callbacks():
     """The callbacks of `train`; their paths are relative to the spec."""
     return [
-        backup.BackgroundBackupAndRestore(CHECKPOINT_DIR),  # resume if killed
+        # a killed run of the same experiment resumes from it
+        backup.BackgroundBackupAndRestore(CHECKPOINT_DIR, experiment=experiment()),
         seeds.DataEpoch(EPOCH),  # the data's order and augmentation
     ]
 
@@ -177,7 +188,9 @@ def main(run_dir=".", verbose="auto"):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else ".")
+    # python <this file> [RUN_DIR] [--spec-dir DIR]: errors in one line, exit status 1
+    run_dir, SPEC_DIR = script.arguments(SPEC_DIR)
+    sys.exit(script.run(main, run_dir, SPEC_DIR))
 
 
 # Where each line of this program comes from in the spec (generated line:
@@ -186,8 +199,8 @@ TFSPEC_SPEC = "examples/iris_tune.tfspec"
 TFSPEC_LINES = (
     "20:6:16 21:7:12 22:8:17 29:26:10 35:18:3 36:14:17 37:19:3 38:20:3 39:21:3 41:17:7 44:11:12 "
     "46:11:12 47:11:12 48:12:3 51:11:12 53:11:12 56:11:12 58:11:12 61:11:12 64:11:12 67:11:12 "
-    "69:11:12 72:11:12 75:14:17 82:25:15 84:25:15 87:26:10 90:26:10 91:26:10 92:26:10 93:26:10 "
-    "94:26:10 95:26:10 96:26:10 107:24:1 109:29:10 120:28:12 124:32:1 125:32:1 129:37:3 132:38:14 "
-    "133:39:10 134:40:15 152:28:12 155:32:1 160:32:1 161:32:1 162:32:1 163:32:1 164:32:1 165:32:1 "
-    "166:32:1 167:32:1 168:32:1 169:32:1"
+    "69:11:12 72:11:12 75:14:17 92:25:15 94:25:15 97:26:10 100:26:10 101:26:10 102:26:10 103:26:10 "
+    "104:26:10 105:26:10 106:26:10 118:24:1 120:29:10 131:28:12 135:32:1 136:32:1 140:37:3 "
+    "143:38:14 144:39:10 145:40:15 163:28:12 166:32:1 171:32:1 172:32:1 173:32:1 174:32:1 175:32:1 "
+    "176:32:1 177:32:1 178:32:1 179:32:1 180:32:1"
 )
