@@ -637,7 +637,7 @@ class TrainGenerator:
         w.blank(2)
         w.line(f"def main(run_dir=\".\", verbose={self.verbose()}):")
         with w.indented():
-            w.line('"""Train, evaluate on the test split, save the model and metrics'
+            w.line('"""Train, save the model and metrics, evaluate on the test split'
                    + ('; export, verify."""' if self.exports else '."""'))
             if self.multi_worker:
                 w.line("chief = distribute.is_chief()  # only the chief writes the run directory")

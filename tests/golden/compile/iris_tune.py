@@ -181,7 +181,7 @@ def search(directory, max_trials=None, verbose=0):
 
 
 def main(run_dir=".", verbose="auto"):
-    """Train, evaluate on the test split, save the model and metrics."""
+    """Train, save the model and metrics, evaluate on the test split."""
     model, history, datasets = train(verbose)
     training.save_run(run_dir, model, history, datasets)
     return model

@@ -145,7 +145,7 @@ def train(verbose="auto"):
 
 
 def main(run_dir=".", verbose="auto"):
-    """Train, evaluate on the test split, save the model and metrics."""
+    """Train, save the model and metrics, evaluate on the test split."""
     chief = distribute.is_chief()  # only the chief writes the run directory
     model, history, datasets = train(verbose if chief else 0)
     with distribute.output_dir(run_dir) as where:  # the others: scratch

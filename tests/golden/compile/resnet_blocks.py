@@ -181,7 +181,7 @@ def verify_exports(run_dir):
 
 
 def main(run_dir=".", verbose="auto"):
-    """Train, evaluate on the test split, save the model and metrics; export, verify."""
+    """Train, save the model and metrics, evaluate on the test split; export, verify."""
     model, history, datasets = train(verbose)
     training.save_run(run_dir, model, history, datasets)
     export_all(model, run_dir, datasets)
