@@ -19,7 +19,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tfspec"
 # are the package's face, the top row.
 LAYERS: list[tuple[str, ...]] = [
     ("tfspec",),  # the public API, `python -m tfspec`, the command line (cli.py)
-    ("tfspec.lsp",),  # the language server (shapes come from an inspect worker process)
+    # the language server (shapes come from an inspect worker process); the Python API
+    # and its IPython extension (`tfspec.load`, calling what the command line calls)
+    ("tfspec.lsp", "tfspec.api"),
     ("tfspec.serving", "tfspec.inspect"),  # serve exports; look at built models
     ("tfspec.jobs",),  # load and run compiled programs: run, export, verify, launch
     ("tfspec.codegen",),  # a checked spec -> the program's text

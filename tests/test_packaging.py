@@ -31,6 +31,7 @@ REQUIRED = [
     "tfspec/spec/tfspec.schema.json",
     "tfspec/spec/catalog/layers.json",
     "tfspec/spec/catalog/docs/layers.json",  # Keras's docstring texts for the editor
+    "tfspec/py.typed",  # PEP 561: type checkers read the API's hints
 ]
 
 
@@ -110,6 +111,14 @@ def test_wheel_installs_and_validates_outside_the_repo(tmp_path):
     assert proc.stdout == spec.read_text()
     run([console, "compile", spec, "-o", "job.py"], cwd=work, env=venv_env)
     assert "def build_model(" in (work / "job.py").read_text()
+
+    # the Python API loads and compiles there too, and what needs TensorFlow says so
+    proc = run([python, "-c", "import tfspec; spec = tfspec.load('two_tower.tfspec'); "
+                "print('def build_model(' in spec.program())\n"
+                "try:\n    spec.build_model()\n"
+                "except tfspec.TfspecError as exc:\n    print(exc)"], cwd=work, env=venv_env)
+    assert proc.stdout.splitlines()[0] == "True", proc.stdout
+    assert 'needs TensorFlow' in proc.stdout and 'pip install "tfspec[tf]"' in proc.stdout
 
     # a command that needs TensorFlow says so in one line, exit 1
     for argv in (["run", spec], ["compile", "--check", spec], ["plan", spec],

@@ -75,6 +75,8 @@ class API:
     LOSSES = Export("each output's loss name, for check_data", _DATA)
     adapt = Export("adapt(model, train): fit the layers that learn from data; only where "
                    "the model has some", _DATA, always=False)
+    compile_model = Export("compile_model(model[, batches]): `model.compile` as `train` says",
+                           _TRAIN)
     make_callbacks = Export("make_callbacks() -> the spec's callbacks, a new list each call",
                             _TRAIN)
     main = Export("main(run_dir, verbose=<the spec's>): train, save the run, export, verify",

@@ -44,6 +44,15 @@ def prepare(compiled: Compiled) -> Prepared:
 
     namespace = load_program(compiled)
     model = build_model(compiled, namespace)
+    return Prepared(namespace, model, adapted_datasets(compiled, namespace, model))
+
+
+def adapted_datasets(compiled: Compiled, namespace: dict[str, Any], model: Any
+                     ) -> dict[str, Any]:
+    """The program's batched pipelines, checked against `model`, whose layers that learn
+    from data are adapted on the training split, as the program's `train()` does.
+
+    Raises SpecError: E501 when the data cannot be loaded or cannot feed the model."""
     try:
         raw = namespace[API.load_splits]()
     except Exception as exc:
@@ -52,7 +61,7 @@ def prepare(compiled: Compiled) -> Prepared:
     check(compiled, namespace, model, splits)
     if API.adapt in namespace:  # adapted on the training data as it is: not shuffled
         namespace[API.adapt](model, namespace[API.pipeline](raw["train"], "adapt"))
-    return Prepared(namespace, model, splits)
+    return splits
 
 
 def check(compiled: Compiled, namespace: dict[str, Any], model: Any,

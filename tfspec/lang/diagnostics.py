@@ -11,6 +11,7 @@ JSON, or GitHub Actions annotations.
 from __future__ import annotations
 
 import difflib
+import html
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -205,6 +206,10 @@ class SpecError(TfspecError):
         subclass with partial results, such as `plan`'s, shows them)."""
         return ""
 
+    def _repr_html_(self) -> str:
+        """Jupyter shows the error as its diagnostics, each with its caret."""
+        return render_html(self.diagnostics, self.source)
+
 
 MAX_DIGITS = 100  # longer numbers are certainly mistakes (and slow to convert)
 
@@ -295,6 +300,23 @@ def render_one(diag: Diagnostic, source: str | None) -> str:
 
 def render_text(diags: Iterable[Diagnostic], source: str | None) -> str:
     return "\n\n".join(render_one(d, source) for d in diags)
+
+
+# the colours of a diagnostic's first line in HTML, by severity
+_HTML_COLOURS = {"error": "#c62828", "warning": "#b26a00"}
+
+
+def render_html(diags: Iterable[Diagnostic], source: str | None) -> str:
+    """`render_text` as HTML (for notebooks): each diagnostic a `<pre>` with the source
+    line and its caret, its first line in the severity's colour."""
+    blocks = []
+    for d in diags:
+        head, _, rest = render_one(d, source).partition("\n")
+        colour = _HTML_COLOURS.get(d.severity, "inherit")
+        blocks.append(f'<pre class="tfspec-diagnostic" style="margin:0 0 .6em 0">'
+                      f'<b style="color:{colour}">{html.escape(head)}</b>'
+                      + (f"\n{html.escape(rest)}" if rest else "") + "</pre>")
+    return "".join(blocks)
 
 
 def render_github(diags: Iterable[Diagnostic]) -> str:
