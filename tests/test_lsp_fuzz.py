@@ -16,7 +16,7 @@ import pytest
 import test_fuzz as corpus
 from hypothesis import given
 from hypothesis import strategies as st
-from lsp.harness import Session
+from lsp.harness import Session, offset
 from lsprotocol import types as T
 
 import tfspec
@@ -38,20 +38,6 @@ def _units(line: str) -> int:
 def _lines(text: str) -> list[str]:
     import re
     return re.split(r"\r\n|\r|\n", text)
-
-
-def _offset(text: str, pos: T.Position) -> int:
-    import re
-    starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
-    lines = _lines(text)
-    if pos.line >= len(lines):
-        return len(text)
-    units = 0
-    for i, c in enumerate(lines[pos.line]):
-        if units >= pos.character:
-            return starts[pos.line] + i
-        units += 2 if ord(c) > 0xFFFF else 1
-    return starts[pos.line] + len(lines[pos.line])
 
 
 pieces = st.one_of(
@@ -113,7 +99,7 @@ def test_fuzz_replay(lsp, suffix):
                 a, b = b, a
             new = data.draw(pieces)
             lsp.edit(uri, T.Range(start=a, end=b), new)
-            i, j = _offset(text, a), _offset(text, b)
+            i, j = offset(text, a), offset(text, b)
             text = text[:i] + new + text[j:]
             state["edits"] += 1
             name = data.draw(st.sampled_from(REQUESTS))

@@ -19,7 +19,7 @@ import re
 import time
 
 import pytest
-from lsp.harness import Session
+from lsp.harness import Session, offset
 from lsprotocol import types as T
 
 import tfspec
@@ -58,19 +58,6 @@ def _units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def _offset(text: str, pos: T.Position) -> int:
-    starts = [0] + [m.end() for m in _LINE_END.finditer(text)]
-    lines = _LINE_END.split(text)
-    if pos.line >= len(lines):
-        return len(text)
-    units = 0
-    for i, c in enumerate(lines[pos.line]):
-        if units >= pos.character:
-            return starts[pos.line] + i
-        units += 2 if ord(c) > 0xFFFF else 1
-    return starts[pos.line] + len(lines[pos.line])
-
-
 def _position(text: str, offset: int) -> T.Position:
     before = text[:offset]
     ends = list(_LINE_END.finditer(before))
@@ -85,7 +72,7 @@ def _at(text: str, needle: str, delta: int = 0) -> T.Position:
 def _apply(text: str, edits: list[T.TextEdit]) -> str:
     for e in sorted(edits, key=lambda e: (e.range.start.line, e.range.start.character),
                     reverse=True):
-        a, b = _offset(text, e.range.start), _offset(text, e.range.end)
+        a, b = offset(text, e.range.start), offset(text, e.range.end)
         text = text[:a] + e.new_text + text[b:]
     return text
 
@@ -258,7 +245,7 @@ def _byte_columns(text: str, rng: T.Range) -> T.Range:
 
     def conv(p: T.Position) -> T.Position:
         line = lines[p.line]
-        chars = _offset(text, p) - _offset(text, T.Position(p.line, 0))
+        chars = offset(text, p) - offset(text, T.Position(p.line, 0))
         return T.Position(p.line, len(line[:chars].encode()))
     return T.Range(conv(rng.start), conv(rng.end))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import sys
 import threading
 import time
@@ -28,6 +29,23 @@ MARKER = "‸"  # the cursor in fixture texts
 
 def uri_of(path: str | Path) -> str:
     return Path(path).resolve().as_uri()
+
+
+LINE_END = re.compile(r"\r\n|\r|\n")  # LSP's line ends, and only those
+
+
+def offset(text: str, pos: types.Position) -> int:
+    """The index in `text` of an LSP position (UTF-16 columns, LSP's line ends)."""
+    starts = [0] + [m.end() for m in LINE_END.finditer(text)]
+    lines = LINE_END.split(text)
+    if pos.line >= len(lines):
+        return len(text)
+    units = 0
+    for i, c in enumerate(lines[pos.line]):
+        if units >= pos.character:
+            return starts[pos.line] + i
+        units += 2 if ord(c) > 0xFFFF else 1
+    return starts[pos.line] + len(lines[pos.line])
 
 
 def cursor(text: str, marker: str = MARKER) -> tuple[str, types.Position]:
